@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Idempotent setup for Picket on Debian 12 with Node.js 20:
+#   - Debian packages: BPF toolchain, scanners, Chromium, NATS, peers for benchmarks
+#   - tracefs mounted at /sys/kernel/tracing
+#   - npm ci (skipped when node_modules matches package-lock.json)
+#   - npm run build (BPF objects, addon, TypeScript, console page)
+# Run as root for the apt and mount steps; without root it checks and explains.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+PKGS=(
+  clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make gcc libc6-dev
+  bpftool libbpf-tools linux-perf
+  nmap masscan hping3 iproute2 procps
+  chromium nats-server
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages: ${missing[*]}"
+    log "run this script as root (sudo $0) to install them"
+    exit 1
+  fi
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# tracefs: the loader reads tracepoint formats from it.
+if [ ! -d /sys/kernel/tracing/events ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    mount -t tracefs nodev /sys/kernel/tracing && log "mounted tracefs at /sys/kernel/tracing"
+  else
+    log "tracefs is not mounted; capture needs it: sudo mount -t tracefs nodev /sys/kernel/tracing"
+  fi
+fi
+
+# npm ci only when package-lock.json changed since the last install.
+stamp=node_modules/.picket-lock-sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+log "building"
+npm run --silent build
+log "ready"

@@ -1,0 +1,64 @@
+import * as grpc from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
+import { rootPath } from '../paths.js'
+
+export const PROTO_PATH = rootPath('shared', 'proto', 'collector.proto')
+
+export interface DropCounters {
+  kernel_reserve: number
+  kernel_recursion: number
+  slab_starvation: number
+  spool_eviction: number
+  decode_error: number
+  refused: number
+}
+
+export interface Batch {
+  host_id: string
+  seq: number
+  count: number
+  records: Buffer
+  drops?: Partial<DropCounters>
+  hostname?: string
+  sent_at_ms?: number
+  agent_version?: string
+  captured_total?: number
+}
+
+export const ACK_STATUS = { OK: 'OK', DUPLICATE: 'DUPLICATE', REFUSED: 'REFUSED', RETRY: 'RETRY' } as const
+export type AckStatus = keyof typeof ACK_STATUS
+
+export interface Ack {
+  host_id: string
+  seq: number
+  status: AckStatus
+  code?: number
+  error?: string
+  message?: string
+  limit?: string
+}
+
+let cached: grpc.GrpcObject | undefined
+
+export function loadCollectorPackage (): grpc.GrpcObject {
+  if (cached !== undefined) return cached
+  const def = protoLoader.loadSync(PROTO_PATH, {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  })
+  cached = grpc.loadPackageDefinition(def)
+  return cached
+}
+
+export function collectorService (): grpc.ServiceDefinition {
+  const pkg = loadCollectorPackage() as unknown as { picket: { collector: { v1: { Collector: grpc.ServiceClientConstructor } } } }
+  return pkg.picket.collector.v1.Collector.service
+}
+
+export function collectorClientCtor (): grpc.ServiceClientConstructor {
+  const pkg = loadCollectorPackage() as unknown as { picket: { collector: { v1: { Collector: grpc.ServiceClientConstructor } } } }
+  return pkg.picket.collector.v1.Collector
+}
