@@ -76,9 +76,6 @@ enum picket_counter {
 	PICKET_CNT_RESET_RESERVE_FAIL,
 	PICKET_CNT_ICMP_MATCHED,
 	PICKET_CNT_ICMP_RESERVE_FAIL,
-	PICKET_CNT_STATE_SEEN,         /* every hit of the tracepoint, before filtering */
-	PICKET_CNT_RESET_SEEN,
-	PICKET_CNT_ICMP_SEEN,
 	PICKET_CNT_READ_FAIL,          /* bpf_probe_read_kernel of the tracepoint record failed */
 	PICKET_CNT_MAX,
 };

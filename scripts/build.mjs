@@ -29,7 +29,11 @@ const steps = {
   addon: () => {
     const gyp = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')
     const configured = existsSync(join(root, 'bpf', 'addon', 'build', 'Makefile'))
-    if (!configured) run('addon configure', process.execPath, [gyp, 'configure', '--silent'], { cwd: join(root, 'bpf', 'addon') })
+    // Use the headers that ship with this Node (Debian/NodeSource put them
+    // in <prefix>/include/node); node-gyp would otherwise try to download them.
+    const prefix = dirname(dirname(process.execPath))
+    const nodedir = existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? ['--nodedir=' + prefix] : []
+    if (!configured) run('addon configure', process.execPath, [gyp, 'configure', '--silent', ...nodedir], { cwd: join(root, 'bpf', 'addon') })
     run('addon', process.execPath, [gyp, 'build', '--silent'], { cwd: join(root, 'bpf', 'addon') })
   },
   ts: () => run('typescript', process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']),

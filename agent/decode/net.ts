@@ -111,6 +111,8 @@ function decodeOne (buf: Uint8Array, dv: DataView, p: number, kind: number, ctx:
   // only syscall-context transitions (connect, listen) run in the owning
   // process; softirq-context events carry whatever task was interrupted
   let processKnown = false
+  // a listening socket has one endpoint: the local one, the would-be responder
+  let listener = false
   switch (kind) {
     case KIND.NET_STATE: {
       const oldstate = buf[p + NET_EVENT.oldstate]
@@ -126,11 +128,13 @@ function decodeOne (buf: Uint8Array, dv: DataView, p: number, kind: number, ctx:
       } else if (newstate === TCP.LISTEN) {
         f.activityId = NET_ACTIVITY.LISTEN
         f.directionId = DIRECTION.UNKNOWN
+        listener = true
         processKnown = true
       } else if (newstate === TCP.CLOSE) {
         f.activityId = NET_ACTIVITY.CLOSE
         if (kdir === KDIR.INBOUND) { f.directionId = DIRECTION.INBOUND; inbound = true } else if (kdir === KDIR.OUTBOUND) f.directionId = DIRECTION.OUTBOUND
-        else f.assignmentKnown = oldstate === TCP.LISTEN
+        else if (oldstate === TCP.LISTEN) listener = true
+        else f.assignmentKnown = false
         const durNs = dv.getUint32(p + NET_EVENT.duration_ns + 4, true) * 4294967296 + dv.getUint32(p + NET_EVENT.duration_ns, true)
         if (durNs > 0) f.durationMs = Math.round(durNs / 1e6)
       } else {
@@ -155,7 +159,10 @@ function decodeOne (buf: Uint8Array, dv: DataView, p: number, kind: number, ctx:
         f.assignmentKnown = false
         f.statusDetail = `TCP RST sent (${reasonName})`
       }
-      if (keepRaw) f.unmapped = { rst_reason: reasonName, sk_state: TCP_STATE_NAME[buf[p + NET_EVENT.oldstate]] ?? buf[p + NET_EVENT.oldstate] }
+      if (keepRaw) {
+        const sk = buf[p + NET_EVENT.oldstate]
+        f.unmapped = sk === 0 ? { rst_reason: reasonName } : { rst_reason: reasonName, sk_state: TCP_STATE_NAME[sk] ?? sk }
+      }
       break
     }
     case KIND.NET_ICMP: {
@@ -171,6 +178,8 @@ function decodeOne (buf: Uint8Array, dv: DataView, p: number, kind: number, ctx:
   }
   if (inbound) {
     f.srcIp = rip; f.srcPort = rport; f.dstIp = lip; f.dstPort = lport
+  } else if (listener) {
+    f.srcIp = undefined; f.srcPort = 0; f.dstIp = lip; f.dstPort = lport
   }
   if (processKnown && tgid !== 0) {
     f.pid = tgid

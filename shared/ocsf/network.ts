@@ -20,7 +20,9 @@ export interface NetFields {
   /** IANA protocol number, 0 if unknown */
   protocolNum: number
   ipVersion: 4 | 6
-  srcIp: string
+  /** absent for events with one endpoint only (Listen) */
+  srcIp?: string
+  /** 0 = not known yet (a connect() before its port is bound): omitted */
   srcPort: number
   dstIp: string
   dstPort: number
@@ -72,8 +74,7 @@ export function makeNetworkActivity (f: NetFields, metadata: OcsfMetadata, devic
     time: f.timeMs,
     metadata,
     device,
-    src_endpoint: { ip: f.srcIp, port: f.srcPort },
-    dst_endpoint: { ip: f.dstIp, port: f.dstPort },
+    dst_endpoint: f.dstPort !== 0 ? { ip: f.dstIp, port: f.dstPort } : { ip: f.dstIp },
     connection_info: {
       direction_id: f.directionId,
       direction: DIRECTION_NAME[f.directionId],
@@ -84,6 +85,7 @@ export function makeNetworkActivity (f: NetFields, metadata: OcsfMetadata, devic
     },
     is_src_dst_assignment_known: f.assignmentKnown,
   }
+  if (f.srcIp !== undefined) rec.src_endpoint = f.srcPort !== 0 ? { ip: f.srcIp, port: f.srcPort } : { ip: f.srcIp }
   if (f.statusDetail !== undefined) rec.status_detail = f.statusDetail
   if (f.durationMs !== undefined) rec.duration = f.durationMs
   if (f.pid !== undefined && f.pid > 0) {

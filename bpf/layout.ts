@@ -1,0 +1,136 @@
+import { release } from 'node:os'
+import { PicketError } from '../shared/errors.js'
+import { ADDR_MODE, NET_CONFIG, OFF_ABSENT, TP_LAYOUT_FIELDS, TP_LAYOUT_SIZEOF, TP_MAX, type TpLayoutField } from '../agent/decode/layout.js'
+import type { TpFormat } from './tracefs.js'
+
+// Turn parsed tracepoint formats into struct picket_net_config (events.h),
+// the read-only data the BPF programs read their field offsets from.
+
+export type TpLayout = Record<TpLayoutField, number>
+
+export interface NetConfig {
+  state: TpLayout
+  reset: TpLayout
+  icmp: TpLayout
+  wakeupBytes: number
+  ignoreTgid: number
+  enableState: boolean
+  enableReset: boolean
+  enableIcmp: boolean
+}
+
+function empty (): TpLayout {
+  const l = {} as TpLayout
+  for (const f of TP_LAYOUT_FIELDS) l[f] = OFF_ABSENT
+  l.record_size = 0
+  l.addr_mode = ADDR_MODE.NONE
+  l.state_size = 4
+  l.pad0 = 0
+  return l
+}
+
+function need (fmt: TpFormat, field: string, sizes: number[]): number {
+  const f = fmt.fields.get(field)
+  const where = `${fmt.category}:${fmt.name}`
+  if (f === undefined) {
+    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT',
+      `tracepoint ${where} on kernel ${release()} has no field '${field}' (fields: ${[...fmt.fields.keys()].filter(k => !k.startsWith('common_')).join(', ')}); this kernel's layout is not supported yet — please report it with the format file`,
+      { tracepoint: where, field, kernel: release() })
+  }
+  if (!sizes.includes(f.size)) {
+    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT',
+      `tracepoint ${where} field '${field}' is ${f.size} bytes on kernel ${release()}, expected ${sizes.join(' or ')}`,
+      { tracepoint: where, field, kernel: release() })
+  }
+  return f.offset
+}
+
+function optional (fmt: TpFormat, field: string, sizes: number[]): number {
+  return fmt.fields.has(field) ? need(fmt, field, sizes) : OFF_ABSENT
+}
+
+function checkSize (fmt: TpFormat, l: TpLayout): TpLayout {
+  if (fmt.recordSize > TP_MAX) {
+    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT', `tracepoint ${fmt.category}:${fmt.name} records are ${fmt.recordSize} bytes on kernel ${release()}, more than the ${TP_MAX} the BPF programs copy`)
+  }
+  l.record_size = fmt.recordSize
+  return l
+}
+
+function splitAddrs (fmt: TpFormat, l: TpLayout): void {
+  l.addr_mode = ADDR_MODE.SPLIT
+  l.family = need(fmt, 'family', [2])
+  l.sport = need(fmt, 'sport', [2])
+  l.dport = need(fmt, 'dport', [2])
+  l.saddr = need(fmt, 'saddr', [4])
+  l.daddr = need(fmt, 'daddr', [4])
+  l.saddr_v6 = need(fmt, 'saddr_v6', [16])
+  l.daddr_v6 = need(fmt, 'daddr_v6', [16])
+}
+
+/** sock:inet_sock_set_state */
+export function stateLayout (fmt: TpFormat): TpLayout {
+  const l = empty()
+  l.skaddr = need(fmt, 'skaddr', [8])
+  l.oldstate = need(fmt, 'oldstate', [4])
+  l.newstate = need(fmt, 'newstate', [4])
+  l.protocol = need(fmt, 'protocol', [2])
+  splitAddrs(fmt, l)
+  return checkSize(fmt, l)
+}
+
+/**
+ * tcp:tcp_send_reset. Since 6.10 it carries `reason` and sockaddr-style
+ * saddr/daddr[28]; before, the split sport/dport/saddr/saddr_v6 form.
+ */
+export function resetLayout (fmt: TpFormat): TpLayout {
+  const l = empty()
+  l.skaddr = need(fmt, 'skaddr', [8])
+  l.oldstate = optional(fmt, 'state', [4])
+  l.reason = optional(fmt, 'reason', [4])
+  const saddr = fmt.fields.get('saddr')
+  if (saddr !== undefined && saddr.size === 28) {
+    l.addr_mode = ADDR_MODE.SOCKADDR
+    l.saddr = need(fmt, 'saddr', [28])
+    l.daddr = need(fmt, 'daddr', [28])
+  } else {
+    splitAddrs(fmt, l)
+  }
+  return checkSize(fmt, l)
+}
+
+/** icmp:icmp_send */
+export function icmpLayout (fmt: TpFormat): TpLayout {
+  const l = empty()
+  l.type = need(fmt, 'type', [4])
+  l.code = need(fmt, 'code', [4])
+  l.saddr = need(fmt, 'saddr', [4])
+  l.daddr = need(fmt, 'daddr', [4])
+  l.sport = need(fmt, 'sport', [2])
+  l.dport = need(fmt, 'dport', [2])
+  l.addr_mode = ADDR_MODE.SPLIT
+  return checkSize(fmt, l)
+}
+
+export function disabledLayout (): TpLayout {
+  return empty()
+}
+
+/** Serialise to the bytes of struct picket_net_config. */
+export function encodeNetConfig (c: NetConfig): Uint8Array {
+  const buf = new Uint8Array(NET_CONFIG.SIZEOF)
+  const dv = new DataView(buf.buffer)
+  const put = (base: number, l: TpLayout): void => {
+    TP_LAYOUT_FIELDS.forEach((f, i) => dv.setUint16(base + 2 * i, l[f], true))
+  }
+  put(NET_CONFIG.state, c.state)
+  put(NET_CONFIG.reset, c.reset)
+  put(NET_CONFIG.icmp, c.icmp)
+  dv.setUint32(NET_CONFIG.wakeup_bytes, c.wakeupBytes, true)
+  dv.setUint32(NET_CONFIG.ignore_tgid, c.ignoreTgid, true)
+  buf[NET_CONFIG.enable_state] = c.enableState ? 1 : 0
+  buf[NET_CONFIG.enable_reset] = c.enableReset ? 1 : 0
+  buf[NET_CONFIG.enable_icmp] = c.enableIcmp ? 1 : 0
+  if (TP_LAYOUT_FIELDS.length * 2 !== TP_LAYOUT_SIZEOF) throw new Error('TP_LAYOUT_FIELDS out of step with TP_LAYOUT_SIZEOF')
+  return buf
+}

@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Picket network capture: three tracepoints, one ring buffer (NET_EVENTS).
+ *
+ * Why these hooks. A port scan mostly never creates a socket:
+ *
+ *   SYN/FIN/NULL/Xmas probe to a closed port
+ *     tcp_v{4,6}_rcv -> no socket -> tcp_v4_send_reset(NULL, skb)
+ *       -> trace_tcp_send_reset(sk=NULL, reason=NO_SOCKET)     [tcp:tcp_send_reset]
+ *   UDP probe to a closed port
+ *     __udp4_lib_rcv -> no socket -> icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)
+ *       -> trace_icmp_send(type 3, code 3)                      [icmp:icmp_send]
+ *   full handshake to an open port (connect scan, real clients)
+ *     tcp_rcv_state_process: SYN_RECV -> ESTABLISHED            [sock:inet_sock_set_state]
+ *
+ * SYN_RECV itself is set while the child socket is being cloned, before its
+ * addresses are filled in, so an inbound connection is reported at the
+ * SYN_RECV -> ESTABLISHED transition, where its 4-tuple is complete.
+ *
+ * No BTF and no compiled-in offsets: the loader parses each tracepoint's
+ * format file from tracefs and writes the offsets into `cfg` (.rodata) before
+ * load. The verifier refuses ctx dereferences at offsets taken from read-only
+ * data ("dereference of modified ctx ptr"), so each handler copies the raw
+ * record to the stack once and reads fields from the copy.
+ *
+ * Wakeups are what cost the monitored host most: records are submitted with
+ * BPF_RB_NO_WAKEUP and user space drains on a short timer; a wakeup is forced
+ * only when the ring holds more than cfg.wakeup_bytes.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "events.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_CLOSE 7
+#define TCP_LISTEN 10
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct picket_net_config cfg = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by the loader */
+} NET_EVENTS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PICKET_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Direction and start time of sockets seen opening, so CLOSE can say which
+ * way the connection went and how long it lived. LRU: never full, never leaks. */
+struct sock_info {
+	__u64 open_ns;
+	__u8 direction;
+	__u8 pad[7];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} socks SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+/* Field readers over the stack copy. Offsets come from .rodata, which the
+ * verifier sees as constants, so every bounds check below is resolved at load. */
+static __always_inline __u32 rd_u32(const __u8 *buf, __u16 off, __u16 size)
+{
+	__u32 v = 0;
+
+	if (off > PICKET_TP_MAX - 4)
+		return 0;
+	if (size == 1)
+		return buf[off];
+	if (size == 2) {
+		__u16 h;
+		__builtin_memcpy(&h, buf + off, 2);
+		return h;
+	}
+	__builtin_memcpy(&v, buf + off, 4);
+	return v;
+}
+
+static __always_inline __u16 rd_u16(const __u8 *buf, __u16 off)
+{
+	__u16 v = 0;
+
+	if (off > PICKET_TP_MAX - 2)
+		return 0;
+	__builtin_memcpy(&v, buf + off, 2);
+	return v;
+}
+
+static __always_inline __u64 rd_u64(const __u8 *buf, __u16 off)
+{
+	__u64 v = 0;
+
+	if (off > PICKET_TP_MAX - 8)
+		return 0;
+	__builtin_memcpy(&v, buf + off, 8);
+	return v;
+}
+
+static __always_inline void rd_bytes(__u8 *dst, const __u8 *buf, __u16 off, __u32 n)
+{
+	if (off > PICKET_TP_MAX - 16)
+		return;
+	if (n == 4)
+		__builtin_memcpy(dst, buf + off, 4);
+	else
+		__builtin_memcpy(dst, buf + off, 16);
+}
+
+static __always_inline __u16 bswap16(__u16 v)
+{
+	return (v << 8) | (v >> 8);
+}
+
+/* A sockaddr_in / sockaddr_in6 as the 6.10+ tcp_send_reset stores it. */
+static __always_inline __u16 rd_sockaddr(const __u8 *buf, __u16 off, __u8 *addr, __u16 *port)
+{
+	__u16 family;
+
+	if (off > PICKET_TP_MAX - 28)
+		return 0;
+	family = rd_u16(buf, off);
+	*port = bswap16(rd_u16(buf, off + 2));
+	if (family == AF_INET)
+		__builtin_memcpy(addr, buf + off + 4, 4);
+	else if (family == AF_INET6)
+		__builtin_memcpy(addr, buf + off + 8, 16);
+	return family;
+}
+
+static __always_inline void fill_header(struct picket_net_event *e, __u16 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	e->hdr.kind = kind;
+	e->hdr.size = sizeof(*e);
+	e->hdr.cpu = bpf_get_smp_processor_id();
+	e->hdr.boot_ns = bpf_ktime_get_boot_ns();
+	e->hdr.pid = (__u32)id;
+	e->hdr.tgid = id >> 32;
+	bpf_get_current_comm(&e->hdr.comm, sizeof(e->hdr.comm));
+}
+
+static __always_inline void submit(struct picket_net_event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&NET_EVENTS, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline struct picket_net_event *reserve(__u32 matched, __u32 failed)
+{
+	struct picket_net_event *e;
+
+	count(matched);
+	e = bpf_ringbuf_reserve(&NET_EVENTS, sizeof(*e), 0);
+	if (!e) {
+		count(failed);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	return e;
+}
+
+/* Copy the tracepoint record to the stack: n is a verifier-known constant. */
+#define COPY_CTX(buf, layout, ctx)                                        \
+	({                                                                 \
+		__u32 __n = (layout).record_size;                          \
+		int __ok = 1;                                              \
+		if (__n == 0 || __n > PICKET_TP_MAX) {                     \
+			__ok = 0;                                          \
+		} else if (bpf_probe_read_kernel(buf, __n, ctx)) {         \
+			count(PICKET_CNT_READ_FAIL);                       \
+			__ok = 0;                                          \
+		}                                                          \
+		__ok;                                                      \
+	})
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int picket_state(void *ctx)
+{
+	__u8 buf[PICKET_TP_MAX] = {};
+	struct picket_net_event *e;
+	struct sock_info si = {}, *found;
+	__u32 oldstate, newstate;
+	__u8 dir = PICKET_DIR_UNKNOWN;
+	__u64 sk, now, duration = 0;
+	__u16 family;
+
+	if (!cfg.enable_state || !COPY_CTX(buf, cfg.state, ctx))
+		return 0;
+	if (rd_u32(buf, cfg.state.protocol, 2) != IPPROTO_TCP)
+		return 0;
+	newstate = rd_u32(buf, cfg.state.newstate, cfg.state.state_size);
+	oldstate = rd_u32(buf, cfg.state.oldstate, cfg.state.state_size);
+	sk = rd_u64(buf, cfg.state.skaddr);
+	now = bpf_ktime_get_boot_ns();
+
+	switch (newstate) {
+	case TCP_SYN_SENT:
+		dir = PICKET_DIR_OUTBOUND;
+		break;
+	case TCP_ESTABLISHED:
+		if (oldstate != TCP_SYN_RECV)
+			return 0; /* outbound: already reported at SYN_SENT */
+		dir = PICKET_DIR_INBOUND;
+		break;
+	case TCP_LISTEN:
+		dir = PICKET_DIR_LOCAL;
+		break;
+	case TCP_CLOSE:
+		found = bpf_map_lookup_elem(&socks, &sk);
+		if (found) {
+			dir = found->direction;
+			duration = now - found->open_ns;
+			bpf_map_delete_elem(&socks, &sk);
+		} else if (oldstate == TCP_LISTEN) {
+			dir = PICKET_DIR_LOCAL;
+		}
+		break;
+	default:
+		return 0;
+	}
+	if (newstate == TCP_SYN_SENT || newstate == TCP_ESTABLISHED) {
+		si.open_ns = now;
+		si.direction = dir;
+		bpf_map_update_elem(&socks, &sk, &si, BPF_ANY);
+	}
+	if (cfg.ignore_tgid && (bpf_get_current_pid_tgid() >> 32) == cfg.ignore_tgid)
+		return 0;
+
+	e = reserve(PICKET_CNT_STATE_MATCHED, PICKET_CNT_STATE_RESERVE_FAIL);
+	if (!e)
+		return 0;
+	fill_header(e, PICKET_EV_NET_STATE);
+	family = rd_u16(buf, cfg.state.family);
+	e->family = family;
+	e->protocol = IPPROTO_TCP;
+	e->direction = dir;
+	e->oldstate = oldstate;
+	e->newstate = newstate;
+	e->lport = rd_u16(buf, cfg.state.sport);
+	e->rport = rd_u16(buf, cfg.state.dport);
+	if (family == AF_INET6) {
+		rd_bytes(e->laddr, buf, cfg.state.saddr_v6, 16);
+		rd_bytes(e->raddr, buf, cfg.state.daddr_v6, 16);
+	} else {
+		rd_bytes(e->laddr, buf, cfg.state.saddr, 4);
+		rd_bytes(e->raddr, buf, cfg.state.daddr, 4);
+	}
+	e->reason = PICKET_RST_REASON_UNKNOWN;
+	e->sock = sk;
+	e->duration_ns = duration;
+	submit(e);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int picket_reset(void *ctx)
+{
+	__u8 buf[PICKET_TP_MAX] = {};
+	struct picket_net_event *e;
+	__u32 reason = PICKET_RST_REASON_UNKNOWN;
+	__u64 sk;
+	int no_socket;
+
+	if (!cfg.enable_reset || !COPY_CTX(buf, cfg.reset, ctx))
+		return 0;
+	sk = rd_u64(buf, cfg.reset.skaddr);
+	if (cfg.reset.reason != PICKET_OFF_ABSENT)
+		reason = rd_u32(buf, cfg.reset.reason, 4);
+	/* Kernels before 6.10 carry no reason: no socket means no listener. */
+	no_socket = reason == PICKET_RST_REASON_UNKNOWN ? sk == 0 : reason == PICKET_RST_REASON_NO_SOCKET;
+
+	e = reserve(PICKET_CNT_RESET_MATCHED, PICKET_CNT_RESET_RESERVE_FAIL);
+	if (!e)
+		return 0;
+	fill_header(e, PICKET_EV_NET_RESET);
+	e->protocol = IPPROTO_TCP;
+	e->direction = no_socket ? PICKET_DIR_INBOUND : PICKET_DIR_UNKNOWN;
+	if (cfg.reset.oldstate != PICKET_OFF_ABSENT)
+		e->oldstate = rd_u32(buf, cfg.reset.oldstate, cfg.reset.state_size);
+	e->reason = reason;
+	e->sock = sk;
+	/* The tracepoint already reversed the 4-tuple of the offending packet:
+	 * saddr is this host (the RST's source), daddr the peer. */
+	if (cfg.reset.addr_mode == PICKET_ADDR_SOCKADDR) {
+		e->family = rd_sockaddr(buf, cfg.reset.saddr, e->laddr, &e->lport);
+		rd_sockaddr(buf, cfg.reset.daddr, e->raddr, &e->rport);
+	} else if (cfg.reset.addr_mode == PICKET_ADDR_SPLIT) {
+		e->family = rd_u16(buf, cfg.reset.family);
+		e->lport = rd_u16(buf, cfg.reset.sport);
+		e->rport = rd_u16(buf, cfg.reset.dport);
+		if (e->family == AF_INET6) {
+			rd_bytes(e->laddr, buf, cfg.reset.saddr_v6, 16);
+			rd_bytes(e->raddr, buf, cfg.reset.daddr_v6, 16);
+		} else {
+			rd_bytes(e->laddr, buf, cfg.reset.saddr, 4);
+			rd_bytes(e->raddr, buf, cfg.reset.daddr, 4);
+		}
+	}
+	submit(e);
+	return 0;
+}
+
+SEC("tracepoint/icmp/icmp_send")
+int picket_icmp(void *ctx)
+{
+	__u8 buf[PICKET_TP_MAX] = {};
+	struct picket_net_event *e;
+	__u32 type, code;
+
+	if (!cfg.enable_icmp || !COPY_CTX(buf, cfg.icmp, ctx))
+		return 0;
+	type = rd_u32(buf, cfg.icmp.type, 4);
+	if (type != 3) /* only destination unreachable answers a probe */
+		return 0;
+	code = rd_u32(buf, cfg.icmp.code, 4);
+
+	e = reserve(PICKET_CNT_ICMP_MATCHED, PICKET_CNT_ICMP_RESERVE_FAIL);
+	if (!e)
+		return 0;
+	fill_header(e, PICKET_EV_NET_ICMP);
+	e->family = AF_INET;
+	e->direction = PICKET_DIR_INBOUND;
+	e->icmp_type = type;
+	e->icmp_code = code;
+	e->reason = PICKET_RST_REASON_UNKNOWN;
+	/* The tracepoint describes the offending datagram: its source is the
+	 * prober, its destination this host; ports are 0 unless it was UDP. */
+	rd_bytes(e->raddr, buf, cfg.icmp.saddr, 4);
+	rd_bytes(e->laddr, buf, cfg.icmp.daddr, 4);
+	e->rport = rd_u16(buf, cfg.icmp.sport);
+	e->lport = rd_u16(buf, cfg.icmp.dport);
+	e->protocol = (e->rport || e->lport) ? IPPROTO_UDP : 0;
+	submit(e);
+	return 0;
+}
