@@ -11,8 +11,8 @@ import { sourceInfo } from './source-info.js'
 // (records, drops) goes to stderr at exit.
 
 const SPECS: OptSpec[] = [
-  { name: 'duration', type: 'duration', help: 'stop after this long (e.g. 10s); default: until Ctrl-C', min: 1 },
-  { name: 'count', type: 'int', help: 'stop after printing this many records', min: 1 },
+  { name: 'duration', type: 'duration', env: false, help: 'stop after this long (e.g. 10s); default: until Ctrl-C', min: 1 },
+  { name: 'count', type: 'int', env: false, help: 'stop after printing this many records', min: 1 },
   { name: 'class', type: 'enum', choices: ['network'], default: 'network', help: 'event class to capture' },
   { name: 'host-id', type: 'string', help: 'host id to stamp on records (default /etc/machine-id)' },
   { name: 'ring-bytes', type: 'bytes', default: '8MiB', help: 'NET_EVENTS ring buffer size (power of two)', min: 4096 },

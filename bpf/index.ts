@@ -4,7 +4,7 @@ import { rootPath } from '../shared/paths.js'
 import { COUNTER } from '../agent/decode/layout.js'
 import { loadAddon, type NativeBpf, type ObjHandle, type RingHandle } from './addon.js'
 import { disabledLayout, encodeNetConfig, icmpLayout, resetLayout, stateLayout, type NetConfig } from './layout.js'
-import { findTracefs, parseSymbolic, readFormat } from './tracefs.js'
+import { findTracefs, parseSymbolic, readFormat, type TpFormat } from './tracefs.js'
 import type { DrainResult, KernelCounters, KernelDecodeInfo, ProgStats, RingSource } from './types.js'
 
 export type { DrainResult, KernelCounters, KernelDecodeInfo, ProgStats, RingSource } from './types.js'
@@ -24,6 +24,12 @@ export interface NetProbeOptions {
   objectPath?: string
   /** don't report this process's own sockets */
   ignoreTgid?: number
+  /**
+   * Attach a program to a differently named tracepoint (kernels rename them:
+   * before 4.16 the state tracepoint was tcp:tcp_set_state). Its format must
+   * still carry the fields the program reads.
+   */
+  tracepoints?: Partial<Record<'state' | 'reset' | 'icmp', { category: string, name: string }>>
 }
 
 interface ProgSpec { key: 'state' | 'reset' | 'icmp', prog: string, category: string, name: string }
@@ -51,7 +57,9 @@ function validate (o: NetProbeOptions): Required<Pick<NetProbeOptions, 'ringByte
 function wrapNative (err: unknown, what: string): PicketError {
   const e = err as Error & { errno?: number, step?: string }
   const errno = e.errno ?? 0
-  if (errno === 1 /* EPERM */ || errno === 13 /* EACCES */) {
+  // the verifier answers EACCES (or EINVAL) for a program it refuses; only
+  // EPERM, or EACCES outside load, means we lack privileges
+  if (errno === 1 /* EPERM */ || (errno === 13 /* EACCES */ && e.step !== 'load')) {
     return new PicketError('PICKET_ERR_BPF_PRIVILEGE',
       `${what}: permission denied — capture needs root, or the capabilities CAP_BPF and CAP_PERFMON (rerun with sudo, or grant them: setcap cap_bpf,cap_perfmon+ep $(readlink -f $(which node)))`,
       { step: e.step, errno })
@@ -98,9 +106,11 @@ export class NetProbe {
       enableState: want.state, enableReset: want.reset, enableIcmp: want.icmp,
     }
     let decodeInfo: KernelDecodeInfo = { rstReasons: {}, noSocketReason: 1 }
-    if (want.state) config.state = stateLayout(readFormat(tracefs, 'sock', 'inet_sock_set_state'))
+    const tp = (key: ProgSpec['key']): { category: string, name: string } => opts.tracepoints?.[key] ?? NET_PROGRAMS.find(p => p.key === key)!
+    const fmtOf = (key: ProgSpec['key']): TpFormat => { const { category, name } = tp(key); return readFormat(tracefs, category, name) }
+    if (want.state) config.state = stateLayout(fmtOf('state'))
     if (want.reset) {
-      const fmt = readFormat(tracefs, 'tcp', 'tcp_send_reset')
+      const fmt = fmtOf('reset')
       config.reset = resetLayout(fmt)
       const rstReasons = parseSymbolic(fmt.printFmt, 'reason')
       const noSocket = Object.entries(rstReasons).find(([, n]) => n === 'NO_SOCKET')
@@ -110,7 +120,7 @@ export class NetProbe {
         throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT', `tcp:tcp_send_reset on kernel ${release()} numbers NO_SOCKET as ${noSocket[0]}, not 1; this kernel is not supported yet`)
       }
     }
-    if (want.icmp) config.icmp = icmpLayout(readFormat(tracefs, 'icmp', 'icmp_send'))
+    if (want.icmp) config.icmp = icmpLayout(fmtOf('icmp'))
     return { config, decodeInfo, ringBytes }
   }
 
@@ -132,8 +142,17 @@ export class NetProbe {
       for (const p of NET_PROGRAMS) {
         const enabled = p.key === 'state' ? config.enableState : p.key === 'reset' ? config.enableReset : config.enableIcmp
         if (!enabled) continue
-        native.attachTracepoint(handle, p.prog, p.category, p.name)
-        attached.push(`${p.category}:${p.name}`)
+        const { category, name } = opts.tracepoints?.[p.key] ?? p
+        try {
+          native.attachTracepoint(handle, p.prog, category, name)
+        } catch (err) {
+          const e = err as Error & { errno?: number }
+          if (e.errno === 2 /* ENOENT */) {
+            throw new PicketError('PICKET_ERR_TRACEPOINT_MISSING', `cannot attach ${p.prog}: tracepoint ${category}:${name} does not exist on kernel ${release()}`, { tracepoint: `${category}:${name}`, kernel: release() })
+          }
+          throw err
+        }
+        attached.push(`${category}:${name}`)
       }
       const ringFd = native.mapFd(handle, 'NET_EVENTS')
       return new NetProbe(native, handle, ringFd, ringBytes, decodeInfo, attached, config)

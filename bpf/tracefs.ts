@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { release } from 'node:os'
 import { join } from 'node:path'
 import { PicketError } from '../shared/errors.js'
@@ -39,7 +39,17 @@ export function findTracefs (explicit?: string): string {
     if (existsSync(join(explicit, 'events'))) return explicit
     throw new PicketError('PICKET_ERR_TRACEFS', `no tracepoint formats under ${explicit}/events; point --tracefs at a mounted tracefs (usually /sys/kernel/tracing)`)
   }
-  for (const dir of TRACEFS_CANDIDATES) if (existsSync(join(dir, 'events'))) return dir
+  for (const dir of TRACEFS_CANDIDATES) {
+    try {
+      readdirSync(join(dir, 'events'))
+      return dir
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EACCES' || code === 'EPERM') {
+        throw new PicketError('PICKET_ERR_BPF_PRIVILEGE', `cannot read tracefs at ${dir} (${code}): capture needs root, or the capabilities CAP_BPF and CAP_PERFMON plus CAP_DAC_READ_SEARCH to read tracepoint formats; rerun with sudo`)
+      }
+    }
+  }
   if (process.getuid?.() === 0) {
     const r = spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing'], { encoding: 'utf8' })
     if (r.status === 0 && existsSync('/sys/kernel/tracing/events')) return '/sys/kernel/tracing'

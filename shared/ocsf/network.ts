@@ -89,7 +89,7 @@ export function makeNetworkActivity (f: NetFields, metadata: OcsfMetadata, devic
   if (f.statusDetail !== undefined) rec.status_detail = f.statusDetail
   if (f.durationMs !== undefined) rec.duration = f.durationMs
   if (f.pid !== undefined && f.pid > 0) {
-    rec.actor = { process: { pid: f.pid, ...(f.comm !== undefined ? { name: f.comm } : {}), ...(f.tid !== undefined ? { tid: f.tid } : {}) } }
+    rec.actor = { process: { pid: f.pid, ...(f.comm !== undefined ? { name: f.comm } : {}), ...(f.tid !== undefined ? { ptid: f.tid } : {}) } }
   }
   if (f.unmapped !== undefined) rec.unmapped = f.unmapped
   return rec

@@ -37,7 +37,7 @@ export interface OcsfConnectionInfo {
   tcp_flags?: number
 }
 
-export interface OcsfProcess { pid?: number, name?: string, tid?: number, uid?: string }
+export interface OcsfProcess { pid?: number, name?: string, ptid?: number, uid?: string }
 
 export interface NetworkActivity {
   class_uid: 4001
