@@ -62,7 +62,7 @@ struct picket_net_event {
 	__u8 icmp_code;
 	__u32 reason;     /* enum sk_rst_reason for resets; PICKET_RST_REASON_UNKNOWN if absent */
 	__u64 sock;       /* kernel socket address: correlates records of one socket */
-	__u64 duration_ns;/* for CLOSE: time since the socket was first seen opening; 0 if unknown */
+	__u64 duration_ns;/* for CLOSE: time since the connection was established; 0 if unknown */
 };
 
 #define PICKET_RST_REASON_UNKNOWN 0xffffffffu

@@ -58,8 +58,9 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Direction and start time of sockets seen opening, so CLOSE can say which
- * way the connection went and how long it lived. LRU: never full, never leaks. */
+/* Direction and establishment time of established sockets, so CLOSE can say
+ * which way the connection went and how long it lived. LRU: never full, never
+ * leaks (a socket that closes while the agent is down just ages out). */
 struct sock_info {
 	__u64 open_ns;
 	__u8 direction;
@@ -221,35 +222,46 @@ int picket_state(void *ctx)
 	sk = rd_u64(buf, cfg.state.skaddr);
 	now = bpf_ktime_get_boot_ns();
 
+	/* Socket tracking (direction and lifetime for CLOSE) only for connections
+	 * that got established: a refused connect, the bulk of a storm or a scan,
+	 * never touches the map, because SYN_SENT -> CLOSE says all there is. */
 	switch (newstate) {
 	case TCP_SYN_SENT:
 		dir = PICKET_DIR_OUTBOUND;
 		break;
 	case TCP_ESTABLISHED:
-		if (oldstate != TCP_SYN_RECV)
-			return 0; /* outbound: already reported at SYN_SENT */
-		dir = PICKET_DIR_INBOUND;
+		if (oldstate == TCP_SYN_RECV) {
+			dir = PICKET_DIR_INBOUND;
+		} else if (oldstate == TCP_SYN_SENT) {
+			dir = PICKET_DIR_OUTBOUND;
+		} else {
+			return 0;
+		}
+		si.open_ns = now;
+		si.direction = dir;
+		bpf_map_update_elem(&socks, &sk, &si, BPF_ANY);
+		if (dir == PICKET_DIR_OUTBOUND)
+			return 0; /* already reported at SYN_SENT */
 		break;
 	case TCP_LISTEN:
 		dir = PICKET_DIR_LOCAL;
 		break;
 	case TCP_CLOSE:
-		found = bpf_map_lookup_elem(&socks, &sk);
-		if (found) {
-			dir = found->direction;
-			duration = now - found->open_ns;
-			bpf_map_delete_elem(&socks, &sk);
+		if (oldstate == TCP_SYN_SENT) {
+			dir = PICKET_DIR_OUTBOUND; /* connect failed or was refused */
 		} else if (oldstate == TCP_LISTEN) {
 			dir = PICKET_DIR_LOCAL;
+		} else {
+			found = bpf_map_lookup_elem(&socks, &sk);
+			if (found) {
+				dir = found->direction;
+				duration = now - found->open_ns;
+				bpf_map_delete_elem(&socks, &sk);
+			}
 		}
 		break;
 	default:
 		return 0;
-	}
-	if (newstate == TCP_SYN_SENT || newstate == TCP_ESTABLISHED) {
-		si.open_ns = now;
-		si.direction = dir;
-		bpf_map_update_elem(&socks, &sk, &si, BPF_ANY);
 	}
 	if (cfg.ignore_tgid && (bpf_get_current_pid_tgid() >> 32) == cfg.ignore_tgid)
 		return 0;
