@@ -1,0 +1,309 @@
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
+import { PicketError } from '../../shared/errors.js'
+import type { Logger } from '../../shared/logger.js'
+import { siblingModule } from '../../shared/paths.js'
+import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from '../detection/protocol.js'
+import type { ScanLimits } from '../detection/projector.js'
+import type { RuleTiming } from '../detection/rules/compile.js'
+import type { RuleCollection } from '../detection/rules/types.js'
+import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, WorkerHealth } from './types.js'
+
+// The in-process bridge: raw worker_threads, one MessagePort per worker, and
+// our own routing, because every batch of a host must reach the worker that
+// holds that host's actor (a task pool like piscina has no affinity). Batch
+// bytes are transferred, not copied.
+
+export interface PoolOptions {
+  workers: number
+  rules: RuleCollection
+  timing: RuleTiming
+  limits: ScanLimits
+  productVersion: string
+  /** dedup floors persisted by an earlier run */
+  seqs: Map<string, number>
+  sink: DetectionSink
+  logger: Logger
+  tickMs?: number
+  fleetRefreshMs?: number
+  /** bytes queued to one worker before submit answers RETRY */
+  maxQueuedBytes?: number
+  startTimeoutMs?: number
+  /** restart a worker that dies (default true) */
+  restart?: boolean
+}
+
+/** FNV-1a over the UTF-16 code units of the host id, mod `workers`. */
+export function routeHost (hostId: string, workers: number): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < hostId.length; i++) h = Math.imul(h ^ hostId.charCodeAt(i), 0x01000193)
+  return (h >>> 0) % workers
+}
+
+interface Pending { resolve: (r: SubmitResult) => void, bytes: number }
+
+class Slot {
+  readonly index: number
+  worker: Worker | undefined
+  port: MessagePort | undefined
+  alive = false
+  restarts = 0
+  lastError: string | undefined
+  readonly pending = new Map<number, Pending>()
+  queuedBytes = 0
+  lastBatchAt: number | undefined
+  stats: WorkerStats | undefined
+  readonly pings = new Map<number, (s: WorkerStats) => void>()
+  readonly flushes = new Map<number, () => void>()
+  onReady: (() => void) | undefined
+  onFatal: ((msg: string) => void) | undefined
+  exited: Promise<void> = Promise.resolve()
+  constructor (index: number) { this.index = index }
+}
+
+function workerExecArgv (url: URL): string[] | undefined {
+  // Under tsx the worker entry is TypeScript. Workers inherit execArgv; when
+  // tsx was registered programmatically (bin/picket.js with PICKET_TSX=1) the
+  // loader is not in it, so pass it on explicitly.
+  if (!url.pathname.endsWith('.ts')) return undefined
+  if (process.execArgv.some(a => a.includes('tsx'))) return undefined
+  return [...process.execArgv, '--import', import.meta.resolve('tsx')]
+}
+
+export class WorkerPoolBridge implements Bridge {
+  readonly kind = 'in-process worker pool'
+  readonly #o: Required<PoolOptions>
+  readonly #slots: Slot[]
+  readonly #route = new Map<string, number>()
+  readonly #url = siblingModule(import.meta.url, '../detection/worker')
+  #nextId = 0
+  #closing = false
+
+  constructor (opts: PoolOptions) {
+    this.#o = { tickMs: 250, fleetRefreshMs: 1000, maxQueuedBytes: 256 * 1024 * 1024, startTimeoutMs: 20_000, restart: true, ...opts }
+    this.#slots = Array.from({ length: opts.workers }, (_, i) => new Slot(i))
+  }
+
+  route (hostId: string): number {
+    let i = this.#route.get(hostId)
+    if (i === undefined) {
+      i = routeHost(hostId, this.#slots.length)
+      if (this.#route.size > 200_000) this.#route.clear()
+      this.#route.set(hostId, i)
+    }
+    return i
+  }
+
+  async start (): Promise<void> {
+    const results = await Promise.allSettled(this.#slots.map(async s => await this.#spawn(s)))
+    const failed = results.map((r, i) => r.status === 'rejected' ? `worker ${i}: ${(r.reason as Error).message}` : undefined).filter(x => x !== undefined)
+    if (failed.length > 0) {
+      await this.close()
+      throw new PicketError('PICKET_ERR_BRIDGE', `the detection workers did not start (${failed.join('; ')}); check the log above, the rules folder and --workers`)
+    }
+  }
+
+  async #spawn (slot: Slot): Promise<void> {
+    const { port1, port2 } = new MessageChannel()
+    const seqs = [...this.#o.seqs].filter(([h]) => this.route(h) === slot.index)
+    const init: WorkerInit = {
+      index: slot.index,
+      docs: this.#o.rules.docs,
+      files: this.#o.rules.files,
+      timing: this.#o.timing,
+      limits: this.#o.limits,
+      productVersion: this.#o.productVersion,
+      seqs,
+      tickMs: this.#o.tickMs,
+      fleetRefreshMs: this.#o.fleetRefreshMs,
+      port: port2,
+    }
+    const execArgv = workerExecArgv(this.#url)
+    const worker = new Worker(this.#url, {
+      workerData: init,
+      transferList: [port2],
+      name: `picket-detection-${slot.index}`,
+      ...(execArgv !== undefined ? { execArgv } : {}),
+    })
+    slot.worker = worker
+    slot.port = port1
+    port1.on('message', (m: FromWorker) => this.#onMessage(slot, m))
+    let resolveExit: () => void = () => {}
+    slot.exited = new Promise(resolve => { resolveExit = resolve })
+    worker.on('error', err => {
+      slot.lastError = err.message
+      this.#o.logger.error({ err, worker: slot.index }, 'detection worker failed')
+    })
+    worker.on('exit', code => {
+      this.#onExit(slot, worker, code)
+      resolveExit()
+    })
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ready message within ${this.#o.startTimeoutMs} ms`)), this.#o.startTimeoutMs)
+      slot.onReady = () => { clearTimeout(timer); resolve() }
+      slot.onFatal = (msg) => { clearTimeout(timer); reject(new Error(msg)) }
+      worker.once('exit', code => { clearTimeout(timer); reject(new Error(slot.lastError ?? `exited with code ${code} before it was ready`)) })
+    })
+  }
+
+  #onExit (slot: Slot, worker: Worker, code: number): void {
+    if (slot.worker !== worker) return
+    slot.alive = false
+    slot.port?.close()
+    const why = slot.lastError ?? `exit code ${code}`
+    for (const p of slot.pending.values()) p.resolve({ status: 'retry', message: `detection worker ${slot.index} stopped (${why}) before accepting the batch; resend it` })
+    slot.pending.clear()
+    slot.queuedBytes = 0
+    for (const f of slot.flushes.values()) f()
+    slot.flushes.clear()
+    if (this.#closing || !this.#o.restart) return
+    slot.restarts++
+    const delay = Math.min(30_000, 250 * 2 ** Math.min(slot.restarts, 7))
+    this.#o.logger.error({ worker: slot.index, code, restarts: slot.restarts, delayMs: delay, lastError: slot.lastError }, 'detection worker exited; restarting it (its hosts\' sliding windows restart empty)')
+    setTimeout(() => {
+      if (this.#closing) return
+      this.#spawn(slot).catch(err => { slot.lastError = (err as Error).message })
+    }, delay).unref()
+  }
+
+  #onMessage (slot: Slot, m: FromWorker): void {
+    switch (m.t) {
+      case 'ready':
+        slot.alive = true
+        slot.lastError = undefined
+        slot.onReady?.()
+        break
+      case 'done': {
+        // hand findings on before the submit resolves: the ack follows the finding
+        if (m.findings !== undefined) this.#o.sink.findings(m.findings)
+        if (m.fleet !== undefined) this.#o.sink.fleet(m.fleet)
+        const p = slot.pending.get(m.id)
+        if (p === undefined) break
+        slot.pending.delete(m.id)
+        slot.queuedBytes -= p.bytes
+        p.resolve(m.outcome)
+        break
+      }
+      case 'emit':
+        if (m.findings.length > 0) this.#o.sink.findings(m.findings)
+        if (m.fleet.length > 0) this.#o.sink.fleet(m.fleet)
+        break
+      case 'pong':
+        slot.stats = m.stats
+        slot.pings.get(m.id)?.(m.stats)
+        slot.pings.delete(m.id)
+        break
+      case 'flushed':
+        slot.flushes.get(m.id)?.()
+        slot.flushes.delete(m.id)
+        break
+      case 'summary':
+        slot.stats = m.stats
+        for (const h of m.hosts) this.#o.seqs.set(h.hostId, h.lastSeq)
+        if (m.hosts.length > 0) this.#o.sink.hosts(m.hosts, slot.index)
+        break
+      case 'fatal':
+        slot.lastError = m.message
+        slot.onFatal?.(m.message)
+        break
+    }
+  }
+
+  async submit (b: BridgeBatch): Promise<SubmitResult> {
+    const slot = this.#slots[this.route(b.hostId)]
+    if (!slot.alive || slot.port === undefined) {
+      return { status: 'retry', message: `detection worker ${slot.index} is not running${slot.lastError !== undefined ? ` (${slot.lastError})` : ''}; the batch was not accepted, resend it` }
+    }
+    if (slot.queuedBytes > this.#o.maxQueuedBytes) {
+      return { status: 'retry', message: `detection worker ${slot.index} has ${slot.queuedBytes} bytes queued, over its bound; resend the batch later` }
+    }
+    const r = b.records
+    let buf: ArrayBuffer
+    let off: number
+    if (b.owned && r.buffer instanceof ArrayBuffer) {
+      buf = r.buffer
+      off = r.byteOffset
+    } else {
+      const copy = new Uint8Array(r.byteLength)
+      copy.set(r)
+      buf = copy.buffer
+      off = 0
+    }
+    const id = ++this.#nextId
+    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, seq: b.seq, count: b.count, buf, off, len: r.byteLength, recvAt: b.recvAt }
+    slot.lastBatchAt = b.recvAt
+    return await new Promise<SubmitResult>(resolve => {
+      slot.pending.set(id, { resolve, bytes: r.byteLength })
+      slot.queuedBytes += r.byteLength
+      ;(slot.port as MessagePort).postMessage(msg, [buf])
+    })
+  }
+
+  async health (timeoutMs = 1000): Promise<BridgeHealth> {
+    const workers = await Promise.all(this.#slots.map(async (slot): Promise<WorkerHealth> => {
+      let rttMs: number | undefined
+      if (slot.alive && slot.port !== undefined) {
+        const id = ++this.#nextId
+        const t0 = performance.now()
+        const got = await new Promise<boolean>(resolve => {
+          const timer = setTimeout(() => { slot.pings.delete(id); resolve(false) }, timeoutMs)
+          slot.pings.set(id, () => { clearTimeout(timer); resolve(true) })
+          ;(slot.port as MessagePort).postMessage({ t: 'ping', id } satisfies ToWorker)
+        })
+        if (got) rttMs = Math.round((performance.now() - t0) * 100) / 100
+      }
+      return {
+        index: slot.index,
+        alive: slot.alive && rttMs !== undefined,
+        threadId: slot.worker?.threadId,
+        queued: slot.pending.size,
+        queuedBytes: slot.queuedBytes,
+        restarts: slot.restarts,
+        lastError: slot.lastError ?? (slot.alive && rttMs === undefined ? `no answer to a ping within ${timeoutMs} ms (busy or stuck; queued ${slot.pending.size} batches)` : undefined),
+        rttMs,
+        lastBatchAt: slot.lastBatchAt,
+        stats: slot.stats,
+      }
+    }))
+    const up = workers.filter(w => w.alive).length
+    const ok = up === workers.length
+    return {
+      kind: this.kind,
+      reachable: up > 0,
+      ok,
+      detail: ok ? `${up} of ${workers.length} detection workers alive` : `${workers.length - up} of ${workers.length} detection workers not answering: batches for their hosts are answered RETRY and stay in the agents' spools`,
+      workers,
+    }
+  }
+
+  async flush (): Promise<void> {
+    await Promise.all(this.#slots.map(async slot => {
+      if (!slot.alive || slot.port === undefined) return
+      const id = ++this.#nextId
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(() => { slot.flushes.delete(id); resolve() }, 5000)
+        slot.flushes.set(id, () => { clearTimeout(timer); resolve() })
+        ;(slot.port as MessagePort).postMessage({ t: 'flush', id } satisfies ToWorker)
+      })
+    }))
+  }
+
+  queueDepths (): number[] {
+    return this.#slots.map(s => s.pending.size)
+  }
+
+  async close (): Promise<void> {
+    this.#closing = true
+    await Promise.all(this.#slots.map(async slot => {
+      const w = slot.worker
+      if (w === undefined) return
+      if (slot.alive && slot.port !== undefined) {
+        try { slot.port.postMessage({ t: 'stop' } satisfies ToWorker) } catch {}
+        const timer = setTimeout(() => { void w.terminate() }, 3000)
+        await slot.exited
+        clearTimeout(timer)
+      } else {
+        await w.terminate()
+      }
+    }))
+  }
+}

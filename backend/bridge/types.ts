@@ -1,0 +1,77 @@
+import type { ErrorCode } from '../../shared/errors.js'
+import type { FleetDelta, HostSummary } from '../detection/engine.js'
+import type { FindingEvent } from '../detection/finding.js'
+import type { WorkerStats } from '../detection/protocol.js'
+
+// The one interface between the collector and the detection plane. The
+// in-process worker pool (pool.ts) is the first implementation; a NATS
+// JetStream one (publish, ack once stored, partitioned by host) slots in
+// behind the same interface.
+
+export interface BridgeBatch {
+  hostId: string
+  hostname: string
+  seq: number
+  count: number
+  records: Uint8Array
+  /**
+   * The caller gives up `records.buffer`: the bridge may transfer (detach) it
+   * instead of copying. Set only when nothing else can hold a view of it.
+   */
+  owned: boolean
+  /** wall time the collector received the batch */
+  recvAt: number
+}
+
+export type SubmitResult =
+  | { status: 'accepted', records: number }
+  | { status: 'duplicate' }
+  | { status: 'refused', error: ErrorCode, code: number, limit: string, message: string }
+  /** not accepted now; the agent keeps the batch and resends it */
+  | { status: 'retry', message: string }
+
+export interface WorkerHealth {
+  index: number
+  alive: boolean
+  threadId: number | undefined
+  /** batches submitted and not yet answered */
+  queued: number
+  queuedBytes: number
+  restarts: number
+  lastError: string | undefined
+  /** round trip of the health ping; undefined when it timed out */
+  rttMs: number | undefined
+  lastBatchAt: number | undefined
+  stats: WorkerStats | undefined
+}
+
+export interface BridgeHealth {
+  kind: string
+  /** the bridge target accepts batches (for the pool: at least one worker alive) */
+  reachable: boolean
+  /** every worker answered the ping */
+  ok: boolean
+  detail: string
+  workers: WorkerHealth[]
+}
+
+/** Where the detection plane's output goes (the main thread's fleet stage, store and outputs). */
+export interface DetectionSink {
+  findings: (events: FindingEvent[]) => void
+  fleet: (deltas: FleetDelta[]) => void
+  hosts: (summaries: HostSummary[], worker: number) => void
+}
+
+export interface Bridge {
+  readonly kind: string
+  /** Check the target is reachable and every worker is alive. Throws PICKET_ERR_BRIDGE saying why not. */
+  start: () => Promise<void>
+  /** Resolves once the detection plane accepted (or refused) the batch; never rejects. */
+  submit: (batch: BridgeBatch) => Promise<SubmitResult>
+  health: (timeoutMs?: number) => Promise<BridgeHealth>
+  /** Ask every worker to emit pending updates and fleet reports now. */
+  flush: () => Promise<void>
+  /** Batches submitted and not yet answered, per worker. */
+  queueDepths: () => number[]
+  close: () => Promise<void>
+}

@@ -1,0 +1,196 @@
+import { randomUUID } from 'node:crypto'
+import {
+  CATEGORY, CLASS, DIRECTION_NAME, FINDING_ACTIVITY, FINDING_ACTIVITY_NAME, FINDING_STATUS, NET_ACTIVITY_NAME,
+  OCSF_VERSION, PRODUCT, SEVERITY_NAME, typeUid,
+} from '../../shared/ocsf/constants.js'
+import type { DetectionFinding } from '../../shared/ocsf/types.js'
+import type { Ev, Incident, ValStat } from './incident.js'
+
+// Incident → OCSF 1.8.0 detection_finding (class 2004). Shared by the host
+// stage (in the workers) and the fleet stage (on the main thread).
+
+export type FindingActivity = 'create' | 'update' | 'close'
+
+/** What the store indexes; taken from the incident, never parsed back out of JSON. */
+export interface FindingSummary {
+  id: string
+  rule: string
+  ruleName: string
+  title: string
+  technique: string
+  tactic: string
+  severityId: number
+  /** the scanned host; undefined for fleet findings that span hosts */
+  hostId: string | undefined
+  /** up to 1000 of each; the totals count all of them */
+  hosts: string[]
+  hostsTotal: number
+  sources: string[]
+  sourcesTotal: number
+  portCount: number
+  firstSeen: number
+  lastSeen: number
+  records: number
+}
+
+export interface FindingEvent {
+  activity: FindingActivity
+  finding: DetectionFinding
+  summary: FindingSummary
+  /** wall time the crossing batch reached the collector (Create only): detection latency starts here */
+  crossRecvAt: number | undefined
+}
+
+const LIST_CAP = 1000
+const PROTO_NAME: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'ipv6-icmp' }
+
+const ACTIVITY_ID: Record<FindingActivity, number> = { create: FINDING_ACTIVITY.CREATE, update: FINDING_ACTIVITY.UPDATE, close: FINDING_ACTIVITY.CLOSE }
+
+function fmtTemplate (tpl: string, vars: Record<string, string | number | undefined>): string {
+  return tpl.replace(/\{([A-Za-z_][A-Za-z0-9_.]*)\}/g, (m, k: string) => vars[k] !== undefined ? String(vars[k]) : m)
+}
+
+function statList<K extends string | number> (m: Map<K, ValStat>, key: string): Array<Record<string, unknown>> {
+  return [...m.entries()]
+    .sort((a, b) => typeof a[0] === 'number' && typeof b[0] === 'number' ? a[0] - b[0] : String(a[0]).localeCompare(String(b[0])))
+    .slice(0, LIST_CAP)
+    .map(([k, s]) => ({ [key]: k, count: s.count, first_seen_time: s.first, last_seen_time: s.last }))
+}
+
+function evidence (e: Ev, role: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    name: role,
+    src_endpoint: { ...(e.sip !== undefined ? { ip: e.sip } : {}), ...(e.sport >= 0 ? { port: e.sport } : {}) },
+    dst_endpoint: { ...(e.dip !== undefined ? { ip: e.dip } : {}), ...(e.dport >= 0 ? { port: e.dport } : {}) },
+    device: { type_id: 0, type: 'Unknown', uid: e.host, ...(e.hostname !== undefined ? { hostname: e.hostname } : {}) },
+    data: { time: e.t, class_uid: CLASS.NETWORK_ACTIVITY.uid, activity_id: e.act, activity_name: NET_ACTIVITY_NAME[e.act] ?? 'Unknown' },
+  }
+  if (e.dir >= 0 || e.proto >= 0) {
+    out.connection_info = {
+      direction_id: e.dir >= 0 ? e.dir : 0,
+      direction: DIRECTION_NAME[e.dir] ?? 'Unknown',
+      ...(e.proto >= 0 ? { protocol_num: e.proto, protocol_name: PROTO_NAME[e.proto] ?? 'unknown' } : {}),
+    }
+  }
+  return out
+}
+
+function humanDuration (ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '0 s'
+  if (ms < 1000) return `${ms} ms`
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`
+  return `${Math.round(ms / 60_000)} min`
+}
+
+export function buildFinding (inc: Incident, activity: FindingActivity, nowWall: number, productVersion: string): FindingEvent {
+  const spec = inc.spec
+  const ports = inc.portStats()
+  const hostIds = [...inc.hosts.keys()]
+  const primaryHost = spec.stage === 'host' ? (inc.groupValues['device.uid'] as string | undefined) ?? hostIds[0] : undefined
+  const primary = primaryHost !== undefined ? inc.hosts.get(primaryHost) : undefined
+  const hostLabel = primaryHost !== undefined ? (primary?.hostname !== undefined && primary.hostname !== primaryHost ? `${primary.hostname} (${primaryHost})` : primaryHost) : `${hostIds.length} hosts`
+  const sources = [...inc.sources.keys()]
+  const vars: Record<string, string | number | undefined> = {
+    ...inc.groupValues,
+    host: hostLabel,
+    host_id: primaryHost,
+    hosts: inc.hosts.size,
+    sources: inc.sources.size,
+    ports: ports.size,
+    count: inc.values.size,
+  }
+  const title = fmtTemplate(spec.findingTitle, vars)
+  const span = humanDuration(inc.lastSeen - inc.firstSeen)
+  const message = `${title}: ${ports.size} port${ports.size === 1 ? '' : 's'} probed on ${inc.hosts.size} host${inc.hosts.size === 1 ? '' : 's'} by ${inc.sources.size} source${inc.sources.size === 1 ? '' : 's'} over ${span} (${inc.records} records)`
+  const attack = spec.attacks[0]
+  const actId = ACTIVITY_ID[activity]
+  const evs = inc.evidenceList()
+  const evidences = evs.map((e, i) => evidence(e, i < inc.evFirst.length ? (i === 0 ? 'first' : 'early') : 'latest'))
+  const observables: Array<{ name: string, type_id: number, type: string, value: string }> = []
+  if (primaryHost !== undefined) {
+    observables.push({ name: 'device.uid', type_id: 10, type: 'Resource UID', value: primaryHost })
+    if (primary?.hostname !== undefined) observables.push({ name: 'device.hostname', type_id: 1, type: 'Hostname', value: primary.hostname })
+  }
+  for (const ip of sources.slice(0, 50)) observables.push({ name: 'evidences.src_endpoint.ip', type_id: 2, type: 'IP Address', value: ip })
+
+  const finding: DetectionFinding = {
+    class_uid: CLASS.DETECTION_FINDING.uid,
+    class_name: CLASS.DETECTION_FINDING.name,
+    category_uid: CATEGORY.FINDINGS.uid,
+    category_name: CATEGORY.FINDINGS.name,
+    activity_id: actId,
+    activity_name: FINDING_ACTIVITY_NAME[actId],
+    type_uid: typeUid(CLASS.DETECTION_FINDING.uid, actId),
+    type_name: `${CLASS.DETECTION_FINDING.name}: ${FINDING_ACTIVITY_NAME[actId]}`,
+    severity_id: spec.severityId,
+    severity: SEVERITY_NAME[spec.severityId],
+    status_id: FINDING_STATUS.NEW,
+    status: 'New',
+    time: nowWall,
+    start_time: inc.firstSeen,
+    end_time: inc.lastSeen,
+    count: inc.records,
+    message,
+    metadata: {
+      version: OCSF_VERSION,
+      product: { name: PRODUCT.name, vendor_name: PRODUCT.vendor_name, version: productVersion },
+      uid: randomUUID(),
+      correlation_uid: inc.id,
+      log_name: 'picket.findings',
+      logged_time: nowWall,
+    },
+    finding_info: {
+      uid: inc.id,
+      title,
+      ...(spec.description !== undefined ? { desc: spec.description.trim() } : {}),
+      types: spec.findingTypes,
+      created_time: inc.createdWall,
+      modified_time: nowWall,
+      first_seen_time: inc.firstSeen,
+      last_seen_time: inc.lastSeen,
+      attacks: spec.attacks,
+      analytic: { uid: spec.id ?? spec.ref, name: spec.name ?? spec.title, type_id: 1, type: 'Rule', desc: spec.title },
+      data_sources: ['network_activity'],
+    },
+    evidences,
+    observables,
+    unmapped: {
+      picket: {
+        rule: { ref: spec.ref, title: spec.title, type: spec.type, stage: spec.stage, file: spec.loc.file, line: spec.loc.line },
+        condition: { field: spec.field, gte: spec.min, timespan_ms: spec.timespanMs, group_by: spec.groupBy, ...(spec.sources !== undefined ? { sources_gte: spec.sources.min } : {}) },
+        group: inc.groupValues,
+        state: activity === 'close' ? 'closed' : 'open',
+        records_total: inc.records,
+        ports: statList(ports, 'port'),
+        ports_total: ports.size,
+        sources: statList(inc.sources, 'ip'),
+        sources_total: inc.sources.size,
+        hosts: [...inc.hosts.entries()].slice(0, LIST_CAP).map(([uid, h]) => ({ uid, ...(h.hostname !== undefined ? { hostname: h.hostname } : {}), count: h.count, first_seen_time: h.first, last_seen_time: h.last })),
+        hosts_total: inc.hosts.size,
+      },
+    },
+  }
+  if (activity !== 'close') (finding as unknown as Record<string, unknown>).is_alert = true
+  if (primaryHost !== undefined) {
+    finding.device = { type_id: 0, type: 'Unknown', uid: primaryHost, ...(primary?.hostname !== undefined ? { hostname: primary.hostname } : {}) }
+  }
+  const summary: FindingSummary = {
+    id: inc.id,
+    rule: spec.ref,
+    ruleName: spec.title,
+    title,
+    technique: attack?.technique.uid ?? '',
+    tactic: attack?.tactic.uid ?? '',
+    severityId: spec.severityId,
+    hostId: primaryHost,
+    hosts: hostIds.slice(0, LIST_CAP),
+    hostsTotal: hostIds.length,
+    sources: sources.slice(0, LIST_CAP),
+    sourcesTotal: sources.length,
+    portCount: ports.size,
+    firstSeen: inc.firstSeen,
+    lastSeen: inc.lastSeen,
+    records: inc.records,
+  }
+  return { activity, finding, summary, crossRecvAt: activity === 'create' ? inc.crossRecvAt : undefined }
+}

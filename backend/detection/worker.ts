@@ -1,0 +1,89 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { workerData } from 'node:worker_threads'
+import { DetectionEngine } from './engine.js'
+import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './protocol.js'
+import { compileRuleSet } from './rules/compile.js'
+
+// Detection worker entry: owns the actors of the hosts routed to it.
+
+const init = workerData as WorkerInit
+const port = init.port
+
+function send (m: FromWorker): void {
+  port.postMessage(m)
+}
+
+let engine: DetectionEngine
+try {
+  const rules = compileRuleSet({ docs: init.docs, files: init.files }, { timing: init.timing })
+  engine = new DetectionEngine(rules, { limits: init.limits, productVersion: init.productVersion, fleetRefreshMs: init.fleetRefreshMs })
+  engine.restoreSeqs(init.seqs)
+} catch (err) {
+  send({ t: 'fatal', message: `detection worker ${init.index} could not compile the rules: ${(err as Error).message}` })
+  throw err
+}
+
+const delay = monitorEventLoopDelay({ resolution: 10 })
+delay.enable()
+
+function stats (): WorkerStats {
+  const s: WorkerStats = { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6) }
+  delay.reset()
+  return s
+}
+
+port.on('message', (m: ToWorker) => {
+  switch (m.t) {
+    case 'batch': {
+      const t0 = performance.now()
+      const now = Date.now()
+      const outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt }, now)
+      const out = engine.drain()
+      send({
+        t: 'done',
+        id: m.id,
+        outcome,
+        findings: out.findings.length > 0 ? out.findings : undefined,
+        fleet: out.fleet.length > 0 ? out.fleet : undefined,
+        busyMs: performance.now() - t0,
+      })
+      break
+    }
+    case 'ping':
+      send({ t: 'pong', id: m.id, stats: { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6) } })
+      break
+    case 'flush': {
+      const now = Date.now()
+      engine.tick(now)
+      engine.flush(now)
+      const out = engine.drain()
+      if (out.findings.length > 0 || out.fleet.length > 0) send({ t: 'emit', findings: out.findings, fleet: out.fleet })
+      send({ t: 'flushed', id: m.id })
+      break
+    }
+    case 'stop': {
+      // last word: pending updates, fleet reports and the dedup floors to persist
+      clearInterval(ticker)
+      clearInterval(summarizer)
+      const now = Date.now()
+      engine.flush(now)
+      const out = engine.drain()
+      if (out.findings.length > 0 || out.fleet.length > 0) send({ t: 'emit', findings: out.findings, fleet: out.fleet })
+      send({ t: 'summary', hosts: engine.takeHostSummaries(), stats: stats() })
+      port.close()
+      break
+    }
+  }
+})
+
+const ticker = setInterval(() => {
+  engine.tick(Date.now())
+  const out = engine.drain()
+  if (out.findings.length > 0 || out.fleet.length > 0) send({ t: 'emit', findings: out.findings, fleet: out.fleet })
+}, init.tickMs)
+
+const summarizer = setInterval(() => {
+  send({ t: 'summary', hosts: engine.takeHostSummaries(), stats: stats() })
+}, 1000)
+
+send({ t: 'ready', index: init.index, rules: engine.rules.correlations.length, fields: engine.rules.paths.length })
