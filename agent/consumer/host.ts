@@ -1,0 +1,100 @@
+import * as Comlink from 'comlink'
+import { MessageChannel, Worker } from 'node:worker_threads'
+import { siblingModule } from '../../shared/paths.js'
+import { nodeEndpoint } from '../comlink-node.js'
+import type { ConsumerApi, ConsumerInit, ConsumerStats, ConsumerTuning, SlabDescriptor, SourceSpec } from '../protocol.js'
+import type { SlabPool } from '../slabs.js'
+
+// The main thread's handle on one consumer thread: it owns the ring's slab
+// pool, receives slab descriptors, frees slabs, and talks to the thread over
+// comlink for stats, reconfiguration and stop.
+
+export interface ConsumerOptions {
+  ring: string
+  source: SourceSpec
+  /** the ring's slabs; the decoders read the same memory */
+  pool: SlabPool
+  maxRecordBytes: number
+  tuning: ConsumerTuning
+  onSlab: (d: SlabDescriptor) => void
+  /** the thread died (an exception, not a stop) */
+  onError: (err: Error) => void
+}
+
+export class Consumer {
+  readonly ring: string
+  readonly pool: SlabPool
+  readonly #worker: Worker
+  readonly #api: Comlink.Remote<ConsumerApi>
+  readonly #control: MessageChannel
+  #last: ConsumerStats
+  #exited = false
+  readonly #exit: Promise<void>
+
+  constructor (opts: ConsumerOptions) {
+    this.ring = opts.ring
+    this.pool = opts.pool
+    this.#control = new MessageChannel()
+    const init: ConsumerInit = {
+      ring: opts.ring,
+      source: opts.source,
+      slabs: this.pool.shape,
+      tuning: opts.tuning,
+      maxRecordBytes: opts.maxRecordBytes,
+      control: this.#control.port2,
+    }
+    const entry = siblingModule(import.meta.url, './worker')
+    // running from TypeScript sources (tests, PICKET_TSX=1): a worker's own
+    // module loader does not know .ts, so register tsx in it first
+    const script = entry.pathname.endsWith('.ts')
+      ? `import('tsx/esm/api').then(m => { m.register(); return import(${JSON.stringify(entry.href)}) })`
+      : entry
+    this.#worker = new Worker(script, {
+      eval: typeof script === 'string',
+      workerData: init,
+      transferList: [this.#control.port2],
+      name: `picket-consumer-${opts.ring}`,
+    })
+    this.#worker.on('message', (d: SlabDescriptor) => { opts.onSlab(d) })
+    this.#worker.on('error', (err: Error) => { opts.onError(err) })
+    this.#exit = new Promise(resolve => this.#worker.once('exit', () => { this.#exited = true; resolve() }))
+    this.#api = Comlink.wrap<ConsumerApi>(nodeEndpoint(this.#control.port1))
+    this.#last = {
+      ring: opts.ring, drainCalls: 0, records: 0, bytes: 0, slabsHandedOff: 0, starvationEvents: 0, starvationMs: 0,
+      starved: false, freeSlabs: opts.pool.count, ringPendingBytes: 0, stopped: false,
+    }
+  }
+
+  /** The slab's records are decoded: the consumer may fill it again. */
+  release (slab: number): void {
+    this.pool.release(slab)
+  }
+
+  /** Fresh stats from the thread (falls back to the last ones once it is gone). */
+  async stats (): Promise<ConsumerStats> {
+    if (this.#exited) return this.#last
+    this.#last = await this.#api.stats()
+    return this.#last
+  }
+
+  get lastStats (): ConsumerStats {
+    return this.#last
+  }
+
+  async reconfigure (t: Partial<ConsumerTuning>): Promise<ConsumerTuning> {
+    return await this.#api.reconfigure(t)
+  }
+
+  /** Drain what waits in the ring (up to timeoutMs), hand off the last slab, stop. */
+  async stop (timeoutMs: number): Promise<ConsumerStats> {
+    if (!this.#exited) this.#last = await this.#api.stop(timeoutMs)
+    return this.#last
+  }
+
+  async terminate (): Promise<void> {
+    this.#api[Comlink.releaseProxy]()
+    this.#control.port1.close()
+    if (!this.#exited) await this.#worker.terminate()
+    await this.#exit
+  }
+}

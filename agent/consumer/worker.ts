@@ -1,0 +1,152 @@
+import * as Comlink from 'comlink'
+import { parentPort, workerData } from 'node:worker_threads'
+import type { RingSource } from '../../bpf/types.js'
+import { nodeEndpoint } from '../comlink-node.js'
+import { SynthSource } from '../decode/synth.js'
+import { loadBpf } from '../kernel.js'
+import type { ConsumerApi, ConsumerInit, ConsumerStats, ConsumerTuning, SlabDescriptor } from '../protocol.js'
+import { SlabPool } from '../slabs.js'
+
+// One consumer thread per ring buffer. It drains the ring straight into a
+// shared slab (the addon copies; JavaScript touches no record), hands the
+// slab to the main thread when it is full or has lingered long enough, and
+// stops draining when no slab is free: the kernel ring then fills and counts
+// its drops, and the agent's memory stays where it is.
+
+const init = workerData as ConsumerInit
+if (parentPort === null) throw new Error('agent/consumer/worker.ts must run as a worker thread')
+const port = parentPort
+
+const pool = SlabPool.attach(init.slabs)
+const tuning: ConsumerTuning = { ...init.tuning }
+
+let source: RingSource
+let synth: SynthSource | undefined
+if (init.source.kind === 'synth') {
+  synth = new SynthSource(init.source.synth)
+  source = synth
+} else {
+  const bpf = await loadBpf()
+  source = bpf.openRing(init.source.fd)
+}
+
+const stats = {
+  drainCalls: 0,
+  records: 0,
+  bytes: 0,
+  slabsHandedOff: 0,
+  starvationEvents: 0,
+  starvationMs: 0,
+}
+let starvedSince = -1
+let stopRequested = false
+let stopDeadline = Infinity
+let stopped = false
+let resolveStopped: () => void = () => {}
+const stoppedPromise = new Promise<void>(resolve => { resolveStopped = resolve })
+
+function snapshot (): ConsumerStats {
+  const now = performance.now()
+  const s: ConsumerStats = {
+    ring: init.ring,
+    ...stats,
+    starvationMs: stats.starvationMs + (starvedSince >= 0 ? now - starvedSince : 0),
+    starved: starvedSince >= 0,
+    freeSlabs: pool.free(),
+    ringPendingBytes: stopped ? 0 : source.pending(),
+    stopped,
+  }
+  if (synth !== undefined) {
+    s.synthCounters = synth.counters()
+    s.synth = { ...synth.stats(), exhausted: synth.exhausted }
+  }
+  return s
+}
+
+const yieldToEvents = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))
+
+async function run (): Promise<void> {
+  let slab = -1
+  let fill = 0
+  let records = 0
+  let firstAt = 0
+  /** stop: bytes that were waiting when stop was asked, still to drain */
+  let stopBudget = Infinity
+
+  const handOff = (): void => {
+    pool.queue(slab)
+    const d: SlabDescriptor = { ring: init.ring, slab, offset: pool.offsetOf(slab), bytes: fill, records }
+    port.postMessage(d)
+    stats.slabsHandedOff++
+    slab = -1
+  }
+
+  for (;;) {
+    // at stop, drain what was waiting then, but never more than the slab pool
+    // holds (a synthetic flood is never empty)
+    if (stopRequested && stopBudget === Infinity) stopBudget = Math.min(source.pending(), pool.count * pool.slabBytes)
+    if (slab < 0) {
+      const gen = pool.generation()
+      slab = pool.acquire()
+      if (slab < 0) {
+        const now = performance.now()
+        if (starvedSince < 0) { starvedSince = now; stats.starvationEvents++ }
+        if (stopRequested && (now >= stopDeadline || stopBudget <= 0 || source.pending() === 0)) break
+        pool.waitFree(gen, Math.min(tuning.drainTimeoutMs, 20))
+        await yieldToEvents()
+        continue
+      }
+      if (starvedSince >= 0) { stats.starvationMs += performance.now() - starvedSince; starvedSince = -1 }
+      fill = 0
+      records = 0
+    }
+    const stopping = stopRequested
+    let timeout = stopping ? 0 : tuning.drainTimeoutMs
+    if (records > 0 && !stopping) timeout = Math.max(0, Math.min(timeout, firstAt + tuning.lingerMs - performance.now()))
+    const r = source.drain(pool.data, pool.offsetOf(slab) + fill, pool.slabBytes - fill, timeout)
+    stats.drainCalls++
+    if (r.records > 0) {
+      if (records === 0) firstAt = performance.now()
+      fill += r.bytes
+      records += r.records
+      stats.records += r.records
+      stats.bytes += r.bytes
+      if (stopping) stopBudget -= r.bytes
+    }
+    const full = pool.slabBytes - fill < init.maxRecordBytes
+    const lingered = records > 0 && performance.now() - firstAt >= tuning.lingerMs
+    const drainedForStop = stopping && (r.records === 0 || stopBudget <= 0 || performance.now() >= stopDeadline)
+    if (records > 0 && (full || lingered || drainedForStop)) handOff()
+    if (drainedForStop && (records === 0 || slab < 0)) break
+    await yieldToEvents()
+  }
+  if (slab >= 0) pool.giveBack(slab)
+  if (starvedSince >= 0) { stats.starvationMs += performance.now() - starvedSince; starvedSince = -1 }
+  stopped = true
+  source.close()
+  resolveStopped()
+}
+
+const api: ConsumerApi = {
+  stats: snapshot,
+  reconfigure (t) {
+    if (t.lingerMs !== undefined) tuning.lingerMs = t.lingerMs
+    if (t.drainTimeoutMs !== undefined) tuning.drainTimeoutMs = t.drainTimeoutMs
+    return { ...tuning }
+  },
+  async stop (timeoutMs) {
+    if (!stopRequested) {
+      stopRequested = true
+      stopDeadline = performance.now() + timeoutMs
+    }
+    await stoppedPromise
+    return snapshot()
+  },
+}
+
+Comlink.expose(api, nodeEndpoint(init.control))
+
+run().catch((err: unknown) => {
+  // surfaces as the Worker's 'error' event in the main thread
+  setImmediate(() => { throw err })
+})

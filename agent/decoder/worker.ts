@@ -1,0 +1,66 @@
+import { move, transferableSymbol, valueSymbol, workerData } from 'piscina'
+import { makeDevice, makeMetadata } from '../../shared/ocsf/network.js'
+import type { NetworkActivity } from '../../shared/ocsf/types.js'
+import { decodeNetRecords, type DecodeContext } from '../decode/net.js'
+import { MsgpackWriter } from '../decode/pack.js'
+import { packNetBatch } from '../decode/pack-net.js'
+import type { DecodedBatch, DecodeOutput, DecoderWorkerData, DecodeTask } from '../protocol.js'
+
+// A decoder worker (piscina): one task = one slab. Raw records → OCSF
+// network_activity objects → one msgpack batch that decodes on its own,
+// handed back by transfer. The slab is read in place from shared memory.
+
+const data = workerData as DecoderWorkerData
+const rings = new Map<string, Uint8Array>()
+for (const [name, sab] of Object.entries(data.rings)) rings.set(name, new Uint8Array(sab))
+
+const metadata = makeMetadata(data.source)
+const device = makeDevice(data.source)
+const writer = new MsgpackWriter(4 << 20)
+writer.constants([metadata, device])
+const crashCounter = data.crash !== undefined ? new Int32Array(data.crash.counter) : undefined
+const out: NetworkActivity[] = []
+
+function pack (from: number, to: number, batches: DecodedBatch[]): boolean {
+  const { bytes, generic } = packNetBatch(writer, out, from, to)
+  if (bytes.length > data.maxBatchBytes && to - from > 1) {
+    // over the collector's size limit: halve until each part fits
+    const mid = from + Math.floor((to - from) / 2)
+    const g1 = pack(from, mid, batches)
+    const g2 = pack(mid, to, batches)
+    return g1 || g2
+  }
+  batches.push({ records: bytes, count: to - from })
+  return generic
+}
+
+export default function decode (task: DecodeTask): unknown {
+  const buf = rings.get(task.ring)
+  if (buf === undefined) throw new Error(`decoder: unknown ring '${task.ring}'`)
+  const ctx: DecodeContext = {
+    metadata,
+    device,
+    bootToWallNs: task.bootToWallNs,
+    rstReasons: data.rstReasons,
+    noSocketReason: data.noSocketReason,
+    unmapped: data.unmapped,
+  }
+  out.length = 0
+  const res = decodeNetRecords(buf, task.offset, task.bytes, ctx, out)
+  const decoded = out.length
+  const batches: DecodedBatch[] = []
+  const generic = decoded > 0 ? pack(0, decoded, batches) : false
+  out.length = 0
+  if (crashCounter !== undefined && data.crash !== undefined && Atomics.add(crashCounter, 0, 1) + 1 === data.crash.onTask) {
+    // test hook: die with the slab decoded but not delivered
+    process.exit(70)
+  }
+  // every raw record becomes one OCSF record or counts as a decode error
+  // (malformed, an unknown family, or lost behind a broken frame)
+  const output: DecodeOutput = { batches, records: decoded, errors: Math.max(0, task.records - decoded), generic }
+  if (res.firstError !== undefined) output.firstError = res.firstError
+  return move({
+    get [transferableSymbol] () { return batches.map(b => b.records.buffer) },
+    get [valueSymbol] () { return output },
+  } as never)
+}

@@ -1,0 +1,133 @@
+// The messages between the agent's main thread and its workers, declared
+// once: consumer threads (one per ring buffer) and decoder workers (piscina).
+// Worker entry files import this module and never the pools that run them.
+
+import type { MessagePort } from 'node:worker_threads'
+import type { KernelCounters } from '../bpf/types.js'
+import type { SourceInfo } from '../shared/ocsf/network.js'
+import type { SynthOptions } from './decode/synth.js'
+
+// ---------------------------------------------------------------------------
+// Slabs: one SharedArrayBuffer per ring holds `count` slabs of `slabBytes`;
+// a second, small one holds their states (see slabs.ts).
+
+export interface SlabPoolShape {
+  /** the slab memory: slab i is [i * slabBytes, (i + 1) * slabBytes) */
+  data: SharedArrayBuffer
+  /** Int32Array: [0] free generation counter, [1 + i] state of slab i */
+  state: SharedArrayBuffer
+  count: number
+  slabBytes: number
+}
+
+/** Where a consumer reads records from. */
+export type SourceSpec =
+  | { kind: 'ring', /** the ring buffer map fd from NetProbe.ringFd */ fd: number }
+  | { kind: 'synth', synth: SynthOptions }
+
+export interface ConsumerTuning {
+  /** hand a slab that holds records to the decoders after this long, full or not */
+  lingerMs: number
+  /** longest single wait in the ring's drain call */
+  drainTimeoutMs: number
+}
+
+export interface ConsumerInit {
+  /** ring name: 'net' */
+  ring: string
+  source: SourceSpec
+  slabs: SlabPoolShape
+  tuning: ConsumerTuning
+  /** the largest record the ring can hold: a slab with less room left is handed off */
+  maxRecordBytes: number
+  /** comlink endpoint for ConsumerApi */
+  control: MessagePort
+}
+
+/** Consumer → main, on the worker's parentPort: a slab is ready to decode. */
+export interface SlabDescriptor {
+  ring: string
+  slab: number
+  /** byte offset of the records in the ring's slab SharedArrayBuffer */
+  offset: number
+  bytes: number
+  records: number
+}
+
+export interface ConsumerStats {
+  ring: string
+  drainCalls: number
+  /** records and bytes copied out of the ring */
+  records: number
+  bytes: number
+  slabsHandedOff: number
+  /** times the consumer found no free slab, and the time it spent waiting */
+  starvationEvents: number
+  starvationMs: number
+  /** waiting for a free slab right now */
+  starved: boolean
+  freeSlabs: number
+  /** bytes waiting in the ring */
+  ringPendingBytes: number
+  /** synthetic source only: its kernel-shaped counters */
+  synthCounters?: KernelCounters
+  synth?: { emitted: number, dropped: number, firstId: number, nextId: number, exhausted: boolean }
+  stopped: boolean
+}
+
+/** Main → consumer over comlink. */
+export interface ConsumerApi {
+  stats: () => ConsumerStats
+  reconfigure: (tuning: Partial<ConsumerTuning>) => ConsumerTuning
+  /**
+   * Drain what is waiting in the ring now (up to `timeoutMs`), hand off the
+   * last partial slab, and stop. Resolves with the final stats.
+   */
+  stop: (timeoutMs: number) => Promise<ConsumerStats>
+}
+
+// ---------------------------------------------------------------------------
+// Decoders.
+
+export interface DecoderWorkerData {
+  /** slab memory by ring name */
+  rings: Record<string, SharedArrayBuffer>
+  source: SourceInfo
+  rstReasons: Record<number, string>
+  noSocketReason: number
+  /** split a slab's output into several batches above this many bytes */
+  maxBatchBytes: number
+  /** keep raw kernel fields under `unmapped` */
+  unmapped: boolean
+  /**
+   * Test-only: the worker that starts the Nth task (counted across all
+   * workers in `counter`, an Int32Array SharedArrayBuffer) exits mid-task.
+   */
+  crash?: { onTask: number, counter: SharedArrayBuffer }
+}
+
+export interface DecodeTask {
+  ring: string
+  offset: number
+  bytes: number
+  records: number
+  /** CLOCK_REALTIME - CLOCK_BOOTTIME now, in ns (it drifts: sent per task) */
+  bootToWallNs: number
+}
+
+export interface DecodedBatch {
+  /** msgpack array of OCSF records; decodes on its own */
+  records: Uint8Array
+  count: number
+}
+
+export interface DecodeOutput {
+  batches: DecodedBatch[]
+  /** OCSF records in the batches */
+  records: number
+  /** raw records that could not be decoded */
+  errors: number
+  firstError?: string
+  /** the generic msgpack writer was needed (a record had a key the fast path does not know) */
+  generic: boolean
+}
