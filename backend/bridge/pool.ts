@@ -60,13 +60,16 @@ class Slot {
   constructor (index: number) { this.index = index }
 }
 
-function workerExecArgv (url: URL): string[] | undefined {
-  // Under tsx the worker entry is TypeScript. Workers inherit execArgv; when
-  // tsx was registered programmatically (bin/picket.js with PICKET_TSX=1) the
-  // loader is not in it, so pass it on explicitly.
-  if (!url.pathname.endsWith('.ts')) return undefined
-  if (process.execArgv.some(a => a.includes('tsx'))) return undefined
-  return [...process.execArgv, '--import', import.meta.resolve('tsx')]
+/**
+ * The worker's script. From TypeScript sources (tests, PICKET_TSX=1) a
+ * worker's own module loader does not know .ts (Node 20 does not carry the
+ * parent's loader hooks into workers), so a small bootstrap registers tsx in
+ * the worker first, resolved from here so the working directory does not matter.
+ */
+function workerScript (entry: URL): { script: URL | string, eval: boolean } {
+  if (!entry.pathname.endsWith('.ts')) return { script: entry, eval: false }
+  const api = import.meta.resolve('tsx/esm/api')
+  return { script: `import(${JSON.stringify(api)}).then(m => { m.register(); return import(${JSON.stringify(entry.href)}) })`, eval: true }
 }
 
 export class WorkerPoolBridge implements Bridge {
@@ -117,12 +120,12 @@ export class WorkerPoolBridge implements Bridge {
       fleetRefreshMs: this.#o.fleetRefreshMs,
       port: port2,
     }
-    const execArgv = workerExecArgv(this.#url)
-    const worker = new Worker(this.#url, {
+    const { script, eval: isEval } = workerScript(this.#url)
+    const worker = new Worker(script, {
+      eval: isEval,
       workerData: init,
       transferList: [port2],
       name: `picket-detection-${slot.index}`,
-      ...(execArgv !== undefined ? { execArgv } : {}),
     })
     slot.worker = worker
     slot.port = port1
@@ -198,6 +201,7 @@ export class WorkerPoolBridge implements Bridge {
         break
       case 'summary':
         slot.stats = m.stats
+        this.#o.sink.stats(slot.index, m.stats)
         for (const h of m.hosts) this.#o.seqs.set(h.hostId, h.lastSeq)
         if (m.hosts.length > 0) this.#o.sink.hosts(m.hosts, slot.index)
         break
@@ -236,6 +240,11 @@ export class WorkerPoolBridge implements Bridge {
       slot.queuedBytes += r.byteLength
       ;(slot.port as MessagePort).postMessage(msg, [buf])
     })
+  }
+
+  skip (hostId: string, seq: number): void {
+    const slot = this.#slots[this.route(hostId)]
+    if (slot.alive && slot.port !== undefined) slot.port.postMessage({ t: 'skip', hostId, seq } satisfies ToWorker)
   }
 
   async health (timeoutMs = 1000): Promise<BridgeHealth> {

@@ -60,6 +60,8 @@ export interface DetectionSink {
   findings: (events: FindingEvent[]) => void
   fleet: (deltas: FleetDelta[]) => void
   hosts: (summaries: HostSummary[], worker: number) => void
+  /** each worker's counters, about once a second */
+  stats: (worker: number, stats: WorkerStats) => void
 }
 
 export interface Bridge {
@@ -69,6 +71,11 @@ export interface Bridge {
   /** Resolves once the detection plane accepted (or refused) the batch; never rejects. */
   submit: (batch: BridgeBatch) => Promise<SubmitResult>
   health: (timeoutMs?: number) => Promise<BridgeHealth>
+  /**
+   * The collector refused (host_id, seq) before the detection plane saw it:
+   * let the dedup window move past it rather than wait for it. Fire and forget.
+   */
+  skip: (hostId: string, seq: number) => void
   /** Ask every worker to emit pending updates and fleet reports now. */
   flush: () => Promise<void>
   /** Batches submitted and not yet answered, per worker. */

@@ -259,6 +259,11 @@ export class DetectionEngine {
     for (const [hostId, seq] of entries) this.#actor(hostId).seq.floor = seq
   }
 
+  /** A batch the collector refused: its seq is spent, so the dedup window moves past it. */
+  skipSeq (hostId: string, seq: number): void {
+    this.#actor(hostId).seq.accept(seq)
+  }
+
   #actor (hostId: string): Actor {
     let a = this.#actors.get(hostId)
     if (a === undefined) {

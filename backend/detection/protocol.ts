@@ -37,6 +37,7 @@ export type ToWorker =
     len: number
     recvAt: number
   }
+  | { t: 'skip', hostId: string, seq: number }
   | { t: 'ping', id: number }
   | { t: 'flush', id: number }
   | { t: 'stop' }

@@ -49,6 +49,9 @@ port.on('message', (m: ToWorker) => {
       })
       break
     }
+    case 'skip':
+      engine.skipSeq(m.hostId, m.seq)
+      break
     case 'ping':
       send({ t: 'pong', id: m.id, stats: { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6) } })
       break

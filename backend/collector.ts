@@ -1,0 +1,278 @@
+import * as grpc from '@grpc/grpc-js'
+import { readFileSync } from 'node:fs'
+import { PicketError, type ErrorCode } from '../shared/errors.js'
+import type { Logger } from '../shared/logger.js'
+import { collectorService, type Ack, type AckStatus, type Batch } from '../shared/proto/index.js'
+import type { Bridge, SubmitResult } from './bridge/types.js'
+import type { HostTracker } from './hosts.js'
+import type { Limits, RefusalReason } from './limits.js'
+import type { Metrics } from './metrics.js'
+
+// The gRPC Ship server. Per batch: host id present, well-formed and the same
+// for the whole stream (and equal to the client certificate's name under
+// mTLS); seq a positive integer; limits on bytes, record count and string
+// length here, string length and nesting depth again record by record in the
+// worker's scan. A refused batch gets Ack REFUSED with the gRPC code, the
+// PICKET_ERR_ code, the limit's name and what to do; the stream stays up.
+// Everything else is acked only once the detection plane has accepted it.
+
+export interface TlsFiles { cert: string, key: string, clientCa?: string }
+
+export interface CollectorOptions {
+  host: string
+  port: number
+  /** listen on a non-loopback address without mTLS (host ids are then unauthenticated) */
+  allowRemote: boolean
+  tls: TlsFiles | undefined
+  limits: Limits
+  bridge: Bridge
+  metrics: Metrics
+  hosts: HostTracker
+  logger: Logger
+  /** batches of one stream in flight before the stream is paused (HTTP/2 flow control pushes back) */
+  maxInFlightPerStream?: number
+  /** hand gRPC's per-message buffer to the worker instead of copying it (default true) */
+  transferBuffers?: boolean
+}
+
+const S = grpc.status
+const HOST_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$/
+
+export function isLoopback (host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1'
+}
+
+/**
+ * May we detach `records.buffer`? grpc-js (1.14, stream-decoder.ts) gathers
+ * each framed message into its own Buffer.concat() allocation; messages of
+ * 4 KiB and more get an ArrayBuffer of their own, which it drops once the
+ * message is deserialized. When the ArrayBuffer is no bigger than the records
+ * plus the other Batch fields, nothing else lives in it and the worker may
+ * take it whole. Otherwise (small messages share Node's buffer pool) we copy.
+ */
+function ownsBuffer (records: Buffer, maxOverhead: number): boolean {
+  const ab = records.buffer
+  if (!(ab instanceof ArrayBuffer)) return false
+  return ab.byteLength >= 4096 && ab.byteLength - records.byteLength <= maxOverhead
+}
+
+function peerNames (call: grpc.ServerDuplexStream<Batch, Ack>): string[] | undefined {
+  const cert = call.getAuthContext()?.sslPeerCertificate
+  if (cert === undefined || cert === null) return undefined
+  const names: string[] = []
+  const cn = (cert.subject as unknown as Record<string, string | string[]> | undefined)?.CN
+  if (typeof cn === 'string') names.push(cn)
+  else if (Array.isArray(cn)) names.push(...cn)
+  for (const part of (cert.subjectaltname ?? '').split(/,\s*/)) {
+    const m = /^(DNS|URI):(.+)$/.exec(part)
+    if (m !== null) names.push(m[2])
+  }
+  return names
+}
+
+export class Collector {
+  readonly #o: Required<CollectorOptions>
+  readonly #server: grpc.Server
+  readonly #streams = new Set<grpc.ServerDuplexStream<Batch, Ack>>()
+  #port = 0
+
+  constructor (opts: CollectorOptions) {
+    this.#o = { maxInFlightPerStream: 64, transferBuffers: true, ...opts }
+    const mtls = opts.tls?.clientCa !== undefined
+    if (!isLoopback(opts.host) && !mtls && !opts.allowRemote) {
+      throw new PicketError('PICKET_ERR_CONFIG', `the collector would listen on ${opts.host}:${opts.port} without mTLS, where any client can claim any host id; ` +
+        'pass --tls-cert, --tls-key and --tls-client-ca for mTLS, listen on 127.0.0.1, or pass --allow-remote to accept unauthenticated agents')
+    }
+    // gRPC's own limit sits well above ours, so an oversized batch reaches our
+    // check and is refused with an Ack instead of the stream being torn down
+    this.#server = new grpc.Server({
+      'grpc.max_receive_message_length': opts.limits.maxBatchBytes * 2 + 1024 * 1024,
+      'grpc.max_send_message_length': 4 * 1024 * 1024,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+    })
+    this.#server.addService(collectorService(), { Ship: (call: grpc.ServerDuplexStream<Batch, Ack>) => this.#ship(call) })
+  }
+
+  get port (): number { return this.#port }
+  get streams (): number { return this.#streams.size }
+
+  async start (): Promise<{ host: string, port: number }> {
+    const o = this.#o
+    let creds: grpc.ServerCredentials
+    if (o.tls !== undefined) {
+      let key: Buffer, cert: Buffer, ca: Buffer | null
+      try {
+        key = readFileSync(o.tls.key)
+        cert = readFileSync(o.tls.cert)
+        ca = o.tls.clientCa !== undefined ? readFileSync(o.tls.clientCa) : null
+      } catch (err) {
+        throw new PicketError('PICKET_ERR_CONFIG', `TLS files cannot be read: ${(err as Error).message}; check --tls-cert, --tls-key and --tls-client-ca`)
+      }
+      creds = grpc.ServerCredentials.createSsl(ca, [{ private_key: key, cert_chain: cert }], ca !== null)
+    } else {
+      creds = grpc.ServerCredentials.createInsecure()
+    }
+    const addr = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`
+    this.#port = await new Promise<number>((resolve, reject) => {
+      this.#server.bindAsync(addr, creds, (err, port) => {
+        if (err !== null) reject(new PicketError('PICKET_ERR_CONFIG', `the collector cannot listen on ${addr}: ${err.message}; pick another --listen address or stop what holds the port`))
+        else resolve(port)
+      })
+    })
+    return { host: o.host, port: this.#port }
+  }
+
+  #ship (call: grpc.ServerDuplexStream<Batch, Ack>): void {
+    const o = this.#o
+    const m = o.metrics
+    const certNames = o.tls?.clientCa !== undefined ? peerNames(call) : undefined
+    let streamHost: string | undefined
+    let inFlight = 0
+    let paused = false
+    let ended = false
+    let closed = false
+    this.#streams.add(call)
+    m.streams.set(this.#streams.size)
+    const peer = call.getPeer()
+
+    const finish = (): void => {
+      if (closed) return
+      closed = true
+      this.#streams.delete(call)
+      m.streams.set(this.#streams.size)
+    }
+    const write = (ack: Ack): void => {
+      if (closed || call.cancelled || call.destroyed) return
+      call.write(ack)
+    }
+    const maybeEnd = (): void => {
+      if (ended && inFlight === 0 && !closed) { finish(); call.end() }
+    }
+    const refuse = (b: Batch, reason: RefusalReason, error: ErrorCode, code: grpc.status, message: string, skip: boolean): void => {
+      m.refusals.inc({ limit: reason })
+      m.batches.inc({ status: 'REFUSED' })
+      if (streamHost !== undefined && b.host_id === streamHost) {
+        o.hosts.note(b.host_id, { records: 0, bytes: b.records?.byteLength ?? 0 }, 'REFUSED', Date.now())
+        if (skip) o.bridge.skip(b.host_id, b.seq)
+      }
+      o.logger.warn({ host: b.host_id?.slice(0, 256), seq: b.seq, limit: reason, peer }, message)
+      const isLimit = reason.startsWith('max_')
+      write({ host_id: b.host_id ?? '', seq: b.seq ?? 0, status: 'REFUSED', code, error, message, limit: isLimit ? reason : '' })
+    }
+
+    call.on('data', (b: Batch) => {
+      const recvAt = Date.now()
+      const L = o.limits
+      const bytes = b.records?.byteLength ?? 0
+      m.bytes.inc(bytes)
+      // identity first: nothing about a batch is trusted before we know whose it is
+      if (typeof b.host_id !== 'string' || b.host_id === '') {
+        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.INVALID_ARGUMENT, 'the batch has no host_id; set the agent\'s host id (picket agent --host-id) and resend', false)
+        return
+      }
+      if (!HOST_ID_RE.test(b.host_id)) {
+        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.INVALID_ARGUMENT, `host_id '${b.host_id.slice(0, 64)}' is not valid: use 1 to 256 characters from A-Z a-z 0-9 . _ : @ / -, starting with a letter or digit`, false)
+        return
+      }
+      if (certNames !== undefined && !certNames.includes(b.host_id)) {
+        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.PERMISSION_DENIED, `host_id '${b.host_id}' is not the name in this agent's client certificate (${certNames.join(', ') || 'none'}); an agent ships only as the host its certificate names`, false)
+        return
+      }
+      if (streamHost === undefined) streamHost = b.host_id
+      else if (b.host_id !== streamHost) {
+        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.PERMISSION_DENIED, `this stream belongs to host '${streamHost}' but the batch claims '${b.host_id}'; open one Ship stream per host`, false)
+        return
+      }
+      if (!Number.isSafeInteger(b.seq) || b.seq < 1) {
+        refuse(b, 'seq', 'PICKET_ERR_SEQ', S.INVALID_ARGUMENT, `seq ${String(b.seq)} is not valid: seq starts at 1 for each host and goes up by one per batch`, false)
+        return
+      }
+      if (bytes > L.maxBatchBytes) {
+        refuse(b, 'max_batch_bytes', 'PICKET_ERR_LIMIT', S.RESOURCE_EXHAUSTED, `the batch's records are ${bytes} bytes, over max_batch_bytes ${L.maxBatchBytes}; send smaller batches (fewer records per batch) or raise the collector's --max-batch-bytes`, true)
+        return
+      }
+      if (b.count > L.maxRecords) {
+        refuse(b, 'max_records', 'PICKET_ERR_LIMIT', S.RESOURCE_EXHAUSTED, `the batch holds ${b.count} records, over max_records ${L.maxRecords}; send fewer records per batch or raise the collector's --max-records`, true)
+        return
+      }
+      for (const [name, v] of [['hostname', b.hostname], ['agent_version', b.agent_version]] as const) {
+        if (typeof v === 'string' && Buffer.byteLength(v) > L.maxStringBytes) {
+          refuse(b, 'max_string_bytes', 'PICKET_ERR_LIMIT', S.INVALID_ARGUMENT, `the batch's ${name} is longer than max_string_bytes ${L.maxStringBytes}; shorten it or raise the collector's --max-string-bytes`, true)
+          return
+        }
+      }
+      inFlight++
+      if (inFlight >= o.maxInFlightPerStream && !paused) { paused = true; call.pause() }
+      const owned = o.transferBuffers && ownsBuffer(b.records, 4096 + Buffer.byteLength(b.hostname ?? '') + Buffer.byteLength(b.agent_version ?? '') + b.host_id.length)
+      o.bridge.submit({ hostId: b.host_id, hostname: b.hostname ?? '', seq: b.seq, count: b.count, records: b.records, owned, recvAt })
+        .then((r: SubmitResult) => this.#answer(b, r, bytes, recvAt, write, peer), (err: Error) => {
+          o.logger.error({ err, host: b.host_id, seq: b.seq }, 'bridge submit failed')
+          write({ host_id: b.host_id, seq: b.seq, status: 'RETRY', code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: `the detection plane failed: ${err.message}; resend`, limit: '' })
+        })
+        .finally(() => {
+          inFlight--
+          if (paused && inFlight <= o.maxInFlightPerStream / 2) { paused = false; call.resume() }
+          maybeEnd()
+        })
+    })
+    call.on('end', () => { ended = true; maybeEnd() })
+    call.on('error', (err) => {
+      if ((err as { code?: number }).code !== S.CANCELLED) o.logger.warn({ err, host: streamHost, peer }, 'Ship stream failed')
+      finish()
+    })
+    call.on('cancelled', finish)
+    call.on('close', finish)
+  }
+
+  #answer (b: Batch, r: SubmitResult, bytes: number, recvAt: number, write: (a: Ack) => void, peer: string): void {
+    const o = this.#o
+    const m = o.metrics
+    const now = Date.now()
+    let status: AckStatus
+    switch (r.status) {
+      case 'accepted':
+        status = 'OK'
+        m.records.inc(r.records)
+        m.batchSeconds.observe((now - recvAt) / 1000)
+        write({ host_id: b.host_id, seq: b.seq, status })
+        break
+      case 'duplicate':
+        status = 'DUPLICATE'
+        write({ host_id: b.host_id, seq: b.seq, status, message: `seq ${b.seq} of host ${b.host_id} was accepted before; nothing to resend` })
+        break
+      case 'refused': {
+        status = 'REFUSED'
+        const reason: RefusalReason = r.limit !== '' ? r.limit as RefusalReason : r.error === 'PICKET_ERR_HOST_ID' ? 'host_id' : 'decode'
+        m.refusals.inc({ limit: reason })
+        o.logger.warn({ host: b.host_id, seq: b.seq, limit: reason, peer }, r.message)
+        write({ host_id: b.host_id, seq: b.seq, status, code: r.code, error: r.error, message: r.message, limit: r.limit })
+        break
+      }
+      case 'retry':
+        status = 'RETRY'
+        write({ host_id: b.host_id, seq: b.seq, status, code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: r.message })
+        break
+    }
+    m.batches.inc({ status })
+    m.hostLastSeen.set({ host: b.host_id }, Math.floor(now / 1000))
+    o.hosts.note(b.host_id, {
+      hostname: b.hostname,
+      agentVersion: b.agent_version,
+      records: r.status === 'accepted' ? r.records : 0,
+      bytes,
+      capturedTotal: b.captured_total,
+      drops: b.drops,
+    }, status, now)
+  }
+
+  /** Stop accepting streams; give open streams `graceMs` to finish, then cut them. */
+  async close (graceMs = 2000): Promise<void> {
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(() => { this.#server.forceShutdown(); resolve() }, graceMs)
+      for (const call of this.#streams) call.end()
+      this.#server.tryShutdown(() => { clearTimeout(timer); resolve() })
+    })
+  }
+}

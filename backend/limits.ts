@@ -1,0 +1,37 @@
+// Collector limits. A batch over one is refused with an Ack that names the
+// limit (REFUSED, a gRPC code, `limit`, and a message saying what to do); the
+// stream stays up and picket_collector_refusals_total{limit} goes up.
+
+export interface Limits {
+  /** size of Batch.records */
+  maxBatchBytes: number
+  /** records in one batch (Batch.count and the array itself) */
+  maxRecords: number
+  /** any string (key or value) in a record, and the batch's hostname / agent_version */
+  maxStringBytes: number
+  /** maps and arrays nested inside a record; the record itself is depth 1 */
+  maxDepth: number
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxBatchBytes: 8 * 1024 * 1024,
+  maxRecords: 16_384,
+  maxStringBytes: 4096,
+  maxDepth: 16,
+})
+
+export const LIMIT_NAMES = ['max_batch_bytes', 'max_records', 'max_string_bytes', 'max_depth'] as const
+export type LimitName = typeof LIMIT_NAMES[number]
+
+/** Other reasons a batch is refused, counted beside the limits. */
+export const REFUSAL_REASONS = [...LIMIT_NAMES, 'host_id', 'seq', 'decode'] as const
+export type RefusalReason = typeof REFUSAL_REASONS[number]
+
+export function validateLimits (l: Limits): string[] {
+  const errors: string[] = []
+  if (!Number.isInteger(l.maxBatchBytes) || l.maxBatchBytes < 1024) errors.push('limits.maxBatchBytes must be an integer of at least 1024')
+  if (!Number.isInteger(l.maxRecords) || l.maxRecords < 1) errors.push('limits.maxRecords must be a positive integer')
+  if (!Number.isInteger(l.maxStringBytes) || l.maxStringBytes < 64) errors.push('limits.maxStringBytes must be an integer of at least 64')
+  if (!Number.isInteger(l.maxDepth) || l.maxDepth < 2 || l.maxDepth > 256) errors.push('limits.maxDepth must be an integer from 2 to 256')
+  return errors
+}

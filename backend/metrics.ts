@@ -1,0 +1,73 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { REFUSAL_REASONS } from './limits.js'
+
+// The backend's Prometheus metrics, one Registry per backend instance (tests
+// start several in one process). Served as text at GET /metrics.
+
+export interface Metrics {
+  registry: Registry
+  batches: Counter<'status'>
+  records: Counter
+  bytes: Counter
+  refusals: Counter<'limit'>
+  streams: Gauge
+  recordsPerSecond: Gauge
+  queueDepth: Gauge<'worker'>
+  workerUp: Gauge<'worker'>
+  workerRestarts: Gauge<'worker'>
+  workerLoopDelay: Gauge<'worker'>
+  detectionRecords: Counter<'worker'>
+  detectionMatched: Counter<'worker'>
+  stateGroups: Gauge<'worker'>
+  stateOverflow: Counter<'worker'>
+  openIncidents: Gauge<'stage'>
+  fleetDeltas: Counter
+  batchSeconds: Histogram
+  detectionLatency: Histogram
+  findings: Counter<'rule' | 'activity'>
+  hostLastSeen: Gauge<'host'>
+  agentDrops: Gauge<'cause'>
+  storeWriteSeconds: Histogram<'kind'>
+  webhookSent: Counter
+  webhookFailures: Counter<'reason'>
+  webhookDropped: Counter
+  webhookQueue: Gauge
+}
+
+export function createMetrics (): Metrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'picket_backend_' })
+  const r = [registry]
+  const m: Metrics = {
+    registry,
+    batches: new Counter({ name: 'picket_collector_batches_total', help: 'Batches answered by the collector, by ack status', labelNames: ['status'], registers: r }),
+    records: new Counter({ name: 'picket_collector_records_total', help: 'Records in batches the detection plane accepted', registers: r }),
+    bytes: new Counter({ name: 'picket_collector_bytes_total', help: 'Bytes of Batch.records received', registers: r }),
+    refusals: new Counter({ name: 'picket_collector_refusals_total', help: 'Batches refused, by the limit or check they failed', labelNames: ['limit'], registers: r }),
+    streams: new Gauge({ name: 'picket_collector_streams', help: 'Open Ship streams (one per connected agent)', registers: r }),
+    recordsPerSecond: new Gauge({ name: 'picket_records_per_second', help: 'Records accepted per second, averaged over the last seconds', registers: r }),
+    queueDepth: new Gauge({ name: 'picket_bridge_queue_depth', help: 'Batches submitted to a detection worker and not yet answered', labelNames: ['worker'], registers: r }),
+    workerUp: new Gauge({ name: 'picket_detection_worker_up', help: '1 when the detection worker is running', labelNames: ['worker'], registers: r }),
+    workerRestarts: new Gauge({ name: 'picket_detection_worker_restarts', help: 'Times the detection worker was restarted', labelNames: ['worker'], registers: r }),
+    workerLoopDelay: new Gauge({ name: 'picket_detection_worker_loop_delay_ms', help: 'Event-loop delay p99 of the detection worker over the last second', labelNames: ['worker'], registers: r }),
+    detectionRecords: new Counter({ name: 'picket_detection_records_total', help: 'Records run through the rules', labelNames: ['worker'], registers: r }),
+    detectionMatched: new Counter({ name: 'picket_detection_matched_total', help: 'Record matches of detection rules that feed a correlation', labelNames: ['worker'], registers: r }),
+    stateGroups: new Gauge({ name: 'picket_detection_state_groups', help: 'Correlation groups held in sliding windows', labelNames: ['worker'], registers: r }),
+    stateOverflow: new Counter({ name: 'picket_detection_state_overflow_total', help: 'Records not tracked because a host hit the per-rule group bound', labelNames: ['worker'], registers: r }),
+    openIncidents: new Gauge({ name: 'picket_open_incidents', help: 'Incidents open (one finding each), by stage', labelNames: ['stage'], registers: r }),
+    fleetDeltas: new Counter({ name: 'picket_fleet_deltas_total', help: 'Per-host sightings the fleet stage received from the workers', registers: r }),
+    batchSeconds: new Histogram({ name: 'picket_bridge_batch_seconds', help: 'From a batch reaching the collector to the detection plane accepting it', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: r }),
+    detectionLatency: new Histogram({ name: 'picket_detection_latency_seconds', help: 'From the batch holding the crossing record reaching the collector to the finding stored', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: r }),
+    findings: new Counter({ name: 'picket_findings_total', help: 'Finding events written to the store, by rule and activity (create, update, close)', labelNames: ['rule', 'activity'], registers: r }),
+    hostLastSeen: new Gauge({ name: 'picket_host_last_seen_seconds', help: 'Unix time of the last batch from the host', labelNames: ['host'], registers: r }),
+    agentDrops: new Gauge({ name: 'picket_agent_drops', help: 'Records the agents could not deliver, summed over hosts, as they last reported (cumulative)', labelNames: ['cause'], registers: r }),
+    storeWriteSeconds: new Histogram({ name: 'picket_store_write_seconds', help: 'Alert store transactions', labelNames: ['kind'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers: r }),
+    webhookSent: new Counter({ name: 'picket_webhook_sent_total', help: 'Findings POSTed to the webhook', registers: r }),
+    webhookFailures: new Counter({ name: 'picket_webhook_failures_total', help: 'Webhook POST attempts that failed', labelNames: ['reason'], registers: r }),
+    webhookDropped: new Counter({ name: 'picket_webhook_dropped_total', help: 'Findings dropped from the webhook queue (full, or retries exhausted)', registers: r }),
+    webhookQueue: new Gauge({ name: 'picket_webhook_queue', help: 'Findings waiting for the webhook', registers: r }),
+  }
+  for (const reason of REFUSAL_REASONS) m.refusals.inc({ limit: reason }, 0)
+  for (const status of ['OK', 'DUPLICATE', 'REFUSED', 'RETRY']) m.batches.inc({ status }, 0)
+  return m
+}

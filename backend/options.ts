@@ -1,0 +1,142 @@
+import { availableParallelism } from 'node:os'
+import { isAbsolute, resolve } from 'node:path'
+import type { OptSpec } from '../shared/config.js'
+import { parseHostPort, type HostPort } from '../shared/config.js'
+import { PicketError } from '../shared/errors.js'
+import type { Logger } from '../shared/logger.js'
+import { rootPath } from '../shared/paths.js'
+import type { RuleTiming } from './detection/rules/compile.js'
+import { isLoopback } from './collector.js'
+import type { HttpPlugin } from './http.js'
+import { DEFAULT_LIMITS, validateLimits, type Limits } from './limits.js'
+
+// startBackend()'s options, validated once here and frozen. The CLI's flags
+// (BACKEND_OPTIONS) map onto them one to one.
+
+export interface BackendOptions {
+  /** collector address, HOST:PORT (port 0 picks a free port); default 127.0.0.1:50051 */
+  listen?: string | HostPort
+  /** allow a non-loopback collector address without mTLS */
+  allowRemote?: boolean
+  tls?: { cert: string, key: string, clientCa?: string }
+  /** HTTP (healthz, metrics, console) address, or false for none; default 127.0.0.1:8080 */
+  http?: string | HostPort | false
+  /** required when HTTP listens on a non-loopback address */
+  httpToken?: string
+  /** alert store file; default ./data/picket.db */
+  db?: string
+  /** detection worker threads; default: the number of cores */
+  workers?: number
+  /** folder of Sigma-layout *.yml rules; default backend/rules */
+  rulesDir?: string
+  /** POST every finding's OCSF JSON here */
+  webhook?: string
+  limits?: Partial<Limits>
+  /** override rule timing (tests use short windows and quiet periods) */
+  timing?: RuleTiming
+  logger?: Logger
+  /** extra HTTP routes, registered before the server listens */
+  plugins?: HttpPlugin[]
+  /** the console plugin: 'auto' loads backend/console/index when it exists (default), false leaves it out */
+  console?: 'auto' | false | HttpPlugin
+  /** how often workers emit updates and closes, ms (default 250) */
+  tickMs?: number
+  /** how often a fleet sighting is refreshed, ms (default 1000) */
+  fleetRefreshMs?: number
+}
+
+export interface ResolvedOptions {
+  listen: HostPort
+  allowRemote: boolean
+  tls: { cert: string, key: string, clientCa?: string } | undefined
+  http: HostPort | undefined
+  httpToken: string | undefined
+  db: string
+  workers: number
+  rulesDir: string
+  webhook: string | undefined
+  limits: Limits
+  timing: RuleTiming
+  plugins: HttpPlugin[]
+  console: 'auto' | false | HttpPlugin
+  tickMs: number
+  fleetRefreshMs: number
+}
+
+function hp (v: string | HostPort, name: string, errors: string[]): HostPort | undefined {
+  if (typeof v !== 'string') return v
+  const r = parseHostPort(v)
+  if (r === undefined) errors.push(`${name} '${v}' is not HOST:PORT (examples: 127.0.0.1:50051, [::1]:8080)`)
+  return r
+}
+
+export function resolveOptions (o: BackendOptions): ResolvedOptions {
+  const errors: string[] = []
+  const listen = hp(o.listen ?? '127.0.0.1:50051', 'listen', errors)
+  const http = o.http === false ? undefined : hp(o.http ?? '127.0.0.1:8080', 'http', errors)
+  const workers = o.workers ?? availableParallelism()
+  if (!Number.isInteger(workers) || workers < 1 || workers > 256) errors.push('workers must be an integer from 1 to 256')
+  const limits = { ...DEFAULT_LIMITS, ...o.limits }
+  errors.push(...validateLimits(limits))
+  if (o.webhook !== undefined) {
+    try {
+      const u = new URL(o.webhook)
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') errors.push(`webhook '${o.webhook}' must be an http:// or https:// URL`)
+    } catch {
+      errors.push(`webhook '${o.webhook}' is not a URL`)
+    }
+  }
+  if (o.tls !== undefined && (o.tls.cert === '' || o.tls.key === '')) errors.push('tls needs both cert and key')
+  for (const [k, v] of Object.entries(o.timing ?? {})) {
+    if (v !== undefined && (typeof v !== 'number' || !(v > 0))) errors.push(`timing.${k} must be a positive number of ms`)
+  }
+  const tickMs = o.tickMs ?? 250
+  const fleetRefreshMs = o.fleetRefreshMs ?? 1000
+  if (!(tickMs >= 10)) errors.push('tickMs must be at least 10')
+  if (!(fleetRefreshMs >= 10)) errors.push('fleetRefreshMs must be at least 10')
+  if (errors.length > 0 || listen === undefined) throw new PicketError('PICKET_ERR_CONFIG', errors.join('\n'), { errors })
+  if (http !== undefined && !isLoopback(http.host) && (o.httpToken === undefined || o.httpToken === '')) {
+    throw new PicketError('PICKET_ERR_CONSOLE_TOKEN', `the HTTP server (console, /metrics, /healthz) would listen on ${http.toString()} without an access token; ` +
+      'set --http-token (or PICKET_HTTP_TOKEN), or listen on 127.0.0.1')
+  }
+  const db = o.db ?? 'data/picket.db'
+  const rulesDir = o.rulesDir ?? rootPath('backend', 'rules')
+  return Object.freeze({
+    listen,
+    allowRemote: o.allowRemote === true,
+    tls: o.tls,
+    http,
+    httpToken: o.httpToken !== undefined && o.httpToken !== '' ? o.httpToken : undefined,
+    db: db === ':memory:' || isAbsolute(db) ? db : resolve(db),
+    workers,
+    rulesDir: isAbsolute(rulesDir) ? rulesDir : resolve(rulesDir),
+    webhook: o.webhook,
+    limits: Object.freeze(limits),
+    timing: Object.freeze({ ...o.timing }),
+    plugins: o.plugins ?? [],
+    console: o.console ?? 'auto',
+    tickMs,
+    fleetRefreshMs,
+  })
+}
+
+/** `picket backend` flags. */
+export const BACKEND_OPTIONS: readonly OptSpec[] = [
+  { name: 'listen', type: 'hostport', default: '127.0.0.1:50051', help: 'collector (gRPC Ship) address; non-loopback needs mTLS or --allow-remote' },
+  { name: 'allow-remote', type: 'bool', default: false, help: 'let the collector listen on a non-loopback address without mTLS (agents are then unauthenticated)' },
+  { name: 'tls-cert', type: 'path', help: 'collector TLS certificate (PEM)' },
+  { name: 'tls-key', type: 'path', help: 'collector TLS private key (PEM)' },
+  { name: 'tls-client-ca', type: 'path', help: 'CA (PEM) that signs agent certificates: turns on mTLS, and an agent may only ship as the host its certificate names' },
+  { name: 'http', type: 'hostport', default: '127.0.0.1:8080', help: 'HTTP address for /healthz, /metrics and the console' },
+  { name: 'console', type: 'hostport', help: 'same as --http (the console shares the HTTP server)' },
+  { name: 'http-token', type: 'string', help: 'access token every HTTP request must carry; required when --http is not loopback' },
+  { name: 'db', type: 'path', default: 'data/picket.db', help: 'alert store (SQLite) file' },
+  { name: 'workers', type: 'int', min: 1, max: 256, help: 'detection worker threads (default: the number of cores)' },
+  { name: 'rules', type: 'path', help: 'folder of Sigma-layout *.yml rules (default: the shipped backend/rules)' },
+  { name: 'webhook', type: 'string', help: 'POST each finding (OCSF JSON) to this http(s) URL, with retry' },
+  { name: 'max-batch-bytes', type: 'bytes', default: String(DEFAULT_LIMITS.maxBatchBytes), min: 1024, help: 'refuse batches whose records are larger' },
+  { name: 'max-records', type: 'int', default: DEFAULT_LIMITS.maxRecords, min: 1, help: 'refuse batches with more records' },
+  { name: 'max-string-bytes', type: 'bytes', default: String(DEFAULT_LIMITS.maxStringBytes), min: 64, help: 'refuse batches holding a longer string' },
+  { name: 'max-depth', type: 'int', default: DEFAULT_LIMITS.maxDepth, min: 2, max: 256, help: 'refuse batches whose records nest deeper' },
+  { name: 'log-level', type: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], help: 'log level' },
+]

@@ -1,0 +1,252 @@
+import type { FastifyInstance } from 'fastify'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { createLogger, type Logger } from '../shared/logger.js'
+import { siblingModule } from '../shared/paths.js'
+import { VERSION } from '../shared/version.js'
+import { WorkerPoolBridge } from './bridge/pool.js'
+import type { Bridge } from './bridge/types.js'
+import { Collector } from './collector.js'
+import type { HostSummary } from './detection/engine.js'
+import { FleetStage } from './detection/fleet.js'
+import type { WorkerStats } from './detection/protocol.js'
+import { compileRuleSet, type RuleSet } from './detection/rules/compile.js'
+import { loadRuleDir } from './detection/rules/load.js'
+import { FindingPipeline } from './findings.js'
+import { HostTracker } from './hosts.js'
+import { createHttpServer, type BackendContext, type HealthReport, type HttpPlugin } from './http.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { resolveOptions, type BackendOptions, type ResolvedOptions } from './options.js'
+import { WebhookOutput } from './outputs/webhook.js'
+import { AlertStore } from './store.js'
+
+// startBackend(): collector + bridge + detection workers + fleet stage +
+// alert store + outputs + HTTP, wired together. Used by `picket backend`,
+// `picket start` and the tests.
+
+export type { BackendOptions } from './options.js'
+
+export interface BackendHandle {
+  /** where the collector listens (port is the bound one when 0 was asked) */
+  collector: { host: string, port: number, address: string }
+  http: { host: string, port: number, url: string } | undefined
+  store: AlertStore
+  bridge: Bridge
+  metrics: Metrics
+  app: FastifyInstance | undefined
+  rules: RuleSet
+  options: ResolvedOptions
+  logger: Logger
+  health: () => Promise<HealthReport>
+  /** Push pending updates and fleet reports through to the store now (tests, shutdown). */
+  flush: () => Promise<void>
+  close: () => Promise<void>
+}
+
+async function consolePlugin (o: ResolvedOptions, logger: Logger): Promise<HttpPlugin | undefined> {
+  if (o.console === false) return undefined
+  if (typeof o.console === 'function') return o.console
+  const url = siblingModule(import.meta.url, './console/index')
+  if (!existsSync(fileURLToPath(url))) return undefined
+  const mod = await import(url.href) as { registerConsole?: HttpPlugin, default?: HttpPlugin }
+  const p = mod.registerConsole ?? mod.default
+  if (typeof p !== 'function') {
+    logger.warn({ module: url.href }, 'backend/console/index has no registerConsole(app, ctx) export; the console is not served')
+    return undefined
+  }
+  return p
+}
+
+export async function startBackend (opts: BackendOptions = {}): Promise<BackendHandle> {
+  const o = resolveOptions(opts)
+  const logger = opts.logger ?? createLogger('picket-backend')
+  const startedAt = Date.now()
+  const collection = loadRuleDir(o.rulesDir)
+  const rules = compileRuleSet(collection, { timing: o.timing })
+  logger.info({ dir: o.rulesDir, files: collection.files.length, correlations: rules.correlations.map(c => `${c.ref} (${c.stage})`) }, 'rules compiled')
+  const metrics = createMetrics()
+  const store = AlertStore.open(o.db)
+  // shutdown order: collector (no new batches), workers (their last updates
+  // and dedup floors), outputs, HTTP, store
+  const RANK = { collector: 0, bridge: 1, webhook: 2, http: 3, store: 4 } as const
+  const undo: Array<{ rank: number, f: () => Promise<void> | void }> = [{ rank: RANK.store, f: () => store.close() }]
+  const at = (rank: number, f: () => Promise<void> | void): void => { undo.push({ rank, f }) }
+  const timers: NodeJS.Timeout[] = []
+  const unwind = async (): Promise<void> => {
+    for (const t of timers) clearInterval(t)
+    for (const { f } of undo.sort((a, b) => a.rank - b.rank)) { try { await f() } catch (err) { logger.error({ err }, 'shutdown step failed') } }
+  }
+  try {
+    const hosts = new HostTracker()
+    const fleet = new FleetStage(rules, VERSION)
+    const webhook = o.webhook !== undefined ? new WebhookOutput({ url: o.webhook, logger, metrics }) : undefined
+    const findings = new FindingPipeline({ store, metrics, logger, webhook })
+    const seqQueue: HostSummary[] = []
+    const lastStats = new Map<number, WorkerStats>()
+    const sink = {
+      findings: (events: Parameters<FindingPipeline['push']>[0]) => findings.push(events),
+      fleet: (deltas: Parameters<FleetStage['apply']>[0]) => {
+        metrics.fleetDeltas.inc(deltas.length)
+        fleet.apply(deltas, Date.now())
+        findings.push(fleet.drain())
+      },
+      hosts: (summaries: HostSummary[]) => { seqQueue.push(...summaries) },
+      stats: (worker: number, s: WorkerStats) => {
+        const w = String(worker)
+        const prev = lastStats.get(worker)
+        metrics.detectionRecords.inc({ worker: w }, Math.max(0, s.records - (prev?.records ?? 0)))
+        metrics.detectionMatched.inc({ worker: w }, Math.max(0, s.matched - (prev?.matched ?? 0)))
+        metrics.stateOverflow.inc({ worker: w }, Math.max(0, s.stateOverflow - (prev?.stateOverflow ?? 0)))
+        metrics.stateGroups.set({ worker: w }, s.groups)
+        metrics.workerLoopDelay.set({ worker: w }, s.loopDelayMs)
+        lastStats.set(worker, s)
+      },
+    }
+    const flushHosts = (): void => {
+      const now = Date.now()
+      try {
+        const deltas = hosts.flush(now)
+        if (deltas.length > 0) {
+          const t0 = performance.now()
+          store.recordHosts(deltas)
+          metrics.storeWriteSeconds.observe({ kind: 'hosts' }, (performance.now() - t0) / 1000)
+        }
+        if (seqQueue.length > 0) store.recordSeqs(seqQueue.splice(0))
+      } catch (err) {
+        logger.error({ err }, 'alert store: host counters not written')
+      }
+      for (const [cause, v] of Object.entries(hosts.dropTotals())) metrics.agentDrops.set({ cause }, v)
+    }
+    const bridge = new WorkerPoolBridge({
+      workers: o.workers,
+      rules: collection,
+      timing: o.timing,
+      limits: o.limits,
+      productVersion: VERSION,
+      seqs: store.lastSeqs(),
+      sink,
+      logger,
+      tickMs: o.tickMs,
+      fleetRefreshMs: o.fleetRefreshMs,
+    })
+    await bridge.start()
+    at(RANK.bridge, async () => {
+      await bridge.close()
+      fleet.flush(Date.now())
+      findings.push(fleet.drain())
+      findings.flushNow()
+      flushHosts()
+    })
+    const h0 = await bridge.health(5000)
+    if (!h0.ok) throw new Error(`detection workers not answering after start: ${h0.detail}`)
+    logger.info({ workers: o.workers, kind: bridge.kind }, 'detection workers alive')
+
+    let lastRecords = 0
+    let rate = 0
+    timers.push(setInterval(() => {
+      fleet.tick(Date.now())
+      findings.push(fleet.drain())
+      metrics.openIncidents.set({ stage: 'fleet' }, fleet.stats.openIncidents)
+    }, o.tickMs))
+    timers.push(setInterval(() => {
+      flushHosts()
+      void metrics.records.get().then(v => {
+        const total = v.values[0]?.value ?? 0
+        rate = rate * 0.5 + (total - lastRecords) * 0.5
+        lastRecords = total
+        metrics.recordsPerSecond.set(Math.round(rate))
+      })
+      let open = 0
+      for (const s of lastStats.values()) open += s.openIncidents
+      metrics.openIncidents.set({ stage: 'host' }, open)
+      bridge.queueDepths().forEach((d, i) => metrics.queueDepth.set({ worker: String(i) }, d))
+    }, 1000))
+
+    const collector = new Collector({ host: o.listen.host, port: o.listen.port, allowRemote: o.allowRemote, tls: o.tls, limits: o.limits, bridge, metrics, hosts, logger })
+    const bound = await collector.start()
+    at(RANK.collector, async () => { await collector.close() })
+    const collectorAddress = bound.host.includes(':') ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`
+
+    const health = async (): Promise<HealthReport> => {
+      const b = await bridge.health(1000)
+      let storeOk = true
+      let storeError: string | undefined
+      try { store.getHost('') } catch (err) { storeOk = false; storeError = (err as Error).message }
+      const hints: string[] = []
+      for (const w of b.workers) if (!w.alive) hints.push(`detection worker ${w.index} is not answering${w.lastError !== undefined ? ` (${w.lastError})` : ''}: batches of its hosts are answered RETRY and stay in the agents' spools`)
+      if (collector.streams === 0) hints.push(`no agent is connected to the collector at ${collectorAddress}: check the agent's --collector address, or run picket inject-scan --collector ${collectorAddress}`)
+      let recs = 0
+      let matched = 0
+      for (const s of lastStats.values()) { recs += s.records; matched += s.matched }
+      if (recs > 0 && matched === 0) hints.push('records arrive but none matches a detection rule: check that they are network_activity (class_uid 4001) inbound Open/Refuse records, and the allow-list filter in the rules folder')
+      if (!storeOk) hints.push(`the alert store ${o.db} fails (${storeError ?? ''}): findings cannot be stored`)
+      const status = !b.reachable || !storeOk ? 'down' : !b.ok ? 'degraded' : 'ok'
+      return {
+        status,
+        time: new Date().toISOString(),
+        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+        collector: { address: collectorAddress, streams: collector.streams },
+        bridge: b,
+        store: { path: o.db, ok: storeOk, ...(storeError !== undefined ? { error: storeError } : {}) },
+        detection: {
+          openIncidents: { host: [...lastStats.values()].reduce((a, s) => a + s.openIncidents, 0), fleet: fleet.stats.openIncidents },
+          findingsQueued: findings.queued,
+          lastFindingAt: findings.lastAt !== undefined ? new Date(findings.lastAt).toISOString() : undefined,
+        },
+        hints,
+      }
+    }
+
+    const ctx: BackendContext = { store, bridge, metrics, logger, health, httpToken: o.httpToken, collectorAddress }
+    let app: FastifyInstance | undefined
+    let httpInfo: BackendHandle['http']
+    if (o.http !== undefined) {
+      const plugins = [...o.plugins]
+      const cp = await consolePlugin(o, logger)
+      if (cp !== undefined) plugins.push(cp)
+      app = await createHttpServer({ ctx, plugins })
+      const a = app
+      at(RANK.http, async () => { await a.close() })
+      await app.listen({ host: o.http.host, port: o.http.port })
+      const addr = app.server.address()
+      const port = typeof addr === 'object' && addr !== null ? addr.port : o.http.port
+      const host = o.http.host
+      httpInfo = { host, port, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}` }
+    }
+    if (webhook !== undefined) at(RANK.webhook, async () => { await webhook.close() })
+    logger.info({ collector: collectorAddress, http: httpInfo?.url, db: o.db, workers: o.workers }, 'backend started')
+
+    let closing: Promise<void> | undefined
+    return {
+      collector: { host: bound.host, port: bound.port, address: collectorAddress },
+      http: httpInfo,
+      store,
+      bridge,
+      metrics,
+      app,
+      rules,
+      options: o,
+      logger,
+      health,
+      flush: async () => {
+        await bridge.flush()
+        const now = Date.now()
+        fleet.tick(now)
+        fleet.flush(now)
+        findings.push(fleet.drain())
+        findings.flushNow()
+        flushHosts()
+      },
+      close: async () => {
+        closing ??= (async () => {
+          await unwind()
+          logger.info('backend stopped')
+        })()
+        await closing
+      },
+    }
+  } catch (err) {
+    await unwind()
+    throw err
+  }
+}
