@@ -63,6 +63,8 @@ export interface Plan {
   describe: string
 }
 
+/** a sweep's default port: RDP, commonly swept for and closed on Linux hosts */
+export const SWEEP_PORT = 3389
 export const SCAN_THRESHOLD = 15
 export const SWEEP_THRESHOLD = 25
 export const DISTRIBUTED_SOURCES = 8
@@ -114,7 +116,7 @@ export function buildPlan (o: PlanOptions): Plan {
 
   const ports = o.portBase !== undefined
     ? Array.from({ length: portsN }, (_, i) => o.portBase as number + i)
-    : portsN <= 1024 ? (portsN === 1 ? [22] : rng.sample(1, 1024, portsN)) : rng.sample(1, 65535, portsN)
+    : portsN <= 1024 ? (portsN === 1 ? [SWEEP_PORT] : rng.sample(1, 1024, portsN)) : rng.sample(1, 65535, portsN)
   const sources = Array.from({ length: sourcesN }, (_, i) => nthAddress(source, i))
   const hostIds = hostsN === 1 ? [baseHost] : Array.from({ length: hostsN }, (_, i) => `${baseHost}-${String(i + 1).padStart(4, '0')}`)
   const hostIps = hostIds.map((_, i) => v6 ? nthAddress('fd00:7069:636b::', i + 1) : intToV4(((10 << 24) + (77 << 16) + i + 1) >>> 0))
@@ -226,11 +228,11 @@ export function buildPlan (o: PlanOptions): Plan {
     const n = hostsN * Math.min(sourcesN, portsN)
     expected.push(`${n} port-scan finding${n === 1 ? '' : 's'} (one per scanned host and source)`)
   }
-  if (hostsN >= SWEEP_THRESHOLD) {
+  const refusedPorts = ports.filter(p => !(openPorts.has(p) && proto === 6)).length
+  if (hostsN >= SWEEP_THRESHOLD && refusedPorts > 0) {
     const n = Math.min(sourcesN, portsN)
     expected.push(`${n} horizontal-sweep finding${n === 1 ? '' : 's'} (one per source)`)
   }
-  const refusedPorts = ports.filter(p => !(openPorts.has(p) && proto === 6)).length
   if (sourcesN >= DISTRIBUTED_SOURCES && portsPerSource < SCAN_THRESHOLD && refusedPorts >= SCAN_THRESHOLD) {
     expected.push(`${hostsN} distributed-scan finding${hostsN === 1 ? '' : 's'} (one per scanned host)`)
   }

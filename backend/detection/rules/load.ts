@@ -43,7 +43,7 @@ export function parseRuleText (text: string, file: string): { docs: SigmaDoc[], 
   for (const doc of list) {
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
-        const line = e.linePos?.[0].line ?? 1
+        const line = e.linePos?.[0].line ?? lineCounter.linePos(e.pos[0]).line
         problems.push({ file, line, reason: `YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}` })
       }
       continue
