@@ -23,6 +23,10 @@ export interface PlanOptions {
   ports?: number
   /** first port probed; when unset, ports are a seeded sample of 1-1024 (1-65535 beyond 1024) */
   portBase?: number
+  /** exactly these ports (overrides ports and portBase) */
+  portList?: number[]
+  /** probe each (host, port) this many times, in rounds (default 1) */
+  repeat?: number
   hosts?: number
   sources?: number
   /** benign records (connections of many clients to a few open ports) */
@@ -94,7 +98,8 @@ export function nthAddress (base: string, i: number): string {
 export function buildPlan (o: PlanOptions): Plan {
   const hostsN = o.hosts ?? 1
   const sourcesN = o.sources ?? 1
-  const portsN = o.ports ?? (hostsN > 1 ? 1 : 200)
+  const portsN = o.portList?.length ?? o.ports ?? (hostsN > 1 ? 1 : 200)
+  const repeat = o.repeat ?? 1
   const benign = o.benign ?? 0
   const seed = o.seed ?? 1
   const rate = o.rate ?? 0
@@ -107,14 +112,17 @@ export function buildPlan (o: PlanOptions): Plan {
   const openPorts = new Set(o.openPorts ?? [22, 80, 443])
   const benignPorts = o.benignPorts ?? [443, 80, 22]
   const proto = o.udp === true ? 17 : 6
-  for (const [k, v] of Object.entries({ hosts: hostsN, sources: sourcesN, ports: portsN, benign, batchSize })) {
+  for (const [k, v] of Object.entries({ hosts: hostsN, sources: sourcesN, ports: portsN, benign, batchSize, repeat })) {
     if (!Number.isInteger(v) || v < 0 || (k !== 'ports' && k !== 'benign' && v < 1)) throw new RangeError(`${k} must be a positive integer`)
   }
   if (portsN > 65535) throw new RangeError('ports must be at most 65535')
   if (!(rate >= 0)) throw new RangeError('rate must be 0 (as fast as possible) or a positive number of records per second')
   const rng = new Prng(seed)
 
-  const ports = o.portBase !== undefined
+  if (o.portList !== undefined && o.portList.some(p => !Number.isInteger(p) || p < 0 || p > 65535)) throw new RangeError('portList holds a value that is not a port')
+  const ports = o.portList !== undefined
+    ? [...o.portList]
+    : o.portBase !== undefined
     ? Array.from({ length: portsN }, (_, i) => o.portBase as number + i)
     : portsN <= 1024 ? (portsN === 1 ? [SWEEP_PORT] : rng.sample(1, 1024, portsN)) : rng.sample(1, 65535, portsN)
   const sources = Array.from({ length: sourcesN }, (_, i) => nthAddress(source, i))
@@ -183,15 +191,17 @@ export function buildPlan (o: PlanOptions): Plan {
     const close: NetFields = { ...base, activityId: NET_ACTIVITY.CLOSE, statusDetail: 'TCP ESTABLISHED -> CLOSE', unmapped: { tcp_oldstate: 'ESTABLISHED', tcp_newstate: 'CLOSE' }, durationMs: 5 + rng.int(500) }
     return benignLeft >= 2 ? [{ host: h, f: base }, { host: h, f: close }] : [{ host: h, f: base }]
   }
-  const probes = portsN * hostsN
+  const probes = portsN * hostsN * repeat
   let done = 0
-  for (let k = 0; k < portsN; k++) {
-    for (let h = 0; h < hostsN; h++) {
-      emit(probe(k, h))
-      done++
-      // keep benign traffic spread evenly among the probes
-      while (benignLeft > 0 && (benign - benignLeft) * probes < done * benign) {
-        for (const it of benignPair()) { emit(it); benignLeft-- }
+  for (let round = 0; round < repeat; round++) {
+    for (let k = 0; k < portsN; k++) {
+      for (let h = 0; h < hostsN; h++) {
+        emit(probe(k, h))
+        done++
+        // keep benign traffic spread evenly among the probes
+        while (benignLeft > 0 && (benign - benignLeft) * probes < done * benign) {
+          for (const it of benignPair()) { emit(it); benignLeft-- }
+        }
       }
     }
   }
