@@ -141,6 +141,15 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
     if (!h0.ok) throw new Error(`detection workers not answering after start: ${h0.detail}`)
     logger.info({ workers: o.workers, kind: bridge.kind }, 'detection workers alive')
 
+    const workerGauges = (): void => {
+      for (const w of bridge.snapshot()) {
+        const worker = String(w.index)
+        metrics.queueDepth.set({ worker }, w.queued)
+        metrics.workerUp.set({ worker }, w.alive ? 1 : 0)
+        metrics.workerRestarts.set({ worker }, w.restarts)
+      }
+    }
+    workerGauges()
     let lastRecords = 0
     let rate = 0
     timers.push(setInterval(() => {
@@ -159,7 +168,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       let open = 0
       for (const s of lastStats.values()) open += s.openIncidents
       metrics.openIncidents.set({ stage: 'host' }, open)
-      bridge.queueDepths().forEach((d, i) => metrics.queueDepth.set({ worker: String(i) }, d))
+      workerGauges()
     }, 1000))
 
     const collector = new Collector({ host: o.listen.host, port: o.listen.port, allowRemote: o.allowRemote, tls: o.tls, limits: o.limits, bridge, metrics, hosts, logger })

@@ -300,6 +300,10 @@ export class WorkerPoolBridge implements Bridge {
     return this.#slots.map(s => s.pending.size)
   }
 
+  snapshot (): Array<{ index: number, alive: boolean, restarts: number, queued: number }> {
+    return this.#slots.map(s => ({ index: s.index, alive: s.alive, restarts: s.restarts, queued: s.pending.size }))
+  }
+
   async close (): Promise<void> {
     this.#closing = true
     await Promise.all(this.#slots.map(async slot => {

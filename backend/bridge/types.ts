@@ -80,5 +80,7 @@ export interface Bridge {
   flush: () => Promise<void>
   /** Batches submitted and not yet answered, per worker. */
   queueDepths: () => number[]
+  /** Cheap synchronous view of the workers (no ping): for metrics. */
+  snapshot: () => Array<{ index: number, alive: boolean, restarts: number, queued: number }>
   close: () => Promise<void>
 }

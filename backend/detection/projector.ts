@@ -37,6 +37,7 @@ export class ScanError extends Error {
   readonly limit: ScanLimitName | undefined
   constructor (message: string, limit?: ScanLimitName) {
     super(message)
+    this.name = 'ScanError'
     this.limit = limit
   }
 }

@@ -1,0 +1,97 @@
+import type { ErrorBody, FindingDetail, FindingList, HostList, Triage, ValidationErrorBody } from '../../types.js'
+
+// The page's side of the JSON API. The access token (when the backend has
+// one) comes from the page's own URL, ?access_token=, which is how the page
+// was opened; fetch sends it as a Bearer header, the event stream (which
+// cannot set headers) in the query.
+
+const token = new URLSearchParams(location.search).get('access_token') ?? undefined
+
+export function accessToken (): string | undefined {
+  return token !== '' ? token : undefined
+}
+
+export class ApiError extends Error {
+  readonly status: number
+  readonly code: string
+  readonly fields: ValidationErrorBody['fields']
+  constructor (status: number, body: Partial<ValidationErrorBody & ErrorBody>) {
+    super(body.message ?? `HTTP ${status}`)
+    this.status = status
+    this.code = body.error ?? `HTTP_${status}`
+    this.fields = body.fields ?? []
+  }
+}
+
+const ACTOR_KEY = 'picket.actor'
+
+export function actor (): string {
+  try { return localStorage.getItem(ACTOR_KEY) ?? '' } catch { return '' }
+}
+
+export function setActor (name: string): void {
+  try { localStorage.setItem(ACTOR_KEY, name) } catch { /* private mode: the name lasts for this page only */ }
+}
+
+/** Header values must be Latin-1; keep what a header can carry. */
+function headerSafe (s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '').trim().slice(0, 100)
+}
+
+async function call<T> (method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' }
+  const t = accessToken()
+  if (t !== undefined) headers.authorization = `Bearer ${t}`
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json'
+    const who = headerSafe(actor())
+    if (who !== '') headers['x-picket-actor'] = who
+  }
+  let res: Response
+  try {
+    res = await fetch(path, { method, headers, body: body !== undefined ? JSON.stringify(body) : null, cache: 'no-store', credentials: 'same-origin' })
+  } catch (err) {
+    throw new ApiError(0, { message: `the backend is unreachable (${(err as Error).message})` })
+  }
+  const text = await res.text()
+  let json: unknown
+  try { json = text === '' ? {} : JSON.parse(text) } catch { json = { message: text.slice(0, 200) } }
+  if (!res.ok) throw new ApiError(res.status, json as Partial<ErrorBody>)
+  return json as T
+}
+
+export interface FindingFilters {
+  status?: string
+  host?: string
+  technique?: string
+  since?: string
+}
+
+export async function listFindings (f: FindingFilters, cursor?: string, limit = 50): Promise<FindingList> {
+  const q = new URLSearchParams()
+  for (const [k, v] of Object.entries(f)) if (typeof v === 'string' && v !== '') q.set(k, v)
+  q.set('limit', String(limit))
+  if (cursor !== undefined) q.set('cursor', cursor)
+  return await call<FindingList>('GET', `/api/findings?${q.toString()}`)
+}
+
+export async function getFinding (id: string): Promise<FindingDetail> {
+  return await call<FindingDetail>('GET', `/api/findings/${encodeURIComponent(id)}`)
+}
+
+export async function triage (id: string, status: Triage, note: string): Promise<FindingDetail> {
+  return await call<FindingDetail>('PATCH', `/api/findings/${encodeURIComponent(id)}`, { status, note })
+}
+
+export async function listHosts (): Promise<HostList> {
+  return await call<HostList>('GET', '/api/hosts')
+}
+
+export function streamUrl (since: number | undefined): string {
+  const q = new URLSearchParams()
+  if (since !== undefined && since > 0) q.set('since', String(since))
+  const t = accessToken()
+  if (t !== undefined) q.set('access_token', t)
+  const s = q.toString()
+  return '/api/stream' + (s !== '' ? `?${s}` : '')
+}

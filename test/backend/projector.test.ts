@@ -1,0 +1,131 @@
+import t from 'tap'
+import { Packr } from 'msgpackr'
+import { packRecords, unpackRecords } from '../../shared/codec.js'
+import { Projector, ScanError, T_ABSENT, T_FALSE, T_NULL, T_NUM, T_OTHER, T_STR, T_TRUE } from '../../backend/detection/projector.js'
+import { Prng } from '../../scripts/injector/prng.js'
+import { buildPlan } from '../../scripts/injector/plan.js'
+
+// The projector reads only the fields the rules need, without a full
+// decode. It must agree with msgpackr on every value it reads, and enforce
+// the limits on everything it skips.
+
+const LIM = { maxStringBytes: 4096, maxDepth: 16, maxRecords: 100_000 }
+
+function get (obj: unknown, path: string): unknown {
+  let cur = obj
+  for (const k of path.split('.')) {
+    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined
+    cur = (cur as Record<string, unknown>)[k]
+  }
+  return cur
+}
+
+function cell (p: Projector, r: number, s: number): unknown {
+  const c = p.cols
+  const i = r * c.S + s
+  switch (c.typ[i]) {
+    case T_ABSENT: return undefined
+    case T_NUM: return c.num[i]
+    case T_STR: return c.str[i]
+    case T_TRUE: return true
+    case T_FALSE: return false
+    case T_NULL: return null
+    case T_OTHER: return 'OTHER'
+  }
+  return 'BAD'
+}
+
+t.test('agrees with msgpackr on injector records (real OCSF network_activity)', async t => {
+  const plan = buildPlan({ hosts: 3, ports: 50, benign: 300, sources: 2, seed: 9, batchSize: 1000 })
+  const paths = ['time', 'class_uid', 'activity_id', 'device.uid', 'device.hostname', 'src_endpoint.ip', 'src_endpoint.port', 'dst_endpoint.ip',
+    'dst_endpoint.port', 'connection_info.protocol_num', 'connection_info.direction_id', 'status_detail', 'is_src_dst_assignment_known', 'metadata.product.name', 'nope.nothing', 'duration']
+  const p = new Projector(paths, 4)
+  let rows = 0
+  for (const h of plan.hosts) {
+    for (const b of h.batches) {
+      const n = p.scan(b, LIM)
+      const full = unpackRecords(b)
+      t.equal(n, full.length)
+      for (let r = 0; r < n; r++) {
+        for (let s = 0; s < paths.length; s++) {
+          const want = get(full[r], paths[s])
+          const got = cell(p, r, s)
+          if (want !== got) t.fail(`row ${r} ${paths[s]}: ${String(got)} != ${String(want)}`)
+        }
+        rows++
+      }
+    }
+  }
+  t.equal(rows, 3 * 50 + 300)
+  t.pass(`${rows} rows x ${paths.length} fields agree`)
+})
+
+t.test('every msgpack type: read when projected, skipped when not', async t => {
+  const p = new Projector(['a', 'b.c', 'big', 'neg', 'f32', 'f64', 'nil', 't', 'f', 's8', 's16', 'arr', 'obj', 'u64', 'i64', 'bin'])
+  const packr = new Packr({ useRecords: false, useFloat32: 1 })
+  const rec = {
+    x: { deep: [1, 2, { y: 'z' }], bin: Buffer.from([1, 2, 3]) },
+    a: 7,
+    b: { c: 'see', d: 1 },
+    big: 70000,
+    neg: -3,
+    f32: 1.5,
+    f64: 0.1,
+    nil: null,
+    t: true,
+    f: false,
+    s8: 's'.repeat(40),
+    s16: 'w'.repeat(300),
+    arr: [1, 2],
+    obj: { k: 1 },
+    u64: 2 ** 40,
+    i64: -(2 ** 40),
+    bin: Buffer.from('abc'),
+    ext: new Date(0),
+  }
+  const bytes = packr.pack([rec, { a: 'not a number' }, 5])
+  t.equal(p.scan(bytes, LIM), 3)
+  t.same([...Array(16).keys()].map(s => cell(p, 0, s)), [7, 'see', 70000, -3, 1.5, Math.fround(0.1), null, true, false, 's'.repeat(40), 'w'.repeat(300), 'OTHER', 'OTHER', 2 ** 40, -(2 ** 40), 'OTHER'])
+  t.equal(cell(p, 1, 0), 'not a number')
+  t.equal(cell(p, 2, 0), undefined, 'a record that is not a map projects nothing')
+  t.equal(cell(p, 1, 1), undefined, 'absent fields are absent, not left over from the previous row')
+  p.scan(packRecords([{ f64: 0.1, big: -70000, neg: -200 }]), LIM)
+  t.same([cell(p, 0, 5), cell(p, 0, 2), cell(p, 0, 3)], [0.1, -70000, -200], 'float64, int32, int16 as the codec writes them')
+})
+
+t.test('limits: string length, nesting depth, record count', async t => {
+  const p = new Projector(['a'])
+  const str = packRecords([{ a: 1, b: { c: 'x'.repeat(101) } }])
+  t.throws(() => p.scan(str, { ...LIM, maxStringBytes: 100 }), { limit: 'max_string_bytes' }, 'a skipped string counts too')
+  t.equal(p.scan(str, { ...LIM, maxStringBytes: 101 }), 1)
+  const key = packRecords([{ ['k'.repeat(200)]: 1 }])
+  t.throws(() => p.scan(key, { ...LIM, maxStringBytes: 100 }), { limit: 'max_string_bytes' }, 'keys count')
+  const deep = packRecords([{ a: { b: { c: [1, [2]] } } }])
+  t.throws(() => p.scan(deep, { ...LIM, maxDepth: 4 }), { limit: 'max_depth' })
+  t.equal(p.scan(deep, { ...LIM, maxDepth: 5 }), 1, 'record 1, a 2, b 3, c 4, inner array 5')
+  const many = packRecords(Array.from({ length: 11 }, () => ({ a: 1 })))
+  t.throws(() => p.scan(many, { ...LIM, maxRecords: 10 }), { limit: 'max_records' })
+})
+
+t.test('malformed input is refused, never read past its end', async t => {
+  const p = new Projector(['a', 'b'])
+  const good = packRecords([{ a: 1, b: 'two' }, { a: 3 }])
+  t.equal(p.scan(good, LIM), 2)
+  for (let cut = 1; cut < good.length; cut++) {
+    t.throws(() => p.scan(good.subarray(0, cut), LIM), { name: 'ScanError' }, `truncated at ${cut}`)
+  }
+  t.throws(() => p.scan(Buffer.concat([good, Buffer.from([0xc0])]), LIM), /after its last record/)
+  t.throws(() => p.scan(Buffer.from([0x81, 0xa1, 0x61, 0x01]), LIM), /not a msgpack array/)
+  t.throws(() => p.scan(Buffer.from([0x91, 0x81, 0xa1, 0x61, 0xc1]), LIM), /invalid msgpack byte 0xc1/)
+  t.throws(() => p.scan(new Uint8Array(0), LIM), /empty/)
+  t.throws(() => p.scan(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]), LIM), { limit: 'max_records' }, 'a huge array header')
+  t.throws(() => p.scan(Buffer.from([0x91, 0xdf, 0x7f, 0xff, 0xff, 0xff]), LIM), { name: 'ScanError' }, 'a huge map header over few bytes')
+  // random bytes: only ScanError, never another exception or a hang
+  const rng = new Prng(3)
+  for (let i = 0; i < 2000; i++) {
+    const buf = Buffer.from(Array.from({ length: 1 + rng.int(64) }, () => rng.int(256)))
+    buf[0] = 0x90 | (rng.int(4))
+    try { p.scan(buf, LIM) } catch (err) { if (!(err instanceof ScanError)) t.fail(`random input threw ${(err as Error).name}: ${(err as Error).message}`) }
+  }
+  t.pass('random inputs handled')
+})
