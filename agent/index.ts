@@ -73,7 +73,8 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
     let sourceSpec: SourceSpec = { kind: 'synth', synth: cfg.synth }
     if (cfg.source === 'kernel') {
       const bpf = await loadBpf()
-      const p = bpf.NetProbe.open(cfg.kernel)
+      // the agent's own sockets (its gRPC stream) are not telemetry
+      const p = bpf.NetProbe.open({ ignoreTgid: process.pid, ...cfg.kernel })
       probe = p
       cleanups.push(() => { p.close() })
       bootToWall = bpf.bootToWallNs

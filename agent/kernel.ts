@@ -1,30 +1,17 @@
-import type { KernelCounters, KernelDecodeInfo, ProgStats, RingSource } from '../bpf/types.js'
+import type { NetProbe } from '../bpf/index.js'
+import type { KernelCounters, ProgStats } from '../bpf/types.js'
 import { siblingModule } from '../shared/paths.js'
 
-// The agent loads bpf/index.ts only when it captures from the kernel, so the
-// synthetic source, the tests and `picket start --source synth` never need
-// the native addon. These are the parts of its API the agent uses.
+// The agent loads bpf/index.ts only when it captures from the kernel (a
+// dynamic import), so the synthetic source and its tests never load the
+// native addon.
 
-export interface NetProbeOptions {
-  ringBytes?: number
-  wakeupBytes?: number
-  tracefsDir?: string
-  programs?: { state?: boolean, reset?: boolean, icmp?: boolean }
-}
+export type { NetProbeOptions } from '../bpf/index.js'
 
-export interface NetProbeLike {
-  readonly ringFd: number
-  readonly decodeInfo: KernelDecodeInfo
-  counters: () => KernelCounters
-  progStats: () => ProgStats[]
-  close: () => void
-}
+/** The part of NetProbe the agent uses. */
+export type NetProbeLike = Pick<NetProbe, 'ringFd' | 'decodeInfo' | 'counters' | 'progStats' | 'close'>
 
-export interface BpfModule {
-  NetProbe: { open: (opts?: NetProbeOptions) => NetProbeLike }
-  openRing: (fd: number) => RingSource
-  bootToWallNs: () => number
-}
+export type BpfModule = typeof import('../bpf/index.js')
 
 export async function loadBpf (): Promise<BpfModule> {
   return await import(siblingModule(import.meta.url, '../bpf/index').href) as BpfModule

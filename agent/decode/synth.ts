@@ -158,7 +158,7 @@ export function readNetRecord (buf: Uint8Array, off: number): RawNetRecord {
 // address so a test can name every record that reached the collector:
 //   IPv4: raddr 10.b2.b1.b0 with (b2,b1,b0) the low 24 bits of i,
 //         rport 20000 + (i >>> 24)
-//   IPv6: raddr fd00::<i >>> 16>:<i & 0xffff>
+//   IPv6: raddr fd00::1:<i >>> 16>:<i & 0xffff>
 // synthIdOf() reads it back from a decoded OCSF record.
 
 const TEMPLATE = 1024
@@ -185,7 +185,7 @@ export function synthShape (seed: number, i: number): RawNetRecord {
     comm: '',
     family,
     laddr,
-    raddr: v6 ? 'fd00::' : '10.0.0.0',
+    raddr: v6 ? 'fd00:0:0:0:0:1::' : '10.0.0.0',
     lport: 1 + (h2 % 1000),
     rport: 20000,
     protocol: 6,
@@ -252,9 +252,9 @@ export function synthIdOf (rec: { src_endpoint?: EndpointLike, dst_endpoint?: En
       const p = ip.split('.').map(Number)
       return ((ep?.port ?? 20000) - 20000) * 16777216 + (p[1] << 16) + (p[2] << 8) + p[3]
     }
-    if (ip.startsWith('fd00::') && ip !== 'fd00::1') {
-      const g = ip.slice('fd00::'.length).split(':').map(x => parseInt(x, 16))
-      return g.length === 1 ? g[0] : g[0] * 65536 + g[1]
+    if (ip.startsWith('fd00::1:')) {
+      const g = ip.slice('fd00::1:'.length).split(':').map(x => parseInt(x, 16))
+      if (g.length === 2) return g[0] * 65536 + g[1]
     }
   }
   return undefined
@@ -393,11 +393,16 @@ export class SynthSource implements RingSource {
     return { emitted: this.#emitted, dropped: this.#dropped, firstId: this.#first, nextId: this.#next }
   }
 
-  /** kernel-shaped counters: every synthetic record is counted as a tcp_send_reset match */
+  /**
+   * Kernel-shaped counters: every synthetic record counts as a
+   * tcp_send_reset match when it arrives (in the ring or dropped).
+   */
   counters (): KernelCounters {
+    this.#account(monoNs())
+    const matched = this.#rate > 0 ? this.#arrived : this.#emitted + this.#dropped
     return {
       state: { matched: 0, reserveFailed: 0 },
-      reset: { matched: this.#emitted + this.#dropped, reserveFailed: this.#dropped },
+      reset: { matched, reserveFailed: this.#dropped },
       icmp: { matched: 0, reserveFailed: 0 },
       readFailed: 0,
     }
