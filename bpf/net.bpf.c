@@ -263,7 +263,11 @@ int picket_state(void *ctx)
 	default:
 		return 0;
 	}
-	if (cfg.ignore_tgid && (bpf_get_current_pid_tgid() >> 32) == cfg.ignore_tgid)
+	/* Only connect() and listen() run in the owning task; every other
+	 * transition may run in softirq on top of whatever task was interrupted,
+	 * so filtering those by tgid would drop other processes' events. */
+	if (cfg.ignore_tgid && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN) &&
+	    (bpf_get_current_pid_tgid() >> 32) == cfg.ignore_tgid)
 		return 0;
 
 	e = reserve(PICKET_CNT_STATE_MATCHED, PICKET_CNT_STATE_RESERVE_FAIL);
