@@ -66,6 +66,8 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
   logger.info({ dir: o.rulesDir, files: collection.files.length, correlations: rules.correlations.map(c => `${c.ref} (${c.stage})`) }, 'rules compiled')
   const metrics = createMetrics()
   const store = AlertStore.open(o.db)
+  const orphans = store.closeOrphans()
+  if (orphans > 0) logger.info({ findings: orphans }, 'closed findings a previous run left open (sliding windows restart empty)')
   // shutdown order: collector (no new batches), workers (their last updates
   // and dedup floors), outputs, HTTP, store
   const RANK = { collector: 0, bridge: 1, webhook: 2, http: 3, store: 4 } as const

@@ -455,6 +455,26 @@ export class AlertStore extends EventEmitter<StoreEvents> {
     return out
   }
 
+  /**
+   * Close the findings a previous run left open. Sliding windows are not
+   * persisted, so after a restart an ongoing scan opens a new incident; the
+   * old one would otherwise stay open for ever. Returns how many were closed.
+   */
+  closeOrphans (now = Date.now()): number {
+    this.#writable()
+    const ids = (this.#db.prepare("SELECT id FROM findings WHERE state = 'open'").all() as Array<{ id: string }>).map(r => r.id)
+    if (ids.length === 0) return 0
+    const close = this.#db.prepare(`UPDATE findings SET state = 'closed', closed_at = ?, updated_at = ?, change_seq = ?,
+      finding = json_remove(json_set(finding, '$.activity_id', 3, '$.activity_name', 'Close', '$.type_uid', 200403, '$.type_name', 'Detection Finding: Close',
+        '$.unmapped.picket.state', 'closed', '$.unmapped.picket.closed_by', 'backend restart'), '$.is_alert') WHERE id = ?`)
+    this.#db.transaction(() => { for (const id of ids) close.run(now, now, ++this.#changeSeq, id) })()
+    for (const id of ids) {
+      const f = this.getFinding(id)
+      if (f !== undefined) this.emit('finding', { kind: 'closed', finding: f })
+    }
+    return ids.length
+  }
+
   getFinding (id: string): StoredFinding | undefined {
     const r = this.#db.prepare('SELECT * FROM findings WHERE id = ?').get(id) as FindingDbRow | undefined
     return r === undefined ? undefined : this.#row(r)

@@ -69,6 +69,7 @@ export async function shipPlan (plan: Plan, o: Pick<InjectOptions, 'collector' |
     })])
   } finally {
     if (timer !== undefined) clearTimeout(timer)
+    for (const s of streams) s.abort('inject-scan stopped')
     client.close()
   }
   const elapsedMs = Date.now() - t0

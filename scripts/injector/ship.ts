@@ -133,7 +133,13 @@ export class AgentStream {
     }
     setTimeout(() => {
       if (this.#failed !== undefined) return
-      const c = this.#open()
+      let c: ShipCall
+      try {
+        c = this.#open()
+      } catch (e) {
+        this.#fail(e as Error)
+        return
+      }
       for (const seq of [...this.#pending.keys()].sort((a, b) => a - b)) c.write((this.#pending.get(seq) as Pending).batch)
       if (this.#ending && this.#pending.size === 0) c.end()
     }, Math.min(2000, 100 * 2 ** this.stats.reconnects)).unref()
@@ -182,6 +188,13 @@ export class AgentStream {
       this.#pending.set(batch.seq, { batch, resolve, reject, tries: this.#o.maxRetries })
       call.write(batch)
     })
+  }
+
+  /** Stop: fail what is in flight, reconnect no more, cancel the stream. */
+  abort (reason = 'aborted'): void {
+    if (this.#failed === undefined) this.#fail(new Error(reason))
+    this.#call?.cancel()
+    this.#call = undefined
   }
 
   get inFlight (): number { return this.#pending.size }
