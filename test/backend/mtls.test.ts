@@ -12,9 +12,8 @@ import { batch, tempDir } from './helpers/records.js'
 // claiming another host is refused, and the collector may listen beyond
 // loopback without --allow-remote.
 
-if (!hasCommand('openssl')) {
-  t.skip('needs openssl to make test certificates (apt-get install openssl)')
-} else {
+const skip = hasCommand('openssl') ? false : 'needs openssl to make test certificates (apt-get install openssl)'
+t.test('mTLS', { skip }, async t => {
   const tmp = tempDir('picket-mtls-')
   t.teardown(tmp.cleanup)
   const f = (n: string): string => join(tmp.dir, n)
@@ -52,4 +51,4 @@ if (!hasCommand('openssl')) {
     await b.flush()
     t.equal(b.store.getHost('tls-host-b'), undefined, 'nothing recorded for the impostor')
   })
-}
+})

@@ -93,18 +93,23 @@ t.test('every msgpack type: read when projected, skipped when not', async t => {
   t.same([cell(p, 0, 5), cell(p, 0, 2), cell(p, 0, 3)], [0.1, -70000, -200], 'float64, int32, int16 as the codec writes them')
 })
 
+function limitOf (f: () => unknown): string | undefined {
+  try { f() } catch (err) { return err instanceof ScanError ? err.limit ?? 'none' : `not a ScanError: ${String(err)}` }
+  return 'no error'
+}
+
 t.test('limits: string length, nesting depth, record count', async t => {
   const p = new Projector(['a'])
   const str = packRecords([{ a: 1, b: { c: 'x'.repeat(101) } }])
-  t.throws(() => p.scan(str, { ...LIM, maxStringBytes: 100 }), { limit: 'max_string_bytes' }, 'a skipped string counts too')
+  t.equal(limitOf(() => p.scan(str, { ...LIM, maxStringBytes: 100 })), 'max_string_bytes', 'a skipped string counts too')
   t.equal(p.scan(str, { ...LIM, maxStringBytes: 101 }), 1)
   const key = packRecords([{ ['k'.repeat(200)]: 1 }])
-  t.throws(() => p.scan(key, { ...LIM, maxStringBytes: 100 }), { limit: 'max_string_bytes' }, 'keys count')
+  t.equal(limitOf(() => p.scan(key, { ...LIM, maxStringBytes: 100 })), 'max_string_bytes', 'keys count')
   const deep = packRecords([{ a: { b: { c: [1, [2]] } } }])
-  t.throws(() => p.scan(deep, { ...LIM, maxDepth: 4 }), { limit: 'max_depth' })
+  t.equal(limitOf(() => p.scan(deep, { ...LIM, maxDepth: 4 })), 'max_depth')
   t.equal(p.scan(deep, { ...LIM, maxDepth: 5 }), 1, 'record 1, a 2, b 3, c 4, inner array 5')
   const many = packRecords(Array.from({ length: 11 }, () => ({ a: 1 })))
-  t.throws(() => p.scan(many, { ...LIM, maxRecords: 10 }), { limit: 'max_records' })
+  t.equal(limitOf(() => p.scan(many, { ...LIM, maxRecords: 10 })), 'max_records')
 })
 
 t.test('malformed input is refused, never read past its end', async t => {
@@ -118,7 +123,7 @@ t.test('malformed input is refused, never read past its end', async t => {
   t.throws(() => p.scan(Buffer.from([0x81, 0xa1, 0x61, 0x01]), LIM), /not a msgpack array/)
   t.throws(() => p.scan(Buffer.from([0x91, 0x81, 0xa1, 0x61, 0xc1]), LIM), /invalid msgpack byte 0xc1/)
   t.throws(() => p.scan(new Uint8Array(0), LIM), /empty/)
-  t.throws(() => p.scan(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]), LIM), { limit: 'max_records' }, 'a huge array header')
+  t.equal(limitOf(() => p.scan(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]), LIM)), 'max_records', 'a huge array header')
   t.throws(() => p.scan(Buffer.from([0x91, 0xdf, 0x7f, 0xff, 0xff, 0xff]), LIM), { name: 'ScanError' }, 'a huge map header over few bytes')
   // random bytes: only ScanError, never another exception or a hang
   const rng = new Prng(3)
