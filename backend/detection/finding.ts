@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import {
-  CATEGORY, CLASS, DIRECTION_NAME, FINDING_ACTIVITY, FINDING_ACTIVITY_NAME, FINDING_STATUS, NET_ACTIVITY_NAME,
-  OCSF_VERSION, PRODUCT, SEVERITY_NAME, typeUid,
+  ANALYTIC_TYPE, CATEGORY, CLASS, DIRECTION_NAME, FINDING_ACTIVITY, FINDING_ACTIVITY_NAME, FINDING_STATUS, NET_ACTIVITY_NAME,
+  OBSERVABLE_TYPE, OCSF_VERSION, PRODUCT, SEVERITY_NAME, typeUid,
 } from '../../shared/ocsf/constants.js'
 import type { DetectionFinding } from '../../shared/ocsf/types.js'
 import type { Ev, Incident, ValStat } from './incident.js'
@@ -108,10 +108,10 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
   const evidences = evs.map((e, i) => evidence(e, i < inc.evFirst.length ? (i === 0 ? 'first' : 'early') : 'latest'))
   const observables: Array<{ name: string, type_id: number, type: string, value: string }> = []
   if (primaryHost !== undefined) {
-    observables.push({ name: 'device.uid', type_id: 10, type: 'Resource UID', value: primaryHost })
-    if (primary?.hostname !== undefined) observables.push({ name: 'device.hostname', type_id: 1, type: 'Hostname', value: primary.hostname })
+    observables.push({ name: 'device.uid', type_id: OBSERVABLE_TYPE.RESOURCE_UID, type: 'Resource UID', value: primaryHost })
+    if (primary?.hostname !== undefined) observables.push({ name: 'device.hostname', type_id: OBSERVABLE_TYPE.HOSTNAME, type: 'Hostname', value: primary.hostname })
   }
-  for (const ip of sources.slice(0, 50)) observables.push({ name: 'evidences.src_endpoint.ip', type_id: 2, type: 'IP Address', value: ip })
+  for (const ip of sources.slice(0, 50)) observables.push({ name: 'evidences.src_endpoint.ip', type_id: OBSERVABLE_TYPE.IP_ADDRESS, type: 'IP Address', value: ip })
 
   const finding: DetectionFinding = {
     class_uid: CLASS.DETECTION_FINDING.uid,
@@ -149,7 +149,7 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
       first_seen_time: inc.firstSeen,
       last_seen_time: inc.lastSeen,
       attacks: spec.attacks,
-      analytic: { uid: spec.id ?? spec.ref, name: spec.name ?? spec.title, type_id: 1, type: 'Rule', desc: spec.title },
+      analytic: { uid: spec.id ?? spec.ref, name: spec.name ?? spec.title, type_id: ANALYTIC_TYPE.RULE, type: 'Rule', desc: spec.title },
       data_sources: ['network_activity'],
     },
     evidences,

@@ -81,8 +81,9 @@ export class FleetStage {
       const port = rs.portIdx >= 0 && typeof d.group[rs.portIdx] === 'number' ? d.group[rs.portIdx] as number : (d.ev?.dport ?? -1)
       const src = rs.srcIdx >= 0 ? String(d.group[rs.srcIdx]) : d.ev?.sip
       if (g.open !== undefined) {
-        g.open.inc.observe(d.value, port, src, d.host, d.hostname, d.first, 0, nowWall)
-        g.open.inc.observe(d.value, port, src, d.host, d.hostname, d.last, d.count, nowWall)
+        const host = rs.spec.field === 'device.uid' ? String(d.value) : d.host
+        g.open.inc.seed(d.value, { first: d.first, last: d.last, count: d.count }, port, src, host, d.hostname)
+        g.open.inc.lastWall = nowWall
         if (d.ev !== undefined) g.open.inc.evidence(d.ev)
         continue
       }

@@ -45,6 +45,8 @@ export type ToWorker =
 export interface WorkerStats extends EngineStats {
   /** event-loop delay p99 over the last interval, ms */
   loopDelayMs: number
+  /** batches refused because the engine threw (a bug) */
+  internalErrors: number
 }
 
 export type FromWorker =

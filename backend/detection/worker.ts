@@ -1,6 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { workerData } from 'node:worker_threads'
-import { DetectionEngine } from './engine.js'
+import { DetectionEngine, type BatchOutcome } from './engine.js'
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './protocol.js'
 import { compileRuleSet } from './rules/compile.js'
 
@@ -23,11 +23,12 @@ try {
   throw err
 }
 
+let internalErrors = 0
 const delay = monitorEventLoopDelay({ resolution: 10 })
 delay.enable()
 
 function stats (): WorkerStats {
-  const s: WorkerStats = { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6) }
+  const s: WorkerStats = { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6), internalErrors }
   delay.reset()
   return s
 }
@@ -37,7 +38,18 @@ port.on('message', (m: ToWorker) => {
     case 'batch': {
       const t0 = performance.now()
       const now = Date.now()
-      const outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt }, now)
+      let outcome: BatchOutcome
+      try {
+        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt }, now)
+      } catch (err) {
+        // a bug must not turn one batch into a crash loop (the agent would
+        // resend it to every restarted worker): refuse it and keep going
+        outcome = {
+          status: 'refused', error: 'PICKET_ERR_DECODE', code: 13, limit: '',
+          message: `detection worker ${init.index} failed on this batch (${(err as Error).message}); it was refused and not counted. This is a Picket bug: please report it with the log line`,
+        }
+        internalErrors++
+      }
       const out = engine.drain()
       send({
         t: 'done',
@@ -53,7 +65,7 @@ port.on('message', (m: ToWorker) => {
       engine.skipSeq(m.hostId, m.seq)
       break
     case 'ping':
-      send({ t: 'pong', id: m.id, stats: { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6) } })
+      send({ t: 'pong', id: m.id, stats: { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6), internalErrors } })
       break
     case 'flush': {
       const now = Date.now()

@@ -1,4 +1,5 @@
 import { formatHelp, parseConfig, type HostPort, type OptSpec } from '../../shared/config.js'
+import { PicketError } from '../../shared/errors.js'
 import { injectScan, formatSummary } from './index.js'
 
 // picket inject-scan: ship deterministic scan-shaped records to a collector,
@@ -83,7 +84,14 @@ export async function run (argv: string[]): Promise<number> {
     window: v.window,
     startSeq: v['start-seq'],
     ...(tls !== undefined ? { tls } : {}),
+  }).catch((err: Error) => {
+    if (err instanceof RangeError) throw new PicketError('PICKET_ERR_CONFIG', `${err.message}; see --help`)
+    return err
   })
+  if (summary instanceof Error) {
+    process.stderr.write(`picket inject-scan: ${summary.message}\n`)
+    return 1
+  }
   process.stdout.write(v.json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary))
   return summary.batches.refused > 0 ? 1 : 0
 }

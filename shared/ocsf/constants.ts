@@ -52,6 +52,10 @@ export const MITRE = {
 
 export const PRODUCT = { name: 'Picket', vendor_name: 'Picket' } as const
 
+// detection_finding details: observable.type_id and analytic.type_id
+export const OBSERVABLE_TYPE = { HOSTNAME: 1, IP_ADDRESS: 2, PORT: 11, RESOURCE_UID: 10 } as const
+export const ANALYTIC_TYPE = { RULE: 1 } as const
+
 export function typeUid (classUid: number, activityId: number): number {
   return classUid * 100 + activityId
 }

@@ -45,8 +45,14 @@ export function s<K extends keyof SVGElementTagNameMap> (tag: K, attrs?: Attrs, 
 
 /** A link to one of this page's own views: `#/` + route parts, each URI-encoded. */
 export function link (parts: string[], attrs: Attrs, ...children: Child[]): HTMLAnchorElement {
+  return linkQ(parts, {}, attrs, ...children)
+}
+
+/** link() with a query after the route (#/findings?host=...), each value URI-encoded. */
+export function linkQ (parts: string[], query: Record<string, string>, attrs: Attrs, ...children: Child[]): HTMLAnchorElement {
   const a = h('a', attrs, ...children)
-  a.setAttribute('href', '#/' + parts.map(encodeURIComponent).join('/'))
+  const q = new URLSearchParams(query).toString()
+  a.setAttribute('href', '#/' + parts.map(encodeURIComponent).join('/') + (q !== '' ? `?${q}` : ''))
   return a
 }
 
