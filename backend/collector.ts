@@ -206,6 +206,7 @@ export class Collector {
       inFlight++
       if (inFlight >= o.maxInFlightPerStream && !paused) { paused = true; call.pause() }
       const owned = o.transferBuffers && ownsBuffer(b.records, 4096 + Buffer.byteLength(b.hostname ?? '') + Buffer.byteLength(b.agent_version ?? '') + b.host_id.length)
+      if (owned) m.transferred.inc()
       o.bridge.submit({ hostId: b.host_id, hostname: b.hostname ?? '', seq: b.seq, count: b.count, records: b.records, owned, recvAt })
         .then((r: SubmitResult) => this.#answer(b, r, bytes, recvAt, write, peer), (err: Error) => {
           o.logger.error({ err, host: b.host_id, seq: b.seq }, 'bridge submit failed')

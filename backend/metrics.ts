@@ -10,6 +10,7 @@ export interface Metrics {
   records: Counter
   bytes: Counter
   refusals: Counter<'limit'>
+  transferred: Counter
   streams: Gauge
   recordsPerSecond: Gauge
   queueDepth: Gauge<'worker'>
@@ -44,6 +45,7 @@ export function createMetrics (): Metrics {
     records: new Counter({ name: 'picket_collector_records_total', help: 'Records in batches the detection plane accepted', registers: r }),
     bytes: new Counter({ name: 'picket_collector_bytes_total', help: 'Bytes of Batch.records received', registers: r }),
     refusals: new Counter({ name: 'picket_collector_refusals_total', help: 'Batches refused, by the limit or check they failed', labelNames: ['limit'], registers: r }),
+    transferred: new Counter({ name: 'picket_collector_zero_copy_batches_total', help: 'Batches whose gRPC buffer was handed to the detection worker without a copy', registers: r }),
     streams: new Gauge({ name: 'picket_collector_streams', help: 'Open Ship streams (one per connected agent)', registers: r }),
     recordsPerSecond: new Gauge({ name: 'picket_records_per_second', help: 'Records accepted per second, averaged over the last seconds', registers: r }),
     queueDepth: new Gauge({ name: 'picket_bridge_queue_depth', help: 'Batches submitted to a detection worker and not yet answered', labelNames: ['worker'], registers: r }),

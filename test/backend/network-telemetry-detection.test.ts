@@ -139,6 +139,7 @@ t.test('the whole run: three findings, each stored, logged in metrics and report
   t.match(metrics, /picket_findings_total\{rule="picket_t1046_port_scan",activity="create"\} 1\n/)
   t.match(metrics, /picket_collector_batches_total\{status="DUPLICATE"\} [1-9]/)
   t.match(metrics, /picket_detection_latency_seconds_count 3\n/, 'a latency sample per created finding')
+  t.match(metrics, /picket_collector_zero_copy_batches_total [1-9]/, 'large batches reach the workers without a copy')
   const health = await backend.health()
   t.equal(health.status, 'ok')
   t.equal(health.bridge.workers.length, 2)

@@ -222,6 +222,10 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
     if (problems.length > before) continue
     const gb = groupBy as string[]
     const stage: 'host' | 'fleet' = gb.includes(HOST_FIELD) ? 'host' : 'fleet'
+    if (stage === 'host' && ext.incidentBy !== undefined && ext.incidentBy.length !== gb.length) {
+      bad(c.loc, ['picket', 'incident-by'], `picket.incident-by merges groups across hosts and applies to fleet rules (group-by without ${HOST_FIELD}); a host rule makes one incident per group`)
+      continue
+    }
     if (stage === 'fleet' && type !== 'value_count') {
       bad(c.loc, at('group-by'), `an event_count without ${HOST_FIELD} in group-by would count events across hosts, which Picket does not do; add ${HOST_FIELD}`)
       continue
