@@ -138,14 +138,29 @@ export function buildPlan (o: PlanOptions): Plan {
   type Item = { host: number, f: NetFields }
   const total = portsN * hostsN + benign
   const step = rate > 0 ? 1000 / rate : 0.001
-  const perHost: NetworkActivity[][] = hostIds.map(() => [])
-  const times: number[][] = hostIds.map(() => [])
+  // records are packed into a host's batch as soon as it is full (or, with a
+  // rate, once it spans ~100 ms, as an agent flushes): memory holds packed
+  // bytes, not record objects
+  const out = hostIds.map(() => ({ batches: [] as Buffer[], counts: [] as number[], due: [] as number[], pending: [] as NetworkActivity[], first: 0, last: 0, records: 0 }))
+  const flush = (h: number): void => {
+    const o = out[h]
+    if (o.pending.length === 0) return
+    o.batches.push(packRecords(o.pending))
+    o.counts.push(o.pending.length)
+    o.due.push(rate > 0 ? o.last : 0)
+    o.pending = []
+  }
   let g = 0
   const emit = (it: Item): void => {
     const t = startTime + Math.floor(g * step)
     it.f.timeMs = t
-    perHost[it.host].push(makeNetworkActivity(it.f, ctx[it.host].metadata, ctx[it.host].device))
-    times[it.host].push(t - startTime)
+    const o = out[it.host]
+    if (rate > 0 && o.pending.length > 0 && t - startTime >= o.first + 100) flush(it.host)
+    if (o.pending.length === 0) o.first = t - startTime
+    o.pending.push(makeNetworkActivity(it.f, ctx[it.host].metadata, ctx[it.host].device))
+    o.last = t - startTime
+    o.records++
+    if (o.pending.length >= batchSize) flush(it.host)
     g++
   }
   const probe = (k: number, h: number): Item => {
@@ -209,26 +224,9 @@ export function buildPlan (o: PlanOptions): Plan {
   void total
 
   const hosts: PlannedHost[] = hostIds.map((hostId, h) => {
-    const recs = perHost[h]
-    const batches: Buffer[] = []
-    const counts: number[] = []
-    const due: number[] = []
-    // an agent flushes on size or after ~100 ms; pace batches the same way
-    let i = 0
-    while (i < recs.length) {
-      let j = Math.min(recs.length, i + batchSize)
-      if (rate > 0) {
-        const limit = times[h][i] + 100
-        let k = i + 1
-        while (k < j && times[h][k] < limit) k++
-        j = k
-      }
-      batches.push(packRecords(recs.slice(i, j)))
-      counts.push(j - i)
-      due.push(rate > 0 ? times[h][j - 1] : 0)
-      i = j
-    }
-    return { hostId, hostname: hostnames[h], ip: hostIps[h], batches, counts, due, records: recs.length }
+    flush(h)
+    const o = out[h]
+    return { hostId, hostname: hostnames[h], ip: hostIps[h], batches: o.batches, counts: o.counts, due: o.due, records: o.records }
   })
 
   // what the shipped rules should make of it
