@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { PicketError } from '../shared/errors.js'
 import { createLogger, type Logger } from '../shared/logger.js'
 import { siblingModule } from '../shared/paths.js'
 import { VERSION } from '../shared/version.js'
@@ -140,7 +141,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       flushHosts()
     })
     const h0 = await bridge.health(5000)
-    if (!h0.ok) throw new Error(`detection workers not answering after start: ${h0.detail}`)
+    if (!h0.ok) throw new PicketError('PICKET_ERR_BRIDGE', `the detection workers started but do not answer (${h0.detail}); check the log above and --workers`)
     logger.info({ workers: o.workers, kind: bridge.kind }, 'detection workers alive')
 
     const workerGauges = (): void => {
