@@ -3,7 +3,7 @@
 // the TypeScript (tsc) and the console page (esbuild). Each step is
 // incremental; `--only bpf,addon,ts,console` picks steps.
 import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -35,6 +35,11 @@ const steps = {
     const nodedir = existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? ['--nodedir=' + prefix] : []
     if (!configured) run('addon configure', process.execPath, [gyp, 'configure', '--silent', ...nodedir], { cwd: join(root, 'bpf', 'addon') })
     run('addon', process.execPath, [gyp, 'build', '--silent'], { cwd: join(root, 'bpf', 'addon') })
+  },
+  bench: () => {
+    // the capture benchmark's load generator (C, so the storm is not the bottleneck)
+    mkdirSync(join(root, 'scripts', 'bench', 'build'), { recursive: true })
+    run('storm', 'cc', ['-O2', '-Wall', '-Werror', '-pthread', '-o', 'scripts/bench/build/storm', 'scripts/bench/storm.c'])
   },
   ts: () => run('typescript', process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']),
   console: () => {

@@ -1,0 +1,48 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+
+// CPU time of a process (user + system seconds, children excluded), from /proc.
+export function cpuSeconds (pid: number): { user: number, system: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const hz = 100 // USER_HZ on Linux
+  return { user: Number(fields[11]) / hz, system: Number(fields[12]) / hz }
+}
+
+/** Sum CPU over a process and its threads' lifetime so far. */
+export function totalCpu (pid: number): number {
+  const c = cpuSeconds(pid)
+  return c.user + c.system
+}
+
+export function rssBytes (pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const m = /VmRSS:\s+(\d+) kB/.exec(status)
+  return m !== null ? Number(m[1]) * 1024 : NaN
+}
+
+export async function runJson<T> (cmd: string, args: string[]): Promise<T> {
+  return await new Promise((resolve, reject) => {
+    const p = spawn(cmd, args)
+    let out = ''; let err = ''
+    p.stdout.on('data', d => { out += String(d) })
+    p.stderr.on('data', d => { err += String(d) })
+    p.on('error', reject)
+    p.on('exit', code => {
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`))
+      else {
+        try { resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as T) } catch (e) { reject(new Error(`${cmd}: bad JSON output ${out}: ${(e as Error).message}`)) }
+      }
+    })
+  })
+}
+
+export async function waitExit (p: ChildProcess, timeoutMs = 20_000): Promise<number | string> {
+  if (p.exitCode !== null) return p.exitCode
+  return await new Promise(resolve => {
+    const timer = setTimeout(() => { p.kill('SIGKILL') }, timeoutMs)
+    p.once('exit', (code, sig) => { clearTimeout(timer); resolve(code ?? sig ?? -1) })
+  })
+}
+
+export const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))

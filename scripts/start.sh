@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# npm start: make sure Picket is installed and built (idempotent, quick when
+# done), then run agent + backend + console on this host with embedded
+# defaults. Extra arguments go to `picket start`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -eq 0 ]; then
+  bash scripts/setup.sh
+elif [ ! -f dist/shared/cli/main.js ] || [ ! -d node_modules ]; then
+  echo "npm start: Picket is not installed yet; run it once as root (sudo npm start) to install the system packages and build." >&2
+  exit 1
+fi
+exec node bin/picket.js start "$@"
