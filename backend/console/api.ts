@@ -45,6 +45,12 @@ export function parseTime (s: string, now: number): number | undefined {
   const d = /^([0-9]+)([smhdw])$/.exec(s)
   if (d !== null) return now - Number(d[1]) * DURATION_MS[d[2]]
   const iso = s.replace(' ', 'T')
+  // Date.parse rolls 2025-02-30 over into March; a filter on a day that does not exist is a mistake to report
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?)?/.exec(iso)
+  if (m === null) return undefined
+  const [y, mo, day, hh = '0', mm = '0', ss = '0'] = m.slice(1).map(x => x ?? undefined) as string[]
+  const check = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(day)))
+  if (check.getUTCMonth() !== Number(mo) - 1 || check.getUTCDate() !== Number(day) || Number(hh) > 23 || Number(mm) > 59 || Number(ss) > 59) return undefined
   // a date-time without a zone is UTC here, as every time the console shows is
   const withZone = /T/.test(iso) && !/(Z|[+-][0-9]{2}:?[0-9]{2})$/.test(iso) ? iso + 'Z' : iso
   const t = Date.parse(withZone)

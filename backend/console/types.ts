@@ -16,6 +16,8 @@ export interface FindingRow {
   title: string
   /** the OCSF finding's message: one sentence saying who, what, how much */
   message: string
+  /** what kind of finding, from finding_info.types (Port Scan, Horizontal Sweep, ...) */
+  findingType: string
   technique: string
   techniqueName: string
   tactic: string

@@ -17,11 +17,14 @@ const WHERE: Record<Part, Where> = { params: 'params', body: 'body', querystring
 const PARTS: Part[] = ['params', 'querystring', 'headers', 'body']
 
 export class ConsoleValidator {
-  readonly #ajv = new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: true })
+  // query strings, params and headers are text: coerce them to the schema's
+  // types; a JSON body has types of its own, and {"note": 42} is an error
+  readonly #text = new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: true })
+  readonly #json = new Ajv({ allErrors: true, coerceTypes: false, useDefaults: true, removeAdditional: false, strict: true })
   readonly #byRoute = new Map<string, Map<Part, ValidateFunction>>()
 
   readonly compiler: FastifySchemaCompiler<unknown> = ({ schema, method, url, httpPart }) => {
-    const fn = this.#ajv.compile(schema as object)
+    const fn = (httpPart === 'body' ? this.#json : this.#text).compile(schema as object)
     const key = `${method} ${url}`
     let m = this.#byRoute.get(key)
     if (m === undefined) { m = new Map(); this.#byRoute.set(key, m) }

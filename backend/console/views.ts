@@ -7,7 +7,7 @@ import { DROP_CAUSE_NAMES, ROW_LIST_CAP, type DropCause, type FindingDetail, typ
 interface Attack { technique?: { uid?: string, name?: string }, tactic?: { uid?: string, name?: string } }
 
 export function findingRow (f: StoredFinding): FindingRow {
-  const info = f.finding.finding_info as { attacks?: Attack[] } | undefined
+  const info = f.finding.finding_info as { attacks?: Attack[], types?: unknown[] } | undefined
   const attack = info?.attacks?.find(a => a.technique?.uid === f.technique) ?? info?.attacks?.[0]
   const device = f.finding.device as { hostname?: string } | undefined
   return {
@@ -15,6 +15,7 @@ export function findingRow (f: StoredFinding): FindingRow {
     rule: f.rule,
     title: f.title,
     message: typeof f.finding.message === 'string' ? f.finding.message : '',
+    findingType: typeof info?.types?.[0] === 'string' ? info.types[0] : '',
     technique: f.technique,
     techniqueName: attack?.technique?.name ?? '',
     tactic: f.tactic,

@@ -15,7 +15,7 @@ export class ApiError extends Error {
   readonly status: number
   readonly code: string
   readonly fields: ValidationErrorBody['fields']
-  constructor (status: number, body: Partial<ValidationErrorBody & ErrorBody>) {
+  constructor (status: number, body: { error?: string, message?: string, fields?: ValidationErrorBody['fields'] }) {
     super(body.message ?? `HTTP ${status}`)
     this.status = status
     this.code = body.error ?? `HTTP_${status}`
@@ -56,7 +56,7 @@ async function call<T> (method: string, path: string, body?: unknown): Promise<T
   const text = await res.text()
   let json: unknown
   try { json = text === '' ? {} : JSON.parse(text) } catch { json = { message: text.slice(0, 200) } }
-  if (!res.ok) throw new ApiError(res.status, json as Partial<ErrorBody>)
+  if (!res.ok) throw new ApiError(res.status, json as Partial<ErrorBody> & { fields?: ValidationErrorBody['fields'] })
   return json as T
 }
 

@@ -11,11 +11,20 @@ import { num } from './format.js'
 
 export interface PortStat { port: number, count: number, first: number, last: number }
 
-const W = 720
-const H = 230
 const M = { l: 52, r: 14, t: 14, b: 40 }
-const PW = W - M.l - M.r
-const PH = H - M.t - M.b
+// The drawing is laid out for one width and scaled to fit: 720 units on a
+// desktop panel; on a phone, 400, so the labels stay legible after scaling.
+let W = 720
+let H = 230
+let PW = W - M.l - M.r
+let PH = H - M.t - M.b
+
+function layout (width: number): void {
+  W = width
+  H = width < 500 ? 250 : 230
+  PW = W - M.l - M.r
+  PH = H - M.t - M.b
+}
 
 let chartSeq = 0
 
@@ -71,7 +80,7 @@ function yAxis (plot: SVGGElement, max: number, fmt: (v: number) => string, titl
 
 function portAxis (plot: SVGGElement, hi: number, title: string): (p: number) => number {
   const x = (p: number): number => (p / hi) * PW
-  const step = hi === 1024 ? 128 : hi === 65536 ? 8192 : niceStep(hi, 6)
+  const step = hi === 1024 ? (W < 500 ? 256 : 128) : hi === 65536 ? (W < 500 ? 16384 : 8192) : niceStep(hi, W < 500 ? 4 : 6)
   for (let p = 0; p <= hi; p += step) {
     plot.appendChild(s('line', { class: 'tick-mark', x1: x(p), x2: x(p), y1: PH, y2: PH + 4 }))
     plot.appendChild(s('text', { class: 'tick', x: x(p), y: PH + 17, 'text-anchor': p === 0 ? 'start' : p >= hi ? 'end' : 'middle' }, String(p)))
@@ -81,10 +90,11 @@ function portAxis (plot: SVGGElement, hi: number, title: string): (p: number) =>
   return x
 }
 
-/** Probes per port range, 64 bins over 0–1024 (or the range the ports reach). */
-export function portHistogram (stats: PortStat[]): SVGSVGElement {
+/** Probes per port range, 64 bins (32 on a phone) over 0–1024 (or the range the ports reach). */
+export function portHistogram (stats: PortStat[], drawWidth = 720): SVGSVGElement {
+  layout(drawWidth)
   const hi = portDomain(stats)
-  const bins = 64
+  const bins = drawWidth < 500 ? 32 : 64
   const width = hi / bins
   const probes = new Array<number>(bins).fill(0)
   const distinct = new Array<number>(bins).fill(0)
@@ -117,13 +127,15 @@ function timeLabel (ms: number, withMs: boolean): string {
 }
 
 /** Each port at the time it was first (and last) probed. */
-export function portTimeline (stats: PortStat[]): SVGSVGElement {
+export function portTimeline (stats: PortStat[], width = 720): SVGSVGElement {
+  layout(width)
   const hi = portDomain(stats)
   const times = stats.flatMap(p => [p.first, p.last]).filter(t => t > 0)
   let t0 = Math.min(...times)
   let t1 = Math.max(...times)
   if (!Number.isFinite(t0)) { t0 = 0; t1 = 1000 }
-  if (t1 - t0 < 1000) { const mid = (t0 + t1) / 2; t0 = mid - 500; t1 = mid + 500 }
+  // a scan at full speed can take a few ms: spread it over the width, with a margin either side
+  if (t1 - t0 === 0) { t0 -= 500; t1 += 500 } else { const pad = Math.max(5, (t1 - t0) * 0.05); t0 -= pad; t1 += pad }
   const span = t1 - t0
   const { svg, plot } = frame('Ports probed over time',
     `${stats.length} ports probed between ${timeLabel(Math.min(...times), true)} and ${timeLabel(Math.max(...times), true)} UTC`)
@@ -137,11 +149,12 @@ export function portTimeline (stats: PortStat[]): SVGSVGElement {
   plot.appendChild(s('text', { class: 'axis-title', transform: `translate(${-M.l + 12},${PH / 2}) rotate(-90)`, 'text-anchor': 'middle' }, 'port'))
   // x: time
   const x = (t: number): number => ((t - t0) / span) * PW
-  const step = niceStep(span, 5)
+  const step = niceStep(span, width < 500 ? 3 : 5)
   const withMs = span < 10_000
   for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
     plot.appendChild(s('line', { class: 'tick-mark', x1: x(t), x2: x(t), y1: PH, y2: PH + 4 }))
-    plot.appendChild(s('text', { class: 'tick', x: x(t), y: PH + 17, 'text-anchor': 'middle' }, timeLabel(t, withMs)))
+    const anchor = x(t) > PW - 36 ? 'end' : x(t) < 36 ? 'start' : 'middle'
+    plot.appendChild(s('text', { class: 'tick', x: x(t), y: PH + 17, 'text-anchor': anchor }, timeLabel(t, withMs)))
   }
   plot.appendChild(s('line', { class: 'axis', x1: 0, x2: PW, y1: PH, y2: PH }))
   plot.appendChild(s('text', { class: 'axis-title', x: PW / 2, y: PH + 34, 'text-anchor': 'middle' }, 'time (UTC)'))

@@ -21,6 +21,9 @@ const ACTIONS: Action[] = [
   { to: 'new', label: 'Reopen', needsNote: false, hint: 'back to New' },
 ]
 
+// the same breakpoint as styles.css: charts are drawn for the width they get
+const NARROW = window.matchMedia('(max-width: 760px)')
+
 const TECHNIQUE_RE = /^T\d{4}(\.\d{3})?$/
 const TACTIC_RE = /^TA\d{4}$/
 
@@ -89,12 +92,15 @@ export class DetailView implements View {
     this.#live = live
   }
 
+  readonly #onResize = (): void => { if (this.#d !== undefined) this.#renderCharts(this.#d) }
+
   async mount (main: HTMLElement): Promise<void> {
     document.title = 'Finding · Picket'
+    NARROW.addEventListener('change', this.#onResize)
     replace(main,
       h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, link(['findings'], { class: 'back' }, '← All findings')),
       this.#el.head,
-      h('div', { class: 'detail-grid' }, this.#el.summary, this.#el.triage, this.#el.charts, this.#el.history, this.#el.evidence, this.#el.raw),
+      h('div', { class: 'detail-grid' }, this.#el.summary, this.#el.triage, this.#el.history, this.#el.charts, this.#el.evidence, this.#el.raw),
     )
     replace(this.#el.head, h('h1', { id: 'view-title', tabindex: -1 }, 'Loading finding…'))
     this.#buildTriage()
@@ -233,9 +239,10 @@ export class DetailView implements View {
     if (stats.length === 0) {
       parts.push(h('p', { class: 'empty' }, 'This finding carries no per-port statistics.'))
     } else {
+      const width = NARROW.matches ? 400 : 720
       parts.push(h('div', { class: 'chart-pair' },
-        h('figure', {}, portHistogram(stats), h('figcaption', {}, 'Probes per port range')),
-        h('figure', {}, portTimeline(stats), h('figcaption', {}, 'When each port was first probed'))))
+        h('figure', {}, portHistogram(stats, width), h('figcaption', {}, 'Probes per port range')),
+        h('figure', {}, portTimeline(stats, width), h('figcaption', {}, 'When each port was first probed'))))
       parts.push(this.#portTable(stats, d.portCount))
     }
     replace(this.#el.charts, ...parts)
@@ -279,7 +286,7 @@ export class DetailView implements View {
         h('td', { 'data-label': 'Role' }, str(e.name)),
         h('td', { 'data-label': 'Time (UTC)', class: 'time' }, utcMs(Number(data.time))),
         h('td', { 'data-label': 'Activity' }, str(data.activity_name)),
-        h('td', { 'data-label': 'Protocol' }, str(conn.protocol_name), str(conn.direction) !== '' ? h('span', { class: 'sub' }, str(conn.direction)) : null),
+        h('td', { 'data-label': 'Protocol' }, [str(conn.protocol_name), str(conn.direction).toLowerCase()].filter(x => x !== '').join(' · ')),
         h('td', { 'data-label': 'Source', class: 'mono wrap' }, endpoint(e.src_endpoint)),
         h('td', { 'data-label': 'Destination', class: 'mono wrap' }, endpoint(e.dst_endpoint)),
         h('td', { 'data-label': 'Host', class: 'wrap' }, host))
@@ -313,6 +320,7 @@ export class DetailView implements View {
   }
 
   unmount (): void {
+    NARROW.removeEventListener('change', this.#onResize)
     if (this.#refetch !== undefined) window.clearTimeout(this.#refetch)
   }
 }

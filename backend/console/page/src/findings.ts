@@ -91,7 +91,9 @@ function rowEl (r: FindingRow, open: (id: string) => void): HTMLTableRowElement 
     'aria-label': `${r.severity} ${r.technique} finding on ${name}, ${statusLabel(r.status)}; press Enter for details`,
   },
   h('td', { 'data-label': 'Severity' }, h('span', { class: severityClass(r.severityId) }, r.severity)),
-  h('td', { 'data-label': 'Technique', class: 'wrap' }, h('span', { class: 'strong mono' }, r.technique), h('span', { class: 'sub' }, r.techniqueName)),
+  h('td', { 'data-label': 'Technique', class: 'wrap' },
+    h('span', { class: 'strong' }, h('span', { class: 'mono' }, r.technique), r.findingType !== '' ? ` ${r.findingType}` : ''),
+    h('span', { class: 'sub' }, r.techniqueName)),
   hostCell(r),
   h('td', { 'data-label': 'Sources', class: 'mono wrap' }, listSummary(r.sources, r.sourcesCount)),
   h('td', { 'data-label': 'Ports', class: 'num' }, num(r.portCount)),
@@ -239,6 +241,7 @@ export class FindingsView implements View {
       if (cur.row.changeSeq > r.changeSeq) return false
       const tr = rowEl(r, this.#open)
       const hadFocus = document.activeElement === cur.tr
+      if (where === 'top') tr.classList.add('updated')
       cur.tr.replaceWith(tr)
       this.#rows.set(r.id, { row: r, tr })
       if (hadFocus) tr.focus()

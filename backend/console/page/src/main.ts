@@ -16,6 +16,7 @@ const liveText = byId('live-text')
 let view: View | undefined
 let lastFindingId: string | undefined
 let routeSeq = 0
+let routed = 0
 let hellos = 0
 // The first view loads its lists only once the stream is subscribed (or has
 // failed to), so no finding can fall between the list and the stream.
@@ -72,8 +73,9 @@ async function route (): Promise<void> {
   }
   view = next
   const mounted = next.mount(main)
-  // land keyboard and screen-reader users on the new view's heading
-  document.getElementById('view-title')?.focus({ preventScroll: false })
+  // after a navigation, land keyboard and screen-reader users on the new
+  // view's heading (not on first load: the skip link comes first there)
+  if (routed++ > 0) document.getElementById('view-title')?.focus({ preventScroll: false })
   window.scrollTo(0, 0)
   await mounted
   if (seq === routeSeq && lastFindingId !== undefined && next instanceof FindingsView) lastFindingId = undefined

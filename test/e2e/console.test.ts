@@ -1,0 +1,316 @@
+import { statSync } from 'node:fs'
+import type { Browser, Page } from 'playwright-core'
+import t from 'tap'
+import type { FindingDetail, FindingList } from '../../backend/console/types.js'
+import { startBackend } from '../../backend/server.js'
+import { AgentStream, connectCollector, injectScan } from '../../scripts/injector/index.js'
+import { packRecords } from '../../shared/codec.js'
+import { makeDevice, makeMetadata, makeNetworkActivity } from '../../shared/ocsf/network.js'
+import { spawnPicket } from '../helpers/cli.js'
+import { requireReal } from '../helpers/env.js'
+import { artifactPath, buildPage, CHROMIUM, launchChromium, startTestBackend, until, watchPage, type TestBackend } from './helpers/console.js'
+
+// The operator console in a real browser (Debian's chromium through
+// playwright-core) against a real backend (collector, detection workers,
+// alert store) fed by the real injector.
+
+const DESKTOP = { width: 1280, height: 800 }
+const PHONE = { width: 390, height: 844 }
+
+async function openConsole (browser: Browser, url: string, viewport = DESKTOP): Promise<{ page: Page, w: ReturnType<typeof watchPage>, close: () => Promise<void> }> {
+  const ctx = await browser.newContext({ viewport, reducedMotion: 'reduce' })
+  const page = await ctx.newPage()
+  const w = watchPage(page)
+  await page.goto(url)
+  await page.locator('#live.live').waitFor({ timeout: 10_000 })
+  return { page, w, close: async () => { await ctx.close() } }
+}
+
+async function findingId (tb: TestBackend, host: string): Promise<string> {
+  return await until(async () => {
+    await tb.b.flush()
+    return tb.b.store.listFindings({ host }).items[0]?.id
+  }, 10_000, `a finding on ${host}`)
+}
+
+if (requireReal(t, { commands: [CHROMIUM] })) {
+  buildPage()
+  const browser = await launchChromium()
+  t.teardown(async () => { await browser.close() })
+  const tb = await startTestBackend()
+  t.teardown(tb.close)
+
+  t.test('live finding: a scan shipped by picket inject-scan appears without a reload', async t => {
+    const { page, w, close } = await openConsole(browser, `${tb.url}/`)
+    t.teardown(close)
+    await page.locator('p.count', { hasText: 'finding' }).waitFor()
+    await page.evaluate(() => { (window as unknown as { __sameDocument: boolean }).__sameDocument = true })
+    const listFetches = w.requests.filter(u => u.includes('/api/findings?')).length
+
+    const inject = spawnPicket(['inject-scan', '--collector', tb.b.collector.address, '--host-id', 'live-host', '--hostname', 'live-1.example', '--source', '192.0.2.10', '--ports', '30'], { env: { PICKET_TSX: '1' } })
+    t.equal(await inject.exited, 0, `inject-scan: ${inject.stderr()}`)
+    t.match(inject.stdout(), /1 port-scan finding/)
+
+    const row = page.locator('tr.row', { hasText: 'live-1.example' })
+    await row.waitFor({ timeout: 10_000 })
+    t.ok(await row.evaluate(el => el.classList.contains('fresh')), 'a new row is highlighted')
+    t.equal(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument), true, 'the page was not reloaded')
+    t.equal(w.requests.filter(u => u.includes('/api/findings?')).length, listFetches, 'the row came over the event stream, not a new list fetch')
+    // created when the scan crossed the threshold, then updated in place as it went on
+    const cells = await until(async () => {
+      const c = await row.locator('td').allInnerTexts()
+      return c[4]?.trim() === '30' ? c : undefined
+    }, 10_000, 'the row to count all 30 ports')
+    t.match(cells[0], 'Medium')
+    t.match(cells[1], 'T1046')
+    t.match(cells[2], 'live-1.example')
+    t.match(cells[2], 'live-host')
+    t.match(cells[3], '192.0.2.10')
+    t.equal(cells[4].trim(), '30')
+    t.match(cells[7], 'New')
+    t.same(w.dialogs, [])
+    t.same(w.errors, [])
+  })
+
+  t.test('triage: resolve with a note; after a reload the status and history persist, and the API agrees', async t => {
+    await injectScan({ collector: tb.b.collector.address, hostId: 'triage-host', hostname: 'files-3', source: '203.0.113.77', ports: 25 })
+    const id = await findingId(tb, 'triage-host')
+    const { page, w, close } = await openConsole(browser, `${tb.url}/`)
+    t.teardown(close)
+    await page.fill('#actor', 'alice')
+    await page.locator('#actor').dispatchEvent('change')
+
+    // from the keyboard: focus the row, Enter opens it
+    const row = page.locator(`tr.row[data-id="${id}"]`)
+    await row.waitFor()
+    await row.focus()
+    await page.keyboard.press('Enter')
+    await page.waitForURL(/#\/findings\/[0-9a-f-]+$/)
+    await page.locator('h1', { hasText: 'files-3' }).waitFor()
+    await page.locator('svg.chart').first().waitFor()
+    t.equal(await page.locator('svg.chart').count(), 2, 'ports histogram and timeline')
+    t.equal(await page.locator('.evidence-table tbody tr').count() > 0, true, 'evidence records are listed')
+
+    // Resolve needs a note
+    await page.click('button[data-to="resolved"]')
+    t.match(await page.locator('#triage-msg').innerText(), /needs a note/)
+    t.equal(await page.locator('#triage-note').getAttribute('aria-invalid'), 'true')
+    t.equal(await page.evaluate(() => document.activeElement?.id), 'triage-note', 'focus goes to the note')
+
+    const note = 'Blocked 203.0.113.77 at the edge; files-3 patched.'
+    await page.fill('#triage-note', note)
+    await page.click('button[data-to="resolved"]')
+    await page.locator('#triage-msg.ok').waitFor()
+    t.match(await page.locator('.detail-head .status').first().innerText(), 'Resolved')
+
+    await page.reload()
+    await page.locator('h1', { hasText: 'files-3' }).waitFor()
+    await page.locator('.history-list li').nth(1).waitFor()
+    t.match(await page.locator('.detail-head .status').first().innerText(), 'Resolved', 'status persists over a reload')
+    const history = await page.locator('.history-list li').allInnerTexts()
+    t.equal(history.length, 2)
+    t.match(history[0], 'alice')
+    t.match(history[0], note)
+    t.match(history[0], /New\s*→\s*Resolved/)
+    t.match(history[1], 'picket')
+    t.equal(await page.locator('button[data-to="resolved"]').isDisabled(), true, 'the current status cannot be chosen again')
+
+    const api = await (await fetch(`${tb.url}/api/findings/${id}`)).json() as FindingDetail
+    t.equal(api.status, 'resolved')
+    t.equal((api.finding as { status_id: number, status: string }).status_id, 4)
+    t.match(api.history[api.history.length - 1], { actor: 'alice', from: 'new', to: 'resolved', note })
+    const list = await (await fetch(`${tb.url}/api/findings?status=resolved`)).json() as FindingList
+    t.ok(list.items.some(f => f.id === id), 'the list filters agree')
+    t.same(w.dialogs, [])
+    t.same(w.errors, [])
+  })
+
+  t.test('hostile strings: markup in hostnames, sources and fields shows as text and runs nothing', async t => {
+    const payloadHost = '<img src=x onerror="window.__pwned=1;alert(1)">'
+    const payloadName = '"><svg onload=alert(2)><script>window.__pwned=2</script>'
+    const payloadSource = '<script>window.__pwned=3;alert(3)</script>'
+    const payloadAgent = '<iframe src="javascript:alert(4)"></iframe>\n\nevent: finding\ndata: {}'
+    const { page, w, close } = await openConsole(browser, `${tb.url}/#/findings?status=`)
+    t.teardown(close)
+
+    // through the injector library: a hostile hostname on batches and records
+    await injectScan({ collector: tb.b.collector.address, hostId: 'xss-a', hostname: payloadHost + payloadName, ports: 20, source: '198.51.100.66' })
+    // a raw batch built with shared/codec: a hostile source address and status detail
+    const src = { hostId: 'xss-b', hostname: payloadName, agentVersion: payloadAgent, ip: '10.9.9.9' }
+    const md = makeMetadata(src)
+    const dev = makeDevice(src)
+    const records = Array.from({ length: 20 }, (_, i) => makeNetworkActivity({
+      timeMs: Date.now(), activityId: 5, directionId: 1, protocolNum: 6, ipVersion: 4, srcIp: payloadSource, srcPort: 41000 + i,
+      dstIp: '10.9.9.9', dstPort: 100 + i, assignmentKnown: true, statusDetail: '<b onmouseover=alert(5)>x</b>', unmapped: { note: '<style>*{display:none}</style>' },
+    }, md, dev))
+    const client = connectCollector(tb.b.collector.address)
+    const stream = new AgentStream(client, 'xss-b', { hostname: src.hostname, agentVersion: src.agentVersion })
+    t.match(await stream.send(packRecords(records), records.length), { status: 'OK' })
+    await stream.end()
+    client.close()
+
+    const rowA = page.locator('tr.row', { hasText: 'onerror' })
+    const rowB = page.locator('tr.row', { hasText: 'window.__pwned=3' })
+    await rowA.waitFor({ timeout: 10_000 })
+    await rowB.waitFor({ timeout: 10_000 })
+    t.equal(await rowA.locator('td').nth(2).locator('.strong').innerText(), payloadHost + payloadName, 'the hostname shows verbatim, as text')
+    t.equal(await rowB.locator('td').nth(3).innerText(), payloadSource, 'the source shows verbatim, as text')
+    const injected = await page.evaluate(() => document.querySelectorAll('main img, main script, main iframe, main style, main b, main svg:not(.chart)').length)
+    t.equal(injected, 0, 'no element was made from finding data')
+
+    // the detail pages: title, summary, evidence, raw JSON
+    for (const row of [rowA, rowB]) {
+      await row.click()
+      await page.locator('.evidence-table').waitFor()
+      const title = await page.locator('h1').innerText()
+      t.match(title, /<(img|svg|script)/, 'the title shows the markup as text')
+      t.equal(await page.evaluate(() => document.querySelectorAll('main img, main script, main iframe, main style, main b').length), 0)
+      await page.locator('details summary', { hasText: 'OCSF' }).click()
+      t.match(await page.locator('pre.json').innerText(), /<(img|script)/)
+      await page.goBack()
+      await page.locator('tr.row').first().waitFor()
+    }
+    await page.goto(`${tb.url}/#/hosts`)
+    const hostRow = page.locator('table.hosts tr', { hasText: 'xss-b' })
+    await hostRow.waitFor()
+    t.match(await hostRow.innerText(), '<iframe src="javascript:alert(4)">', 'agent version as text')
+
+    t.same(w.dialogs, [], 'no dialog opened')
+    t.same(w.errors, [], 'no console error (no CSP violation, no failed injected load)')
+    t.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined, 'the sentinel was never set')
+    t.notOk(w.requests.some(u => /\/x$|javascript:/.test(u)), 'no request for an injected resource')
+
+    // and if the page ever did hand data to an HTML parser, the CSP would stop it
+    const res = await fetch(`${tb.url}/`)
+    const csp = res.headers.get('content-security-policy') ?? ''
+    t.match(csp, "script-src 'self'")
+    t.match(csp, "frame-ancestors 'none'")
+    t.notMatch(csp, /unsafe-inline|unsafe-eval|https?:/)
+    t.equal(res.headers.get('x-content-type-options'), 'nosniff')
+    const sinks = await page.evaluate(() => {
+      const out: string[] = []
+      try { document.createElement('div').innerHTML = '<img src=x onerror=alert(6)>'; out.push('innerHTML allowed') } catch { out.push('innerHTML blocked') }
+      try {
+        const s = document.createElement('script')
+        s.textContent = 'window.__pwned = 7'
+        document.body.appendChild(s)
+      } catch { /* Trusted Types refuse script text from a string */ }
+      out.push((window as unknown as { __pwned?: number }).__pwned === 7 ? 'inline script ran' : 'inline script blocked')
+      return out
+    })
+    t.same(sinks, ['innerHTML blocked', 'inline script blocked'], 'Trusted Types and the CSP block HTML sinks and inline script')
+    t.same(w.dialogs, [])
+  })
+
+  t.test('keyboard: skip link, focus moves to the view, rows focusable with a visible focus', async t => {
+    const { page, close } = await openConsole(browser, `${tb.url}/#/findings?status=`)
+    t.teardown(close)
+    await page.locator('tr.row').first().waitFor()
+    await page.keyboard.press('Tab')
+    t.equal(await page.evaluate(() => document.activeElement?.id), 'skip', 'the skip link is the first stop')
+    const box = await page.locator('#skip').boundingBox()
+    t.ok(box !== null && box.y >= 0, 'the skip link is visible when focused')
+    await page.keyboard.press('Enter')
+    t.equal(await page.evaluate(() => document.activeElement?.id), 'view-title', 'Enter skips to the view heading')
+    // Tab on through the filters to the first row
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press('Tab')
+      if (await page.evaluate(() => document.activeElement?.tagName) === 'TR') break
+    }
+    t.equal(await page.evaluate(() => document.activeElement?.tagName), 'TR', 'rows are in the tab order')
+    t.equal(await page.evaluate(() => getComputedStyle(document.activeElement as Element).outlineStyle), 'solid', 'focus is visible')
+    await page.keyboard.press('ArrowDown')
+    t.equal(await page.evaluate(() => (document.activeElement as HTMLElement).dataset.id !== undefined), true, 'arrow keys move between rows')
+    await page.keyboard.press(' ')
+    await page.waitForURL(/#\/findings\/.+/)
+    await page.locator('.detail-head h1').waitFor()
+    t.equal(await page.evaluate(() => document.activeElement?.id), 'view-title', 'opening a finding lands on its heading')
+    await page.goBack()
+    await page.locator('tr.row').first().waitFor()
+    await until(async () => await page.evaluate(() => document.activeElement?.tagName === 'TR') ? true : undefined, 3000, 'focus back on the row')
+    t.pass('going back puts focus on the row that was opened')
+  })
+
+  t.test('screenshots: findings, a finding, hosts, at 1280×800 and 390 px wide', async t => {
+    // a host that lost records, and one that went quiet
+    const client = connectCollector(tb.b.collector.address)
+    const lossy = new AgentStream(client, 'lossy-host', { hostname: 'lossy.example', agentVersion: '0.1.0', drops: { kernel_reserve: 1200, slab_starvation: 3, spool_eviction: 35 } })
+    const src = { hostId: 'lossy-host', hostname: 'lossy.example', agentVersion: '0.1.0', ip: '10.1.1.1' }
+    const rec = makeNetworkActivity({ timeMs: Date.now(), activityId: 1, directionId: 1, protocolNum: 6, ipVersion: 4, srcIp: '203.0.113.9', srcPort: 50000, dstIp: '10.1.1.1', dstPort: 443, assignmentKnown: true }, makeMetadata(src), makeDevice(src))
+    await lossy.send(packRecords([rec]), 1)
+    await lossy.end()
+    client.close()
+    tb.b.store.recordHosts([{ hostId: 'quiet-host', hostname: 'quiet.example', agentVersion: '0.1.0', lastSeen: Date.now() - 15 * 60_000, records: 0, batches: 0, bytes: 0, recordsPerSec: 0, refusedBatches: 0, duplicateBatches: 0 }])
+    await injectScan({ collector: tb.b.collector.address, hostId: 'shot-host', hostname: 'web-7.prod', source: '198.51.100.23', ports: 180, rate: 3000 })
+    const id = await findingId(tb, 'shot-host')
+    await tb.b.flush()
+
+    const shots: string[] = []
+    const { page, close } = await openConsole(browser, `${tb.url}/#/findings?status=`)
+    t.teardown(close)
+    await page.locator(`tr.row[data-id="${id}"]`).waitFor()
+    await page.evaluate(() => { (document.activeElement as HTMLElement | null)?.blur() })
+    shots.push(artifactPath('console-findings.png'))
+    await page.screenshot({ path: shots[shots.length - 1] })
+    await page.goto(`${tb.url}/#/findings/${id}`)
+    await page.locator('svg.chart').first().waitFor()
+    shots.push(artifactPath('console-finding.png'))
+    await page.screenshot({ path: shots[shots.length - 1], fullPage: true })
+    await page.goto(`${tb.url}/#/hosts`)
+    await page.locator('table.hosts tr', { hasText: 'lossy.example' }).waitFor()
+    t.match(await page.locator('table.hosts tr', { hasText: 'lossy.example' }).innerText(), /1,200\s+kernel ring full/)
+    t.match(await page.locator('table.hosts tr', { hasText: 'quiet.example' }).innerText(), 'Stale')
+    shots.push(artifactPath('console-hosts.png'))
+    await page.screenshot({ path: shots[shots.length - 1], fullPage: true })
+
+    await page.setViewportSize(PHONE)
+    await page.goto(`${tb.url}/#/findings?status=`)
+    await page.locator('tr.row').first().waitFor()
+    await page.evaluate(() => { (document.activeElement as HTMLElement | null)?.blur() })
+    t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling at 390 px')
+    shots.push(artifactPath('console-findings-narrow.png'))
+    await page.screenshot({ path: shots[shots.length - 1] })
+    await page.goto(`${tb.url}/#/findings/${id}`)
+    await page.locator('svg.chart').first().waitFor()
+    t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling on a finding at 390 px')
+    await page.evaluate(() => { (document.activeElement as HTMLElement | null)?.blur() })
+    shots.push(artifactPath('console-finding-narrow.png'))
+    await page.screenshot({ path: shots[shots.length - 1] })
+    await page.locator('section.charts').scrollIntoViewIfNeeded()
+    shots.push(artifactPath('console-finding-narrow-ports.png'))
+    await page.screenshot({ path: shots[shots.length - 1] })
+    for (const s of shots) t.ok(statSync(s).size > 10_000, `${s} written`)
+  })
+
+  t.test('token: a non-loopback console needs one; with it, requests without it get 401', async t => {
+    await t.rejects(startBackend({ listen: '127.0.0.1:0', http: '0.0.0.0:0', db: ':memory:', workers: 1 }), { code: 'PICKET_ERR_CONSOLE_TOKEN', message: /without an access token.*--http-token.*PICKET_HTTP_TOKEN/s })
+    const cli = spawnPicket(['backend', '--listen', '127.0.0.1:0', '--console', '0.0.0.0:0', '--db', `${tb.dir}/refused.db`], { env: { PICKET_TSX: '1', PICKET_HTTP_TOKEN: '' } })
+    t.not(await cli.exited, 0, 'picket backend refuses to start')
+    t.match(cli.stderr(), /would listen on 0\.0\.0\.0:0 without an access token/)
+    t.match(cli.stderr(), 'PICKET_ERR_CONSOLE_TOKEN')
+
+    const token = 'tok-3f9a1c7e5b2d4a60'
+    const sec = await startTestBackend({ http: '0.0.0.0:0', httpToken: token })
+    t.teardown(sec.close)
+    const base = `http://127.0.0.1:${sec.b.http?.port ?? 0}`
+    for (const path of ['/', '/api/findings', '/api/hosts', '/api/stream', '/healthz', '/metrics', '/assets/app.js']) {
+      t.equal((await fetch(`${base}${path}`)).status, 401, `${path} without the token`)
+    }
+    t.equal((await fetch(`${base}/api/findings`, { headers: { authorization: 'Bearer tok-wrong' } })).status, 401, 'a wrong token')
+    t.equal((await fetch(`${base}/api/findings`, { headers: { authorization: `Bearer ${token}` } })).status, 200, 'the token as a Bearer header')
+    t.equal((await fetch(`${base}/healthz`, { headers: { authorization: `Bearer ${token}` } })).status, 200)
+    const html = await (await fetch(`${base}/?access_token=${token}`)).text()
+    t.match(html, `app.js?v=`)
+    t.match(html, `&amp;access_token=${token}`, 'assets carry the token the page was opened with')
+
+    // the page opened with ?access_token= works, live stream included
+    const { page, w, close } = await openConsole(browser, `${base}/?access_token=${token}`)
+    t.teardown(close)
+    const statuses: number[] = []
+    page.on('response', r => { statuses.push(r.status()) })
+    await injectScan({ collector: sec.b.collector.address, hostId: 'token-host', ports: 20 })
+    await page.locator('tr.row', { hasText: 'token-host' }).waitFor({ timeout: 10_000 })
+    t.notOk(statuses.includes(401), 'no request of the page was refused')
+    t.same(w.errors, [])
+  })
+}
