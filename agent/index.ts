@@ -128,16 +128,10 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
       drops: () => drops.counters,
       capturedTotal: () => captured,
       log,
-      onRefused: count => { drops.add('refused', count) },
-      onUnreadable: (_seq, count) => { drops.add('spool_eviction', count) },
+      onDropped: (cause, count) => { drops.add(cause, count) },
       onAck: (ack, latencyMs) => { if (latencyMs !== undefined) metrics.ackLatency.observe({ status: ack.status }, latencyMs / 1000) },
     })
     cleanups.push(async () => { await shipper.close() })
-    const spoolEvict = spool.onEvict
-    spool.onEvict = e => {
-      drops.add('spool_eviction', e.records)
-      spoolEvict?.(e)
-    }
 
     // -- slab → decoder → spool, committed in slab order
     let nextTicket = 0

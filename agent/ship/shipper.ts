@@ -28,10 +28,11 @@ export interface ShipperOptions {
   /** records captured since the agent started, sent with every batch */
   capturedTotal: () => number
   log: Logger
-  /** a batch the collector refused for good (it counts as a `refused` drop) */
-  onRefused?: (count: number, ack: Ack) => void
-  /** a spooled batch that cannot be read back (counted as a drop by the caller) */
-  onUnreadable?: (seq: number, count: number) => void
+  /**
+   * Records that will never reach the collector: refused for good, or gone
+   * from the spool (evicted past its bound, unreadable) before an ack.
+   */
+  onDropped?: (cause: 'refused' | 'spool_eviction', records: number) => void
   onAck?: (ack: Ack, latencyMs: number | undefined) => void
 }
 
@@ -76,6 +77,12 @@ export class Shipper {
   readonly #watchdog: NodeJS.Timeout
   readonly #inflight = new Map<number, InFlight>()
   #inflightBytes = 0
+  /**
+   * Batches evicted from the spool while in flight: an ack still delivers
+   * them; anything else (a broken stream, RETRY) loses them, since they
+   * cannot be sent again. Seq → record count.
+   */
+  readonly #evictedInFlight = new Map<number, number>()
   #waiters: Array<() => void> = []
   readonly #s: ShipperStats = {
     connected: false, inflight: 0, inflightBytes: 0, unsent: 0, sentBatches: 0, ackedBatches: 0, ackedRecords: 0,
@@ -175,6 +182,7 @@ export class Shipper {
     }
     this.#inflight.clear()
     this.#inflightBytes = 0
+    this.#loseEvictedInFlight()
     this.#wake()
     this.#scheduleReconnect(why)
   }
@@ -207,7 +215,7 @@ export class Shipper {
       const b = spool.read(seq)
       if (b === undefined) {
         const count = spool.countOf(seq)
-        if (spool.ack(seq)) this.#o.onUnreadable?.(seq, count)
+        if (spool.ack(seq)) this.#o.onDropped?.('spool_eviction', count)
         continue
       }
       const msg: Batch = {
@@ -245,12 +253,16 @@ export class Shipper {
     const e = this.#forget(seq)
     const latency = e === undefined ? undefined : performance.now() - e.sentAt
     const spool = this.#o.spool
-    const count = e?.count ?? spool.countOf(seq)
+    const evictedCount = this.#evictedInFlight.get(seq)
+    this.#evictedInFlight.delete(seq)
+    // the spool no longer knows an evicted batch: it is settled here
+    const settle = (): boolean => evictedCount !== undefined || spool.ack(seq)
+    const count = evictedCount ?? e?.count ?? spool.countOf(seq)
     this.#s.lastAckAt = Date.now()
     switch (ack.status) {
       case 'OK':
       case 'DUPLICATE':
-        if (spool.ack(seq)) {
+        if (settle()) {
           this.#s.ackedBatches++
           this.#s.ackedRecords += count
           if (ack.status === 'DUPLICATE') this.#s.duplicates++
@@ -259,25 +271,26 @@ export class Shipper {
         this.#retryBackoff.reset()
         break
       case 'REFUSED':
-        if (spool.ack(seq)) {
+        if (settle()) {
           this.#s.refusedBatches++
           this.#s.refusedRecords += count
           this.#o.log.error({ seq, count, code: ack.code, error: ack.error, limit: ack.limit }, `collector refused a batch for good: ${ack.message ?? ''}`)
-          this.#o.onRefused?.(count, ack)
+          this.#o.onDropped?.('refused', count)
         }
         break
-      case 'RETRY': {
-        // not accepted now: resend from here after a pause
+      default: {
+        // RETRY (or a status this agent does not know): resend from here after a pause
+        if (ack.status !== 'RETRY') this.#o.log.warn({ seq, status: ack.status }, 'ack with an unknown status; treating it as RETRY')
         this.#s.retryAcks++
+        if (evictedCount !== undefined) {
+          this.#o.onDropped?.('spool_eviction', evictedCount)
+          break
+        }
         const delay = this.#retryBackoff.next()
         this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + delay)
         this.#cursor = Math.min(this.#cursor, seq)
         this.#o.log.warn({ seq, retryInMs: Math.round(delay), message: ack.message }, 'collector asked to resend a batch later')
-        break
       }
-      default:
-        this.#o.log.warn({ seq, status: ack.status }, 'ack with an unknown status; treating it as RETRY')
-        this.#cursor = Math.min(this.#cursor, seq)
     }
     this.#o.onAck?.(ack, latency)
     this.#pump()
@@ -285,8 +298,19 @@ export class Shipper {
   }
 
   #onEvict (e: Eviction): void {
-    for (const seq of e.seqs) this.#forget(seq)
-    this.#pump()
+    let lost = 0
+    for (let i = 0; i < e.seqs.length; i++) {
+      if (this.#inflight.has(e.seqs[i])) this.#evictedInFlight.set(e.seqs[i], e.counts[i])
+      else lost += e.counts[i]
+    }
+    if (lost > 0) this.#o.onDropped?.('spool_eviction', lost)
+  }
+
+  #loseEvictedInFlight (): void {
+    let lost = 0
+    for (const n of this.#evictedInFlight.values()) lost += n
+    this.#evictedInFlight.clear()
+    if (lost > 0) this.#o.onDropped?.('spool_eviction', lost)
   }
 
   #wake (): void {
@@ -303,7 +327,7 @@ export class Shipper {
   async flush (timeoutMs: number): Promise<boolean> {
     const end = Date.now() + timeoutMs
     for (;;) {
-      if (this.#o.spool.pendingBatches === 0) return true
+      if (this.#o.spool.pendingBatches === 0 && this.#evictedInFlight.size === 0) return true
       if (!this.#up || Date.now() >= end) return false
       this.#pump()
       await new Promise<void>(resolve => {
@@ -341,6 +365,8 @@ export class Shipper {
       })
     }
     this.#client.close()
+    this.#inflight.clear()
+    this.#loseEvictedInFlight()
     this.#wake()
   }
 }

@@ -64,8 +64,9 @@ export interface Eviction {
   /** seqs of the deleted segment */
   fromSeq: number
   toSeq: number
-  /** unacked batches (and their records) that were lost */
+  /** unacked batches of the segment, their record counts, and the total */
   seqs: number[]
+  counts: number[]
   records: number
   bytes: number
 }
@@ -349,11 +350,13 @@ export class Spool {
       const seg = this.#segments.shift() as Segment
       const last = lastSeqOf(seg)
       const seqs: number[] = []
+      const counts: number[] = []
       let records = 0
       for (let i = 0; i < seg.offsets.length; i++) {
         const seq = seg.firstSeq + i
         if (seq > this.#acked && !this.#ackedSet.has(seq)) {
           seqs.push(seq)
+          counts.push(seg.counts[i])
           records += seg.counts[i]
         }
         this.#uncache(seq)
@@ -365,7 +368,7 @@ export class Spool {
       this.#setWatermark(Math.max(this.#acked, last))
       this.#dropSegment(seg)
       if (seqs.length > 0) this.#log.warn({ fromSeq: seg.firstSeq, toSeq: last, batches: seqs.length, records, maxBytes: this.#maxBytes }, 'spool is over its bound: evicted its oldest segment with unacked batches')
-      this.onEvict?.({ fromSeq: seg.firstSeq, toSeq: last, seqs, records, bytes: seg.size })
+      this.onEvict?.({ fromSeq: seg.firstSeq, toSeq: last, seqs, counts, records, bytes: seg.size })
     }
   }
 
