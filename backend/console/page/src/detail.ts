@@ -71,6 +71,7 @@ export class DetailView implements View {
   readonly #live: Live
   #d: FindingDetail | undefined
   #refetch: number | undefined
+  #loadedAt = 0
   #busy = false
   readonly #el = {
     head: h('div', { class: 'detail-head' }),
@@ -110,6 +111,7 @@ export class DetailView implements View {
   async #load (): Promise<void> {
     try {
       const d = await getFinding(this.#id)
+      this.#loadedAt = Date.now()
       clearBanner()
       this.#render(d)
     } catch (err) {
@@ -245,7 +247,10 @@ export class DetailView implements View {
         h('figure', {}, portTimeline(stats, width), h('figcaption', {}, 'When each port was first probed'))))
       parts.push(this.#portTable(stats, d.portCount))
     }
+    const open = this.#el.charts.querySelector('details')?.open === true
     replace(this.#el.charts, ...parts)
+    const details = this.#el.charts.querySelector('details')
+    if (details !== null) details.open = open
   }
 
   #portTable (stats: PortStat[], total: number): HTMLDetailsElement {
@@ -312,7 +317,10 @@ export class DetailView implements View {
     if (ev.finding.id !== this.#id || this.#busy) return
     if (this.#d !== undefined && ev.finding.changeSeq <= this.#d.changeSeq) return
     if (this.#refetch !== undefined) return
-    this.#refetch = window.setTimeout(() => { this.#refetch = undefined; void this.#load() }, 300)
+    // an active scan updates its finding several times a second; a detail
+    // page that redraws at that rate cannot be read
+    const wait = Math.max(300, 2000 - (Date.now() - this.#loadedAt))
+    this.#refetch = window.setTimeout(() => { this.#refetch = undefined; void this.#load() }, wait)
   }
 
   reload (): void {

@@ -74,7 +74,16 @@ export class HostsView implements View {
       tile('records/s', num(rate)),
       tile('records dropped', num(drops), drops > 0 ? 'bad' : 'good'))
     all.sort((a, b) => Number(this.#isStale(b)) - Number(this.#isStale(a)) || b.dropsTotal - a.dropsTotal || a.hostId.localeCompare(b.hostId))
+    // the table is rebuilt on every update: keep a keyboard user's place in it
+    const focused = document.activeElement instanceof HTMLElement && this.#tbody.contains(document.activeElement)
+      ? document.activeElement.closest('tr')?.dataset.host
+      : undefined
     replace(this.#tbody, ...all.map(x => this.#row(x)))
+    if (focused !== undefined) {
+      for (const tr of this.#tbody.querySelectorAll<HTMLTableRowElement>('tr')) {
+        if (tr.dataset.host === focused) { tr.querySelector('a')?.focus(); break }
+      }
+    }
     this.#empty.hidden = all.length > 0
     this.#table.hidden = all.length === 0
   }
@@ -83,7 +92,7 @@ export class HostsView implements View {
     const stale = this.#isStale(x)
     const causes = DROP_CAUSE_NAMES.filter(c => x.drops[c] > 0)
     const name = x.hostname !== '' ? x.hostname : x.hostId
-    return h('tr', { class: stale ? 'stale' : '' },
+    return h('tr', { class: stale ? 'stale' : '', 'data-host': x.hostId },
       h('td', { 'data-label': 'Health' }, stale
         ? h('span', { class: 'health warn' }, 'Stale')
         : x.dropsTotal > 0 ? h('span', { class: 'health bad' }, 'Dropping') : h('span', { class: 'health ok' }, 'OK')),
