@@ -62,7 +62,7 @@ export async function createHttpServer (opts: HttpOptions): Promise<FastifyInsta
       const bearer = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined
       const query = (req.query as Record<string, string | undefined> | undefined)?.access_token
       if (tokenOk(bearer, token) || tokenOk(query, token)) return
-      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'PICKET_ERR_CONSOLE_TOKEN', message: 'this backend needs its access token: send Authorization: Bearer <token> (the --http-token it was started with)' })
+      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'PICKET_ERR_CONSOLE_TOKEN', message: 'this backend needs its access token (the --http-token it was started with): open the console as /?access_token=<token>, or send Authorization: Bearer <token>' })
     })
   }
   app.get('/healthz', async (_req, reply) => {
