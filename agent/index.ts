@@ -100,6 +100,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
       onRetry: (err, attempt) => { log.warn({ err: err.message, attempt }, 'a decoder worker died mid-task; decoding its slab again') },
     })
     cleanups.push(async () => { await decoders.close() })
+    await decoders.ready(30_000)
 
     // -- counters behind stats() and /metrics
     let captured = 0

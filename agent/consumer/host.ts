@@ -29,6 +29,7 @@ export class Consumer {
   readonly #control: MessageChannel
   #last: ConsumerStats
   #exited = false
+  #dead = false
   readonly #exit: Promise<void>
 
   constructor (opts: ConsumerOptions) {
@@ -47,7 +48,7 @@ export class Consumer {
     // running from TypeScript sources (tests, PICKET_TSX=1): a worker's own
     // module loader does not know .ts, so register tsx in it first
     const script = entry.pathname.endsWith('.ts')
-      ? `import('tsx/esm/api').then(m => { m.register(); return import(${JSON.stringify(entry.href)}) })`
+      ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(m => { m.register(); return import(${JSON.stringify(entry.href)}) })`
       : entry
     this.#worker = new Worker(script, {
       eval: typeof script === 'string',
@@ -56,8 +57,8 @@ export class Consumer {
       name: `picket-consumer-${opts.ring}`,
     })
     this.#worker.on('message', (d: SlabDescriptor) => { opts.onSlab(d) })
-    this.#worker.on('error', (err: Error) => { opts.onError(err) })
-    this.#exit = new Promise(resolve => this.#worker.once('exit', () => { this.#exited = true; resolve() }))
+    this.#worker.on('error', (err: Error) => { this.#dead = true; opts.onError(err) })
+    this.#exit = new Promise(resolve => this.#worker.once('exit', () => { this.#exited = this.#dead = true; resolve() }))
     this.#api = Comlink.wrap<ConsumerApi>(nodeEndpoint(this.#control.port1))
     this.#last = {
       ring: opts.ring, drainCalls: 0, records: 0, bytes: 0, slabsHandedOff: 0, starvationEvents: 0, starvationMs: 0,
@@ -70,10 +71,15 @@ export class Consumer {
     this.pool.release(slab)
   }
 
+  /** A call to the thread, or undefined if it is (or becomes) gone: a dead thread never answers. */
+  async #call<T> (f: () => Promise<T>): Promise<T | undefined> {
+    if (this.#dead) return undefined
+    return await Promise.race([f(), this.#exit.then(() => undefined)])
+  }
+
   /** Fresh stats from the thread (falls back to the last ones once it is gone). */
   async stats (): Promise<ConsumerStats> {
-    if (this.#exited) return this.#last
-    this.#last = await this.#api.stats()
+    this.#last = await this.#call(async () => await this.#api.stats()) ?? this.#last
     return this.#last
   }
 
@@ -82,17 +88,19 @@ export class Consumer {
   }
 
   async reconfigure (t: Partial<ConsumerTuning>): Promise<ConsumerTuning> {
-    return await this.#api.reconfigure(t)
+    const r = await this.#call(async () => await this.#api.reconfigure(t))
+    if (r === undefined) throw new Error(`the ${this.ring} consumer thread is gone`)
+    return r
   }
 
   /** Drain what waits in the ring (up to timeoutMs), hand off the last slab, stop. */
   async stop (timeoutMs: number): Promise<ConsumerStats> {
-    if (!this.#exited) this.#last = await this.#api.stop(timeoutMs)
+    this.#last = await this.#call(async () => await this.#api.stop(timeoutMs)) ?? this.#last
     return this.#last
   }
 
   async terminate (): Promise<void> {
-    this.#api[Comlink.releaseProxy]()
+    if (!this.#dead) this.#api[Comlink.releaseProxy]()
     this.#control.port1.close()
     if (!this.#exited) await this.#worker.terminate()
     await this.#exit

@@ -1,4 +1,5 @@
 import { Piscina } from 'piscina'
+import { PicketError } from '../../shared/errors.js'
 import { siblingModule } from '../../shared/paths.js'
 import type { DecodeOutput, DecoderWorkerData, DecodeTask } from '../protocol.js'
 
@@ -27,8 +28,13 @@ export class DecoderPool {
   constructor (opts: DecoderPoolOptions) {
     this.#maxAttempts = opts.maxAttempts ?? 3
     this.#onRetry = opts.onRetry
+    const filename = siblingModule(import.meta.url, './worker')
+    // running from TypeScript sources: piscina's workers import the task
+    // module after start-up, so tsx preloaded in them handles .ts
+    const tsx = filename.pathname.endsWith('.ts') && !process.execArgv.some(a => a.includes('tsx'))
     this.#pool = new Piscina<DecodeTask, DecodeOutput>({
-      filename: siblingModule(import.meta.url, './worker').href,
+      filename: filename.href,
+      ...(tsx ? { execArgv: [...process.execArgv, '--import', import.meta.resolve('tsx')] } : {}),
       name: 'default',
       minThreads: opts.threads,
       maxThreads: opts.threads,
@@ -40,6 +46,26 @@ export class DecoderPool {
     })
     // piscina reports worker deaths both to the task and here; the task retry handles it
     this.#pool.on('error', () => {})
+  }
+
+  /**
+   * Run an empty task on every thread: piscina gives up on workers that fail
+   * while starting and would leave tasks queued forever, so find out now.
+   */
+  async ready (timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new PicketError('PICKET_ERR_DECODE', `decoder workers did not start within ${timeoutMs} ms`)) }, timeoutMs)
+    })
+    const empty: DecodeTask = { ring: '', offset: 0, bytes: 0, records: 0, bootToWallNs: 0 }
+    try {
+      await Promise.race([Promise.all(Array.from({ length: this.#pool.maxThreads }, async () => await this.#pool.run(empty))), timeout])
+    } catch (err) {
+      if (err instanceof PicketError) throw err
+      throw new PicketError('PICKET_ERR_DECODE', `decoder workers cannot start: ${(err as Error).message}`)
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** Decode one slab; resolves once a worker succeeded, rejects after maxAttempts failures. */

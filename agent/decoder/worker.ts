@@ -35,6 +35,7 @@ function pack (from: number, to: number, batches: DecodedBatch[]): boolean {
 }
 
 export default function decode (task: DecodeTask): unknown {
+  if (task.records === 0) return { batches: [], records: 0, errors: 0, generic: false } satisfies DecodeOutput
   const buf = rings.get(task.ring)
   if (buf === undefined) throw new Error(`decoder: unknown ring '${task.ring}'`)
   const ctx: DecodeContext = {

@@ -121,7 +121,8 @@ export class Shipper {
   #connect (): void {
     if (this.#stopped || this.#up || this.#connecting) return
     this.#connecting = true
-    const deadline = Date.now() + Math.max(1000, this.#o.backoff.maxMs)
+    // the channel retries the connection on its own backoff; this only bounds how long we wait for it
+    const deadline = Date.now() + Math.max(1000, Math.min(5000, this.#o.backoff.maxMs))
     this.#client.waitForReady(deadline, err => {
       this.#connecting = false
       if (this.#stopped) return
