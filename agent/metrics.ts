@@ -29,6 +29,7 @@ export function createAgentMetrics (snapshot: () => AgentStats): AgentMetrics {
     }))
   }
   counter('picket_agent_records_captured_total', 'records copied out of the kernel rings', s => s.captured)
+  counter('picket_agent_kernel_events_total', 'events the BPF programs matched (captured + dropped in the kernel)', s => s.kernel === undefined ? 0 : s.kernel.state.matched + s.kernel.reset.matched + s.kernel.icmp.matched)
   counter('picket_agent_records_spooled_total', 'OCSF records decoded and written to the spool', s => s.spooledRecords)
   counter('picket_agent_batches_spooled_total', 'batches written to the spool', s => s.spooledBatches)
   counter('picket_agent_batches_sent_total', 'batches sent to the collector (resends included)', s => s.shipper.sentBatches)
@@ -78,6 +79,7 @@ export function createAgentMetrics (snapshot: () => AgentStats): AgentMetrics {
   gauge('picket_agent_spool_segments', 'segments in the disk spool', s => s.spool.segments)
   gauge('picket_agent_spool_pending_batches', 'spooled batches not yet acked', s => s.spool.pendingBatches)
   gauge('picket_agent_spool_pending_records', 'spooled records not yet acked', s => s.spool.pendingRecords)
+  gauge('picket_agent_evicted_inflight_records', 'records evicted from the spool while in flight: delivered if acked, dropped (spool_eviction) if not', s => s.shipper.evictedInFlightRecords)
   gauge('picket_agent_connected', '1 while the Ship stream to the collector is up', s => s.shipper.connected ? 1 : 0)
   gauge('picket_agent_next_seq', 'sequence number of the next batch', s => s.spool.nextSeq)
   const ackLatency = new Histogram({

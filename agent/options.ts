@@ -139,6 +139,7 @@ export const AGENT_OPTION_SPECS: readonly OptSpec[] = [
   { name: 'tls-ca', type: 'path', help: 'CA certificate (PEM) to verify the collector' },
   { name: 'tls-cert', type: 'path', help: 'client certificate (PEM) for mTLS' },
   { name: 'tls-key', type: 'path', help: 'client key (PEM) for mTLS' },
+  { name: 'stats-interval', type: 'duration', help: 'how often stats, kernel counters and the spool watermark are refreshed', default: '1s', min: 10, max: 600_000 },
   { name: 'unmapped', type: 'bool', help: 'keep raw kernel fields under `unmapped`', default: true },
   { name: 'log-level', type: 'enum', help: 'log level', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
 ]
@@ -162,6 +163,7 @@ export function agentOptionsFromFlags (v: Record<string, unknown>, env: NodeJS.P
     ackTimeoutMs: v['ack-timeout'] as number,
     shutdownTimeoutMs: v['shutdown-timeout'] as number,
     unmapped: v.unmapped as boolean,
+    statsIntervalMs: v['stats-interval'] as number,
     logLevel: v['log-level'] as string,
     synth: { rate: v['synth-rate'] as number, seed: v['synth-seed'] as number, ...(v['synth-total'] !== undefined ? { total: v['synth-total'] as number } : {}) },
     kernel: { ringBytes: v['ring-bytes'] as number, ...(v['wakeup-bytes'] !== undefined ? { wakeupBytes: v['wakeup-bytes'] as number } : {}) },

@@ -49,6 +49,8 @@ export interface ShipperStats {
   refusedBatches: number
   refusedRecords: number
   retryAcks: number
+  /** records evicted from the spool while in flight: delivered if their ack comes, dropped otherwise */
+  evictedInFlightRecords: number
   reconnects: number
   streamErrors: number
   lastAckAt: number
@@ -86,7 +88,7 @@ export class Shipper {
   #waiters: Array<() => void> = []
   readonly #s: ShipperStats = {
     connected: false, inflight: 0, inflightBytes: 0, unsent: 0, sentBatches: 0, ackedBatches: 0, ackedRecords: 0,
-    duplicates: 0, refusedBatches: 0, refusedRecords: 0, retryAcks: 0, reconnects: 0, streamErrors: 0, lastAckAt: 0,
+    duplicates: 0, refusedBatches: 0, refusedRecords: 0, retryAcks: 0, evictedInFlightRecords: 0, reconnects: 0, streamErrors: 0, lastAckAt: 0,
   }
 
   constructor (opts: ShipperOptions) {
@@ -343,7 +345,9 @@ export class Shipper {
     let unsent = 0
     if (this.#up) unsent = Math.max(0, spool.nextSeq - Math.max(this.#cursor, spool.ackedThrough + 1))
     else unsent = spool.pendingBatches
-    return { ...this.#s, connected: this.#up, inflight: this.#inflight.size, inflightBytes: this.#inflightBytes, unsent }
+    let evicted = 0
+    for (const n of this.#evictedInFlight.values()) evicted += n
+    return { ...this.#s, connected: this.#up, inflight: this.#inflight.size, inflightBytes: this.#inflightBytes, unsent, evictedInFlightRecords: evicted }
   }
 
   async close (): Promise<void> {
