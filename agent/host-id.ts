@@ -1,15 +1,8 @@
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { hostname } from 'node:os'
 
-/** /etc/machine-id (stable across reboots and renames), else the hostname. */
-export function defaultHostId (machineIdPath = '/etc/machine-id'): string {
-  try {
-    const id = readFileSync(machineIdPath, 'utf8').trim()
-    if (/^[0-9a-f]{32}$/i.test(id)) return id.toLowerCase()
-  } catch {}
-  return hostname()
-}
+// Host identity: the agent and `picket capture` share defaultHostId
+// (source-info.ts): --host-id, else /etc/machine-id, else the hostname.
+export { defaultHostId } from './source-info.js'
 
 /** A folder name for a host id: itself when it is tame, else a readable prefix and a hash. */
 export function hostDirName (hostId: string): string {
