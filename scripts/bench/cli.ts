@@ -13,6 +13,8 @@ export interface BenchContext {
   progress: ReturnType<typeof createProgress>
   /** the exact command line, for the report */
   command: string
+  /** false with --no-write: a benchmark writes no file (the plot's chart) */
+  write: boolean
 }
 
 export interface BenchResult {
@@ -36,7 +38,7 @@ export const BENCHES: Record<string, { summary: string, load: () => Promise<{ be
 const SPECS: OptSpec[] = [
   { name: 'quick', type: 'bool', default: false, env: 'PICKET_BENCH_QUICK', help: 'fewer, shorter runs: each benchmark under a minute' },
   { name: 'runs', type: 'int', min: 1, max: 50, env: false, help: 'runs per configuration (default 5, quick 3)' },
-  { name: 'no-write', type: 'bool', default: false, env: false, help: 'print tables only; leave BENCHMARKS.md alone' },
+  { name: 'no-write', type: 'bool', default: false, env: false, help: 'print tables only; leave BENCHMARKS.md and scripts/bench/results/ alone' },
   { name: 'no-progress', type: 'bool', default: false, env: false, help: 'no progress bar' },
 ]
 
@@ -57,6 +59,7 @@ export async function run (argv: string[]): Promise<number> {
     runs: cfg.values.runs ?? (quick ? 3 : 5),
     progress: createProgress(!cfg.values['no-progress']),
     command: '',
+    write: !cfg.values['no-write'],
   }
   let failed = 0
   for (const name of names) {
@@ -68,7 +71,7 @@ export async function run (argv: string[]): Promise<number> {
       ctx.progress.stop()
       const section: Section = { name, title: res.title, command: ctx.command, quick, runs: ctx.runs, body: res.body }
       process.stdout.write(`\n## ${res.title}\n\n${res.body.trim()}\n\n`)
-      if (res.data !== undefined) {
+      if (res.data !== undefined && !cfg.values['no-write']) {
         const { saveResults } = await import('./lib/results.js')
         saveResults(name, res.data)
       }

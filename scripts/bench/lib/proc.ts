@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 // CPU time of a process (user + system seconds, children excluded), from /proc.
 export function cpuSeconds (pid: number): { user: number, system: number } {
@@ -46,3 +46,23 @@ export async function waitExit (p: ChildProcess, timeoutMs = 20_000): Promise<nu
 }
 
 export const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+
+/** Peak resident set size (VmHWM) of a process. */
+export function peakRssBytes (pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const m = /VmHWM:\s+(\d+) kB/.exec(status)
+  return m !== null ? Number(m[1]) * 1024 : NaN
+}
+
+/** CPU seconds (user + system) of each thread of a process, by thread id; the main thread's id is the pid. */
+export function threadCpu (pid: number): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.set(Number(tid), (Number(f[11]) + Number(f[12])) / 100)
+    } catch {} // the thread ended
+  }
+  return out
+}

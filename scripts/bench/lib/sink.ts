@@ -11,18 +11,21 @@ export interface Sink {
   batches: number
   records: number
   bytes: number
+  /** called for every batch as it arrives (benchmarks time arrivals) */
+  onBatch: ((b: Batch) => void) | undefined
   close: () => Promise<void>
 }
 
 export async function startSink (port = 0): Promise<Sink> {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 })
-  const sink: Sink = { port: 0, address: '', batches: 0, records: 0, bytes: 0, close: async () => {} }
+  const sink: Sink = { port: 0, address: '', batches: 0, records: 0, bytes: 0, onBatch: undefined, close: async () => {} }
   server.addService(collectorService(), {
     Ship: (call: grpc.ServerDuplexStream<Batch, Ack>) => {
       call.on('data', (b: Batch) => {
         sink.batches++
         sink.records += b.count
         sink.bytes += b.records.length
+        sink.onBatch?.(b)
         call.write({ host_id: b.host_id, seq: b.seq, status: 'OK' })
       })
       call.on('end', () => { call.end() })

@@ -1,0 +1,94 @@
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { startBackend } from '../../../backend/server.js'
+import type { FindingEvent } from '../../../backend/detection/finding.js'
+import { createLogger } from '../../../shared/logger.js'
+import type { ChildIn, ChildOut, StoredLatency } from './backend-protocol.js'
+
+// The backend under test, in its own process (spawned by ingest.ts and
+// scale.ts): startBackend() with no HTTP server, a fresh alert store, and
+// one piece of instrumentation: every finding the store commits is reported
+// to the parent with the time the crossing batch reached the collector
+// (FindingEvent.crossRecvAt, stamped by the collector) and the time the
+// store's transaction returned. Nothing in the backend is changed; the
+// wrapper only reads the events on their way into the store.
+
+const send = (m: ChildOut): void => { process.send?.(m) }
+const opts = JSON.parse(process.argv[2] ?? '{}') as { db: string, workers?: number }
+
+const backend = await startBackend({
+  listen: '127.0.0.1:0',
+  http: false,
+  console: false,
+  db: opts.db,
+  ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+  logger: createLogger('picket-backend', { level: 'warn', pretty: false }),
+})
+
+let pending: StoredLatency[] = []
+const store = backend.store
+const apply = store.applyFindingEvents.bind(store)
+store.applyFindingEvents = (events: readonly FindingEvent[], now?: number) => {
+  const out = apply(events, now)
+  const storedAt = Date.now()
+  for (const ev of events) {
+    if (ev.activity !== 'create') continue
+    pending.push({ rule: ev.summary.rule, host: ev.summary.hostId ?? null, sources: ev.summary.sources.slice(0, 4), crossRecvAt: ev.crossRecvAt ?? null, storedAt })
+  }
+  return out
+}
+// reported in bulk: the timestamps are taken above, so the IPC's own pace does not matter
+const timer = setInterval(() => {
+  if (pending.length === 0) return
+  send({ t: 'findings', list: pending })
+  pending = []
+}, 50)
+
+let elu = performance.eventLoopUtilization()
+const delay = monitorEventLoopDelay({ resolution: 10 })
+delay.enable()
+
+process.on('message', (m: ChildIn) => {
+  void (async () => {
+    switch (m.t) {
+      case 'mark':
+        elu = performance.eventLoopUtilization()
+        delay.reset()
+        send({ t: 'marked' })
+        break
+      case 'elu': {
+        const e = performance.eventLoopUtilization(elu)
+        send({ t: 'elu', utilization: e.utilization, delayP99Ms: delay.percentile(99) / 1e6 })
+        break
+      }
+      case 'mem':
+        send({ t: 'mem', usage: process.memoryUsage() })
+        break
+      case 'flush':
+        await backend.flush()
+        if (pending.length > 0) { send({ t: 'findings', list: pending }); pending = [] }
+        send({ t: 'flushed' })
+        break
+      case 'findings': {
+        const all: Array<{ rule: string, host: string | null, sources: string[] }> = []
+        let cursor: string | undefined
+        for (;;) {
+          const page = store.listFindings({ limit: 500, ...(cursor !== undefined ? { cursor } : {}) })
+          for (const f of page.items) all.push({ rule: f.rule, host: f.hostId, sources: f.sources.slice(0, 4) })
+          if (page.nextCursor === undefined || page.items.length === 0) break
+          cursor = page.nextCursor
+        }
+        send({ t: 'allFindings', list: all })
+        break
+      }
+      case 'stop':
+        clearInterval(timer)
+        await backend.close()
+        process.exit(0)
+    }
+  })().catch((err: unknown) => {
+    process.stderr.write(`backend-child: ${(err as Error).stack ?? String(err)}\n`)
+    process.exit(1)
+  })
+})
+
+send({ t: 'ready', address: backend.collector.address, workers: backend.options.workers })

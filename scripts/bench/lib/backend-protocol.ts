@@ -1,0 +1,29 @@
+// The messages between a benchmark and its backend child (backend-child.ts),
+// declared once and imported by both sides.
+
+export interface StoredLatency {
+  rule: string
+  host: string | null
+  sources: string[]
+  /** wall ms: the batch holding the crossing record reached the collector */
+  crossRecvAt: number | null
+  /** wall ms: the store's transaction holding the finding returned */
+  storedAt: number
+}
+
+export type ChildIn =
+  | { t: 'mark' }
+  | { t: 'elu' }
+  | { t: 'flush' }
+  | { t: 'mem' }
+  | { t: 'findings' }
+  | { t: 'stop' }
+
+export type ChildOut =
+  | { t: 'ready', address: string, workers: number }
+  | { t: 'findings', list: StoredLatency[] }
+  | { t: 'marked' }
+  | { t: 'elu', utilization: number, delayP99Ms: number }
+  | { t: 'flushed' }
+  | { t: 'mem', usage: NodeJS.MemoryUsage }
+  | { t: 'allFindings', list: Array<{ rule: string, host: string | null, sources: string[] }> }

@@ -1,0 +1,57 @@
+import { NET_EVENT } from '../../../agent/decode/layout.js'
+import { decodeNetRecords, type DecodeContext } from '../../../agent/decode/net.js'
+import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, SynthSource, synthBootToWallNs } from '../../../agent/decode/synth.js'
+import { makeDevice, makeMetadata } from '../../../shared/ocsf/network.js'
+import type { NetworkActivity } from '../../../shared/ocsf/types.js'
+import { VERSION } from '../../../shared/version.js'
+
+// Raw NET_EVENTS records exactly as the agent's consumer thread leaves them
+// in its slabs: the seeded synthetic source (agent/decode/synth.ts), drained
+// slab by slab into one SharedArrayBuffer. The mix is the synth source's: 70%
+// RST with no socket, 10% ICMP unreachable, 20% TCP state changes, ~5% IPv6.
+
+export interface Slab { offset: number, bytes: number, records: number }
+
+export interface RawFixture {
+  sab: SharedArrayBuffer
+  buf: Uint8Array
+  slabs: Slab[]
+  records: number
+  slabBytes: number
+  ctx: DecodeContext
+}
+
+/** The agent's default slab: 256 KiB, ~2,500 records, one decoder task. */
+export const DEFAULT_SLAB_BYTES = 256 * 1024
+
+export function rawFixture (records: number, slabBytes = DEFAULT_SLAB_BYTES, hostId = 'bench-decode'): RawFixture {
+  const perSlab = Math.floor(slabBytes / NET_EVENT.SIZEOF)
+  const nSlabs = Math.ceil(records / perSlab)
+  const sab = new SharedArrayBuffer(nSlabs * slabBytes)
+  const src = new SynthSource({ seed: 1, total: records })
+  const slabs: Slab[] = []
+  for (let i = 0; i < nSlabs; i++) {
+    const r = src.drain(sab, i * slabBytes, slabBytes, 0)
+    slabs.push({ offset: i * slabBytes, bytes: r.bytes, records: r.records })
+  }
+  src.close()
+  const info = { hostId, hostname: 'bench-host', agentVersion: VERSION }
+  const ctx: DecodeContext = {
+    metadata: makeMetadata(info),
+    device: makeDevice(info),
+    bootToWallNs: synthBootToWallNs(),
+    rstReasons: SYNTH_RST_REASONS,
+    noSocketReason: SYNTH_NO_SOCKET_REASON,
+    unmapped: true,
+  }
+  return { sab, buf: new Uint8Array(sab), slabs, records, slabBytes, ctx }
+}
+
+/** The OCSF objects each slab decodes to: the "ready-made" input of a bare pack. */
+export function decodedSlabs (f: RawFixture): NetworkActivity[][] {
+  return f.slabs.map(s => {
+    const out: NetworkActivity[] = []
+    decodeNetRecords(f.buf, s.offset, s.bytes, f.ctx, out)
+    return out
+  })
+}
