@@ -14,7 +14,8 @@ import { hostDirName } from './host-id.js'
 import { loadBpf, recursionMisses, reserveFailures, type NetProbeLike } from './kernel.js'
 import { createAgentMetrics, serveMetrics, type MetricsServer } from './metrics.js'
 import { resolveAgentOptions, type AgentConfig } from './options.js'
-import type { ConsumerStats, DecodeOutput, SlabDescriptor, SourceSpec } from './protocol.js'
+import { BufferPool } from './buffers.js'
+import type { ConsumerStats, DecodeOutput, DecodeTask, SlabDescriptor, SourceSpec } from './protocol.js'
 import { Shipper } from './ship/shipper.js'
 import { Spool } from './ship/spool.js'
 import { SlabPool } from './slabs.js'
@@ -138,6 +139,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
     let nextTicket = 0
     let nextCommit = 0
     const reorder = new Map<number, DecodeOutput | undefined>()
+    const buffers = new BufferPool(cfg.slabs + 8, Math.min(cfg.maxBatchBytes * 2, 16 << 20))
     let slabsInFlight = 0
     let idleWaiters: Array<() => void> = []
     let appendErrorLogged = 0
@@ -148,9 +150,12 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
         drops.add('decode_error', out.errors)
         log.warn({ errors: out.errors, firstError: out.firstError }, 'raw records failed to decode')
       }
+      // the output buffer goes back to the pool once the spool cache lets go of every batch in it
+      let refs = out.batches.length
+      const release = (): void => { if (--refs === 0) buffers.put(out.buffer) }
       for (const b of out.batches) {
         try {
-          spool.append(b.records, b.count)
+          spool.append(new Uint8Array(out.buffer, b.offset, b.length), b.count, Date.now(), b.crc, release)
           spooledBatches++
           spooledRecords += b.count
         } catch (err) {
@@ -178,7 +183,13 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
       const ticket = nextTicket++
       slabsInFlight++
       captured += d.records
-      decoders.decode({ ring: d.ring, offset: d.offset, bytes: d.bytes, records: d.records, bootToWallNs }).then(out => {
+      const task: DecodeTask = { ring: d.ring, offset: d.offset, bytes: d.bytes, records: d.records, bootToWallNs }
+      // a recycled output buffer for a big slab; a small one gets an exact-size buffer from the worker
+      if (d.records >= 256) {
+        const out = buffers.take()
+        if (out !== undefined) task.out = out
+      }
+      decoders.decode(task).then(out => {
         consumer.release(d.slab)
         complete(ticket, out)
       }, (err: Error) => {

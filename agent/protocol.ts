@@ -113,15 +113,26 @@ export interface DecodeTask {
   records: number
   /** CLOCK_REALTIME - CLOCK_BOOTTIME now, in ns (it drifts: sent per task) */
   bootToWallNs: number
+  /**
+   * A recycled buffer for the output, transferred in (and back in
+   * DecodeOutput.buffer): fresh multi-MiB allocations cost page faults on
+   * every batch, a reused buffer costs none.
+   */
+  out?: ArrayBuffer
 }
 
 export interface DecodedBatch {
-  /** msgpack array of OCSF records; decodes on its own */
-  records: Uint8Array
+  /** where the batch's msgpack array of OCSF records lies in DecodeOutput.buffer; it decodes on its own */
+  offset: number
+  length: number
   count: number
+  /** crc32 of the batch's bytes, computed here so the main thread does not have to */
+  crc: number
 }
 
 export interface DecodeOutput {
+  /** the batches' bytes, back to back (task.out when it was big enough) */
+  buffer: ArrayBuffer
   batches: DecodedBatch[]
   /** OCSF records in the batches */
   records: number

@@ -154,9 +154,10 @@ const SAMPLE_EVERY = 64
 /**
  * Pack network_activity records [from, to) as one msgpack array. Set
  * w.constants([metadata, device]) first so the shared objects are copied as
- * bytes. Returns the bytes in a fresh, transferable ArrayBuffer.
+ * bytes. Returns the bytes in a fresh, transferable ArrayBuffer, or with
+ * `inPlace`, a view of the writer's buffer valid until its next use.
  */
-export function packNetBatch (w: MsgpackWriter, records: readonly NetworkActivity[], from = 0, to = records.length): { bytes: Uint8Array, generic: boolean } {
+export function packNetBatch (w: MsgpackWriter, records: readonly NetworkActivity[], from = 0, to = records.length, inPlace = false): { bytes: Uint8Array, generic: boolean } {
   w.reset()
   w.arrayHeader(to - from)
   for (let i = from; i < to; i++) {
@@ -167,8 +168,8 @@ export function packNetBatch (w: MsgpackWriter, records: readonly NetworkActivit
       w.reset()
       w.arrayHeader(to - from)
       for (let j = from; j < to; j++) w.value(records[j])
-      return { bytes: w.finish(), generic: true }
+      return { bytes: inPlace ? w.view() : w.finish(), generic: true }
     }
   }
-  return { bytes: w.finish(), generic: false }
+  return { bytes: inPlace ? w.view() : w.finish(), generic: false }
 }

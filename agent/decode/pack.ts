@@ -67,6 +67,11 @@ export class MsgpackWriter {
     return this.finish()
   }
 
+  /** The bytes written since reset(), in place: valid until the next write. */
+  view (): Uint8Array {
+    return this.#buf.subarray(0, this.#pos)
+  }
+
   /** A copy of the bytes written since offset `start`. */
   since (start: number): Uint8Array {
     return this.#buf.slice(start, this.#pos)

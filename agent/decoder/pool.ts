@@ -42,7 +42,7 @@ export class DecoderPool {
       workerData: opts.workerData,
       // decoding makes short-lived objects by the thousand: a bigger young
       // generation lets them die there instead of being copied around
-      resourceLimits: { maxYoungGenerationSizeMb: 48 },
+      resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.YG ?? 48) },
     })
     // piscina reports worker deaths both to the task and here; the task retry handles it
     this.#pool.on('error', () => {})
@@ -74,8 +74,10 @@ export class DecoderPool {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.#pool.run(task)
+          return await this.#pool.run(task, task.out !== undefined ? { transferList: [task.out] } : {})
         } catch (err) {
+          // the output buffer went to the worker that died with it
+          delete task.out
           if (attempt >= this.#maxAttempts) {
             this.#failed++
             throw err

@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js'
 import type { Logger } from '../../shared/logger.js'
-import { collectorClientCtor, type Ack, type Batch, type DropCounters } from '../../shared/proto/index.js'
+import { collectorService, type Ack, type DropCounters } from '../../shared/proto/index.js'
 import { Backoff } from './backoff.js'
+import { encodeBatch } from './encode.js'
 import type { Eviction, Spool } from './spool.js'
 
 // The shipper sends spooled batches, in seq order, on one Ship stream, with
@@ -58,7 +59,8 @@ export interface ShipperStats {
 
 interface InFlight { sentAt: number, count: number, bytes: number }
 
-type ShipCall = grpc.ClientDuplexStream<Batch, Ack>
+/** Batches go out already encoded (encode.ts); acks are decoded by the .proto's codec. */
+type ShipCall = grpc.ClientDuplexStream<Buffer, Ack>
 type CollectorClient = grpc.Client & { Ship: (md?: grpc.Metadata, opts?: grpc.CallOptions) => ShipCall }
 
 export class Shipper {
@@ -66,6 +68,9 @@ export class Shipper {
   readonly #client: CollectorClient
   readonly #backoff: Backoff
   readonly #retryBackoff: Backoff
+  readonly #hostIdBytes: Buffer
+  readonly #hostnameBytes: Buffer
+  readonly #versionBytes: Buffer
   #call: ShipCall | undefined
   #gen = 0
   #up = false
@@ -95,7 +100,11 @@ export class Shipper {
     this.#o = opts
     this.#backoff = new Backoff(opts.backoff)
     this.#retryBackoff = new Backoff(opts.backoff)
-    const Ctor = collectorClientCtor()
+    const svc = collectorService()
+    const Ctor = grpc.makeGenericClientConstructor({ Ship: { ...svc.Ship, requestSerialize: (b: Buffer) => b } }, 'Collector')
+    this.#hostIdBytes = Buffer.from(opts.hostId)
+    this.#hostnameBytes = Buffer.from(opts.hostname)
+    this.#versionBytes = Buffer.from(opts.agentVersion)
     this.#client = new Ctor(opts.target, opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.keepalive_time_ms': 20_000,
       'grpc.keepalive_timeout_ms': 10_000,
@@ -221,17 +230,18 @@ export class Shipper {
         if (spool.ack(seq)) this.#o.onDropped?.('spool_eviction', count)
         continue
       }
-      const msg: Batch = {
+      // encoded now: the records' memory may be reused once this returns
+      const msg = encodeBatch({
         host_id: this.#o.hostId,
         seq,
         count: b.count,
-        records: Buffer.from(b.records.buffer, b.records.byteOffset, b.records.byteLength),
+        records: b.records as Buffer,
         drops: this.#o.drops(),
         hostname: this.#o.hostname,
         sent_at_ms: b.createdMs,
         agent_version: this.#o.agentVersion,
         captured_total: this.#o.capturedTotal(),
-      }
+      }, this.#hostIdBytes, this.#hostnameBytes, this.#versionBytes)
       this.#inflight.set(seq, { sentAt: performance.now(), count: b.count, bytes: b.records.byteLength })
       this.#inflightBytes += b.records.byteLength
       this.#s.sentBatches++

@@ -17,7 +17,7 @@ import { crc32 } from './crc32.js'
 //   0  u32 magic "PKSF"        16  u64 seq
 //   4  u32 payload length      24  u64 created (wall clock ms)
 //   8  u32 record count        32  payload: the batch's msgpack records
-//  12  u32 crc32 of bytes [0,12) + [16, 32 + length)
+//  12  u32 crc32 of the payload, then bytes [0,12), then [16,32)
 //
 // Writes go straight to the file (one writev per batch, no user-space
 // buffer), so a batch survives SIGKILL as soon as append() returns; fdatasync
@@ -58,6 +58,8 @@ export interface SpooledBatch {
   count: number
   createdMs: number
   records: Uint8Array
+  /** called once the spool holds no reference to `records` any more */
+  release?: () => void
 }
 
 export interface Eviction {
@@ -105,8 +107,9 @@ function segName (firstSeq: number): string {
   return `seg-${String(firstSeq).padStart(20, '0')}.pks`
 }
 
-function frameCrc (hdr: Uint8Array, payload: Uint8Array): number {
-  return crc32(payload, crc32(hdr.subarray(16, FRAME_HEADER), crc32(hdr.subarray(0, 12))))
+// the payload comes first so a decoder thread can checksum it off the main thread
+function frameCrc (hdr: Uint8Array, payloadCrc: number): number {
+  return crc32(hdr.subarray(16, FRAME_HEADER), crc32(hdr.subarray(0, 12), payloadCrc))
 }
 
 function pidAlive (pid: number): boolean {
@@ -262,7 +265,7 @@ export class Spool {
       if (p + FRAME_HEADER + len > size) { problem = 'torn frame payload'; break }
       const payload = Buffer.allocUnsafe(len)
       readSync(fd, payload, 0, len, p + FRAME_HEADER)
-      if (frameCrc(fh, payload) !== fh.readUInt32LE(12)) { problem = 'checksum mismatch'; break }
+      if (frameCrc(fh, crc32(payload)) !== fh.readUInt32LE(12)) { problem = 'checksum mismatch'; break }
       seg.offsets.push(p)
       seg.lengths.push(len)
       seg.counts.push(fh.readUInt32LE(8))
@@ -292,8 +295,11 @@ export class Spool {
     this.#bytes += SEG_HEADER
   }
 
-  /** Write a batch; returns it with its seq. It is on disk when this returns. */
-  append (records: Uint8Array, count: number, createdMs = Date.now()): SpooledBatch {
+  /**
+   * Write a batch; returns it with its seq. It is on disk when this returns.
+   * `recordsCrc`: crc32 of `records` when the caller has it already.
+   */
+  append (records: Uint8Array, count: number, createdMs = Date.now(), recordsCrc?: number, release?: () => void): SpooledBatch {
     if (this.#closed) throw new PicketError('PICKET_ERR_SPOOL', 'append to a closed spool')
     let seg = this.#segments[this.#segments.length - 1]
     const frameLen = FRAME_HEADER + records.length
@@ -308,16 +314,18 @@ export class Spool {
     hdr.writeUInt32LE(count, 8)
     hdr.writeBigUInt64LE(BigInt(seq), 16)
     hdr.writeBigUInt64LE(BigInt(createdMs), 24)
-    hdr.writeUInt32LE(frameCrc(hdr, records), 12)
+    hdr.writeUInt32LE(frameCrc(hdr, recordsCrc ?? crc32(records)), 12)
     let written: number
     try {
       written = writevSync(seg.fd, [hdr, records])
     } catch (err) {
       this.#undoPartial(seg)
+      release?.()
       throw new PicketError('PICKET_ERR_SPOOL', `cannot write to the spool ${seg.path}: ${(err as Error).message}`)
     }
     if (written !== frameLen) {
       this.#undoPartial(seg)
+      release?.()
       throw new PicketError('PICKET_ERR_SPOOL', `short write to the spool ${seg.path} (${written} of ${frameLen} bytes): is the disk full?`)
     }
     seg.offsets.push(seg.size)
@@ -330,12 +338,11 @@ export class Spool {
     this.#pendingRecords += count
     this.#dirty = true
     const b: SpooledBatch = { seq, count, createdMs, records }
+    if (release !== undefined) b.release = release
     this.#cache.set(seq, b)
     this.#cacheBytes += records.length
     while (this.#cacheBytes > this.#cacheMax && this.#cache.size > 0) {
-      const [oldest, ob] = this.#cache.entries().next().value as [number, SpooledBatch]
-      this.#cache.delete(oldest)
-      this.#cacheBytes -= ob.records.length
+      this.#uncache(this.#cache.keys().next().value as number)
     }
     this.#evictIfNeeded()
     return b
@@ -384,6 +391,7 @@ export class Spool {
     if (c !== undefined) {
       this.#cache.delete(seq)
       this.#cacheBytes -= c.records.length
+      c.release?.()
     }
   }
 
@@ -443,7 +451,7 @@ export class Spool {
     const buf = Buffer.allocUnsafe(FRAME_HEADER + len)
     const n = readSync(seg.fd, buf, 0, buf.length, seg.offsets[i])
     const payload = buf.subarray(FRAME_HEADER)
-    if (n !== buf.length || buf.readUInt32LE(0) !== FRAME_MAGIC || Number(buf.readBigUInt64LE(16)) !== seq || frameCrc(buf, payload) !== buf.readUInt32LE(12)) {
+    if (n !== buf.length || buf.readUInt32LE(0) !== FRAME_MAGIC || Number(buf.readBigUInt64LE(16)) !== seq || frameCrc(buf, crc32(payload)) !== buf.readUInt32LE(12)) {
       this.#log.error({ path: seg.path, seq }, 'spooled batch fails its checksum on read; it cannot be sent')
       return undefined
     }
@@ -533,7 +541,7 @@ export class Spool {
       closeSync(seg.fd)
     }
     this.#segments.length = 0
-    this.#cache.clear()
+    for (const seq of [...this.#cache.keys()]) this.#uncache(seq)
     this.#unlock()
   }
 }

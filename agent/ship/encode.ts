@@ -1,0 +1,70 @@
+import type { Batch, DropCounters } from '../../shared/proto/index.js'
+
+// The Batch message of shared/proto/collector.proto, encoded by hand: one
+// allocation and one copy of the records, done synchronously when the
+// shipper sends, so the records' memory can be reused as soon as the batch
+// leaves the spool cache (grpc-js may serialize a queued message later).
+// test/agent/shipper.test.ts checks it against the .proto's own codec.
+
+function varintLen (n: number): number {
+  let len = 1
+  while (n >= 128) { n = Math.floor(n / 128); len++ }
+  return len
+}
+
+function writeVarint (buf: Buffer, p: number, n: number): number {
+  while (n >= 128) {
+    buf[p++] = (n % 128) | 0x80
+    n = Math.floor(n / 128)
+  }
+  buf[p++] = n
+  return p
+}
+
+const DROP_FIELDS: ReadonlyArray<keyof DropCounters> = ['kernel_reserve', 'kernel_recursion', 'slab_starvation', 'spool_eviction', 'decode_error', 'refused']
+
+function dropsLen (d: Partial<DropCounters>): number {
+  let n = 0
+  for (const f of DROP_FIELDS) {
+    const v = d[f] ?? 0
+    if (v !== 0) n += 1 + varintLen(v)
+  }
+  return n
+}
+
+/** protobuf wire bytes of a Batch (proto3: zero values are left out). */
+export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.host_id), hostnameBytes: Uint8Array = Buffer.from(b.hostname ?? ''), versionBytes: Uint8Array = Buffer.from(b.agent_version ?? '')): Buffer {
+  const records = b.records
+  const drops = b.drops ?? {}
+  const dl = dropsLen(drops)
+  let size = 0
+  if (hostIdBytes.length > 0) size += 1 + varintLen(hostIdBytes.length) + hostIdBytes.length
+  if (b.seq !== 0) size += 1 + varintLen(b.seq)
+  if (b.count !== 0) size += 1 + varintLen(b.count)
+  if (records.length > 0) size += 1 + varintLen(records.length) + records.length
+  // the drops message is always present (empty when every counter is 0), as protobufjs writes it
+  if (b.drops !== undefined) size += 1 + varintLen(dl) + dl
+  if (hostnameBytes.length > 0) size += 1 + varintLen(hostnameBytes.length) + hostnameBytes.length
+  if ((b.sent_at_ms ?? 0) !== 0) size += 1 + varintLen(b.sent_at_ms as number)
+  if (versionBytes.length > 0) size += 1 + varintLen(versionBytes.length) + versionBytes.length
+  if ((b.captured_total ?? 0) !== 0) size += 1 + varintLen(b.captured_total as number)
+  const out = Buffer.allocUnsafe(size)
+  let p = 0
+  if (hostIdBytes.length > 0) { out[p++] = 0x0a; p = writeVarint(out, p, hostIdBytes.length); out.set(hostIdBytes, p); p += hostIdBytes.length }
+  if (b.seq !== 0) { out[p++] = 0x10; p = writeVarint(out, p, b.seq) }
+  if (b.count !== 0) { out[p++] = 0x18; p = writeVarint(out, p, b.count) }
+  if (records.length > 0) { out[p++] = 0x22; p = writeVarint(out, p, records.length); out.set(records, p); p += records.length }
+  if (b.drops !== undefined) {
+    out[p++] = 0x2a
+    p = writeVarint(out, p, dl)
+    for (let i = 0; i < DROP_FIELDS.length; i++) {
+      const v = drops[DROP_FIELDS[i]] ?? 0
+      if (v !== 0) { out[p++] = (i + 1) << 3; p = writeVarint(out, p, v) }
+    }
+  }
+  if (hostnameBytes.length > 0) { out[p++] = 0x32; p = writeVarint(out, p, hostnameBytes.length); out.set(hostnameBytes, p); p += hostnameBytes.length }
+  if ((b.sent_at_ms ?? 0) !== 0) { out[p++] = 0x38; p = writeVarint(out, p, b.sent_at_ms as number) }
+  if (versionBytes.length > 0) { out[p++] = 0x42; p = writeVarint(out, p, versionBytes.length); out.set(versionBytes, p); p += versionBytes.length }
+  if ((b.captured_total ?? 0) !== 0) { out[p++] = 0x48; p = writeVarint(out, p, b.captured_total as number) }
+  return out
+}

@@ -1,0 +1,27 @@
+import t from 'tap'
+import { encodeBatch } from '../../agent/ship/encode.js'
+import { collectorService, type Batch } from '../../shared/proto/index.js'
+
+// The shipper encodes Batch by hand (one copy of the records, done at send
+// time); the .proto's own codec must read back exactly what was meant.
+
+const decode = (b: Buffer): Batch => collectorService().Ship.requestDeserialize(b) as Batch
+const encodeWithProto = (b: Batch): Buffer => collectorService().Ship.requestSerialize(b)
+
+t.test('encodeBatch reads back through the .proto codec, field for field', async t => {
+  const records = Buffer.alloc(300_000, 0xab)
+  const full: Batch = {
+    host_id: 'host-ü-1', seq: 2 ** 40 + 7, count: 2520, records,
+    drops: { kernel_reserve: 1, kernel_recursion: 2 ** 33, slab_starvation: 127, spool_eviction: 128, decode_error: 16384, refused: 0 },
+    hostname: 'h.example', sent_at_ms: 1_795_000_000_123, agent_version: '0.1.0', captured_total: 2 ** 52,
+  }
+  const got = decode(encodeBatch(full))
+  t.same({ ...got, records: undefined }, { ...full, records: undefined })
+  t.ok(Buffer.compare(got.records, records) === 0, 'records intact')
+  t.ok(encodeBatch(full).length <= encodeWithProto(full).length, 'no bigger than protobufjs writes it (zero fields are left out, as proto3 allows)')
+  const zeros: Batch = { host_id: 'h', seq: 1, count: 0, records: Buffer.alloc(0), drops: { kernel_reserve: 0, kernel_recursion: 0, slab_starvation: 0, spool_eviction: 0, decode_error: 0, refused: 0 } }
+  const z = decode(encodeBatch(zeros))
+  t.same(z.drops, zeros.drops, 'an all-zero drops message is still present')
+  t.equal(z.count, 0)
+  t.same(decode(encodeWithProto(zeros)), z, 'reads back as protobufjs\'s own encoding does')
+})
