@@ -106,8 +106,8 @@ t.test('on-disk format: header, frames and checksums as documented', async t => 
   t.equal(f.readBigUInt64LE(16), 1n, 'seq')
   t.equal(f.readBigUInt64LE(24), 1234n, 'created ms')
   t.equal(f.subarray(32).toString(), 'hello')
-  const crc = crc32(f.subarray(32), crc32(f.subarray(16, 32), crc32(f.subarray(0, 12))))
-  t.equal(f.readUInt32LE(12), crc, 'crc32 over the header (without the crc) and the payload')
+  const crc = crc32(f.subarray(16, 32), crc32(f.subarray(0, 12), crc32(f.subarray(32))))
+  t.equal(f.readUInt32LE(12), crc, 'crc32 over the payload, then the header without the crc')
 })
 
 t.test('a torn tail (a write cut short by SIGKILL) is detected, truncated and logged, not fatal', async t => {
