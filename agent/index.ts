@@ -119,6 +119,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
     const shipper = new Shipper({
       target: cfg.collector.toString(),
       credentials: credentialsFor(cfg),
+      ...(cfg.tls?.serverName !== undefined ? { serverName: cfg.tls.serverName } : {}),
       hostId: cfg.hostId,
       hostname: cfg.hostname,
       agentVersion: VERSION,
@@ -217,7 +218,8 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
     cleanups.push(async () => { await consumer.terminate() })
 
     // -- periodic refresh
-    const refresh = async (): Promise<void> => {
+    /** Poll the consumer and the kernel; `tick`: also the per-interval rates. */
+    const refresh = async (tick = false): Promise<void> => {
       try {
         consumerStats = [await consumer.stats()]
       } catch {}
@@ -236,6 +238,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
         kernelCounters = consumerStats[0]?.synthCounters
       }
       if (kernelCounters !== undefined) drops.kernel(reserveFailures(kernelCounters), kernelRecursion, starved)
+      if (!tick) return
       const now = performance.now()
       const dt = (now - lastRate.at) / 1000
       if (dt > 0) {
@@ -243,11 +246,11 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
         batchesPerSecond = (spooledBatches - lastRate.batches) / dt
       }
       lastRate = { at: now, captured, batches: spooledBatches }
-      spool.tick()
     }
     let refreshing: Promise<void> | undefined
     const timer = setInterval(() => {
-      if (refreshing === undefined) refreshing = refresh().finally(() => { refreshing = undefined })
+      spool.tick()
+      if (refreshing === undefined) refreshing = refresh(true).finally(() => { refreshing = undefined })
     }, cfg.statsIntervalMs)
     timer.unref()
     cleanups.push(() => { clearInterval(timer) })

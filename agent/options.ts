@@ -39,7 +39,7 @@ export interface AgentConfig {
   backoffMaxMs: number
   ackTimeoutMs: number
   shutdownTimeoutMs: number
-  tls: { ca?: string, cert?: string, key?: string } | undefined
+  tls: { ca?: string, cert?: string, key?: string, serverName?: string } | undefined
   unmapped: boolean
   statsIntervalMs: number
   logLevel: string | undefined
@@ -139,6 +139,7 @@ export const AGENT_OPTION_SPECS: readonly OptSpec[] = [
   { name: 'tls-ca', type: 'path', help: 'CA certificate (PEM) to verify the collector' },
   { name: 'tls-cert', type: 'path', help: 'client certificate (PEM) for mTLS' },
   { name: 'tls-key', type: 'path', help: 'client key (PEM) for mTLS' },
+  { name: 'tls-server-name', type: 'string', help: 'name expected in the collector\'s certificate (default: the host in --collector)' },
   { name: 'stats-interval', type: 'duration', help: 'how often stats, kernel counters and the spool watermark are refreshed', default: '1s', min: 10, max: 600_000 },
   { name: 'unmapped', type: 'bool', help: 'keep raw kernel fields under `unmapped`', default: true },
   { name: 'log-level', type: 'enum', help: 'log level', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
@@ -173,8 +174,12 @@ export function agentOptionsFromFlags (v: Record<string, unknown>, env: NodeJS.P
   if (v.metrics !== undefined) o.metricsPort = v.metrics as number
   if (v.decoders !== undefined) o.decoders = v.decoders as number
   if (v['spool-segment'] !== undefined) o.spoolSegmentBytes = v['spool-segment'] as number
-  if (v['tls-ca'] !== undefined || v['tls-cert'] !== undefined || v['tls-key'] !== undefined) {
-    o.tls = { ca: v['tls-ca'] as string | undefined, cert: v['tls-cert'] as string | undefined, key: v['tls-key'] as string | undefined }
+  if (v['tls-ca'] !== undefined || v['tls-cert'] !== undefined || v['tls-key'] !== undefined || v['tls-server-name'] !== undefined) {
+    o.tls = {}
+    if (v['tls-ca'] !== undefined) o.tls.ca = v['tls-ca'] as string
+    if (v['tls-cert'] !== undefined) o.tls.cert = v['tls-cert'] as string
+    if (v['tls-key'] !== undefined) o.tls.key = v['tls-key'] as string
+    if (v['tls-server-name'] !== undefined) o.tls.serverName = v['tls-server-name'] as string
   }
   // test-only, deliberately not a documented flag
   const crash = env.PICKET_TEST_DECODER_CRASH_ON_TASK

@@ -52,8 +52,13 @@ export interface AgentOptions {
   ackTimeoutMs?: number
   /** how long stop() waits for acks of what is in flight (default 5 s) */
   shutdownTimeoutMs?: number
-  /** TLS to the collector: file paths (PEM); ca alone = server auth, cert+key = mTLS */
-  tls?: { ca?: string, cert?: string, key?: string }
+  /**
+   * TLS to the collector: file paths (PEM); ca alone = server auth, cert+key
+   * = mTLS (the collector then takes the host id from the certificate).
+   * serverName: the name to expect in the collector's certificate, when it
+   * is not the name in `collector`.
+   */
+  tls?: { ca?: string, cert?: string, key?: string, serverName?: string }
   /** keep raw kernel fields under `unmapped` (default true) */
   unmapped?: boolean
   /** how often stats, kernel counters and the spool watermark are refreshed (default 1000 ms) */

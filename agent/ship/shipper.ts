@@ -16,6 +16,8 @@ export interface ShipperOptions {
   /** HOST:PORT */
   target: string
   credentials?: grpc.ChannelCredentials
+  /** TLS: the name to expect in the collector's certificate */
+  serverName?: string
   hostId: string
   hostname: string
   agentVersion: string
@@ -112,6 +114,7 @@ export class Shipper {
       'grpc.max_reconnect_backoff_ms': opts.backoff.maxMs,
       'grpc.max_send_message_length': -1,
       'grpc.enable_retries': 0,
+      ...(opts.serverName !== undefined ? { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName } : {}),
     }) as unknown as CollectorClient
     opts.spool.onEvict = e => { this.#onEvict(e) }
     this.#watchdog = setInterval(() => { this.#checkAckTimeout() }, Math.min(1000, opts.ackTimeoutMs))

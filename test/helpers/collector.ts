@@ -32,6 +32,8 @@ export interface TestCollectorOptions {
   refuse?: (b: ReceivedBatch) => boolean
   retry?: (b: ReceivedBatch) => boolean
   maxReceiveBytes?: number
+  /** serve TLS: PEM contents; with clientCa, require a client certificate it signed (mTLS) */
+  tls?: { cert: Buffer, key: Buffer, clientCa?: Buffer }
 }
 
 export class TestCollector {
@@ -80,7 +82,11 @@ export class TestCollector {
     const server = new grpc.Server({ 'grpc.max_receive_message_length': this.#opts.maxReceiveBytes ?? 64 * 1024 * 1024 })
     server.addService(collectorService(), { Ship: (call: grpc.ServerDuplexStream<Batch, Ack>) => { this.#onCall(call) } })
     this.#port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => { if (err !== null) reject(err); else resolve(p) })
+      const tls = this.#opts.tls
+      const creds = tls === undefined
+        ? grpc.ServerCredentials.createInsecure()
+        : grpc.ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined)
+      server.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => { if (err !== null) reject(err); else resolve(p) })
     })
     this.#server = server
   }
