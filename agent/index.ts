@@ -144,12 +144,16 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
     let slabsInFlight = 0
     let idleWaiters: Array<() => void> = []
     let appendErrorLogged = 0
+    let decodeErrorLogged = 0
 
     const commit = (out: DecodeOutput | undefined): void => {
       if (out === undefined) return
       if (out.errors > 0) {
         drops.add('decode_error', out.errors)
-        log.warn({ errors: out.errors, firstError: out.firstError }, 'raw records failed to decode')
+        if (Date.now() - decodeErrorLogged > 10_000) {
+          decodeErrorLogged = Date.now()
+          log.warn({ errors: out.errors, firstError: out.firstError, totalSoFar: drops.counters.decode_error }, 'raw records failed to decode (logged at most every 10 s)')
+        }
       }
       // the output buffer goes back to the pool once the spool cache lets go of every batch in it
       let refs = out.batches.length
