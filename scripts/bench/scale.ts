@@ -48,7 +48,13 @@ interface ScaleRun {
   hostsPerConn: number
   /** the backend main thread's event-loop utilisation, and the cores the backend used, over the window */
   elu: number
+  /** the collector event loop's delay p99, ms, and the most batches waiting for the detection workers */
+  loopDelayP99: number
+  maxQueued: number
   cores: number
+  /** the injector's (this process's) event-loop utilisation and cores over the window */
+  injectorElu: number
+  injectorCores: number
   /** the backend main thread's V8 heap and external memory after the run */
   heapUsed: number
   external: number
@@ -124,10 +130,14 @@ async function runOnce (H: number, measureMs: number, hostsPerConn: number): Pro
     await be.mark()
     const tA = performance.now()
     const cpu0 = totalCpu(be.pid)
+    const self0 = process.cpuUsage()
+    const elu0 = performance.eventLoopUtilization()
     while (performance.now() - tA < measureMs) await sleep(100)
     measuring = false
     const seconds = (performance.now() - tA) / 1000
     const cpu = totalCpu(be.pid) - cpu0
+    const self = process.cpuUsage(self0)
+    const injectorElu = performance.eventLoopUtilization(elu0).utilization
     const elu = await be.elu()
     stop = true
     await ticker
@@ -169,7 +179,11 @@ async function runOnce (H: number, measureMs: number, hostsPerConn: number): Pro
       connectSeconds,
       hostsPerConn,
       elu: elu.utilization,
+      loopDelayP99: elu.delayP99Ms,
+      maxQueued: elu.maxQueued,
       cores: cpu / seconds,
+      injectorElu,
+      injectorCores: (self.user + self.system) / 1e6 / seconds,
       heapUsed: mem?.heapUsed ?? NaN,
       external: mem?.external ?? NaN,
     }
@@ -217,7 +231,11 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
       external: m(r => r.external),
       cpuUs: m(r => r.cpuUs),
       elu: m(r => r.elu),
+      loopDelayP99: m(r => r.loopDelayP99),
+      maxQueued: m(r => r.maxQueued),
       cores: m(r => r.cores),
+      injectorElu: m(r => r.injectorElu),
+      injectorCores: m(r => r.injectorCores),
       scans: rs.reduce((n, r) => n + r.scans, 0),
       exact: rs.reduce((n, r) => n + r.scanFindings, 0),
       other: rs.reduce((n, r) => n + r.wrongFindings + r.duplicateFindings, 0),
@@ -242,9 +260,9 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     'connection per host, as 10,000 agents would open; the second sends the same hosts over 100 connections, to tell what the',
     'connections cost from what the per-host state costs.',
     '',
-    table(['connections', 'runs', 'trickle records/s accepted', 'hosts heard from', 'backend RSS idle → peak', 'main-thread heap / external at the end', 'backend cores used', 'collector event loop busy', 'scans → exactly one finding', 'other findings', 'scan → finding p50 / max'],
+    table(['connections', 'runs', 'trickle records/s acked in the window', 'hosts heard from', 'backend RSS idle → peak', 'main-thread heap / external at the end', 'backend cores used', 'collector event loop busy', 'injector cores / event loop busy', 'scans → exactly one finding', 'other findings', 'scan → finding p50 / max'],
       rows.map(r => [fmt(H / r.hostsPerConn), r.runs, `${fmt(r.rate)} of ${fmt(r.offered)}`, fmt(r.hostsAcked), `${mib(r.baselineRss)} → **${mib(r.peakRss)}**`,
-        `${mib(r.heapUsed)} / ${mib(r.external)}`, r.cores.toFixed(2), `${(r.elu * 100).toFixed(0)}%`, `${r.exact} of ${r.scans}`, fmt(r.other), `${fmt(r.latP50)} / ${fmt(r.latMax)} ms`])),
+        `${mib(r.heapUsed)} / ${mib(r.external)}`, r.cores.toFixed(2), `${(r.elu * 100).toFixed(0)}%`, `${r.injectorCores.toFixed(2)} / ${(r.injectorElu * 100).toFixed(0)}%`, `${r.exact} of ${r.scans}`, fmt(r.other), `${fmt(r.latP50)} / ${fmt(r.latMax)} ms`])),
     '',
     table(['target', 'measured', 'met'], [
       [`${fmt(H)} hosts in ≤ 500 MB backend RSS`, `${mib(head.peakRss)} peak with one connection per host (${fmt((head.peakRss - head.baselineRss) / H / 1024)} KiB per host over the idle backend); ${mib(rows[rows.length - 1].peakRss)} over 100 connections`, head.peakRss <= TARGET_BYTES ? 'yes' : '**no**'],
@@ -252,6 +270,17 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
       [`${fmt(H)} hosts in ≤ 500 MB once every window is full (estimate)`, `detection state alone ${fmt(state.bytesPerHost / 1024)} KiB per host × ${fmt(H)} = ${mib(stateTotal)}, on top of the idle backend`, stateTotal + head.baselineRss <= TARGET_BYTES ? 'yes' : '**no**'],
       ['every batch accepted', `${fmt(rows.reduce((n, r) => n + r.retried, 0))} answered RETRY, ${fmt(rows.reduce((n, r) => n + r.failed, 0))} failed`, rows.every(r => r.failed === 0) ? 'yes' : '**no**'],
     ]),
+    '',
+    (head.injectorElu > 0.9
+      ? `With one connection per host the injector was the bottleneck: holding ${fmt(H)} grpc-js channels, its event loop was ${(head.injectorElu * 100).toFixed(0)}% busy ` +
+        `(${head.injectorCores.toFixed(2)} cores; the backend used ${head.cores.toFixed(2)}). Its sends and acks queued, so acks landed late (the rate above counts acks inside the window, ` +
+        'a backlog from before it included), and it took CPU the backend would otherwise have had. '
+      : `With one connection per host the backend used ${head.cores.toFixed(2)} cores and the injector ${head.injectorCores.toFixed(2)} (event loop ${(head.injectorElu * 100).toFixed(0)}% busy); ` +
+        `${head.rate < head.offered * 0.9 ? 'the backend did not keep up with the trickle. ' : 'every record offered was acked. '}`) +
+      `A scan took ${fmt(head.latP50)} ms (p50) from the collector to the store, against ${fmt(rows[rows.length - 1].latP50)} ms over 100 connections. ` +
+      'The hosts, records and batches of the two rows are the same; only the number of HTTP/2 sessions differs. With one session per host ' +
+      `the collector's event loop was ${(head.elu * 100).toFixed(0)}% busy (against ${(rows[rows.length - 1].elu * 100).toFixed(0)}%), its delay p99 ${fmt(head.loopDelayP99)} ms (against ${fmt(rows[rows.length - 1].loopDelayP99)} ms), ` +
+      `and up to ${fmt(head.maxQueued)} batches waited for the detection workers at once (against ${fmt(rows[rows.length - 1].maxQueued)}).`,
     '',
     `**The runs are short; the windows are not.** Each run lasts seconds, but a host's sliding window is 5 minutes, and its state`,
     `grows until the window is full. The steady state is measured apart, in process (lib/engine-state-child.ts, with \`--expose-gc\`):`,
@@ -266,6 +295,7 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
   return {
     title: 'scale: 10,000 hosts trickling, 20 scanned',
     body,
+    runs: configs[0].runs,
     data: {
       hosts: H,
       periodMs: PERIOD_MS,

@@ -44,6 +44,12 @@ const timer = setInterval(() => {
 }, 50)
 
 let elu = performance.eventLoopUtilization()
+// batches handed to the detection workers and not yet answered: where a wait builds up
+let maxQueued = 0
+const sampler = setInterval(() => {
+  const q = backend.bridge.queueDepths().reduce((a, b) => a + b, 0)
+  if (q > maxQueued) maxQueued = q
+}, 20)
 const delay = monitorEventLoopDelay({ resolution: 10 })
 delay.enable()
 
@@ -53,11 +59,12 @@ process.on('message', (m: ChildIn) => {
       case 'mark':
         elu = performance.eventLoopUtilization()
         delay.reset()
+        maxQueued = 0
         send({ t: 'marked' })
         break
       case 'elu': {
         const e = performance.eventLoopUtilization(elu)
-        send({ t: 'elu', utilization: e.utilization, delayP99Ms: delay.percentile(99) / 1e6 })
+        send({ t: 'elu', utilization: e.utilization, delayP99Ms: delay.percentile(99) / 1e6, maxQueued })
         break
       }
       case 'mem':
@@ -82,6 +89,7 @@ process.on('message', (m: ChildIn) => {
       }
       case 'stop':
         clearInterval(timer)
+        clearInterval(sampler)
         await backend.close()
         process.exit(0)
     }

@@ -23,7 +23,7 @@ export type ChildOut =
   | { t: 'ready', address: string, workers: number }
   | { t: 'findings', list: StoredLatency[] }
   | { t: 'marked' }
-  | { t: 'elu', utilization: number, delayP99Ms: number }
+  | { t: 'elu', utilization: number, delayP99Ms: number, maxQueued: number }
   | { t: 'flushed' }
   | { t: 'mem', usage: NodeJS.MemoryUsage }
   | { t: 'allFindings', list: Array<{ rule: string, host: string | null, sources: string[] }> }

@@ -16,8 +16,8 @@ export interface BackendProc {
   created: StoredLatency[]
   /** restart the main thread's event-loop utilisation window */
   mark: () => Promise<void>
-  /** main-thread event-loop utilisation and delay p99 since mark() */
-  elu: () => Promise<{ utilization: number, delayP99Ms: number }>
+  /** main-thread event-loop utilisation, its delay p99, and the most batches queued to the detection workers, since mark() */
+  elu: () => Promise<{ utilization: number, delayP99Ms: number, maxQueued: number }>
   flush: () => Promise<void>
   /** process.memoryUsage() of the child: rss, and the main thread's V8 heap and buffers */
   mem: () => Promise<NodeJS.MemoryUsage>
@@ -61,7 +61,7 @@ export async function startBackendProc (opts: { workers?: number } = {}): Promis
     workers: ready.workers,
     created,
     mark: async () => { await ask({ t: 'mark' }, 'marked') },
-    elu: async () => { const e = await ask({ t: 'elu' }, 'elu'); return { utilization: e.utilization, delayP99Ms: e.delayP99Ms } },
+    elu: async () => { const e = await ask({ t: 'elu' }, 'elu'); return { utilization: e.utilization, delayP99Ms: e.delayP99Ms, maxQueued: e.maxQueued } },
     flush: async () => { await ask({ t: 'flush' }, 'flushed', 60_000) },
     mem: async () => (await ask({ t: 'mem' }, 'mem')).usage,
     findings: async () => (await ask({ t: 'findings' }, 'allFindings', 60_000)).list,

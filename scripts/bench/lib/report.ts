@@ -47,6 +47,7 @@ export interface Section {
   title: string
   command: string
   quick: boolean
+  /** runs behind the medians; 0 when the section has none (the plot) */
   runs: number
   body: string
 }
@@ -56,7 +57,7 @@ export function renderSection (s: Section): string {
     `## ${s.title}`,
     '',
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine()}.`,
-    `Command: \`${s.command}\`${s.quick ? ' (quick mode: fewer and shorter runs; run without --quick for the full numbers)' : ''}; medians of ${s.runs} run${s.runs === 1 ? '' : 's'}.`,
+    `Command: \`${s.command}\`${s.quick ? ' (quick mode: fewer and shorter runs; run without --quick for the full numbers)' : ''}${s.runs > 0 ? `; medians of ${s.runs} run${s.runs === 1 ? '' : 's'}` : ''}.`,
     '',
     s.body.trim(),
     '',
