@@ -1,14 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { decodeNetRecords } from '../../agent/decode/net.js'
-import { MsgpackWriter } from '../../agent/decode/pack.js'
-import { packNetBatch } from '../../agent/decode/pack-net.js'
-import { packRecords } from '../../shared/codec.js'
-import type { NetworkActivity } from '../../shared/ocsf/types.js'
 import type { BenchContext, BenchResult } from './cli.js'
+import { startDecodeThread } from './lib/decode-thread-client.js'
 import { metric, scrape } from './lib/metrics.js'
-import { decodedSlabs, rawFixture } from './lib/netfixture.js'
 import { peakRssBytes, sleep, threadCpu, totalCpu, waitExit } from './lib/proc.js'
 import { fmt, median, table } from './lib/report.js'
 import { startSink, type Sink } from './lib/sink.js'
@@ -136,22 +131,16 @@ async function runAgent (sink: Sink, n: number, decoders: number, tag: string): 
   }
 }
 
-/** The peer and the single-thread decoder path, records/s, on this thread. */
-function peers (records: number): { pack: number, decode: number } {
-  const f = rawFixture(records)
-  const objects = decodedSlabs(f)
-  const w = new MsgpackWriter(4 << 20)
-  w.constants([f.ctx.metadata, f.ctx.device])
-  const scratch: NetworkActivity[] = []
-  const time = (each: (i: number) => void): number => {
-    for (let i = 0; i < f.slabs.length; i++) each(i) // warm
-    const t0 = performance.now()
-    for (let i = 0; i < f.slabs.length; i++) each(i)
-    return records / ((performance.now() - t0) / 1000)
+/** The peer and the single-thread decoder path, records/s, in a thread with the decoder's heap setting. */
+async function peers (records: number): Promise<{ pack: number, decode: number }> {
+  const t = await startDecodeThread(records)
+  try {
+    await t.run('msgpackr')
+    await t.run('picket') // warm
+    return { pack: records / await t.run('msgpackr'), decode: records / await t.run('picket') }
+  } finally {
+    await t.close()
   }
-  const pack = time(i => { packRecords(objects[i]) })
-  const decode = time(i => { const s = f.slabs[i]; scratch.length = 0; decodeNetRecords(f.buf, s.offset, s.bytes, f.ctx, scratch); packNetBatch(w, scratch) })
-  return { pack, decode }
 }
 
 export async function bench (ctx: BenchContext): Promise<BenchResult> {
@@ -166,7 +155,7 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     for (let r = 0; r < ctx.runs; r++) {
       for (const d of r % 2 === 0 ? configs : [...configs].reverse()) {
         const run = await runAgent(sink, n, d, `${r}-${d}`)
-        const peer = peers(peerRecords)
+        const peer = await peers(peerRecords)
         runs.push({ ...run, peerPack: peer.pack, peerDecode: peer.decode })
         ctx.progress.tick(1, `${d} decoder${d === 1 ? '' : 's'}: ${fmt(run.rate)} records/s`)
       }
@@ -220,10 +209,11 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     '',
     '**Where it falls short, and why.** This machine has 2 cores for the agent\'s main thread, its decoder(s), its consumer',
     'thread, V8\'s garbage-collector threads and the sink. The decoder path costs',
-    `~${(1e6 / peerDecode).toFixed(1)} µs per record on one thread (it builds every OCSF object, then packs it; see the decode section), so one`,
-    'decoder thread cannot pass ~500,000 records/s and 1 µs of CPU per record is out of reach before anything is shipped. The main',
-    'thread adds ~2 µs per record: garbage collection of the ~2 MB batch buffers (copied by the spool write, the protobuf encoding',
-    'and gRPC\'s framing), the CRC-32 of each spool frame, and the synchronous spool write.',
+    `~${(1e6 / peerDecode).toFixed(1)} µs per record on one thread (writing ~${fmt(bytes)} bytes of msgpack per record, see the decode section), so one`,
+    `decoder thread cannot pass ~${fmt(peerDecode)} records/s, and 1 µs of agent CPU per record is out of reach before anything is shipped. The main`,
+    `thread adds ${head.mainUs.toFixed(1)} µs per record; in a CPU profile of it (taken while writing this benchmark) a quarter of its busy time is`,
+    'garbage collection of ~2 MB batch buffers, then the synchronous spool write, the Batch encoding and gRPC\'s framing copy of',
+    `each batch: at ${fmt(head.rate)} records/s of ~${fmt(bytes)} bytes, the main thread writes and sends ~${fmt(head.rate * bytes / 1e6)} MB/s.`,
     ...(Math.max(...summary.map(s => s.maxGapMs)) > 500
       ? ['',
           `**A stall, seen as the longest pause at the sink** (up to ${fmt(Math.max(...summary.map(s => s.maxGapMs)))} ms): piscina (5.3, default \`stricterFIFO: false\`) puts a queued task it`,

@@ -1,0 +1,42 @@
+import { Worker } from 'node:worker_threads'
+
+// Start lib/decode-thread.ts: the single-thread variants of the decode
+// benchmark (and the peer of agent-pipeline), in a worker thread with the
+// decoder pool's heap setting.
+
+/** The decoder pool's heap setting (agent/decoder/pool.ts), for the thread that runs the single-thread variants. */
+const DECODER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 48 }
+
+export interface DecodeThread { run: (name: string) => Promise<number>, info: { batchBytes: number, slabs: number, slabBytes: number }, close: () => Promise<void> }
+
+export async function startDecodeThread (records: number): Promise<DecodeThread> {
+  const url = new URL('./decode-thread' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url)
+  // from TypeScript sources the worker registers tsx first (Node 20 does not carry loader hooks into workers)
+  const w = url.pathname.endsWith('.ts')
+    ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(m => { m.register(); return import(${JSON.stringify(url.href)}) })`, { eval: true, workerData: { records }, resourceLimits: DECODER_RESOURCE_LIMITS })
+    : new Worker(url, { workerData: { records }, resourceLimits: DECODER_RESOURCE_LIMITS })
+  let pending: ((m: unknown) => void) | undefined
+  let failed: Error | undefined
+  w.on('error', err => { failed = err; pending?.(undefined) })
+  const next = async (): Promise<unknown> => await new Promise(resolve => { pending = resolve })
+  w.on('message', m => { const p = pending; pending = undefined; p?.(m) })
+  const info = await next() as DecodeThread['info'] | undefined
+  if (info === undefined) throw failed ?? new Error('the decode thread failed to start')
+  return {
+    info,
+    run: async name => {
+      const got = next()
+      w.postMessage({ name })
+      const m = await got as { seconds: number } | undefined
+      if (m === undefined) throw failed ?? new Error('the decode thread failed')
+      return m.seconds
+    },
+    close: async () => { await w.terminate() },
+  }
+}
+
+function canRunWorkers (): boolean {
+  // from TypeScript sources a piscina worker needs tsx in its execArgv
+  return !import.meta.url.endsWith('.ts') || process.execArgv.some(a => a.includes('tsx'))
+}
+
