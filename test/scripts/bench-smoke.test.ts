@@ -21,7 +21,7 @@ t.test('picket bench decode agent-pipeline ingest, tiny, prints each section wit
   for (const title of ['## decode:', '## agent-pipeline:', '## ingest:']) t.match(out, title, `prints the ${title.slice(3, -1)} section`)
   const targets = out.split('| target | measured | met |').length - 1
   t.equal(targets, 3, 'each section has its table of targets beside measured values')
-  t.match(out, /\| \*\*Picket decoder path\*\* \(this thread\) \| [\d,]+ \|/, 'decode measured a rate')
+  t.match(out, /\| \*\*Picket decoder path\*\* \(one thread\) \| [\d,]+ \|/, 'decode measured a rate')
   t.match(out, /every scan gives exactly one finding, nothing else \| \d+ of \d+ scans found; 0 missing, 0 extra \| yes/, 'ingest: every scan gave exactly one finding')
   t.same(files.map(read), before, '--no-write leaves BENCHMARKS.md and scripts/bench/results/ alone')
 })
