@@ -115,12 +115,52 @@ class Actor {
   }
 }
 
+/**
+ * Distinct values of one group, with their first/last/count. Most groups
+ * never hold more than one value (a client on one port), so the first lives
+ * inline and a Map is made only for the second: at 10,000 hosts the empty
+ * Maps were most of the detection state.
+ */
+class ValSet {
+  #k0: Key | undefined
+  #s0: ValStat | undefined
+  #m: Map<Key, ValStat> | undefined
+
+  get size (): number { return this.#m !== undefined ? this.#m.size : this.#s0 !== undefined ? 1 : 0 }
+
+  get (k: Key): ValStat | undefined {
+    if (this.#m !== undefined) return this.#m.get(k)
+    return this.#s0 !== undefined && this.#k0 === k ? this.#s0 : undefined
+  }
+
+  set (k: Key, s: ValStat): void {
+    if (this.#m !== undefined) { this.#m.set(k, s); return }
+    if (this.#s0 === undefined || this.#k0 === k) { this.#k0 = k; this.#s0 = s; return }
+    this.#m = new Map([[this.#k0 as Key, this.#s0], [k, s]])
+    this.#k0 = undefined
+    this.#s0 = undefined
+  }
+
+  /** Drop the values last seen before `cutoff`. */
+  prune (cutoff: number): void {
+    if (this.#m !== undefined) { for (const [k, s] of this.#m) if (s.last < cutoff) this.#m.delete(k) } else if (this.#s0 !== undefined && this.#s0.last < cutoff) { this.#k0 = undefined; this.#s0 = undefined }
+  }
+
+  clear (): void { this.#m = undefined; this.#k0 = undefined; this.#s0 = undefined }
+
+  * [Symbol.iterator] (): IterableIterator<[Key, ValStat]> {
+    if (this.#m !== undefined) yield * this.#m
+    else if (this.#s0 !== undefined) yield [this.#k0 as Key, this.#s0]
+  }
+}
+
 class VcGroup {
   readonly vals: Record<string, Key>
-  readonly values = new Map<Key, ValStat>()
+  readonly values = new ValSet()
   last = -Infinity
   lastWall = 0
-  readonly ev: Ev[] = []
+  /** evidence before an incident opens: one record per new distinct value, EVIDENCE_FIRST at most */
+  ev: Ev[] | undefined
   open: OpenIncident | undefined
   constructor (vals: Record<string, Key>) { this.vals = vals }
 }
@@ -431,24 +471,27 @@ export class DetectionEngine {
     } else {
       if (t < g.last - rt.spec.timespanMs) return
       g.values.set(v, { first: t, last: t, count: 1 })
-      if (g.ev.length < EVIDENCE_FIRST) g.ev.push(this.#ev(actor, c, b, t))
+      if (g.ev === undefined) g.ev = [this.#ev(actor, c, b, t)]
+      else if (g.ev.length < EVIDENCE_FIRST) g.ev.push(this.#ev(actor, c, b, t))
       if (g.values.size >= rt.spec.min) this.#vcCheck(actor, rt, g, key, nowWall, recvAt)
-      return
     }
-    if (g.ev.length < EVIDENCE_FIRST) g.ev.push(this.#ev(actor, c, b, t))
+    // evidence before an incident: one record per new distinct value only.
+    // A repeat of a value says nothing new, and most groups (a client on one
+    // port) never grow past one value: keeping their repeats cost ~10 records
+    // per group, the bulk of a host's state at fleet scale.
   }
 
   #vcCheck (actor: Actor, rt: Runtime, g: VcGroup, key: Key, nowWall: number, recvAt: number): void {
     const cutoff = g.last - rt.spec.timespanMs
-    for (const [v, s] of g.values) if (s.last < cutoff) g.values.delete(v)
+    g.values.prune(cutoff)
     if (g.values.size < rt.spec.min) return
     const inc = new Incident(rt.spec, `${actor.hostId}\u0001${String(key)}`, g.vals, nowWall, recvAt)
     const src = g.vals['src_endpoint.ip']
     const isPort = rt.spec.field === 'dst_endpoint.port'
     for (const [v, s] of g.values) inc.seed(v, s, isPort && typeof v === 'number' ? v : -1, typeof src === 'string' ? src : undefined, actor.hostId, actor.hostname)
-    g.open = this.#openIncident(actor, rt, key, inc, g.ev.filter(e => e.t >= cutoff), nowWall)
+    g.open = this.#openIncident(actor, rt, key, inc, (g.ev ?? []).filter(e => e.t >= cutoff), nowWall)
     g.values.clear()
-    g.ev.length = 0
+    g.ev = undefined
   }
 
   #openIncident (actor: Actor, rt: Runtime, key: Key, inc: Incident, evs: Ev[], nowWall: number): OpenIncident {
@@ -544,7 +587,7 @@ export class DetectionEngine {
     if (g.values.size < below.spec.min) return true
     const cutoff = g.last - below.spec.timespanMs
     let live = 0
-    for (const s of g.values.values()) if (s.last >= cutoff) live++
+    for (const [, s] of g.values) if (s.last >= cutoff) live++
     return live < below.spec.min
   }
 
