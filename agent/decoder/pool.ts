@@ -42,7 +42,11 @@ export class DecoderPool {
       workerData: opts.workerData,
       // decoding makes short-lived objects by the thousand: a bigger young
       // generation lets them die there instead of being copied around
-      resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.YG ?? 48) },
+      resourceLimits: { maxYoungGenerationSizeMb: 48 },
+      // batches are committed in slab order: a task piscina sends to the back
+      // of its queue (its default when no worker is free) holds up every
+      // batch behind it, in memory. Strict FIFO keeps slab order.
+      stricterFIFO: true,
     })
     // piscina reports worker deaths both to the task and here; the task retry handles it
     this.#pool.on('error', () => {})
