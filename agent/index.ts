@@ -144,6 +144,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
     let slabsInFlight = 0
     let idleWaiters: Array<() => void> = []
     let appendErrorLogged = 0
+    let lastAppendAt = Date.now()
     let decodeErrorLogged = 0
 
     const commit = (out: DecodeOutput | undefined): void => {
@@ -161,6 +162,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
       for (const b of out.batches) {
         try {
           spool.append(new Uint8Array(out.buffer, b.offset, b.length), b.count, Date.now(), b.crc, release)
+          lastAppendAt = Date.now()
           spooledBatches++
           spooledRecords += b.count
         } catch (err) {
@@ -252,7 +254,22 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
       lastRate = { at: now, captured, batches: spooledBatches }
     }
     let refreshing: Promise<void> | undefined
+    // A quiet host sends nothing, and would look dead to the backend: a
+    // heartbeat is an ordinary batch with no records (a msgpack empty array),
+    // spooled and acked like any other, carrying the drop counters.
+    const EMPTY_BATCH = new Uint8Array([0x90])
+    const heartbeat = (): void => {
+      if (cfg.heartbeatMs === 0 || Date.now() - lastAppendAt < cfg.heartbeatMs) return
+      try {
+        spool.append(EMPTY_BATCH, 0, Date.now())
+        lastAppendAt = Date.now()
+        shipper.notify()
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'cannot spool a heartbeat')
+      }
+    }
     const timer = setInterval(() => {
+      heartbeat()
       spool.tick()
       if (refreshing === undefined) refreshing = refresh(true).finally(() => { refreshing = undefined })
     }, cfg.statsIntervalMs)

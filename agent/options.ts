@@ -42,6 +42,7 @@ export interface AgentConfig {
   tls: { ca?: string, cert?: string, key?: string, serverName?: string } | undefined
   unmapped: boolean
   statsIntervalMs: number
+  heartbeatMs: number
   logLevel: string | undefined
   testDecoderCrashOnTask: number | undefined
 }
@@ -100,6 +101,7 @@ export function resolveAgentOptions (o: AgentOptions): Readonly<AgentConfig> {
     tls: o.tls,
     unmapped: o.unmapped ?? true,
     statsIntervalMs: int(errors, 'statsIntervalMs', o.statsIntervalMs, 1000, 10, 600_000),
+    heartbeatMs: int(errors, 'heartbeatMs', o.heartbeatMs, 30_000, 0, 3_600_000),
     logLevel: o.logLevel,
     testDecoderCrashOnTask: o.testDecoderCrashOnTask,
   }
@@ -140,6 +142,7 @@ export const AGENT_OPTION_SPECS: readonly OptSpec[] = [
   { name: 'tls-cert', type: 'path', help: 'client certificate (PEM) for mTLS' },
   { name: 'tls-key', type: 'path', help: 'client key (PEM) for mTLS' },
   { name: 'tls-server-name', type: 'string', help: 'name expected in the collector\'s certificate (default: the host in --collector)' },
+  { name: 'heartbeat', type: 'duration', help: 'on a quiet host, send an empty batch (with the drop counters) this often, so the backend knows the host is alive; 0 = never', default: '30s', min: 0, max: 3_600_000 },
   { name: 'stats-interval', type: 'duration', help: 'how often stats, kernel counters and the spool watermark are refreshed', default: '1s', min: 10, max: 600_000 },
   { name: 'unmapped', type: 'bool', help: 'keep raw kernel fields under `unmapped`', default: true },
   { name: 'log-level', type: 'enum', help: 'log level', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
@@ -165,6 +168,7 @@ export function agentOptionsFromFlags (v: Record<string, unknown>, env: NodeJS.P
     shutdownTimeoutMs: v['shutdown-timeout'] as number,
     unmapped: v.unmapped as boolean,
     statsIntervalMs: v['stats-interval'] as number,
+    heartbeatMs: v.heartbeat as number,
     logLevel: v['log-level'] as string,
     synth: { rate: v['synth-rate'] as number, seed: v['synth-seed'] as number, ...(v['synth-total'] !== undefined ? { total: v['synth-total'] as number } : {}) },
     kernel: { ringBytes: v['ring-bytes'] as number, ...(v['wakeup-bytes'] !== undefined ? { wakeupBytes: v['wakeup-bytes'] as number } : {}) },

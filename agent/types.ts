@@ -63,6 +63,8 @@ export interface AgentOptions {
   unmapped?: boolean
   /** how often stats, kernel counters and the spool watermark are refreshed (default 1000 ms) */
   statsIntervalMs?: number
+  /** on a quiet host, spool an empty batch (count 0, drop counters attached) this often; 0 = never (default 30 s) */
+  heartbeatMs?: number
   logger?: Logger
   logLevel?: string
   /** test-only: the decoder worker that starts the Nth task exits mid-task */
