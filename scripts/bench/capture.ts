@@ -180,7 +180,8 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     const body = [
       `Storm: ${fmt(count)} connect() calls per run on loopback, 1 in 50 to an open port (\`scripts/bench/storm.c\`).`,
       'Each refused connect fires three tracepoints (SYN_SENT, CLOSE, RST with no socket); Picket turns each into one record,',
-      'tcpstates reports the two state changes. The agent ships to a loopback collector that acks every batch.',
+      'tcpstates reports the two state changes. The agent ships to a loopback collector that acks every batch. tcpstates\'',
+      'output goes to a pipe that only counts newlines (instead of /dev/null), so the events it handled are known.',
       '',
       table(['attached', 'storm rate (conn/s)', 'vs nothing', 'events handled', 'lost', 'CPU s per 1M events'], [
         ['nothing', fmt(baseRate), '—', '—', '—', '—'],
