@@ -31,6 +31,9 @@ export class Consumer {
   #exited = false
   #dead = false
   readonly #exit: Promise<void>
+  /** slabs received on the worker's port; its stop reply comes on another port and may overtake the last ones */
+  #received = 0
+  #receivedWaiter: (() => void) | undefined
 
   constructor (opts: ConsumerOptions) {
     this.ring = opts.ring
@@ -56,7 +59,11 @@ export class Consumer {
       transferList: [this.#control.port2],
       name: `picket-consumer-${opts.ring}`,
     })
-    this.#worker.on('message', (d: SlabDescriptor) => { opts.onSlab(d) })
+    this.#worker.on('message', (d: SlabDescriptor) => {
+      this.#received++
+      opts.onSlab(d)
+      this.#receivedWaiter?.()
+    })
     this.#worker.on('error', (err: Error) => { this.#dead = true; opts.onError(err) })
     this.#exit = new Promise(resolve => this.#worker.once('exit', () => { this.#exited = this.#dead = true; resolve() }))
     this.#api = Comlink.wrap<ConsumerApi>(nodeEndpoint(this.#control.port1))
@@ -96,6 +103,15 @@ export class Consumer {
   /** Drain what waits in the ring (up to timeoutMs), hand off the last slab, stop. */
   async stop (timeoutMs: number): Promise<ConsumerStats> {
     this.#last = await this.#call(async () => await this.#api.stop(timeoutMs)) ?? this.#last
+    // the stop reply travels on the control port, the slabs on the worker's
+    // own port: wait for every slab it says it handed off (or for its exit)
+    while (this.#received < this.#last.slabsHandedOff && !this.#exited) {
+      await new Promise<void>(resolve => {
+        this.#receivedWaiter = resolve
+        void this.#exit.then(resolve)
+      })
+      this.#receivedWaiter = undefined
+    }
     return this.#last
   }
 
