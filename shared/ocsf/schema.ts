@@ -37,11 +37,14 @@ export function ocsfSchemaCandidates (): string[] {
     const dir = resolve(env)
     return [dir, join(dir, OCSF_VERSION)]
   }
+  // the project's shared folder beside the checkout (the official copy), then
+  // the copy vendored in the repo (vendor/ocsf, Apache-2.0, unmodified)
   const out: string[] = []
   for (let dir = dirname(ROOT); ; dir = dirname(dir)) {
     out.push(join(dir, 'shared', 'ocsf', OCSF_VERSION))
     if (dirname(dir) === dir) break
   }
+  out.push(join(ROOT, 'vendor', 'ocsf', OCSF_VERSION))
   return out
 }
 
