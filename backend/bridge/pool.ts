@@ -119,6 +119,7 @@ export class WorkerPoolBridge implements Bridge {
       tickMs: this.#o.tickMs,
       fleetRefreshMs: this.#o.fleetRefreshMs,
       port: port2,
+      generation: slot.restarts,
     }
     const { script, eval: isEval } = workerScript(this.#url)
     const worker = new Worker(script, {

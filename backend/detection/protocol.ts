@@ -21,6 +21,8 @@ export interface WorkerInit {
   fleetRefreshMs: number
   /** the worker's end of its MessageChannel; everything travels over it */
   port: MessagePort
+  /** how many times this worker slot was restarted before this start */
+  generation: number
 }
 
 export type ToWorker =

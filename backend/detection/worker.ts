@@ -33,9 +33,20 @@ function stats (): WorkerStats {
   return s
 }
 
+// Test hook: the first worker of a slot dies on the first batch of this host,
+// as an out-of-memory abort would, so tests can show that its batches in
+// flight are answered RETRY and the slot restarts. Only in the first
+// generation, so the resent batch is accepted.
+const CRASH_HOST = process.env.PICKET_TEST_DETECTION_CRASH_HOST
+const crashOn = CRASH_HOST !== undefined && CRASH_HOST !== '' && init.generation === 0 ? CRASH_HOST : undefined
+
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'batch': {
+      if (m.hostId === crashOn) {
+        setImmediate(() => { throw new Error(`detection worker ${init.index} crashed on purpose (PICKET_TEST_DETECTION_CRASH_HOST=${crashOn})`) })
+        return
+      }
       const t0 = performance.now()
       const now = Date.now()
       let outcome: BatchOutcome
