@@ -33,7 +33,7 @@ export class Consumer {
   readonly #exit: Promise<void>
   /** slabs received on the worker's port; its stop reply comes on another port and may overtake the last ones */
   #received = 0
-  #receivedWaiter: (() => void) | undefined
+  #waitFor: { count: number, resolve: () => void } | undefined
 
   constructor (opts: ConsumerOptions) {
     this.ring = opts.ring
@@ -62,7 +62,7 @@ export class Consumer {
     this.#worker.on('message', (d: SlabDescriptor) => {
       this.#received++
       opts.onSlab(d)
-      this.#receivedWaiter?.()
+      if (this.#waitFor !== undefined && this.#received >= this.#waitFor.count) this.#waitFor.resolve()
     })
     this.#worker.on('error', (err: Error) => { this.#dead = true; opts.onError(err) })
     this.#exit = new Promise(resolve => this.#worker.once('exit', () => { this.#exited = this.#dead = true; resolve() }))
@@ -105,12 +105,10 @@ export class Consumer {
     this.#last = await this.#call(async () => await this.#api.stop(timeoutMs)) ?? this.#last
     // the stop reply travels on the control port, the slabs on the worker's
     // own port: wait for every slab it says it handed off (or for its exit)
-    while (this.#received < this.#last.slabsHandedOff && !this.#exited) {
-      await new Promise<void>(resolve => {
-        this.#receivedWaiter = resolve
-        void this.#exit.then(resolve)
-      })
-      this.#receivedWaiter = undefined
+    const count = this.#last.slabsHandedOff
+    if (this.#received < count && !this.#exited) {
+      await Promise.race([new Promise<void>(resolve => { this.#waitFor = { count, resolve } }), this.#exit])
+      this.#waitFor = undefined
     }
     return this.#last
   }
