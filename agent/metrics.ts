@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { DROP_CAUSES } from '../shared/enums.js'
+import { formatHostPort } from '../shared/hostport.js'
 import type { AgentStats } from './types.js'
 
 // Prometheus metrics of the agent. Values are pulled from the stats snapshot
@@ -10,8 +12,6 @@ export interface AgentMetrics {
   registry: Registry
   ackLatency: Histogram<'status'>
 }
-
-const DROP_CAUSES = ['kernel_reserve', 'kernel_recursion', 'slab_starvation', 'spool_eviction', 'decode_error', 'refused'] as const
 
 export function createAgentMetrics (snapshot: () => AgentStats): AgentMetrics {
   const registry = new Registry()
@@ -128,9 +128,8 @@ export async function serveMetrics (registry: Registry, port: number, host: stri
     server.listen(port, host, () => { server.off('error', reject); resolve() })
   })
   const addr = server.address() as AddressInfo
-  const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
   return {
-    url: `http://${h}:${addr.port}/metrics`,
+    url: `http://${formatHostPort(addr.address, addr.port)}/metrics`,
     close: async () => await new Promise<void>(resolve => { server.closeAllConnections(); server.close(() => { resolve() }) }),
   }
 }

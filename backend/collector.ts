@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js'
 import { readFileSync } from 'node:fs'
 import { PicketError, type ErrorCode } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
+import { formatHostPort, isLoopback } from '../shared/hostport.js'
 import { collectorService, type Ack, type AckStatus, type Batch } from '../shared/proto/index.js'
 import type { Bridge, SubmitResult } from './bridge/types.js'
 import type { HostTracker } from './hosts.js'
@@ -37,11 +38,6 @@ export interface CollectorOptions {
 
 const S = grpc.status
 const HOST_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$/
-
-export function isLoopback (host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
-  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1'
-}
 
 /**
  * May we detach `records.buffer`? grpc-js (1.14, stream-decoder.ts) gathers
@@ -114,7 +110,7 @@ export class Collector {
     } else {
       creds = grpc.ServerCredentials.createInsecure()
     }
-    const addr = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`
+    const addr = formatHostPort(o.host, o.port)
     this.#port = await new Promise<number>((resolve, reject) => {
       this.#server.bindAsync(addr, creds, (err, port) => {
         if (err !== null) reject(new PicketError('PICKET_ERR_CONFIG', `the collector cannot listen on ${addr}: ${err.message}; pick another --listen address or stop what holds the port`))

@@ -6,7 +6,7 @@ import { PicketError } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
 import { rootPath } from '../shared/paths.js'
 import type { RuleTiming } from './detection/rules/compile.js'
-import { isLoopback } from './collector.js'
+import { isLoopback } from '../shared/hostport.js'
 import type { HttpPlugin } from './http.js'
 import { DEFAULT_LIMITS, validateLimits, type Limits } from './limits.js'
 

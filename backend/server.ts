@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { PicketError } from '../shared/errors.js'
+import { formatHostPort } from '../shared/hostport.js'
 import { createLogger, type Logger } from '../shared/logger.js'
 import { siblingModule } from '../shared/paths.js'
 import { VERSION } from '../shared/version.js'
@@ -177,7 +178,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
     const collector = new Collector({ host: o.listen.host, port: o.listen.port, allowRemote: o.allowRemote, tls: o.tls, limits: o.limits, bridge, metrics, hosts, logger })
     const bound = await collector.start()
     at(RANK.collector, async () => { await collector.close() })
-    const collectorAddress = bound.host.includes(':') ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`
+    const collectorAddress = formatHostPort(bound.host, bound.port)
 
     const health = async (): Promise<HealthReport> => {
       const b = await bridge.health(1000)
@@ -223,7 +224,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       const addr = app.server.address()
       const port = typeof addr === 'object' && addr !== null ? addr.port : o.http.port
       const host = o.http.host
-      httpInfo = { host, port, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}` }
+      httpInfo = { host, port, url: `http://${formatHostPort(host, port)}` }
     }
     if (webhook !== undefined) at(RANK.webhook, async () => { await webhook.close() })
     logger.info({ collector: collectorAddress, http: httpInfo?.url, db: o.db, workers: o.workers }, 'backend started')

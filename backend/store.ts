@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import { EventEmitter } from 'node:events'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { DROP_CAUSES, FINDING_STATES, sqlIn, TRIAGE_OCSF, TRIAGE_STATUSES, type TriageStatus } from '../shared/enums.js'
 import { PicketError } from '../shared/errors.js'
 import { SEVERITY_NAME } from '../shared/ocsf/constants.js'
 import type { DetectionFinding } from '../shared/ocsf/types.js'
@@ -14,18 +15,7 @@ import type { FindingEvent } from './detection/finding.js'
 // per-record path: the backend hands findings over in small transactions and
 // host counters once a second.
 
-export const TRIAGE_STATUSES = ['new', 'in_progress', 'resolved', 'false_positive'] as const
-export type TriageStatus = typeof TRIAGE_STATUSES[number]
-
-/** Triage status → OCSF finding status_id / status. */
-export const TRIAGE_OCSF: Record<TriageStatus, { id: number, name: string }> = {
-  new: { id: 1, name: 'New' },
-  in_progress: { id: 2, name: 'In Progress' },
-  resolved: { id: 4, name: 'Resolved' },
-  false_positive: { id: 3, name: 'Suppressed' },
-}
-
-export const DROP_CAUSES = ['kernel_reserve', 'kernel_recursion', 'slab_starvation', 'spool_eviction', 'decode_error', 'refused'] as const
+export { DROP_CAUSES, TRIAGE_OCSF, TRIAGE_STATUSES, type TriageStatus } from '../shared/enums.js'
 
 export interface StoredFinding {
   id: string
@@ -148,8 +138,8 @@ CREATE TABLE IF NOT EXISTS findings (
   technique TEXT NOT NULL,
   tactic TEXT NOT NULL,
   severity_id INTEGER NOT NULL,
-  status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'in_progress', 'resolved', 'false_positive')),
-  state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+  status TEXT NOT NULL DEFAULT 'new' ${sqlIn('status', TRIAGE_STATUSES)},
+  state TEXT NOT NULL ${sqlIn('state', FINDING_STATES)},
   host_id TEXT,
   hosts_count INTEGER NOT NULL,
   sources TEXT NOT NULL,
@@ -204,13 +194,7 @@ CREATE TABLE IF NOT EXISTS hosts (
   bytes INTEGER NOT NULL DEFAULT 0,
   records_per_sec REAL NOT NULL DEFAULT 0,
   captured_total INTEGER NOT NULL DEFAULT 0,
-  drop_kernel_reserve INTEGER NOT NULL DEFAULT 0,
-  drop_kernel_recursion INTEGER NOT NULL DEFAULT 0,
-  drop_slab_starvation INTEGER NOT NULL DEFAULT 0,
-  drop_spool_eviction INTEGER NOT NULL DEFAULT 0,
-  drop_decode_error INTEGER NOT NULL DEFAULT 0,
-  drop_refused INTEGER NOT NULL DEFAULT 0,
-  refused_batches INTEGER NOT NULL DEFAULT 0,
+${DROP_CAUSES.map(c => `  drop_${c} INTEGER NOT NULL DEFAULT 0,\n`).join('')}  refused_batches INTEGER NOT NULL DEFAULT 0,
   duplicate_batches INTEGER NOT NULL DEFAULT 0
 );
 `

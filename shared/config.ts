@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { parse as parseYaml } from 'yaml'
 import { PicketError } from './errors.js'
+import { parseHostPort, type HostPort } from './hostport.js'
+
+export { parseHostPort, type HostPort } from './hostport.js'
 
 // Options come from flags, then PICKET_* environment variables, then an
 // optional file (--config / PICKET_CONFIG, YAML or JSON), then defaults. They
@@ -25,7 +28,6 @@ export interface OptSpec {
 }
 
 export type ConfigValue = string | number | boolean | string[] | HostPort | undefined
-export interface HostPort { host: string, port: number, toString(): string }
 
 export interface ParsedConfig<T> {
   values: T
@@ -41,15 +43,6 @@ const TIME_UNITS: Record<string, number> = { ms: 1, s: 1000, '': 1000, m: 60_000
 export function envName (spec: OptSpec): string | undefined {
   if (spec.env === false) return undefined
   return spec.env ?? 'PICKET_' + spec.name.toUpperCase().replace(/-/g, '_')
-}
-
-export function parseHostPort (text: string): HostPort | undefined {
-  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:\s]+):(\d{1,5})$/.exec(text)
-  if (m === null) return undefined
-  const port = Number(m[2])
-  if (port > 65535) return undefined
-  const host = m[1]
-  return { host, port, toString: () => host.includes(':') ? `[${host}]:${port}` : `${host}:${port}` }
 }
 
 function coerce (spec: OptSpec, raw: unknown): { value?: ConfigValue, error?: string } {

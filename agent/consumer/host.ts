@@ -1,6 +1,7 @@
 import * as Comlink from 'comlink'
 import { MessageChannel, Worker } from 'node:worker_threads'
 import { siblingModule } from '../../shared/paths.js'
+import { workerScript } from '../../shared/worker-script.js'
 import { nodeEndpoint } from '../comlink-node.js'
 import type { ConsumerApi, ConsumerInit, ConsumerStats, ConsumerTuning, SlabDescriptor, SourceSpec } from '../protocol.js'
 import type { SlabPool } from '../slabs.js'
@@ -47,14 +48,9 @@ export class Consumer {
       maxRecordBytes: opts.maxRecordBytes,
       control: this.#control.port2,
     }
-    const entry = siblingModule(import.meta.url, './worker')
-    // running from TypeScript sources (tests, PICKET_TSX=1): a worker's own
-    // module loader does not know .ts, so register tsx in it first
-    const script = entry.pathname.endsWith('.ts')
-      ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(m => { m.register(); return import(${JSON.stringify(entry.href)}) })`
-      : entry
+    const { script, eval: isEval } = workerScript(siblingModule(import.meta.url, './worker'))
     this.#worker = new Worker(script, {
-      eval: typeof script === 'string',
+      eval: isEval,
       workerData: init,
       transferList: [this.#control.port2],
       name: `picket-consumer-${opts.ring}`,

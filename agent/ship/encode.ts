@@ -1,10 +1,11 @@
+import { DROP_CAUSES } from '../../shared/enums.js'
 import type { Batch, DropCounters } from '../../shared/proto/index.js'
 
 // The Batch message of shared/proto/collector.proto, encoded by hand: one
 // allocation and one copy of the records, done synchronously when the
 // shipper sends, so the records' memory can be reused as soon as the batch
 // leaves the spool cache (grpc-js may serialize a queued message later).
-// test/agent/shipper.test.ts checks it against the .proto's own codec.
+// test/agent/encode.test.ts checks it against the .proto's own codec.
 
 function varintLen (n: number): number {
   let len = 1
@@ -21,7 +22,8 @@ function writeVarint (buf: Buffer, p: number, n: number): number {
   return p
 }
 
-const DROP_FIELDS: ReadonlyArray<keyof DropCounters> = ['kernel_reserve', 'kernel_recursion', 'slab_starvation', 'spool_eviction', 'decode_error', 'refused']
+// field numbers 1.. follow DROP_CAUSES' order, as in collector.proto (test/shared/enums.test.ts)
+const DROP_FIELDS: ReadonlyArray<keyof DropCounters> = DROP_CAUSES
 
 function dropsLen (d: Partial<DropCounters>): number {
   let n = 0

@@ -2,6 +2,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
 import { PicketError } from '../../shared/errors.js'
 import type { Logger } from '../../shared/logger.js'
 import { siblingModule } from '../../shared/paths.js'
+import { workerScript } from '../../shared/worker-script.js'
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from '../detection/protocol.js'
 import type { ScanLimits } from '../detection/projector.js'
 import type { RuleTiming } from '../detection/rules/compile.js'
@@ -58,18 +59,6 @@ class Slot {
   onFatal: ((msg: string) => void) | undefined
   exited: Promise<void> = Promise.resolve()
   constructor (index: number) { this.index = index }
-}
-
-/**
- * The worker's script. From TypeScript sources (tests, PICKET_TSX=1) a
- * worker's own module loader does not know .ts (Node 20 does not carry the
- * parent's loader hooks into workers), so a small bootstrap registers tsx in
- * the worker first, resolved from here so the working directory does not matter.
- */
-function workerScript (entry: URL): { script: URL | string, eval: boolean } {
-  if (!entry.pathname.endsWith('.ts')) return { script: entry, eval: false }
-  const api = import.meta.resolve('tsx/esm/api')
-  return { script: `import(${JSON.stringify(api)}).then(m => { m.register(); return import(${JSON.stringify(entry.href)}) })`, eval: true }
 }
 
 export class WorkerPoolBridge implements Bridge {

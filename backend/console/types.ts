@@ -3,11 +3,12 @@
 // (backend/console/*.ts) and the page (backend/console/page/src/*.ts), so
 // this file must not import anything that needs Node.
 
-export const TRIAGE = ['new', 'in_progress', 'resolved', 'false_positive'] as const
-export type Triage = typeof TRIAGE[number]
+import { DROP_CAUSES, TRIAGE_STATUSES, type DropCause, type TriageStatus } from '../../shared/enums.js'
 
-export const DROP_CAUSE_NAMES = ['kernel_reserve', 'kernel_recursion', 'slab_starvation', 'spool_eviction', 'decode_error', 'refused'] as const
-export type DropCause = typeof DROP_CAUSE_NAMES[number]
+export const TRIAGE = TRIAGE_STATUSES
+export type Triage = TriageStatus
+export const DROP_CAUSE_NAMES = DROP_CAUSES
+export type { DropCause }
 
 /** One finding as the findings table shows it (GET /api/findings, SSE `finding`). */
 export interface FindingRow {

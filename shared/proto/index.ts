@@ -1,17 +1,11 @@
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
+import type { AckStatus, DropCounters } from '../enums.js'
 import { rootPath } from '../paths.js'
 
 export const PROTO_PATH = rootPath('shared', 'proto', 'collector.proto')
 
-export interface DropCounters {
-  kernel_reserve: number
-  kernel_recursion: number
-  slab_starvation: number
-  spool_eviction: number
-  decode_error: number
-  refused: number
-}
+export type { DropCounters } from '../enums.js'
 
 export interface Batch {
   host_id: string
@@ -25,8 +19,7 @@ export interface Batch {
   captured_total?: number
 }
 
-export const ACK_STATUS = { OK: 'OK', DUPLICATE: 'DUPLICATE', REFUSED: 'REFUSED', RETRY: 'RETRY' } as const
-export type AckStatus = keyof typeof ACK_STATUS
+export type { AckStatus } from '../enums.js'
 
 export interface Ack {
   host_id: string

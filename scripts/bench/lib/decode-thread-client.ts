@@ -1,4 +1,6 @@
 import { Worker } from 'node:worker_threads'
+import { siblingModule } from '../../../shared/paths.js'
+import { workerScript } from '../../../shared/worker-script.js'
 
 // Start lib/decode-thread.ts: the single-thread variants of the decode
 // benchmark (and the peer of agent-pipeline), in a worker thread with the
@@ -10,11 +12,8 @@ const DECODER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 48 }
 export interface DecodeThread { run: (name: string) => Promise<number>, info: { batchBytes: number, slabs: number, slabBytes: number }, close: () => Promise<void> }
 
 export async function startDecodeThread (records: number): Promise<DecodeThread> {
-  const url = new URL('./decode-thread' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url)
-  // from TypeScript sources the worker registers tsx first (Node 20 does not carry loader hooks into workers)
-  const w = url.pathname.endsWith('.ts')
-    ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(m => { m.register(); return import(${JSON.stringify(url.href)}) })`, { eval: true, workerData: { records }, resourceLimits: DECODER_RESOURCE_LIMITS })
-    : new Worker(url, { workerData: { records }, resourceLimits: DECODER_RESOURCE_LIMITS })
+  const { script, eval: isEval } = workerScript(siblingModule(import.meta.url, './decode-thread'))
+  const w = new Worker(script, { eval: isEval, workerData: { records }, resourceLimits: DECODER_RESOURCE_LIMITS })
   let pending: ((m: unknown) => void) | undefined
   let failed: Error | undefined
   w.on('error', err => { failed = err; pending?.(undefined) })

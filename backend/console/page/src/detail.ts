@@ -6,6 +6,7 @@ import { duration, iso, num, severityClass, statusLabel, utc, utcMs } from './fo
 import { statusBadge } from './findings.js'
 import type { Live } from './live.js'
 import { announce, banner, clearBanner, type View } from './view.js'
+import { formatHostPort } from '../../../../shared/hostport.js'
 
 // One finding: what happened (summary, ports chart, evidence records, the
 // OCSF document) and what people did about it (triage actions, history).
@@ -40,7 +41,7 @@ function endpoint (e: unknown): string {
   const ip = str(o.ip)
   const port = str(o.port)
   if (ip === '') return port !== '' ? `:${port}` : '—'
-  return port === '' ? ip : ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`
+  return port === '' ? ip : formatHostPort(ip, Number(port))
 }
 
 function dl (pairs: Array<[string, Child | Child[]]>): HTMLDListElement {
