@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then
   bash scripts/setup.sh
-elif [ ! -f dist/shared/cli/main.js ] || [ ! -d node_modules ]; then
+elif [ ! -f dist/cli/main.js ] || [ ! -d node_modules ]; then
   echo "npm start: Picket is not installed yet; run it once as root (sudo npm start) to install the system packages and build." >&2
   exit 1
 fi

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { formatHelp, parseConfig, type HostPort, type OptSpec } from '../config.js'
-import { isPicketError } from '../errors.js'
-import { createLogger } from '../logger.js'
+import { formatHelp, parseConfig, type HostPort, type OptSpec } from '../shared/config.js'
+import { isPicketError } from '../shared/errors.js'
+import { createLogger } from '../shared/logger.js'
 
 // `picket start`: agent, backend and console on this host with embedded
 // defaults. Without the privileges capture needs, the backend and console
@@ -66,7 +66,7 @@ export async function run (argv: string[]): Promise<number> {
   }
   const v = cfg.values
   const logger = createLogger('picket', { level: v['log-level'] })
-  const { startBackend } = await import('../../backend/server.js')
+  const { startBackend } = await import('../backend/server.js')
   const backend = await startBackend({
     listen: v.listen,
     http: v.console,
@@ -82,11 +82,11 @@ export async function run (argv: string[]): Promise<number> {
     `  health     ${consoleUrl}/healthz   metrics ${consoleUrl}/metrics`,
     `  data       ${v.data}/ (alert store ${join(v.data, 'picket.db')})`,
   ]
-  let agent: Awaited<ReturnType<typeof import('../../agent/index.js')['startAgent']>> | undefined
+  let agent: Awaited<ReturnType<typeof import('../agent/index.js')['startAgent']>> | undefined
   const blocker = v.capture === 'off' ? 'turned off with --capture off' : captureBlocker()
   if (blocker === undefined) {
     try {
-      const { startAgent } = await import('../../agent/index.js')
+      const { startAgent } = await import('../agent/index.js')
       agent = await startAgent({
         collector: backend.collector.address,
         dataDir: v.data,

@@ -1,7 +1,7 @@
 import { formatHelp, parseConfig } from '../shared/config.js'
 import { createLogger } from '../shared/logger.js'
-import { startAgent } from './index.js'
-import { AGENT_OPTION_SPECS, agentOptionsFromFlags } from './options.js'
+import { startAgent } from '../agent/index.js'
+import { AGENT_OPTION_SPECS, agentOptionsFromFlags } from '../agent/options.js'
 
 // `picket agent`: run the sensor until SIGINT or SIGTERM, then flush what is
 // in flight to the collector or leave it in the spool, and exit.

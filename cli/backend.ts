@@ -1,8 +1,8 @@
 import { formatHelp, parseConfig, type HostPort } from '../shared/config.js'
 import { PicketError } from '../shared/errors.js'
 import { createLogger } from '../shared/logger.js'
-import { BACKEND_OPTIONS } from './options.js'
-import { startBackend } from './server.js'
+import { BACKEND_OPTIONS } from '../backend/options.js'
+import { startBackend } from '../backend/server.js'
 
 // picket backend: collector, detection plane, alert store, outputs and the
 // HTTP server (healthz, metrics, console), until SIGINT or SIGTERM.

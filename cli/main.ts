@@ -1,4 +1,4 @@
-import { isPicketError } from '../errors.js'
+import { isPicketError } from '../shared/errors.js'
 
 // `picket <subcommand>`: each subcommand lives in its own module and is
 // loaded only when used, so `picket alerts` never loads the BPF addon.
@@ -10,12 +10,12 @@ export interface Subcommand {
 
 export const SUBCOMMANDS: Record<string, Subcommand> = {
   start: { summary: 'run agent, backend and console on this host with embedded defaults', load: async () => await import('./start.js') },
-  agent: { summary: 'run the sensor: capture, decode and ship OCSF records to a collector', load: async () => await import('../../agent/cli.js') },
-  backend: { summary: 'run the collector, detection plane, alert store and console', load: async () => await import('../../backend/cli.js') },
-  capture: { summary: 'print live OCSF records as NDJSON, like tcpdump for OCSF', load: async () => await import('../../agent/capture-cli.js') },
-  'inject-scan': { summary: 'ship deterministic scan-shaped records to a collector, as an agent would', load: async () => await import('../../scripts/injector/cli.js') },
-  alerts: { summary: 'list findings from the alert store (works while the backend is down)', load: async () => await import('../../backend/alerts-cli.js') },
-  bench: { summary: 'run the benchmarks and update BENCHMARKS.md', load: async () => await import('../../scripts/bench/cli.js') },
+  agent: { summary: 'run the sensor: capture, decode and ship OCSF records to a collector', load: async () => await import('./agent.js') },
+  backend: { summary: 'run the collector, detection plane, alert store and console', load: async () => await import('./backend.js') },
+  capture: { summary: 'print live OCSF records as NDJSON, like tcpdump for OCSF', load: async () => await import('./capture.js') },
+  'inject-scan': { summary: 'ship deterministic scan-shaped records to a collector, as an agent would', load: async () => await import('../scripts/injector/cli.js') },
+  alerts: { summary: 'list findings from the alert store (works while the backend is down)', load: async () => await import('./alerts.js') },
+  bench: { summary: 'run the benchmarks and update BENCHMARKS.md', load: async () => await import('../scripts/bench/cli.js') },
 }
 
 export function usage (): string {
@@ -33,7 +33,7 @@ export async function main (argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0
   }
   if (name === '--version' || name === '-v') {
-    const { VERSION } = await import('../version.js')
+    const { VERSION } = await import('../shared/version.js')
     process.stdout.write(VERSION + '\n')
     return 0
   }

@@ -1,6 +1,6 @@
 import { formatHelp, parseConfig, type OptSpec } from '../shared/config.js'
 import { PicketError } from '../shared/errors.js'
-import { AlertStore, TRIAGE_STATUSES, type StoredFinding, type TriageStatus } from './store.js'
+import { AlertStore, TRIAGE_STATUSES, type StoredFinding, type TriageStatus } from '../backend/store.js'
 
 // picket alerts: list findings straight from the alert store, so it works
 // while the backend is down.
