@@ -15,6 +15,8 @@ export interface NativeBpf {
   load: (h: ObjHandle) => void
   attachTracepoint: (h: ObjHandle, prog: string, category: string, name: string) => void
   mapFd: (h: ObjHandle, map: string) => number
+  mapUpdate: (h: ObjHandle, map: string, key: Uint8Array, value: Uint8Array) => void
+  mapDelete: (h: ObjHandle, map: string, key: Uint8Array) => void
   readPercpuArray: (h: ObjHandle, map: string, n: number) => number[]
   progStats: (h: ObjHandle) => Array<{ name: string, runCount: number, runTimeNs: number, recursionMisses: number, id: number }>
   close: (h: ObjHandle) => void

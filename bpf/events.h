@@ -5,8 +5,9 @@
  *
  * Rules: fixed-size little-endian structs of __u8..__u64 and fixed arrays;
  * every padding byte is a named field; every record starts with
- * struct picket_event_header. The TypeScript decoder (agent/decode/layout.ts)
- * mirrors these offsets and test/bpf/layout.test.ts proves it with
+ * struct picket_event_header. The TypeScript decoders mirror these offsets
+ * (agent/decode/layout.ts for the network records, bpf/abi-proc.ts for the
+ * process and file ones) and test/bpf/layout.test.ts proves it with
  * bpf/layout-print.c, compiled against this header.
  */
 #ifndef PICKET_EVENTS_H
@@ -22,6 +23,14 @@ enum picket_event_kind {
 	PICKET_EV_NET_STATE = 1, /* sock:inet_sock_set_state */
 	PICKET_EV_NET_RESET = 2, /* tcp:tcp_send_reset */
 	PICKET_EV_NET_ICMP = 3,  /* icmp:icmp_send */
+	PICKET_EV_PROC_EXEC = 16,   /* sched:sched_process_exec, argv from sys_enter_execve(at) */
+	PICKET_EV_PROC_FORK = 17,   /* task:task_newtask */
+	PICKET_EV_PROC_EXIT = 18,   /* sched:sched_process_exit */
+	PICKET_EV_FILE_OPEN = 32,   /* openat, openat2, open, creat with write intent */
+	PICKET_EV_FILE_UNLINK = 33, /* unlinkat, unlink, rmdir */
+	PICKET_EV_FILE_RENAME = 34, /* renameat2, renameat, rename */
+	PICKET_EV_FILE_CHMOD = 35,  /* fchmodat, fchmodat2, chmod */
+	PICKET_EV_FILE_MEMFD = 36,  /* memfd_create */
 };
 
 struct picket_event_header {
@@ -127,6 +136,228 @@ struct picket_net_config {
 	__u8 enable_reset;
 	__u8 enable_icmp;
 	__u8 pad1[5];
+};
+
+/* ---- Process and file telemetry (proc.bpf.c: PROC_EVENTS, file.bpf.c: FILE_EVENTS) ---- */
+
+/* Tracepoint records these programs read are small; each is copied whole to
+ * a stack buffer of this size before its fields are read. */
+#define PICKET_SYS_TP_MAX 64
+
+#define PICKET_PATH_MAX 256   /* bytes kept of a path, NUL included */
+#define PICKET_ARGC_MAX 20    /* exec arguments kept */
+#define PICKET_ARGS_MAX 1024  /* bytes of argv kept, the NUL after each argument included */
+#define PICKET_ARG_MAX 256    /* bytes kept of one argument, NUL included */
+
+/* Who did it, beside the header's pid/tgid/comm. */
+struct picket_task_info {
+	__u64 cgroup_id; /* bpf_get_current_cgroup_id(): the cgroup v2 inode */
+	__u32 uid;       /* real uid and gid (bpf_get_current_uid_gid) */
+	__u32 gid;
+};
+
+/* picket_exec_event.flags */
+#define PICKET_EXEC_ARGC_TRUNCATED 0x01 /* more than PICKET_ARGC_MAX arguments */
+#define PICKET_EXEC_ARGS_TRUNCATED 0x02 /* an argument was cut (PICKET_ARG_MAX), or the total (PICKET_ARGS_MAX) */
+#define PICKET_EXEC_NO_ARGS 0x04        /* argv not captured: the exec began before attach, or its entry was lost */
+#define PICKET_EXEC_ARGV_FAULT 0x08     /* reading argv from user memory failed part way */
+#define PICKET_EXEC_FILENAME_TRUNCATED 0x10
+#define PICKET_EXEC_EXECVEAT 0x20       /* the call was execveat */
+
+/*
+ * A successful exec, emitted at sched:sched_process_exec. After the exec the
+ * task is the thread-group leader: hdr.pid == hdr.tgid, hdr.comm is the new
+ * comm. Records are variable-sized: hdr.size ends after args_len bytes of
+ * args, rounded up to 8.
+ */
+struct picket_exec_event {
+	struct picket_event_header hdr;
+	struct picket_task_info task;
+	__u32 old_pid;        /* thread id that called exec: != tgid when a non-leader thread exec'd */
+	__u16 argc;           /* arguments kept in args */
+	__u16 args_len;       /* bytes of args used */
+	__u16 filename_len;   /* strlen(filename) */
+	__u16 interp_len;     /* strlen(interp); 0 without sched:sched_prepare_exec (before 6.10) */
+	__u16 flags;          /* PICKET_EXEC_* */
+	__u16 pad0;
+	__u8 filename[PICKET_PATH_MAX]; /* the path exec was given (bprm->filename; /dev/fd/N for fexecve) */
+	__u8 interp[PICKET_PATH_MAX];   /* what the kernel runs: the script's interpreter for #!, else = filename */
+	__u8 args[PICKET_ARGS_MAX];     /* argv, each argument NUL-terminated */
+};
+
+/* A new process (or, when the loader asks for threads, a new thread), at
+ * task:task_newtask: the header is the parent thread. */
+struct picket_fork_event {
+	struct picket_event_header hdr;
+	struct picket_task_info task;
+	__u64 clone_flags;
+	__u32 child_pid;   /* the new task's kernel pid (its thread id) */
+	__u32 child_tgid;  /* == child_pid for a process; the parent's tgid for a thread */
+	__u8 thread;       /* 1: CLONE_THREAD */
+	__u8 pad0[7];
+};
+
+/* How the exit status was learnt (picket_exit_event.source). */
+enum picket_exit_source {
+	PICKET_EXIT_UNKNOWN = 0,    /* e.g. the last thread called exit(), not exit_group() */
+	PICKET_EXIT_GROUP = 1,      /* syscalls:sys_enter_exit_group: exit_code holds its status & 0xff */
+	PICKET_EXIT_SIGNAL = 2,     /* a fatal signal with the default action: exit_signal */
+};
+
+/* A process ending: emitted once, by the thread that finds the group dead
+ * (or for every thread, group_dead 0, when the loader asks for threads). */
+struct picket_exit_event {
+	struct picket_event_header hdr;
+	struct picket_task_info task;
+	__u32 exit_code;
+	__u32 exit_signal;
+	__u8 source;       /* enum picket_exit_source */
+	__u8 group_dead;
+	__u8 pad0[6];
+};
+
+enum picket_proc_counter {
+	PICKET_PCNT_EXEC_MATCHED = 0,
+	PICKET_PCNT_EXEC_RESERVE_FAIL,
+	PICKET_PCNT_FORK_MATCHED,
+	PICKET_PCNT_FORK_RESERVE_FAIL,
+	PICKET_PCNT_EXIT_MATCHED,
+	PICKET_PCNT_EXIT_RESERVE_FAIL,
+	PICKET_PCNT_EXEC_NO_ARGS,   /* exec records emitted without argv */
+	PICKET_PCNT_READ_FAIL,      /* bpf_probe_read_kernel of a tracepoint record failed */
+	PICKET_PCNT_MAX,
+};
+
+/* Tracepoint field offsets for proc.bpf.c (a *_size of 0: not attached). */
+struct picket_proc_config {
+	__u16 exec_size;          /* sched:sched_process_exec */
+	__u16 exec_filename;      /*   __data_loc char[] */
+	__u16 exec_old_pid;
+	__u16 prepare_size;       /* sched:sched_prepare_exec (6.10+) */
+	__u16 prepare_interp;     /*   __data_loc char[] */
+	__u16 execve_size;        /* syscalls:sys_enter_execve */
+	__u16 execve_argv;
+	__u16 execveat_size;      /* syscalls:sys_enter_execveat */
+	__u16 execveat_argv;
+	__u16 execve_exit_size;   /* syscalls:sys_exit_execve and sys_exit_execveat */
+	__u16 execve_exit_ret;
+	__u16 newtask_size;       /* task:task_newtask */
+	__u16 newtask_pid;
+	__u16 newtask_clone_flags;
+	__u16 exit_size;          /* sched:sched_process_exit */
+	__u16 exit_group_dead;
+	__u16 exit_group_size;    /* syscalls:sys_enter_exit_group */
+	__u16 exit_group_code;
+	__u16 signal_size;        /* signal:signal_deliver */
+	__u16 signal_sig;
+	__u16 signal_handler;
+	__u16 pad0;
+	__u32 wakeup_bytes;
+	__u32 ignore_tgid;        /* drop records whose current task is in this process */
+	__u8 enable_exec;
+	__u8 enable_fork;
+	__u8 enable_exit;
+	__u8 threads;             /* also emit thread creation and thread exits, marked */
+};
+
+/* The syscalls file.bpf.c hooks: picket_file_event.syscall, and the index
+ * into picket_file_config.sys. */
+enum picket_file_syscall {
+	PICKET_FSYS_OPENAT = 0,
+	PICKET_FSYS_OPENAT2,
+	PICKET_FSYS_OPEN,         /* the legacy calls exist on x86_64, not on arm64 */
+	PICKET_FSYS_CREAT,
+	PICKET_FSYS_UNLINKAT,
+	PICKET_FSYS_UNLINK,
+	PICKET_FSYS_RMDIR,        /* an unlink record with flags AT_REMOVEDIR */
+	PICKET_FSYS_RENAMEAT2,
+	PICKET_FSYS_RENAMEAT,
+	PICKET_FSYS_RENAME,
+	PICKET_FSYS_FCHMODAT,
+	PICKET_FSYS_FCHMODAT2,    /* 6.6+ */
+	PICKET_FSYS_CHMOD,
+	PICKET_FSYS_MEMFD_CREATE,
+	PICKET_FSYS_MAX,
+};
+
+/* picket_file_event.path_flags */
+#define PICKET_FILE_PATH_TRUNCATED 0x01
+#define PICKET_FILE_PATH2_TRUNCATED 0x02
+#define PICKET_FILE_PATH_FAULT 0x04   /* a path pointer could not be read (the call likely failed with EFAULT) */
+
+#define PICKET_AT_FDCWD (-100)
+
+/*
+ * One file operation, emitted at syscall exit. Paths are as the process
+ * passed them: a relative one is relative to dirfd (AT_FDCWD: the cwd), for
+ * user space to resolve. Records are variable-sized: hdr.size ends after
+ * path (path2 for a rename) and its NUL, rounded up to 8.
+ */
+struct picket_file_event {
+	struct picket_event_header hdr;
+	struct picket_task_info task;
+	__s64 ret;           /* the syscall's return: an fd, 0, or -errno */
+	__u64 flags;         /* open flags (openat2's how.flags; creat's implied ones); unlinkat (rmdir: AT_REMOVEDIR), renameat2, fchmodat2, memfd_create flags */
+	__s32 dirfd;         /* PICKET_AT_FDCWD for calls without one */
+	__s32 dirfd2;        /* rename: the new name's dirfd */
+	__u32 mode;          /* open/creat (with O_CREAT) and chmod mode */
+	__u16 path_len;      /* strlen(path) */
+	__u16 path2_len;     /* strlen(path2): rename only */
+	__u8 syscall;        /* enum picket_file_syscall */
+	__u8 path_flags;     /* PICKET_FILE_PATH_* */
+	__u8 pad0[6];
+	__u8 path[PICKET_PATH_MAX];  /* memfd_create: the name */
+	__u8 path2[PICKET_PATH_MAX]; /* rename: the new name */
+};
+
+enum picket_file_counter {
+	PICKET_FCNT_MATCHED = 0,    /* passed every filter and should be emitted */
+	PICKET_FCNT_RESERVE_FAIL,   /* ... of which the ring had no room (dropped) */
+	PICKET_FCNT_FILTERED,       /* dropped by the path prefix rules */
+	PICKET_FCNT_PENDING_FAIL,   /* the enter handler could not park the arguments (map full) */
+	PICKET_FCNT_READ_FAIL,      /* bpf_probe_read_kernel of a tracepoint record failed */
+	PICKET_FCNT_MAX,
+};
+
+/* Offsets in one syscalls:sys_enter_* record; PICKET_OFF_ABSENT for
+ * arguments the call does not take. record_size 0: not attached. */
+struct picket_sys_tp {
+	__u16 record_size;
+	__u16 nr;        /* __syscall_nr */
+	__u16 dfd;
+	__u16 path;
+	__u16 dfd2;
+	__u16 path2;
+	__u16 flags;
+	__u16 mode;
+	__u16 how;       /* openat2: struct open_how __user * */
+	__u16 pad0;
+};
+
+/* What a path prefix rule does (FILE_PREFIXES values, path_default). */
+enum picket_path_action {
+	PICKET_PATH_EMIT = 1,
+	PICKET_PATH_DROP = 2,
+};
+
+#define PICKET_PREFIX_MAX 64
+
+/* FILE_PREFIXES key (an LPM trie): prefixlen is in bits. */
+struct picket_path_key {
+	__u32 prefixlen;
+	__u8 data[PICKET_PREFIX_MAX];
+};
+
+struct picket_file_config {
+	struct picket_sys_tp sys[PICKET_FSYS_MAX]; /* indexed by enum picket_file_syscall */
+	__u16 exit_size;     /* syscalls:sys_exit_*: one layout for all */
+	__u16 exit_nr;
+	__u16 exit_ret;
+	__u16 pad0;
+	__u32 wakeup_bytes;
+	__u32 ignore_tgid;   /* drop this process's own file operations */
+	__u8 path_default;   /* enum picket_path_action for a path no rule matches */
+	__u8 pad1[3];
 };
 
 #endif /* PICKET_EVENTS_H */

@@ -1,7 +1,5 @@
-import { release } from 'node:os'
-import { PicketError } from '../shared/errors.js'
 import { ADDR_MODE, NET_CONFIG, OFF_ABSENT, TP_LAYOUT_FIELDS, TP_LAYOUT_SIZEOF, TP_MAX, type TpLayoutField } from '../agent/decode/layout.js'
-import type { TpFormat } from './tracefs.js'
+import { need, optional, recordSize, type TpFormat } from './tracefs.js'
 
 // Turn parsed tracepoint formats into struct picket_net_config (events.h),
 // the read-only data the BPF programs read their field offsets from.
@@ -29,31 +27,8 @@ function empty (): TpLayout {
   return l
 }
 
-function need (fmt: TpFormat, field: string, sizes: number[]): number {
-  const f = fmt.fields.get(field)
-  const where = `${fmt.category}:${fmt.name}`
-  if (f === undefined) {
-    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT',
-      `tracepoint ${where} on kernel ${release()} has no field '${field}' (fields: ${[...fmt.fields.keys()].filter(k => !k.startsWith('common_')).join(', ')}); this kernel's layout is not supported yet — please report it with the format file`,
-      { tracepoint: where, field, kernel: release() })
-  }
-  if (!sizes.includes(f.size)) {
-    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT',
-      `tracepoint ${where} field '${field}' is ${f.size} bytes on kernel ${release()}, expected ${sizes.join(' or ')}`,
-      { tracepoint: where, field, kernel: release() })
-  }
-  return f.offset
-}
-
-function optional (fmt: TpFormat, field: string, sizes: number[]): number {
-  return fmt.fields.has(field) ? need(fmt, field, sizes) : OFF_ABSENT
-}
-
 function checkSize (fmt: TpFormat, l: TpLayout): TpLayout {
-  if (fmt.recordSize > TP_MAX) {
-    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT', `tracepoint ${fmt.category}:${fmt.name} records are ${fmt.recordSize} bytes on kernel ${release()}, more than the ${TP_MAX} the BPF programs copy`)
-  }
-  l.record_size = fmt.recordSize
+  l.record_size = recordSize(fmt, TP_MAX)
   return l
 }
 
@@ -86,8 +61,8 @@ export function stateLayout (fmt: TpFormat): TpLayout {
 export function resetLayout (fmt: TpFormat): TpLayout {
   const l = empty()
   l.skaddr = need(fmt, 'skaddr', [8])
-  l.oldstate = optional(fmt, 'state', [4])
-  l.reason = optional(fmt, 'reason', [4])
+  l.oldstate = optional(fmt, 'state', [4], OFF_ABSENT)
+  l.reason = optional(fmt, 'reason', [4], OFF_ABSENT)
   const saddr = fmt.fields.get('saddr')
   if (saddr !== undefined && saddr.size === 28) {
     l.addr_mode = ADDR_MODE.SOCKADDR

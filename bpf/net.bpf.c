@@ -30,6 +30,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "events.h"
+#include "picket.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -46,17 +47,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct picket_net_config cfg = {};
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* resized by the loader */
-} NET_EVENTS SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PICKET_CNT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
+PICKET_RINGBUF(NET_EVENTS, 8 << 20);
+PICKET_COUNTERS(PICKET_CNT_MAX);
 
 /* Direction and establishment time of established sockets, so CLOSE can say
  * which way the connection went and how long it lived. LRU: never full, never
@@ -76,10 +68,7 @@ struct {
 
 static __always_inline void count(__u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
-
-	if (v)
-		__sync_fetch_and_add(v, 1);
+	picket_count(&counters, idx);
 }
 
 /* Field readers over the stack copy. Offsets come from .rodata, which the
@@ -154,24 +143,12 @@ static __always_inline __u16 rd_sockaddr(const __u8 *buf, __u16 off, __u8 *addr,
 
 static __always_inline void fill_header(struct picket_net_event *e, __u16 kind)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-
-	e->hdr.kind = kind;
-	e->hdr.size = sizeof(*e);
-	e->hdr.cpu = bpf_get_smp_processor_id();
-	e->hdr.boot_ns = bpf_ktime_get_boot_ns();
-	e->hdr.pid = (__u32)id;
-	e->hdr.tgid = id >> 32;
-	bpf_get_current_comm(&e->hdr.comm, sizeof(e->hdr.comm));
+	picket_fill_header(&e->hdr, kind, sizeof(*e));
 }
 
 static __always_inline void submit(struct picket_net_event *e)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP;
-
-	if (bpf_ringbuf_query(&NET_EVENTS, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
+	bpf_ringbuf_submit(e, picket_wakeup(&NET_EVENTS, cfg.wakeup_bytes));
 }
 
 static __always_inline struct picket_net_event *reserve(__u32 matched, __u32 failed)

@@ -82,6 +82,11 @@ export function parseFormat (text: string, category = '?', name = '?'): TpFormat
   return { category, name, id, fields, recordSize, printFmt }
 }
 
+/** The format of a tracepoint, or undefined when this kernel lacks it (for hooks that are optional). */
+export function readFormatIf (tracefs: string, category: string, name: string): TpFormat | undefined {
+  return existsSync(join(tracefs, 'events', category, name, 'format')) ? readFormat(tracefs, category, name) : undefined
+}
+
 export function readFormat (tracefs: string, category: string, name: string): TpFormat {
   const path = join(tracefs, 'events', category, name, 'format')
   let text: string
@@ -93,7 +98,7 @@ export function readFormat (tracefs: string, category: string, name: string): Tp
       throw new PicketError('PICKET_ERR_BPF_PRIVILEGE', `cannot read ${path} (${code}): capture needs root, or CAP_BPF plus CAP_PERFMON with read access to tracefs`)
     }
     throw new PicketError('PICKET_ERR_TRACEPOINT_MISSING',
-      `tracepoint ${category}:${name} does not exist on kernel ${release()} (no ${path}); Picket needs it to capture network events — use a kernel that has it (Linux 5.x+ with CONFIG_TRACEPOINTS), or disable that program`,
+      `tracepoint ${category}:${name} does not exist on kernel ${release()} (no ${path}); Picket's capture needs it — use a kernel that has it (Linux 5.x+ with CONFIG_TRACEPOINTS), or disable that program`,
       { tracepoint: `${category}:${name}`, kernel: release() })
   }
   return parseFormat(text, category, name)
@@ -114,4 +119,47 @@ export function parseSymbolic (printFmt: string, field: string): Record<number, 
   const body = printFmt.slice(start, end)
   for (const m of body.matchAll(/\{\s*(-?\d+)\s*,\s*"([^"]*)"\s*\}/g)) out[Number(m[1])] = m[2]
   return out
+}
+
+// Field lookups for the layout builders: every offset a BPF program reads
+// comes through one of these, so a kernel whose format lacks a field, or
+// sizes it differently, is refused by name instead of read wrongly.
+
+export function need (fmt: TpFormat, field: string, sizes: number[]): number {
+  const f = fmt.fields.get(field)
+  const where = `${fmt.category}:${fmt.name}`
+  if (f === undefined) {
+    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT',
+      `tracepoint ${where} on kernel ${release()} has no field '${field}' (fields: ${[...fmt.fields.keys()].filter(k => !k.startsWith('common_')).join(', ')}); this kernel's layout is not supported yet — please report it with the format file`,
+      { tracepoint: where, field, kernel: release() })
+  }
+  if (!sizes.includes(f.size)) {
+    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT',
+      `tracepoint ${where} field '${field}' is ${f.size} bytes on kernel ${release()}, expected ${sizes.join(' or ')}`,
+      { tracepoint: where, field, kernel: release() })
+  }
+  return f.offset
+}
+
+export function optional (fmt: TpFormat, field: string, sizes: number[], absent: number): number {
+  return fmt.fields.has(field) ? need(fmt, field, sizes) : absent
+}
+
+/** A `__data_loc char[]` field: a u32 locating the string within the record. */
+export function needLoc (fmt: TpFormat, field: string): number {
+  const off = need(fmt, field, [4])
+  if (!fmt.fields.get(field)!.type.startsWith('__data_loc')) {
+    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT',
+      `tracepoint ${fmt.category}:${fmt.name} field '${field}' is '${fmt.fields.get(field)!.type}' on kernel ${release()}, expected a __data_loc string`,
+      { tracepoint: `${fmt.category}:${fmt.name}`, field, kernel: release() })
+  }
+  return off
+}
+
+/** The bytes a program copies of each record; refuses records larger than its stack buffer. */
+export function recordSize (fmt: TpFormat, max: number): number {
+  if (fmt.recordSize > max) {
+    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT', `tracepoint ${fmt.category}:${fmt.name} records are ${fmt.recordSize} bytes on kernel ${release()}, more than the ${max} the BPF programs copy`)
+  }
+  return fmt.recordSize
 }

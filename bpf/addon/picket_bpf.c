@@ -37,7 +37,7 @@
 #include <bpf/libbpf.h>
 #include <node_api.h>
 
-#define MAX_LINKS 16
+#define MAX_LINKS 64
 #define LOG_CAP (256 * 1024)
 
 /* ---- libbpf log capture (the verifier log arrives through here) ---- */
@@ -376,6 +376,46 @@ static napi_value js_map_fd(napi_env env, napi_callback_info info)
 	return r;
 }
 
+/* mapUpdate(handle, mapName, key, value) / mapDelete(handle, mapName, key):
+ * for maps user space fills after load (the file probe's path rules). */
+static napi_value map_op(napi_env env, napi_callback_info info, int update)
+{
+	napi_value argv[4], ab;
+	char name[128];
+	struct obj *o;
+	struct bpf_map *map;
+	napi_typedarray_type tt;
+	size_t klen, vlen = 0, bo;
+	void *key, *value = NULL;
+	int err;
+
+	if (get_args(env, info, update ? 4 : 3, argv) || !(o = get_obj(env, argv[0])) || get_string(env, argv[1], name, sizeof(name)))
+		return NULL;
+	if (napi_get_typedarray_info(env, argv[2], &tt, &klen, &key, &ab, &bo) != napi_ok || tt != napi_uint8_array)
+		return (napi_throw_type_error(env, NULL, "map: key must be a Uint8Array"), NULL);
+	if (update && (napi_get_typedarray_info(env, argv[3], &tt, &vlen, &value, &ab, &bo) != napi_ok || tt != napi_uint8_array))
+		return (napi_throw_type_error(env, NULL, "map: value must be a Uint8Array"), NULL);
+	if (!(map = find_map(env, o, name)))
+		return NULL;
+	if (klen != bpf_map__key_size(map) || (update && vlen != bpf_map__value_size(map)))
+		return throw_errno(env, "map", EINVAL, "map %s: key/value of %zu/%zu bytes, the map takes %u/%u (events.h and the loader disagree)",
+				   name, klen, vlen, bpf_map__key_size(map), bpf_map__value_size(map));
+	err = update ? bpf_map_update_elem(bpf_map__fd(map), key, value, BPF_ANY) : bpf_map_delete_elem(bpf_map__fd(map), key);
+	if (err && !(err == -ENOENT && !update))
+		return throw_errno(env, "map", errno, "map %s: %s", name, update ? "update" : "delete");
+	return NULL;
+}
+
+static napi_value js_map_update(napi_env env, napi_callback_info info)
+{
+	return map_op(env, info, 1);
+}
+
+static napi_value js_map_delete(napi_env env, napi_callback_info info)
+{
+	return map_op(env, info, 0);
+}
+
 /* readPercpuArray(handle, mapName, n): sum each of the first n u64 slots over all CPUs. */
 static napi_value js_read_percpu(napi_env env, napi_callback_info info)
 {
@@ -703,6 +743,8 @@ NAPI_MODULE_INIT()
 		{ "load", NULL, js_load, NULL, NULL, NULL, napi_default, NULL },
 		{ "attachTracepoint", NULL, js_attach_tp, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapFd", NULL, js_map_fd, NULL, NULL, NULL, napi_default, NULL },
+		{ "mapUpdate", NULL, js_map_update, NULL, NULL, NULL, napi_default, NULL },
+		{ "mapDelete", NULL, js_map_delete, NULL, NULL, NULL, napi_default, NULL },
 		{ "readPercpuArray", NULL, js_read_percpu, NULL, NULL, NULL, napi_default, NULL },
 		{ "progStats", NULL, js_prog_stats, NULL, NULL, NULL, napi_default, NULL },
 		{ "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
