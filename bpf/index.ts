@@ -9,6 +9,9 @@ import type { DrainResult, RingSource } from './types.js'
 export type { DrainResult, KernelCounters, KernelDecodeInfo, ProgramCounters, ProgStats, RingSource } from './types.js'
 export type { ProbeOptions, TracepointRef } from './object.js'
 export { kernelDrops, kernelSubmitted, NET_OBJECT_PATH, NET_PROGRAMS, NetProbe, type NetProbeOptions } from './net.js'
+export { PROC_OBJECT_PATH, PROC_TRACEPOINTS, ProcProbe, procDrops, type ProcConfig, type ProcCounters, type ProcProbeOptions } from './proc.js'
+export { DEFAULT_PATH_RULES, FILE_OBJECT_PATH, FileProbe, type FileConfig, type FileCounters, type FileProbeOptions, type PathRule } from './file.js'
+export * from './decode-proc.js'
 
 class Ring implements RingSource {
   readonly #native: NativeBpf

@@ -163,3 +163,25 @@ export function recordSize (fmt: TpFormat, max: number): number {
   }
   return fmt.recordSize
 }
+
+/** One program serves several tracepoints: the field must sit at the same place in each. */
+export function sameOffset (fmts: TpFormat[], field: string, sizes: number[]): number {
+  const offs = fmts.map(f => need(f, field, sizes))
+  if (offs.some(o => o !== offs[0])) {
+    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT',
+      `'${field}' is at different offsets in ${fmts.map((f, i) => `${f.category}:${f.name} (${offs[i]})`).join(', ')} on kernel ${release()}; one program reads them all, so this kernel is not supported yet`,
+      { field, kernel: release() })
+  }
+  return offs[0]
+}
+
+/** ...and their records must be the same size, which the program copies. */
+export function sameRecordSize (fmts: TpFormat[], max: number): number {
+  const odd = fmts.find(f => f.recordSize !== fmts[0].recordSize)
+  if (odd !== undefined) {
+    throw new PicketError('PICKET_ERR_TRACEPOINT_LAYOUT',
+      `${odd.category}:${odd.name} records are ${odd.recordSize} bytes, ${fmts[0].category}:${fmts[0].name} ${fmts[0].recordSize} on kernel ${release()}; one program reads them all, so this kernel is not supported yet`,
+      { kernel: release() })
+  }
+  return recordSize(fmts[0], max)
+}

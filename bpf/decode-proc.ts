@@ -1,0 +1,194 @@
+import {
+  EVENT_HEADER as H, EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, FILE_EVENT, FILE_KIND, FILE_SYSCALLS, FORK_EVENT, PROC_KIND, TASK_INFO,
+  type FileSyscall,
+} from './abi-proc.js'
+
+// Decoders of the process and file records (bpf/events.h) into plain
+// objects: the kernel's words, no OCSF yet. Strings the kernel copied from
+// user space are attacker-controlled: decoded lossily, never thrown on.
+
+export interface TaskInfo { cgroupId: bigint, uid: number, gid: number }
+
+export interface RecordBase {
+  kind: number
+  /** record size in bytes: the next record starts this far on */
+  size: number
+  cpu: number
+  /** CLOCK_BOOTTIME nanoseconds */
+  bootNs: bigint
+  /** kernel pid: the thread */
+  pid: number
+  /** kernel tgid: the process */
+  tgid: number
+  comm: string
+  task: TaskInfo
+}
+
+export interface ExecRecord extends RecordBase {
+  type: 'exec'
+  oldPid: number
+  filename: string
+  /** '' when the kernel has no sched_prepare_exec */
+  interp: string
+  argv: string[]
+  /** EXEC_FLAG bits */
+  flags: number
+  /** arguments or bytes were cut (EXEC_FLAG.ARGC_TRUNCATED | ARGS_TRUNCATED) */
+  truncated: boolean
+}
+
+export interface ForkRecord extends RecordBase {
+  type: 'fork'
+  cloneFlags: bigint
+  childPid: number
+  childTgid: number
+  thread: boolean
+}
+
+export interface ExitRecord extends RecordBase {
+  type: 'exit'
+  exitCode: number
+  exitSignal: number
+  /** EXIT_SOURCE */
+  source: number
+  groupDead: boolean
+}
+
+export type FileOp = 'open' | 'unlink' | 'rename' | 'chmod' | 'memfd'
+
+export interface FileRecord extends RecordBase {
+  type: FileOp
+  syscall: FileSyscall | 'unknown'
+  ret: number
+  flags: number
+  dirfd: number
+  dirfd2: number
+  mode: number
+  path: string
+  /** rename: the new name; '' otherwise */
+  path2: string
+  /** FILE_PATH_FLAG bits */
+  pathFlags: number
+}
+
+export type ProcRecord = ExecRecord | ForkRecord | ExitRecord
+
+const FILE_OPS: Record<number, FileOp> = {
+  [FILE_KIND.OPEN]: 'open', [FILE_KIND.UNLINK]: 'unlink', [FILE_KIND.RENAME]: 'rename', [FILE_KIND.CHMOD]: 'chmod', [FILE_KIND.MEMFD]: 'memfd',
+}
+
+function text (buf: Uint8Array, off: number, len: number): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + off, len).toString('utf8')
+}
+
+function cstr (buf: Uint8Array, off: number, max: number): string {
+  let end = off
+  while (end < off + max && buf[end] !== 0) end++
+  return text(buf, off, end - off)
+}
+
+function base (buf: Uint8Array, dv: DataView, p: number): RecordBase {
+  return {
+    kind: dv.getUint16(p + H.kind, true),
+    size: dv.getUint16(p + H.size, true),
+    cpu: dv.getUint32(p + H.cpu, true),
+    bootNs: dv.getBigUint64(p + H.boot_ns, true),
+    pid: dv.getUint32(p + H.pid, true),
+    tgid: dv.getUint32(p + H.tgid, true),
+    comm: cstr(buf, p + H.comm, H.COMM_LEN),
+    task: {
+      // every record's task info follows the header, at the same offset
+      cgroupId: dv.getBigUint64(p + EXEC_EVENT.task + TASK_INFO.cgroup_id, true),
+      uid: dv.getUint32(p + EXEC_EVENT.task + TASK_INFO.uid, true),
+      gid: dv.getUint32(p + EXEC_EVENT.task + TASK_INFO.gid, true),
+    },
+  }
+}
+
+/** argc NUL-terminated strings in len bytes */
+function argvAt (buf: Uint8Array, off: number, len: number, argc: number): string[] {
+  const out: string[] = []
+  let p = off
+  const end = off + len
+  while (out.length < argc && p < end) {
+    let q = p
+    while (q < end && buf[q] !== 0) q++
+    out.push(text(buf, p, q - p))
+    p = q + 1
+  }
+  return out
+}
+
+/** Offsets of the back-to-back records in buf[offset, offset + length). */
+export function * recordOffsets (buf: Uint8Array, offset: number, length: number): Generator<number> {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const end = offset + length
+  for (let p = offset; p + H.SIZEOF <= end;) {
+    const size = dv.getUint16(p + H.size, true)
+    if (size < H.SIZEOF || p + size > end) throw new Error(`record at ${p} has size ${size}: the slab is corrupt`)
+    yield p
+    p += size
+  }
+}
+
+/** A PROC_EVENTS record at p, or undefined for a kind this decoder does not know. */
+export function decodeProcRecord (buf: Uint8Array, p: number): ProcRecord | undefined {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const b = base(buf, dv, p)
+  switch (b.kind) {
+    case PROC_KIND.EXEC: {
+      const flags = dv.getUint16(p + EXEC_EVENT.flags, true)
+      return {
+        ...b,
+        type: 'exec',
+        oldPid: dv.getUint32(p + EXEC_EVENT.old_pid, true),
+        filename: text(buf, p + EXEC_EVENT.filename, dv.getUint16(p + EXEC_EVENT.filename_len, true)),
+        interp: text(buf, p + EXEC_EVENT.interp, dv.getUint16(p + EXEC_EVENT.interp_len, true)),
+        argv: argvAt(buf, p + EXEC_EVENT.args, dv.getUint16(p + EXEC_EVENT.args_len, true), dv.getUint16(p + EXEC_EVENT.argc, true)),
+        flags,
+        truncated: (flags & (EXEC_FLAG.ARGC_TRUNCATED | EXEC_FLAG.ARGS_TRUNCATED)) !== 0,
+      }
+    }
+    case PROC_KIND.FORK:
+      return {
+        ...b,
+        type: 'fork',
+        cloneFlags: dv.getBigUint64(p + FORK_EVENT.clone_flags, true),
+        childPid: dv.getUint32(p + FORK_EVENT.child_pid, true),
+        childTgid: dv.getUint32(p + FORK_EVENT.child_tgid, true),
+        thread: buf[p + FORK_EVENT.thread] !== 0,
+      }
+    case PROC_KIND.EXIT:
+      return {
+        ...b,
+        type: 'exit',
+        exitCode: dv.getUint32(p + EXIT_EVENT.exit_code, true),
+        exitSignal: dv.getUint32(p + EXIT_EVENT.exit_signal, true),
+        source: buf[p + EXIT_EVENT.source],
+        groupDead: buf[p + EXIT_EVENT.group_dead] !== 0,
+      }
+    default:
+      return undefined
+  }
+}
+
+/** A FILE_EVENTS record at p, or undefined for a kind this decoder does not know. */
+export function decodeFileRecord (buf: Uint8Array, p: number): FileRecord | undefined {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const b = base(buf, dv, p)
+  const type = FILE_OPS[b.kind]
+  if (type === undefined) return undefined
+  return {
+    ...b,
+    type,
+    syscall: FILE_SYSCALLS[buf[p + FILE_EVENT.syscall]] ?? 'unknown',
+    ret: Number(dv.getBigInt64(p + FILE_EVENT.ret, true)),
+    flags: Number(dv.getBigUint64(p + FILE_EVENT.flags, true)),
+    dirfd: dv.getInt32(p + FILE_EVENT.dirfd, true),
+    dirfd2: dv.getInt32(p + FILE_EVENT.dirfd2, true),
+    mode: dv.getUint32(p + FILE_EVENT.mode, true),
+    path: text(buf, p + FILE_EVENT.path, dv.getUint16(p + FILE_EVENT.path_len, true)),
+    path2: type === 'rename' ? text(buf, p + FILE_EVENT.path2, dv.getUint16(p + FILE_EVENT.path2_len, true)) : '',
+    pathFlags: buf[p + FILE_EVENT.path_flags],
+  }
+}
