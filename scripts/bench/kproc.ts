@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,7 +17,7 @@ import { fmt, machine, median, table } from './lib/report.js'
 // themselves), and with ProcProbe and FileProbe attached and drained,
 // interleaved run by run so the machine's noise hits all three alike.
 //
-//   flock /tmp/picket-kernel.lock npx tsx scripts/bench/kproc.ts [--runs 5] [--execs 5000] [--opens 200000]
+//   flock /tmp/picket-kernel.lock npx tsx scripts/bench/kproc.ts [--runs 5] [--execs 2000] [--opens 50000] [--dir /dev/shm]
 
 const BUILD = rootPath('scripts', 'bench', 'build')
 const KSTORM = join(BUILD, 'kstorm')
@@ -70,11 +70,20 @@ async function storm (s: Storm, n: { execs: number, opens: number }, dir: string
 }
 
 export async function main (argv = process.argv.slice(2)): Promise<string> {
-  const { values } = parseArgs({ args: argv, options: { runs: { type: 'string', default: '5' }, execs: { type: 'string', default: '5000' }, opens: { type: 'string', default: '200000' } } })
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      runs: { type: 'string', default: '5' },
+      execs: { type: 'string', default: '2000' },
+      opens: { type: 'string', default: '50000' },
+      // tmpfs by default: a disk's own cost would only dilute the probes'
+      dir: { type: 'string', default: existsSync('/dev/shm') ? '/dev/shm' : tmpdir() },
+    },
+  })
   const runs = Number(values.runs)
   const n = { execs: Number(values.execs), opens: Number(values.opens) }
   build()
-  const dir = mkdtempSync(join(tmpdir(), 'picket-kproc-'))
+  const dir = mkdtempSync(join(values.dir, 'picket-kproc-'))
   writeFileSync(join(dir, 'r'), 'x')
   const modes: Mode[] = ['none', 'floor', 'probes']
   const storms: Storm[] = ['exec', 'write', 'read']
