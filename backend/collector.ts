@@ -5,8 +5,9 @@ import type { Logger } from '../shared/logger.js'
 import { formatHostPort, isLoopback } from '../shared/hostport.js'
 import { collectorService, type Ack, type AckStatus, type Batch } from '../shared/proto/index.js'
 import type { Bridge, SubmitResult } from './bridge/types.js'
+import type { DetectionRefusalReason } from './detection/protocol.js'
 import type { HostTracker } from './hosts.js'
-import type { Limits, RefusalReason } from './limits.js'
+import { ackLimit, type Limits, type RefusalReason } from './limits.js'
 import type { Metrics } from './metrics.js'
 
 // The gRPC Ship server. Per batch: host id present, well-formed and the same
@@ -38,6 +39,17 @@ export interface CollectorOptions {
 
 const S = grpc.status
 const HOST_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$/
+
+/** Each reason the detection plane refuses a batch for: its gRPC status, and the reason it is counted under. */
+const DETECTION_REFUSALS: Readonly<Record<DetectionRefusalReason, { code: grpc.status, reason: RefusalReason }>> = {
+  max_records: { code: S.RESOURCE_EXHAUSTED, reason: 'max_records' },
+  max_string_bytes: { code: S.INVALID_ARGUMENT, reason: 'max_string_bytes' },
+  max_depth: { code: S.INVALID_ARGUMENT, reason: 'max_depth' },
+  decode: { code: S.INVALID_ARGUMENT, reason: 'decode' },
+  host_id: { code: S.PERMISSION_DENIED, reason: 'host_id' },
+  // the worker failed on a batch it could read no further: counted with the undecodable ones
+  internal: { code: S.INTERNAL, reason: 'decode' },
+}
 
 /**
  * May we detach `records.buffer`? grpc-js (1.14, stream-decoder.ts) gathers
@@ -147,15 +159,12 @@ export class Collector {
       if (ended && inFlight === 0 && !closed) { finish(); call.end() }
     }
     const refuse = (b: Batch, reason: RefusalReason, error: ErrorCode, code: grpc.status, message: string, skip: boolean): void => {
-      m.refusals.inc({ limit: reason })
       m.batches.inc({ status: 'REFUSED' })
       if (streamHost !== undefined && b.host_id === streamHost) {
         o.hosts.note(b.host_id, { records: 0, bytes: b.records?.byteLength ?? 0 }, 'REFUSED', Date.now())
         if (skip) o.bridge.skip(b.host_id, b.seq)
       }
-      o.logger.warn({ host: b.host_id?.slice(0, 256), seq: b.seq, limit: reason, peer }, message)
-      const isLimit = reason.startsWith('max_')
-      write({ host_id: b.host_id ?? '', seq: b.seq ?? 0, status: 'REFUSED', code, error, message, limit: isLimit ? reason : '' })
+      this.#refused(b, reason, error, code, message, write, peer)
     }
 
     call.on('data', (b: Batch) => {
@@ -241,10 +250,8 @@ export class Collector {
         break
       case 'refused': {
         status = 'REFUSED'
-        const reason: RefusalReason = r.limit !== '' ? r.limit as RefusalReason : r.error === 'PICKET_ERR_HOST_ID' ? 'host_id' : 'decode'
-        m.refusals.inc({ limit: reason })
-        o.logger.warn({ host: b.host_id, seq: b.seq, limit: reason, peer }, r.message)
-        write({ host_id: b.host_id, seq: b.seq, status, code: r.code, error: r.error, message: r.message, limit: r.limit })
+        const { code, reason } = DETECTION_REFUSALS[r.reason]
+        this.#refused(b, reason, r.error, code, r.message, write, peer)
         break
       }
       case 'retry':
@@ -262,6 +269,13 @@ export class Collector {
       capturedTotal: b.captured_total,
       drops: b.drops,
     }, status, now)
+  }
+
+  /** Count, log and answer a refused batch. */
+  #refused (b: Batch, reason: RefusalReason, error: ErrorCode, code: grpc.status, message: string, write: (a: Ack) => void, peer: string): void {
+    this.#o.metrics.refusals.inc({ limit: reason })
+    this.#o.logger.warn({ host: b.host_id?.slice(0, 256), seq: b.seq, limit: reason, peer }, message)
+    write({ host_id: b.host_id ?? '', seq: b.seq ?? 0, status: 'REFUSED', code, error, message, limit: ackLimit(reason) })
   }
 
   /** Stop accepting streams; give open streams `graceMs` to finish, then cut them. */

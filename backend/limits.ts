@@ -27,6 +27,11 @@ export type LimitName = typeof LIMIT_NAMES[number]
 export const REFUSAL_REASONS = [...LIMIT_NAMES, 'host_id', 'seq', 'decode'] as const
 export type RefusalReason = typeof REFUSAL_REASONS[number]
 
+/** The Ack's `limit`: the limit's name, or '' for a refusal that is not about a limit. */
+export function ackLimit (reason: RefusalReason): LimitName | '' {
+  return (LIMIT_NAMES as readonly string[]).includes(reason) ? reason as LimitName : ''
+}
+
 export function validateLimits (l: Limits): string[] {
   const errors: string[] = []
   if (!Number.isInteger(l.maxBatchBytes) || l.maxBatchBytes < 1024) errors.push('limits.maxBatchBytes must be an integer of at least 1024')

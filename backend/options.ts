@@ -43,6 +43,8 @@ export interface BackendOptions {
   tickMs?: number
   /** how often a fleet sighting is refreshed, ms (default 1000) */
   fleetRefreshMs?: number
+  /** the detection worker module (default backend/detection/worker); tests pass a wrapper */
+  detectionWorker?: URL
 }
 
 export interface ResolvedOptions {
@@ -61,6 +63,7 @@ export interface ResolvedOptions {
   console: 'auto' | false | HttpPlugin
   tickMs: number
   fleetRefreshMs: number
+  detectionWorker: URL | undefined
 }
 
 function hp (v: string | HostPort, name: string, errors: string[]): HostPort | undefined {
@@ -94,6 +97,7 @@ export function resolveOptions (o: BackendOptions): ResolvedOptions {
   const fleetRefreshMs = o.fleetRefreshMs ?? 1000
   if (!(tickMs >= 10)) errors.push('tickMs must be at least 10')
   if (!(fleetRefreshMs >= 10)) errors.push('fleetRefreshMs must be at least 10')
+  if (o.detectionWorker !== undefined && !(o.detectionWorker instanceof URL)) errors.push('detectionWorker must be a URL of a module')
   if (errors.length > 0 || listen === undefined) throw new PicketError('PICKET_ERR_CONFIG', errors.join('\n'), { errors })
   if (http !== undefined && !isLoopback(http.host) && (o.httpToken === undefined || o.httpToken === '')) {
     throw new PicketError('PICKET_ERR_CONSOLE_TOKEN', `the HTTP server (console, /metrics, /healthz) would listen on ${http.toString()} without an access token; ` +
@@ -117,6 +121,7 @@ export function resolveOptions (o: BackendOptions): ResolvedOptions {
     console: o.console ?? 'auto',
     tickMs,
     fleetRefreshMs,
+    detectionWorker: o.detectionWorker,
   })
 }
 

@@ -9,9 +9,8 @@ import { VERSION } from '../shared/version.js'
 import { WorkerPoolBridge } from './bridge/pool.js'
 import type { Bridge } from './bridge/types.js'
 import { Collector } from './collector.js'
-import type { HostSummary } from './detection/engine.js'
 import { FleetStage } from './detection/fleet.js'
-import type { WorkerStats } from './detection/protocol.js'
+import type { HostSummary, WorkerStats } from './detection/protocol.js'
 import { compileRuleSet, type RuleSet } from './detection/rules/compile.js'
 import { loadRuleDir } from './detection/rules/load.js'
 import { FindingPipeline } from './findings.js'
@@ -132,6 +131,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       logger,
       tickMs: o.tickMs,
       fleetRefreshMs: o.fleetRefreshMs,
+      workerScript: o.detectionWorker,
     })
     await bridge.start()
     at(RANK.bridge, async () => {

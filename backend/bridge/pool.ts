@@ -31,6 +31,8 @@ export interface PoolOptions {
   startTimeoutMs?: number
   /** restart a worker that dies (default true) */
   restart?: boolean
+  /** the detection worker module (default backend/detection/worker); tests pass a wrapper */
+  workerScript?: URL
 }
 
 /** FNV-1a over the UTF-16 code units of the host id, mod `workers`. */
@@ -66,12 +68,19 @@ export class WorkerPoolBridge implements Bridge {
   readonly #o: Required<PoolOptions>
   readonly #slots: Slot[]
   readonly #route = new Map<string, number>()
-  readonly #url = siblingModule(import.meta.url, '../detection/worker')
   #nextId = 0
   #closing = false
 
   constructor (opts: PoolOptions) {
-    this.#o = { tickMs: 250, fleetRefreshMs: 1000, maxQueuedBytes: 256 * 1024 * 1024, startTimeoutMs: 20_000, restart: true, ...opts }
+    this.#o = {
+      tickMs: 250,
+      fleetRefreshMs: 1000,
+      maxQueuedBytes: 256 * 1024 * 1024,
+      startTimeoutMs: 20_000,
+      restart: true,
+      ...opts,
+      workerScript: opts.workerScript ?? siblingModule(import.meta.url, '../detection/worker'),
+    }
     this.#slots = Array.from({ length: opts.workers }, (_, i) => new Slot(i))
   }
 
@@ -108,9 +117,8 @@ export class WorkerPoolBridge implements Bridge {
       tickMs: this.#o.tickMs,
       fleetRefreshMs: this.#o.fleetRefreshMs,
       port: port2,
-      generation: slot.restarts,
     }
-    const { script, eval: isEval } = workerScript(this.#url)
+    const { script, eval: isEval } = workerScript(this.#o.workerScript)
     const worker = new Worker(script, {
       eval: isEval,
       workerData: init,

@@ -1,7 +1,5 @@
-import type { ErrorCode } from '../../shared/errors.js'
-import type { FleetDelta, HostSummary } from '../detection/engine.js'
 import type { FindingEvent } from '../detection/finding.js'
-import type { WorkerStats } from '../detection/protocol.js'
+import type { BatchOutcome, FleetDelta, HostSummary, WorkerStats } from '../detection/protocol.js'
 
 // The one interface between the collector and the detection plane. The
 // in-process worker pool (pool.ts) is the first implementation; a NATS
@@ -24,9 +22,7 @@ export interface BridgeBatch {
 }
 
 export type SubmitResult =
-  | { status: 'accepted', records: number }
-  | { status: 'duplicate' }
-  | { status: 'refused', error: ErrorCode, code: number, limit: string, message: string }
+  | BatchOutcome
   /** not accepted now; the agent keeps the batch and resends it */
   | { status: 'retry', message: string }
 

@@ -1,4 +1,4 @@
-import type { FleetDelta } from './engine.js'
+import type { FleetDelta } from './protocol.js'
 import { buildFinding, type FindingEvent } from './finding.js'
 import { EVIDENCE_FIRST, Incident, type Ev, type ValStat } from './incident.js'
 import type { CorrelationSpec, RuleSet } from './rules/compile.js'

@@ -1,12 +1,79 @@
-// The messages between the bridge (main thread) and a detection worker,
-// declared once and imported by both sides. The worker never imports the pool.
+// The messages of the detection plane, declared once: between the bridge
+// (main thread) and a detection worker, and between a worker's engine and
+// whoever drives it. The worker never imports the pool, and neither side
+// imports engine.ts for a type.
 
 import type { MessagePort } from 'node:worker_threads'
-import type { BatchOutcome, EngineStats, FleetDelta, HostSummary } from './engine.js'
+import type { ErrorCode } from '../../shared/errors.js'
 import type { FindingEvent } from './finding.js'
-import type { ScanLimits } from './projector.js'
+import type { Ev } from './incident.js'
+import type { ScanLimitName, ScanLimits } from './projector.js'
 import type { RuleTiming } from './rules/compile.js'
 import type { SigmaDoc } from './rules/types.js'
+
+/** One batch of one host, as the engine takes it. */
+export interface BatchInput {
+  hostId: string
+  hostname?: string
+  seq: number
+  count: number
+  bytes: Uint8Array
+  /** wall time the collector received the batch */
+  recvAt: number
+}
+
+/**
+ * Why the detection plane refused a batch: a limit its scan enforces, bytes
+ * that are not a batch of records, a record of another host, or a failure
+ * inside the worker. The collector turns the reason into a gRPC status.
+ */
+export type DetectionRefusalReason = ScanLimitName | 'decode' | 'host_id' | 'internal'
+
+export interface Refusal { status: 'refused', reason: DetectionRefusalReason, error: ErrorCode, message: string }
+
+/** What became of a batch the detection plane ran. */
+export type BatchOutcome =
+  | { status: 'accepted', records: number }
+  | { status: 'duplicate' }
+  | Refusal
+
+/** A (group, value) sighting the fleet stage aggregates across workers. */
+export interface FleetDelta {
+  rule: number
+  group: Array<string | number>
+  value: string | number
+  host: string
+  hostname: string | undefined
+  first: number
+  last: number
+  count: number
+  /** the first record, sent with the first report of the pair */
+  ev: Ev | undefined
+  recvAt: number
+}
+
+export interface HostSummary {
+  hostId: string
+  lastSeq: number
+  records: number
+  batches: number
+  duplicates: number
+  refused: number
+  gapsSkipped: number
+}
+
+export interface EngineStats {
+  hosts: number
+  batches: number
+  records: number
+  matched: number
+  duplicates: number
+  refused: number
+  openIncidents: number
+  groups: number
+  stateOverflow: number
+  findings: number
+}
 
 export interface WorkerInit {
   index: number
@@ -21,8 +88,6 @@ export interface WorkerInit {
   fleetRefreshMs: number
   /** the worker's end of its MessageChannel; everything travels over it */
   port: MessagePort
-  /** how many times this worker slot was restarted before this start */
-  generation: number
 }
 
 export type ToWorker =

@@ -1,7 +1,8 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { workerData } from 'node:worker_threads'
-import { DetectionEngine, type BatchOutcome } from './engine.js'
-import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './protocol.js'
+import { internalRefusal } from './admission.js'
+import { DetectionEngine } from './engine.js'
+import type { BatchOutcome, FromWorker, ToWorker, WorkerInit, WorkerStats } from './protocol.js'
 import { compileRuleSet } from './rules/compile.js'
 
 // Detection worker entry: owns the actors of the hosts routed to it.
@@ -33,20 +34,9 @@ function stats (): WorkerStats {
   return s
 }
 
-// Test hook: the first worker of a slot dies on the first batch of this host,
-// as an out-of-memory abort would, so tests can show that its batches in
-// flight are answered RETRY and the slot restarts. Only in the first
-// generation, so the resent batch is accepted.
-const CRASH_HOST = process.env.PICKET_TEST_DETECTION_CRASH_HOST
-const crashOn = CRASH_HOST !== undefined && CRASH_HOST !== '' && init.generation === 0 ? CRASH_HOST : undefined
-
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'batch': {
-      if (m.hostId === crashOn) {
-        setImmediate(() => { throw new Error(`detection worker ${init.index} crashed on purpose (PICKET_TEST_DETECTION_CRASH_HOST=${crashOn})`) })
-        return
-      }
       const t0 = performance.now()
       const now = Date.now()
       let outcome: BatchOutcome
@@ -55,10 +45,7 @@ port.on('message', (m: ToWorker) => {
       } catch (err) {
         // a bug must not turn one batch into a crash loop (the agent would
         // resend it to every restarted worker): refuse it and keep going
-        outcome = {
-          status: 'refused', error: 'PICKET_ERR_DECODE', code: 13, limit: '',
-          message: `detection worker ${init.index} failed on this batch (${(err as Error).message}); it was refused and not counted. This is a Picket bug: please report it with the log line`,
-        }
+        outcome = internalRefusal(init.index, err as Error)
         internalErrors++
       }
       const out = engine.drain()
