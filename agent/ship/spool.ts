@@ -2,7 +2,7 @@ import { closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSy
 import { join } from 'node:path'
 import { PicketError } from '../../shared/errors.js'
 import type { Logger } from '../../shared/logger.js'
-import { crc32 } from './crc32.js'
+import { crc32 } from '../crc32.js'
 
 // The disk spool: every batch is written here, with its sequence number,
 // before it is sent, and stays until the collector acks it.
