@@ -1,8 +1,25 @@
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import type { SourceInfo } from '../shared/ocsf/network.js'
+import { VERSION } from '../shared/version.js'
 
-// Host identity: the agent and `picket capture` share defaultHostId
-// (source-info.ts): --host-id, else /etc/machine-id, else the hostname.
-export { defaultHostId } from './source-info.js'
+// Host identity, shared by the agent and `picket capture`: --host-id, else
+// /etc/machine-id, else the hostname.
+
+/** The host id an agent reports under: --host-id, else /etc/machine-id, else the hostname. */
+export function defaultHostId (): string {
+  try {
+    const id = readFileSync('/etc/machine-id', 'utf8').trim()
+    if (/^[0-9a-f]{32}$/.test(id)) return id
+  } catch {}
+  return hostname()
+}
+
+/** Who the records come from: the host id (default: defaultHostId()), this host's name, this version. */
+export function sourceInfo (hostId?: string): SourceInfo {
+  return { hostId: hostId ?? defaultHostId(), hostname: hostname(), agentVersion: VERSION }
+}
 
 /** A folder name for a host id: itself when it is tame, else a readable prefix and a hash. */
 export function hostDirName (hostId: string): string {

@@ -5,9 +5,9 @@
  *
  * Rules: fixed-size little-endian structs of __u8..__u64 and fixed arrays;
  * every padding byte is a named field; every record starts with
- * struct picket_event_header. The TypeScript decoder (agent/decode/layout.ts)
- * mirrors these offsets and test/bpf/layout.test.ts proves it with
- * bpf/layout-print.c, compiled against this header.
+ * struct picket_event_header. Its TypeScript mirror is bpf/abi.ts (the
+ * record codec built on it: bpf/records.ts); test/bpf/layout.test.ts checks
+ * the mirror against bpf/layout-print.c, compiled against this header.
  */
 #ifndef PICKET_EVENTS_H
 #define PICKET_EVENTS_H

@@ -1,5 +1,5 @@
 // Prints sizeof/offsetof of every struct in events.h as JSON, so a test can
-// compare them with the TypeScript decoder (agent/decode/layout.ts).
+// compare them with the TypeScript mirror (bpf/abi.ts).
 #include <stddef.h>
 #include <stdio.h>
 #include "events.h"

@@ -3,8 +3,8 @@ import { bootToWallNs, kernelDrops, NetProbe, openRing } from '../bpf/index.js'
 import { formatHelp, parseConfig, type OptSpec } from '../shared/config.js'
 import { makeDevice, makeMetadata } from '../shared/ocsf/network.js'
 import type { NetworkActivity } from '../shared/ocsf/types.js'
-import { decodeNetRecords, type DecodeContext } from '../agent/decode/net.js'
-import { sourceInfo } from '../agent/source-info.js'
+import { decodeNetRecords, type DecodeContext } from '../agent/normalize/net.js'
+import { sourceInfo } from '../agent/host-id.js'
 
 // picket capture: tcpdump for OCSF. Loads the network probe, drains the ring
 // on a short timer and prints one OCSF record per line on stdout; a summary

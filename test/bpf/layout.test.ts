@@ -3,13 +3,13 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { COUNTER, HEADER, KDIR, KIND, NET_CONFIG, NET_EVENT, OFF_ABSENT, RST_REASON_UNKNOWN, TP_LAYOUT_FIELDS, TP_LAYOUT_SIZEOF, TP_MAX, ADDR_MODE } from '../../agent/decode/layout.js'
+import { COUNTER, HEADER, KDIR, KIND, NET_CONFIG, NET_EVENT, OFF_ABSENT, RST_REASON_UNKNOWN, TP_LAYOUT_FIELDS, TP_LAYOUT_SIZEOF, TP_MAX, ADDR_MODE } from '../../bpf/abi.js'
 import { rootPath } from '../../shared/paths.js'
 import { hasCommand, IN_CI } from '../helpers/env.js'
 
-// The TypeScript decoder and the C header must not drift apart silently:
+// The TypeScript mirror and the C header must not drift apart silently:
 // compile bpf/layout-print.c against bpf/events.h now and compare every
-// offset and size with agent/decode/layout.ts.
+// offset and size with bpf/abi.ts.
 
 t.test('decoder offsets match events.h as compiled by the C compiler', async t => {
   if (!hasCommand('cc')) {

@@ -12,6 +12,8 @@ import type { DecodeOutput, DecoderWorkerData, DecodeTask } from '../protocol.js
 export interface DecoderPoolOptions {
   threads: number
   workerData: DecoderWorkerData
+  /** the decoder worker module (default ./worker); tests pass a wrapper */
+  worker?: URL
   maxAttempts?: number
   /** called when a task is retried after its worker failed */
   onRetry?: (err: Error, attempt: number) => void
@@ -28,7 +30,7 @@ export class DecoderPool {
   constructor (opts: DecoderPoolOptions) {
     this.#maxAttempts = opts.maxAttempts ?? 3
     this.#onRetry = opts.onRetry
-    const filename = siblingModule(import.meta.url, './worker')
+    const filename = opts.worker ?? siblingModule(import.meta.url, './worker')
     // running from TypeScript sources: piscina's workers import the task
     // module after start-up, so tsx preloaded in them handles .ts
     const tsx = filename.pathname.endsWith('.ts') && !process.execArgv.some(a => a.includes('tsx'))

@@ -1,10 +1,10 @@
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina'
 import { makeDevice, makeMetadata } from '../../shared/ocsf/network.js'
 import type { NetworkActivity } from '../../shared/ocsf/types.js'
-import { decodeNetRecords, type DecodeContext } from '../decode/net.js'
-import { MsgpackWriter } from '../decode/pack.js'
-import { packNetBatch } from '../decode/pack-net.js'
-import { crc32 } from '../ship/crc32.js'
+import { decodeNetRecords, type DecodeContext } from '../normalize/net.js'
+import { MsgpackWriter } from '../normalize/pack.js'
+import { packNetBatch } from '../normalize/pack-net.js'
+import { crc32 } from '../crc32.js'
 import type { DecodedBatch, DecodeOutput, DecoderWorkerData, DecodeTask } from '../protocol.js'
 
 // A decoder worker (piscina): one task = one slab. Raw records → OCSF
@@ -19,7 +19,6 @@ const metadata = makeMetadata(data.source)
 const device = makeDevice(data.source)
 const writer = new MsgpackWriter(4 << 20)
 writer.constants([metadata, device])
-const crashCounter = data.crash !== undefined ? new Int32Array(data.crash.counter) : undefined
 const out: NetworkActivity[] = []
 
 /** The output buffer of the current task and how much of it is used. */
@@ -77,10 +76,6 @@ export default function decode (task: DecodeTask): unknown {
   // trickle of tiny batches does not pin multi-MiB buffers in the spool cache
   const buffer = (outLen * 4 < outBuf.length ? outBuf.slice(0, outLen).buffer : outBuf.buffer) as ArrayBuffer
   outBuf = new Uint8Array(0)
-  if (crashCounter !== undefined && data.crash !== undefined && Atomics.add(crashCounter, 0, 1) + 1 === data.crash.onTask) {
-    // test hook: die with the slab decoded but not delivered
-    process.exit(70)
-  }
   // every raw record becomes one OCSF record or counts as a decode error
   // (malformed, an unknown family, or lost behind a broken frame)
   const output: DecodeOutput = { buffer, batches, records: decoded, errors: Math.max(0, task.records - decoded), generic }

@@ -1,8 +1,8 @@
+import { AF_INET, AF_INET6, HEADER, KDIR, KIND, NET_EVENT, RST_REASON_UNKNOWN, TCP, TCP_STATE_NAME } from '../../bpf/abi.js'
 import { DIRECTION, NET_ACTIVITY } from '../../shared/ocsf/constants.js'
 import { makeNetworkActivity, type NetFields } from '../../shared/ocsf/network.js'
 import type { NetworkActivity, OcsfDevice, OcsfMetadata } from '../../shared/ocsf/types.js'
 import { ipv4At, ipv6At } from './ip.js'
-import { AF_INET, AF_INET6, HEADER, KDIR, KIND, NET_EVENT, RST_REASON_UNKNOWN, TCP, TCP_STATE_NAME } from './layout.js'
 
 // Raw NET_EVENTS records → OCSF network_activity, following the mapping in
 // DESIGN.md:

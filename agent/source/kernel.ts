@@ -1,20 +1,16 @@
-import type { NetProbe } from '../bpf/index.js'
-import type { KernelCounters, ProgStats } from '../bpf/types.js'
-import { siblingModule } from '../shared/paths.js'
+import type { KernelCounters, ProgStats } from '../../bpf/types.js'
+import { siblingModule } from '../../shared/paths.js'
 
 // The agent loads bpf/index.ts only when it captures from the kernel (a
 // dynamic import), so the synthetic source and its tests never load the
 // native addon.
 
-export type { NetProbeOptions } from '../bpf/index.js'
+export type { NetProbeOptions } from '../../bpf/index.js'
 
-/** The part of NetProbe the agent uses. */
-export type NetProbeLike = Pick<NetProbe, 'ringFd' | 'decodeInfo' | 'counters' | 'progStats' | 'close'>
-
-export type BpfModule = typeof import('../bpf/index.js')
+export type BpfModule = typeof import('../../bpf/index.js')
 
 export async function loadBpf (): Promise<BpfModule> {
-  return await import(siblingModule(import.meta.url, '../bpf/index').href) as BpfModule
+  return await import(siblingModule(import.meta.url, '../../bpf/index').href) as BpfModule
 }
 
 /** Sum of reservation failures over the programs. */

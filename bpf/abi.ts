@@ -1,4 +1,5 @@
-// Byte offsets of the records in bpf/events.h. test/bpf/layout.test.ts
+// The kernel ABI in TypeScript: the mirror of bpf/events.h (record offsets,
+// kinds, counters, the loader's read-only configuration). test/bpf/layout.test.ts
 // compiles bpf/layout-print.c against events.h and checks every number here.
 
 export const HEADER = {
