@@ -14,6 +14,16 @@ export function dropColumn (cause: DropCause): `drop_${DropCause}` {
   return `drop_${cause}`
 }
 
+/** A finding's hosts or sources: one row per (finding, value), searchable by value. */
+function findingLinks (table: string, col: string, index: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${table} (
+  finding_id TEXT NOT NULL REFERENCES findings (id) ON DELETE CASCADE,
+  ${col} TEXT NOT NULL,
+  PRIMARY KEY (finding_id, ${col})
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ${index} ON ${table} (${col});`
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (
@@ -45,18 +55,8 @@ CREATE INDEX IF NOT EXISTS findings_last_seen ON findings (last_seen DESC, id DE
 CREATE INDEX IF NOT EXISTS findings_status ON findings (status, created_at DESC);
 CREATE INDEX IF NOT EXISTS findings_technique ON findings (technique, created_at DESC);
 CREATE INDEX IF NOT EXISTS findings_change ON findings (change_seq);
-CREATE TABLE IF NOT EXISTS finding_hosts (
-  finding_id TEXT NOT NULL REFERENCES findings (id) ON DELETE CASCADE,
-  host_id TEXT NOT NULL,
-  PRIMARY KEY (finding_id, host_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS finding_hosts_host ON finding_hosts (host_id);
-CREATE TABLE IF NOT EXISTS finding_sources (
-  finding_id TEXT NOT NULL REFERENCES findings (id) ON DELETE CASCADE,
-  ip TEXT NOT NULL,
-  PRIMARY KEY (finding_id, ip)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS finding_sources_ip ON finding_sources (ip);
+${findingLinks('finding_hosts', 'host_id', 'finding_hosts_host')}
+${findingLinks('finding_sources', 'ip', 'finding_sources_ip')}
 CREATE TABLE IF NOT EXISTS finding_history (
   id INTEGER PRIMARY KEY,
   finding_id TEXT NOT NULL REFERENCES findings (id) ON DELETE CASCADE,
@@ -122,14 +122,23 @@ export function openDb (path: string, readonly: boolean): StoreDb {
 }
 
 /**
- * The statements a part of the store writes with, prepared once on a
- * writable store. On a read-only one, asking for them is the error.
+ * One part of the store (findings, triage, hosts). Reads prepare their
+ * statement when they run; the statements a part writes with are prepared
+ * once, on a writable store only, and on a read-only one asking for them is
+ * the error.
  */
-export function writer<T> (db: StoreDb, prepare: (sql: Database.Database) => T): () => T {
-  const st = db.readonly ? undefined : prepare(db.sql)
-  return () => {
-    if (st === undefined) throw new PicketError('PICKET_ERR_STORE', `the alert store ${db.path} is open read-only`)
-    return st
+export abstract class StorePart<W> {
+  protected readonly db: StoreDb
+  readonly #writes: W | undefined
+
+  constructor (db: StoreDb, prepare: (sql: Database.Database) => W) {
+    this.db = db
+    this.#writes = db.readonly ? undefined : prepare(db.sql)
+  }
+
+  protected writes (): W {
+    if (this.#writes === undefined) throw new PicketError('PICKET_ERR_STORE', `the alert store ${this.db.path} is open read-only`)
+    return this.#writes
   }
 }
 

@@ -3,7 +3,7 @@ import { PicketError } from '../../shared/errors.js'
 import { SEVERITY_NAME } from '../../shared/ocsf/constants.js'
 import type { DetectionFinding } from '../../shared/ocsf/types.js'
 import { closedFinding, type FindingEvent } from '../detection/finding.js'
-import { writer, type StoreDb } from './db.js'
+import { StorePart, type StoreDb } from './db.js'
 import { assertTriageStatus, withTriage, type Triage } from './triage.js'
 import { FINDING_ORDERS, type FindingChangeKind, type FindingOrder, type FindingPage, type FindingQuery, type StoredFinding } from './types.js'
 
@@ -41,30 +41,31 @@ const ORDER_COL: Readonly<Record<FindingOrder, keyof FindingDbRow>> = { created:
 /** Why closeOrphans() closed a finding (unmapped.picket.closed_by). */
 const ORPHAN_CLOSER = 'backend restart'
 
-export class Findings {
-  readonly #db: StoreDb
+function prepareWrites (sql: StoreDb['sql']) {
+  return {
+    insert: sql.prepare(`INSERT INTO findings (id, rule, title, technique, tactic, severity_id, status, state, host_id, hosts_count, sources, sources_count, port_count, records, first_seen, last_seen, created_at, updated_at, closed_at, change_seq, finding)
+      VALUES (@id, @rule, @title, @technique, @tactic, @severity_id, 'new', @state, @host_id, @hosts_count, @sources, @sources_count, @port_count, @records, @first_seen, @last_seen, @now, @now, @closed_at, @change_seq, @finding)`),
+    update: sql.prepare(`UPDATE findings SET title = @title, severity_id = @severity_id, state = @state, hosts_count = @hosts_count, sources = @sources, sources_count = @sources_count,
+      port_count = @port_count, records = @records, first_seen = @first_seen, last_seen = @last_seen, updated_at = @now, closed_at = @closed_at, change_seq = @change_seq, finding = @finding WHERE id = @id`),
+    status: sql.prepare('SELECT status FROM findings WHERE id = ?'),
+    host: sql.prepare('INSERT OR IGNORE INTO finding_hosts (finding_id, host_id) VALUES (?, ?)'),
+    source: sql.prepare('INSERT OR IGNORE INTO finding_sources (finding_id, ip) VALUES (?, ?)'),
+    open: sql.prepare("SELECT id, finding FROM findings WHERE state = 'open'"),
+    close: sql.prepare("UPDATE findings SET state = 'closed', closed_at = ?, updated_at = ?, change_seq = ?, finding = ? WHERE id = ?"),
+  }
+}
+
+export class Findings extends StorePart<ReturnType<typeof prepareWrites>> {
   readonly #triage: Triage
-  readonly #w
 
   constructor (db: StoreDb, triage: Triage) {
-    this.#db = db
+    super(db, prepareWrites)
     this.#triage = triage
-    this.#w = writer(db, sql => ({
-      insert: sql.prepare(`INSERT INTO findings (id, rule, title, technique, tactic, severity_id, status, state, host_id, hosts_count, sources, sources_count, port_count, records, first_seen, last_seen, created_at, updated_at, closed_at, change_seq, finding)
-        VALUES (@id, @rule, @title, @technique, @tactic, @severity_id, 'new', @state, @host_id, @hosts_count, @sources, @sources_count, @port_count, @records, @first_seen, @last_seen, @now, @now, @closed_at, @change_seq, @finding)`),
-      update: sql.prepare(`UPDATE findings SET title = @title, severity_id = @severity_id, state = @state, hosts_count = @hosts_count, sources = @sources, sources_count = @sources_count,
-        port_count = @port_count, records = @records, first_seen = @first_seen, last_seen = @last_seen, updated_at = @now, closed_at = @closed_at, change_seq = @change_seq, finding = @finding WHERE id = @id`),
-      status: sql.prepare('SELECT status FROM findings WHERE id = ?'),
-      host: sql.prepare('INSERT OR IGNORE INTO finding_hosts (finding_id, host_id) VALUES (?, ?)'),
-      source: sql.prepare('INSERT OR IGNORE INTO finding_sources (finding_id, ip) VALUES (?, ?)'),
-      open: sql.prepare("SELECT id, finding FROM findings WHERE state = 'open'"),
-      close: sql.prepare("UPDATE findings SET state = 'closed', closed_at = ?, updated_at = ?, change_seq = ?, finding = ? WHERE id = ?"),
-    }))
   }
 
   /** The highest change number written so far (0 for a new store). */
   lastChangeSeq (): number {
-    return (this.#db.sql.prepare('SELECT max(change_seq) AS m FROM findings').get() as { m: number | null }).m ?? 0
+    return (this.db.sql.prepare('SELECT max(change_seq) AS m FROM findings').get() as { m: number | null }).m ?? 0
   }
 
   #stored (r: FindingDbRow): StoredFinding {
@@ -79,7 +80,7 @@ export class Findings {
       status: r.status,
       state: r.state,
       hostId: r.host_id,
-      hosts: (this.#db.sql.prepare('SELECT host_id FROM finding_hosts WHERE finding_id = ? ORDER BY host_id LIMIT 1000').all(r.id) as Array<{ host_id: string }>).map(x => x.host_id),
+      hosts: (this.db.sql.prepare('SELECT host_id FROM finding_hosts WHERE finding_id = ? ORDER BY host_id LIMIT 1000').all(r.id) as Array<{ host_id: string }>).map(x => x.host_id),
       hostsCount: r.hosts_count,
       sources: JSON.parse(r.sources) as string[],
       sourcesCount: r.sources_count,
@@ -97,9 +98,9 @@ export class Findings {
 
   /** Write finding events (Create / Update / Close) in one transaction; what changed, in order. */
   apply (events: readonly FindingEvent[], now: number, nextSeq: () => number): Array<{ kind: FindingChangeKind, id: string }> {
-    const st = this.#w()
+    const st = this.writes()
     const changed: Array<{ kind: FindingChangeKind, id: string }> = []
-    this.#db.sql.transaction(() => {
+    this.db.sql.transaction(() => {
       for (const ev of events) {
         const s = ev.summary
         const cur = st.status.get(s.id) as { status: TriageStatus } | undefined
@@ -147,10 +148,10 @@ export class Findings {
    * old one would otherwise stay open for ever. Returns the ids it closed.
    */
   closeOrphans (now: number, nextSeq: () => number): string[] {
-    const st = this.#w()
+    const st = this.writes()
     const open = st.open.all() as Array<{ id: string, finding: string }>
     if (open.length === 0) return []
-    this.#db.sql.transaction(() => {
+    this.db.sql.transaction(() => {
       for (const r of open) {
         const finding = closedFinding(JSON.parse(r.finding) as DetectionFinding, now, ORPHAN_CLOSER)
         st.close.run(now, now, nextSeq(), JSON.stringify(finding), r.id)
@@ -160,7 +161,7 @@ export class Findings {
   }
 
   get (id: string): StoredFinding | undefined {
-    const r = this.#db.sql.prepare('SELECT * FROM findings WHERE id = ?').get(id) as FindingDbRow | undefined
+    const r = this.db.sql.prepare('SELECT * FROM findings WHERE id = ?').get(id) as FindingDbRow | undefined
     return r === undefined ? undefined : this.#stored(r)
   }
 
@@ -186,7 +187,7 @@ export class Findings {
     const limit = q.limit ?? 50
     if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new PicketError('PICKET_ERR_VALIDATION', 'limit must be an integer from 1 to 500')
     const base = where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''
-    const total = (this.#db.sql.prepare(`SELECT count(*) AS n FROM findings ${base}`).get(...args) as { n: number }).n
+    const total = (this.db.sql.prepare(`SELECT count(*) AS n FROM findings ${base}`).get(...args) as { n: number }).n
     const pageWhere = [...where]
     const pageArgs = [...args]
     if (q.cursor !== undefined && q.cursor !== '') {
@@ -200,7 +201,7 @@ export class Findings {
       pageWhere.push(`(${col} < ? OR (${col} = ? AND id < ?))`)
       pageArgs.push(cur[0], cur[0], cur[1])
     }
-    const rows = this.#db.sql.prepare(`SELECT * FROM findings ${pageWhere.length > 0 ? `WHERE ${pageWhere.join(' AND ')}` : ''} ORDER BY ${col} DESC, id DESC LIMIT ?`)
+    const rows = this.db.sql.prepare(`SELECT * FROM findings ${pageWhere.length > 0 ? `WHERE ${pageWhere.join(' AND ')}` : ''} ORDER BY ${col} DESC, id DESC LIMIT ?`)
       .all(...pageArgs, limit + 1) as FindingDbRow[]
     const more = rows.length > limit
     const items = rows.slice(0, limit).map(r => this.#stored(r))
@@ -213,6 +214,6 @@ export class Findings {
 
   /** Findings changed after `changeSeq` (oldest first): what an SSE client missed. */
   changesSince (changeSeq: number, limit = 500): StoredFinding[] {
-    return (this.#db.sql.prepare('SELECT * FROM findings WHERE change_seq > ? ORDER BY change_seq LIMIT ?').all(changeSeq, limit) as FindingDbRow[]).map(r => this.#stored(r))
+    return (this.db.sql.prepare('SELECT * FROM findings WHERE change_seq > ? ORDER BY change_seq LIMIT ?').all(changeSeq, limit) as FindingDbRow[]).map(r => this.#stored(r))
   }
 }

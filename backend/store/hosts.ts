@@ -1,5 +1,5 @@
 import { DROP_CAUSES, zeroDrops } from '../../shared/enums.js'
-import { dropColumn, writer, type StoreDb } from './db.js'
+import { dropColumn, StorePart, type StoreDb } from './db.js'
 import type { HostDelta, HostRow } from './types.js'
 
 // The hosts table: each agent's health (last seen, rate, totals, drops by
@@ -46,9 +46,8 @@ function toHost (r: HostDbRow): HostRow {
 
 // Drop counters are cumulative on the agent: a report replaces them, and a
 // delta without one keeps what the table has.
-const DROP_COLS = DROP_CAUSES.map(dropColumn)
 const UPSERT = `INSERT INTO hosts (host_id, hostname, agent_version, first_seen, last_seen, records, batches, bytes, records_per_sec, captured_total,
-    ${DROP_COLS.join(', ')}, refused_batches, duplicate_batches)
+    ${DROP_CAUSES.map(dropColumn).join(', ')}, refused_batches, duplicate_batches)
   VALUES (@host_id, @hostname, @agent_version, @last_seen, @last_seen, @records, @batches, @bytes, @rps, @captured,
     ${DROP_CAUSES.map(c => `@${c}`).join(', ')}, @refused_batches, @duplicate_batches)
   ON CONFLICT (host_id) DO UPDATE SET
@@ -59,24 +58,24 @@ const UPSERT = `INSERT INTO hosts (host_id, hostname, agent_version, first_seen,
     captured_total = CASE WHEN @has_captured THEN @captured ELSE captured_total END,
 ${DROP_CAUSES.map(c => `    ${dropColumn(c)} = CASE WHEN @has_drops THEN @${c} ELSE ${dropColumn(c)} END,\n`).join('')}    refused_batches = refused_batches + @refused_batches, duplicate_batches = duplicate_batches + @duplicate_batches`
 
-export class Hosts {
-  readonly #db: StoreDb
-  readonly #w
+function prepareWrites (sql: StoreDb['sql']) {
+  return {
+    upsert: sql.prepare(UPSERT),
+    seq: sql.prepare('UPDATE hosts SET last_seq = max(last_seq, ?) WHERE host_id = ?'),
+    get: sql.prepare('SELECT * FROM hosts WHERE host_id = ?'),
+  }
+}
 
+export class Hosts extends StorePart<ReturnType<typeof prepareWrites>> {
   constructor (db: StoreDb) {
-    this.#db = db
-    this.#w = writer(db, sql => ({
-      upsert: sql.prepare(UPSERT),
-      seq: sql.prepare('UPDATE hosts SET last_seq = max(last_seq, ?) WHERE host_id = ?'),
-      get: sql.prepare('SELECT * FROM hosts WHERE host_id = ?'),
-    }))
+    super(db, prepareWrites)
   }
 
   /** Add one flush worth of host traffic in one transaction; the updated rows. */
   record (deltas: readonly HostDelta[]): HostRow[] {
-    const st = this.#w()
+    const st = this.writes()
     if (deltas.length === 0) return []
-    return this.#db.sql.transaction(() => deltas.map(d => {
+    return this.db.sql.transaction(() => deltas.map(d => {
       const drops = zeroDrops()
       for (const c of DROP_CAUSES) drops[c] = d.drops?.[c] ?? 0
       st.upsert.run({
@@ -101,22 +100,22 @@ export class Hosts {
 
   /** Persist the detection plane's dedup floors; a floor never goes back. */
   recordSeqs (entries: ReadonlyArray<{ hostId: string, lastSeq: number }>): void {
-    const st = this.#w()
+    const st = this.writes()
     if (entries.length === 0) return
-    this.#db.sql.transaction(() => { for (const e of entries) st.seq.run(e.lastSeq, e.hostId) })()
+    this.db.sql.transaction(() => { for (const e of entries) st.seq.run(e.lastSeq, e.hostId) })()
   }
 
   lastSeqs (): Map<string, number> {
-    const rows = this.#db.sql.prepare('SELECT host_id, last_seq FROM hosts WHERE last_seq > 0').all() as Array<{ host_id: string, last_seq: number }>
+    const rows = this.db.sql.prepare('SELECT host_id, last_seq FROM hosts WHERE last_seq > 0').all() as Array<{ host_id: string, last_seq: number }>
     return new Map(rows.map(r => [r.host_id, r.last_seq]))
   }
 
   list (): HostRow[] {
-    return (this.#db.sql.prepare('SELECT * FROM hosts ORDER BY host_id').all() as HostDbRow[]).map(toHost)
+    return (this.db.sql.prepare('SELECT * FROM hosts ORDER BY host_id').all() as HostDbRow[]).map(toHost)
   }
 
   get (hostId: string): HostRow | undefined {
-    const r = this.#db.sql.prepare('SELECT * FROM hosts WHERE host_id = ?').get(hostId) as HostDbRow | undefined
+    const r = this.db.sql.prepare('SELECT * FROM hosts WHERE host_id = ?').get(hostId) as HostDbRow | undefined
     return r === undefined ? undefined : toHost(r)
   }
 }

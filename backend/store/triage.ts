@@ -1,7 +1,7 @@
 import { TRIAGE_OCSF, TRIAGE_STATUSES, type TriageStatus } from '../../shared/enums.js'
 import { PicketError } from '../../shared/errors.js'
 import type { DetectionFinding } from '../../shared/ocsf/types.js'
-import { writer, type StoreDb } from './db.js'
+import { StorePart, type StoreDb } from './db.js'
 import type { HistoryEntry, TriageChange } from './types.js'
 
 // Triage: the status people give a finding, and the history of who changed
@@ -19,31 +19,31 @@ export function assertTriageStatus (status: unknown): asserts status is TriageSt
   }
 }
 
-export class Triage {
-  readonly #db: StoreDb
-  readonly #w
+function prepareWrites (sql: StoreDb['sql']) {
+  return {
+    current: sql.prepare('SELECT status, finding FROM findings WHERE id = ?'),
+    set: sql.prepare('UPDATE findings SET status = ?, updated_at = ?, change_seq = ?, finding = ? WHERE id = ?'),
+    history: sql.prepare('INSERT INTO finding_history (finding_id, at, actor, from_status, to_status, note) VALUES (?, ?, ?, ?, ?, ?)'),
+  }
+}
 
+export class Triage extends StorePart<ReturnType<typeof prepareWrites>> {
   constructor (db: StoreDb) {
-    this.#db = db
-    this.#w = writer(db, sql => ({
-      current: sql.prepare('SELECT status, finding FROM findings WHERE id = ?'),
-      set: sql.prepare('UPDATE findings SET status = ?, updated_at = ?, change_seq = ?, finding = ? WHERE id = ?'),
-      history: sql.prepare('INSERT INTO finding_history (finding_id, at, actor, from_status, to_status, note) VALUES (?, ?, ?, ?, ?, ?)'),
-    }))
+    super(db, prepareWrites)
   }
 
   /** One history line; the caller's transaction holds it together with the change it records. */
   note (id: string, at: number, actor: string, from: TriageStatus | null, to: TriageStatus, note: string): void {
-    this.#w().history.run(id, at, actor, from, to, note)
+    this.writes().history.run(id, at, actor, from, to, note)
   }
 
   /** Set the triage status in one transaction with its history line; `nextSeq` numbers the change. */
   setStatus (id: string, change: TriageChange, now: number, nextSeq: () => number): void {
-    const st = this.#w()
+    const st = this.writes()
     assertTriageStatus(change.status)
     if (typeof change.actor !== 'string' || change.actor.trim() === '') throw new PicketError('PICKET_ERR_VALIDATION', 'actor must name who changed the status')
     const note = change.note ?? ''
-    this.#db.sql.transaction(() => {
+    this.db.sql.transaction(() => {
       const r = st.current.get(id) as { status: TriageStatus, finding: string } | undefined
       if (r === undefined) throw new PicketError('PICKET_ERR_NOT_FOUND', `no finding has id ${id}`)
       const finding = withTriage(JSON.parse(r.finding) as DetectionFinding, change.status)
@@ -53,7 +53,7 @@ export class Triage {
   }
 
   history (id: string): HistoryEntry[] {
-    const rows = this.#db.sql.prepare('SELECT id, finding_id, at, actor, from_status, to_status, note FROM finding_history WHERE finding_id = ? ORDER BY at, id').all(id) as Array<{
+    const rows = this.db.sql.prepare('SELECT id, finding_id, at, actor, from_status, to_status, note FROM finding_history WHERE finding_id = ? ORDER BY at, id').all(id) as Array<{
       id: number, finding_id: string, at: number, actor: string, from_status: TriageStatus | null, to_status: TriageStatus, note: string
     }>
     return rows.map(r => ({ id: r.id, findingId: r.finding_id, at: r.at, actor: r.actor, from: r.from_status, to: r.to_status, note: r.note }))
