@@ -1,5 +1,5 @@
-import type { DropCounters } from '../shared/proto/index.js'
-import type { HostDelta } from './store.js'
+import type { AckStatus, DropCounters } from '../shared/enums.js'
+import type { HostDelta } from './store/index.js'
 
 // Per-host traffic as the collector sees it, accumulated per batch in memory
 // and handed to the store once a second: the store never sees a batch.
@@ -33,7 +33,7 @@ export class HostTracker {
   }
 
   /** One answered batch. `records` counts only accepted records. */
-  note (hostId: string, b: { hostname?: string, agentVersion?: string, records: number, bytes: number, capturedTotal?: number, drops?: Partial<DropCounters> }, status: 'OK' | 'DUPLICATE' | 'REFUSED' | 'RETRY', now: number): void {
+  note (hostId: string, b: { hostname?: string, agentVersion?: string, records: number, bytes: number, capturedTotal?: number, drops?: Partial<DropCounters> }, status: AckStatus, now: number): void {
     const a = this.#acc(hostId)
     a.dirty = true
     a.lastSeen = now

@@ -4,7 +4,7 @@ import type { Logger } from '../shared/logger.js'
 import type { BridgeHealth } from './bridge/types.js'
 import type { Bridge } from './bridge/types.js'
 import type { Metrics } from './metrics.js'
-import type { AlertStore } from './store.js'
+import type { AlertStore } from './store/index.js'
 
 // The backend's HTTP server (fastify): GET /healthz and GET /metrics, and the
 // instance the console (backend/console/, issue 6) registers its routes on.

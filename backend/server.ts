@@ -13,13 +13,13 @@ import { FleetStage } from './detection/fleet.js'
 import type { HostSummary, WorkerStats } from './detection/protocol.js'
 import { compileRuleSet, type RuleSet } from './detection/rules/compile.js'
 import { loadRuleDir } from './detection/rules/load.js'
-import { FindingPipeline } from './findings.js'
 import { HostTracker } from './hosts.js'
 import { createHttpServer, type BackendContext, type HealthReport, type HttpPlugin } from './http.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { resolveOptions, type BackendOptions, type ResolvedOptions } from './options.js'
+import { FindingPipeline } from './outputs/pipeline.js'
 import { WebhookOutput } from './outputs/webhook.js'
-import { AlertStore } from './store.js'
+import { AlertStore } from './store/index.js'
 
 // startBackend(): collector + bridge + detection workers + fleet stage +
 // alert store + outputs + HTTP, wired together. Used by `picket backend`,

@@ -1,6 +1,7 @@
+import { AlertStore, type StoredFinding } from '../backend/store/index.js'
 import { formatHelp, parseConfig, type OptSpec } from '../shared/config.js'
+import { TRIAGE_STATUSES, type TriageStatus } from '../shared/enums.js'
 import { PicketError } from '../shared/errors.js'
-import { AlertStore, TRIAGE_STATUSES, type StoredFinding, type TriageStatus } from '../backend/store.js'
 
 // picket alerts: list findings straight from the alert store, so it works
 // while the backend is down.

@@ -1,10 +1,11 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FindingState, TriageStatus } from '../../shared/enums.js'
 import { isPicketError } from '../../shared/errors.js'
 import type { BackendContext } from '../http.js'
-import type { FindingQuery, TriageStatus } from '../store.js'
+import type { FindingOrder, FindingQuery } from '../store/index.js'
 import { ACTOR_HEADER, FINDINGS_QUERY, ID_PARAMS, PATCH_BODY, PATCH_HEADERS, STREAM_HEADERS, STREAM_QUERY, TOKEN_QUERY } from './schemas.js'
 import type { StreamHub } from './stream.js'
-import type { ErrorBody, FindingDetail, FindingList, HostList, HostView, Triage, ValidationErrorBody } from './types.js'
+import type { ErrorBody, FindingDetail, FindingList, HostList, HostView, ValidationErrorBody } from './types.js'
 import { ConsoleValidator, validationBody, type Part } from './validation.js'
 import { findingDetail, findingRow, hostView } from './views.js'
 
@@ -22,8 +23,8 @@ export interface ApiOptions {
 }
 
 interface FindingsQuery {
-  status?: Triage[]
-  state?: 'open' | 'closed'
+  status?: TriageStatus[]
+  state?: FindingState
   host?: string
   source?: string
   technique?: string
@@ -31,7 +32,7 @@ interface FindingsQuery {
   since?: string
   until?: string
   q?: string
-  order: 'created' | 'updated' | 'last_seen'
+  order: FindingOrder
   limit: number
   cursor?: string
 }
@@ -125,7 +126,7 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
     const query: FindingQuery = {
       order: q.order,
       limit: q.limit,
-      ...(q.status !== undefined && q.status.length > 0 ? { status: q.status as TriageStatus[] } : {}),
+      ...(q.status !== undefined && q.status.length > 0 ? { status: q.status } : {}),
       ...(q.state !== undefined ? { state: q.state } : {}),
       ...(q.host !== undefined ? { host: q.host } : {}),
       ...(q.source !== undefined ? { source: q.source } : {}),
@@ -156,11 +157,11 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
     return body
   })
 
-  api.patch<{ Params: { id: string }, Body: { status: Triage, note?: string }, Headers: Record<string, string | undefined> }>('/findings/:id', {
+  api.patch<{ Params: { id: string }, Body: { status: TriageStatus, note?: string }, Headers: Record<string, string | undefined> }>('/findings/:id', {
     schema: { params: ID_PARAMS, querystring: TOKEN_QUERY, headers: PATCH_HEADERS, body: PATCH_BODY },
   }, async (req) => {
     const actor = req.headers[ACTOR_HEADER]?.trim() ?? 'console'
-    const f = store.setStatus(req.params.id, { status: req.body.status as TriageStatus, actor, note: req.body.note?.trim() ?? '' })
+    const f = store.setStatus(req.params.id, { status: req.body.status, actor, note: req.body.note?.trim() ?? '' })
     req.log.info({ finding: f.id, status: f.status, actor }, 'finding triaged')
     const body: FindingDetail = findingDetail(f, store.history(f.id))
     return body

@@ -1,4 +1,5 @@
-import { TRIAGE } from './types.js'
+import { FINDING_STATES, TRIAGE_STATUSES } from '../../shared/enums.js'
+import { FINDING_ORDERS } from '../store/types.js'
 
 // JSON schemas of the console API's queries, params, headers and bodies.
 // Every string and array is bounded: the validator reports all errors (so a
@@ -20,12 +21,12 @@ export const FINDINGS_QUERY = {
   properties: {
     status: {
       type: 'array',
-      maxItems: 4,
+      maxItems: TRIAGE_STATUSES.length,
       uniqueItems: true,
-      items: { type: 'string', enum: [...TRIAGE] },
-      description: `one or more of ${TRIAGE.join(', ')} (repeat the parameter or separate with commas)`,
+      items: { type: 'string', enum: [...TRIAGE_STATUSES] },
+      description: `one or more of ${TRIAGE_STATUSES.join(', ')} (repeat the parameter or separate with commas)`,
     },
-    state: { type: 'string', enum: ['open', 'closed'] },
+    state: { type: 'string', enum: [...FINDING_STATES] },
     host: { type: 'string', minLength: 1, maxLength: 256 },
     source: { type: 'string', minLength: 1, maxLength: 64 },
     technique: { type: 'string', maxLength: 16, pattern: '^T[0-9]{4}(\\.[0-9]{3})?$', description: 'a MITRE ATT&CK technique id such as T1046 or T1046.001' },
@@ -33,7 +34,7 @@ export const FINDINGS_QUERY = {
     since: TIME,
     until: TIME,
     q: { type: 'string', maxLength: 200 },
-    order: { type: 'string', enum: ['created', 'updated', 'last_seen'], default: 'created' },
+    order: { type: 'string', enum: [...FINDING_ORDERS], default: 'created' },
     limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
     cursor: { type: 'string', maxLength: 512, pattern: '^[A-Za-z0-9_-]*$', description: 'the nextCursor of the previous page' },
     access_token: ACCESS_TOKEN,
@@ -68,7 +69,7 @@ export const PATCH_BODY = {
   additionalProperties: false,
   required: ['status'],
   properties: {
-    status: { type: 'string', enum: [...TRIAGE] },
+    status: { type: 'string', enum: [...TRIAGE_STATUSES] },
     note: { type: 'string', maxLength: 2000 },
   },
 } as const

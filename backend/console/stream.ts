@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Logger } from '../../shared/logger.js'
-import type { AlertStore, FindingChange, HostRow } from '../store.js'
+import type { AlertStore, FindingChange, HostRow } from '../store/index.js'
 import { SECURITY_HEADERS } from './security.js'
 import type { StreamFinding, StreamHello, StreamHosts, StreamPing, StreamResync } from './types.js'
 import { findingRow, hostView } from './views.js'

@@ -159,7 +159,7 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
         rule: { ref: spec.ref, title: spec.title, type: spec.type, stage: spec.stage, file: spec.loc.file, line: spec.loc.line },
         condition: { field: spec.field, gte: spec.min, timespan_ms: spec.timespanMs, group_by: spec.groupBy, ...(spec.sources !== undefined ? { sources_gte: spec.sources.min } : {}) },
         group: inc.groupValues,
-        state: activity === 'close' ? 'closed' : 'open',
+        state: 'open',
         records_total: inc.records,
         ports: statList(ports, 'port'),
         ports_total: ports.size,
@@ -170,7 +170,7 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
       },
     },
   }
-  if (activity !== 'close') (finding as unknown as Record<string, unknown>).is_alert = true
+  Object.assign(finding, { is_alert: true })
   if (primaryHost !== undefined) {
     finding.device = { type_id: 0, type: 'Unknown', uid: primaryHost, ...(primary?.hostname !== undefined ? { hostname: primary.hostname } : {}) }
   }
@@ -192,5 +192,30 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
     lastSeen: inc.lastSeen,
     records: inc.records,
   }
-  return { activity, finding, summary, crossRecvAt: activity === 'create' ? inc.crossRecvAt : undefined }
+  return { activity, finding: activity === 'close' ? closedFinding(finding, nowWall) : finding, summary, crossRecvAt: activity === 'create' ? inc.crossRecvAt : undefined }
+}
+
+/**
+ * The Close of an incident: its latest finding, closed at `nowWall`. No
+ * longer an alert; `closedBy` says why, when something other than the
+ * incident going quiet closed it (the store closes what a previous run
+ * left open).
+ */
+export function closedFinding (finding: DetectionFinding, nowWall: number, closedBy?: string): DetectionFinding {
+  const { is_alert: _wasAlert, ...rest } = finding as DetectionFinding & { is_alert?: boolean }
+  const actId = FINDING_ACTIVITY.CLOSE
+  return {
+    ...rest,
+    activity_id: actId,
+    activity_name: FINDING_ACTIVITY_NAME[actId],
+    type_uid: typeUid(CLASS.DETECTION_FINDING.uid, actId),
+    type_name: `${CLASS.DETECTION_FINDING.name}: ${FINDING_ACTIVITY_NAME[actId]}`,
+    time: nowWall,
+    metadata: { ...rest.metadata, logged_time: nowWall },
+    finding_info: { ...rest.finding_info, modified_time: nowWall },
+    unmapped: {
+      ...rest.unmapped,
+      picket: { ...(rest.unmapped?.picket as Record<string, unknown> | undefined), state: 'closed', ...(closedBy !== undefined ? { closed_by: closedBy } : {}) },
+    },
+  }
 }

@@ -3,7 +3,7 @@ import t from 'tap'
 import { join } from 'node:path'
 import { isPicketError } from '../../shared/errors.js'
 import type { FindingEvent } from '../../backend/detection/finding.js'
-import { AlertStore, type FindingChange, type HostRow } from '../../backend/store.js'
+import { AlertStore, type FindingChange, type HostRow } from '../../backend/store/index.js'
 import { EngineRig, ports, SHIPPED_RULES, tempDir } from './helpers/records.js'
 
 // The alert store on real SQLite files in a temp folder, fed with findings

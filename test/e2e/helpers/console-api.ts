@@ -5,7 +5,7 @@ import { createConsole, type ConsoleOptions } from '../../../backend/console/ind
 import type { FindingEvent } from '../../../backend/detection/finding.js'
 import { createHttpServer, type BackendContext, type HealthReport } from '../../../backend/http.js'
 import { createMetrics } from '../../../backend/metrics.js'
-import { AlertStore } from '../../../backend/store.js'
+import { AlertStore } from '../../../backend/store/index.js'
 import { createLogger } from '../../../shared/logger.js'
 import type { DetectionFinding } from '../../../shared/ocsf/types.js'
 

@@ -1,4 +1,5 @@
-import type { ErrorBody, FindingDetail, FindingList, HostList, Triage, ValidationErrorBody } from '../../types.js'
+import type { TriageStatus } from '../../../../shared/enums.js'
+import type { ErrorBody, FindingDetail, FindingList, HostList, ValidationErrorBody } from '../../types.js'
 
 // The page's side of the JSON API. The access token (when the backend has
 // one) comes from the page's own URL, ?access_token=, which is how the page
@@ -79,7 +80,7 @@ export async function getFinding (id: string): Promise<FindingDetail> {
   return await call<FindingDetail>('GET', `/api/findings/${encodeURIComponent(id)}`)
 }
 
-export async function triage (id: string, status: Triage, note: string): Promise<FindingDetail> {
+export async function triage (id: string, status: TriageStatus, note: string): Promise<FindingDetail> {
   return await call<FindingDetail>('PATCH', `/api/findings/${encodeURIComponent(id)}`, { status, note })
 }
 

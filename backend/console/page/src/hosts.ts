@@ -1,4 +1,5 @@
-import { DROP_CAUSE_NAMES, type HostView, type StreamHosts } from '../../types.js'
+import { DROP_CAUSES } from '../../../../shared/enums.js'
+import type { HostView, StreamHosts } from '../../types.js'
 import { ApiError, listHosts } from './api.js'
 import { h, linkQ, replace } from './dom.js'
 import { ago, bytes, DROP_LABEL, iso, now, num, utc } from './format.js'
@@ -90,7 +91,7 @@ export class HostsView implements View {
 
   #row (x: HostView): HTMLTableRowElement {
     const stale = this.#isStale(x)
-    const causes = DROP_CAUSE_NAMES.filter(c => x.drops[c] > 0)
+    const causes = DROP_CAUSES.filter(c => x.drops[c] > 0)
     const name = x.hostname !== '' ? x.hostname : x.hostId
     return h('tr', { class: stale ? 'stale' : '', 'data-host': x.hostId },
       h('td', { 'data-label': 'Health' }, stale

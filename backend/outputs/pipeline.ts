@@ -1,9 +1,9 @@
-import type { Logger } from '../shared/logger.js'
-import type { FindingEvent } from './detection/finding.js'
-import type { Metrics } from './metrics.js'
-import { logFinding } from './outputs/log.js'
-import type { WebhookOutput } from './outputs/webhook.js'
-import type { AlertStore } from './store.js'
+import type { Logger } from '../../shared/logger.js'
+import type { FindingEvent } from '../detection/finding.js'
+import type { Metrics } from '../metrics.js'
+import type { AlertStore } from '../store/index.js'
+import { logFinding } from './log.js'
+import type { WebhookOutput } from './webhook.js'
 
 // Finding events from the workers and the fleet stage, coalesced into one
 // store transaction per turn of the event loop, then logged and sent to the
