@@ -59,20 +59,26 @@ node24_install() (
   ln -sfn "node-v$NODE24_VERSION" "$NODE24_LINK"
 )
 
-# Put Node 24 first on PATH, so that `node`, `npm` (whose #! is /usr/bin/env
-# node) and everything they spawn run on it, and node-gyp builds against its
-# headers instead of the nodedir an .npmrc may name or a download.
+# Put Node 24 first on PATH, so that `node` and everything scripts spawn run
+# on it, and node-gyp builds against its headers instead of the nodedir an
+# .npmrc may name or a download. npm itself stays on the node it came with
+# (Debian's npm finds its modules only through Debian's node): run it as
+# "$NPM_NODE" "$NPM_CLI" after this.
 use_node24() {
   node24_installed || return 1
+  NPM_NODE=$(command -v node) || NPM_NODE=
+  NPM_CLI=$(readlink -f "$(command -v npm)") || NPM_CLI=
   export PATH="$NODE24_LINK/bin:$PATH"
   export npm_config_nodedir="$NODE24_HOME"
 }
 
-# The machine's own node (Debian's /usr/bin/node) when it is not Node 24: the
-# other runtime npm test checks.
+# The machine's own node (Debian's /usr/bin/node) when it is an older Node
+# that Picket still supports (20 and up, below 24): the runtime npm test
+# checks besides Node 24.
 system_node() {
-  local n
+  local n major
   n=$(PATH=${PATH//"$NODE24_LINK/bin:"/} command -v node) || return 1
-  [ "$("$n" -p 'process.versions.modules')" != "$("$NODE24" -p 'process.versions.modules')" ] || return 1
+  major=$("$n" -p 'process.versions.node.split(".")[0]') || return 1
+  [ "$major" -ge 20 ] && [ "$major" -lt 24 ] || return 1
   echo "$n"
 }

@@ -54,14 +54,17 @@ node24_install
 sysnode=$(system_node) || sysnode=
 use_node24
 
-# npm ci only when package-lock.json changed since the last install. Install
-# scripts run on Node 24; better-sqlite3 builds from source, without trying a
-# prebuilt download (only the registry is reachable, and a root agent loads it).
+# npm ci only when package-lock.json changed since the last install. npm runs
+# on its own node; the install scripts run on Node 24 (first on PATH), with
+# this checkout's node-gyp, and better-sqlite3 builds from source without
+# trying a prebuilt download (only the registry is reachable, and a root
+# agent loads it).
 stamp=node_modules/.picket-lock-sha
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "npm ci"
-  npm_config_build_from_source=better-sqlite3 npm ci --no-audit --no-fund --loglevel=error
+  npm_config_build_from_source=better-sqlite3 npm_config_node_gyp="$PWD/node_modules/node-gyp/bin/node-gyp.js" \
+    "$NPM_NODE" "$NPM_CLI" ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
 
@@ -69,5 +72,5 @@ node scripts/native-abi.mjs
 if [ -n "$sysnode" ]; then "$sysnode" scripts/native-abi.mjs; fi
 
 log "building"
-npm run --silent build
+node scripts/build.mjs
 log "ready (Node.js $(node --version))"

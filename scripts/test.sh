@@ -24,7 +24,7 @@ if [ "$(id -u)" -eq 0 ]; then
   bash scripts/setup.sh || failed "setup failed"
 else
   node24_installed || failed "npm test: Node.js $NODE24_VERSION is not installed yet; run sudo npm test (or sudo npm start) once"
-  (use_node24 && npm run --silent build) || failed "build failed"
+  (use_node24 && node scripts/build.mjs) || failed "build failed"
 fi
 sysnode=$(system_node) || sysnode=
 syspath=$PATH
@@ -34,7 +34,7 @@ results=.tap/all-results
 rm -rf .tap/test-results "$results"
 mkdir -p "$results"
 t0=$SECONDS
-npx tap "$@"
+node node_modules/.bin/tap "$@"
 rc=$?
 [ -d .tap/test-results ] && mv .tap/test-results "$results/node$NODE24_VERSION"
 echo "# Node $NODE24_VERSION: whole suite in $((SECONDS - t0)) s"
@@ -47,7 +47,7 @@ if [ $# -eq 0 ] && [ -n "$sysnode" ]; then
   (
     export PATH=$syspath
     unset npm_config_nodedir
-    "$sysnode" scripts/native-abi.mjs && "$sysnode" node_modules/tap/dist/esm/run.mjs --disable-coverage "${SMOKE[@]}"
+    "$sysnode" scripts/native-abi.mjs && "$sysnode" node_modules/.bin/tap --disable-coverage "${SMOKE[@]}"
   )
   rc20=$?
   [ -d .tap/test-results ] && mv .tap/test-results "$results/node${sysver#v}"
