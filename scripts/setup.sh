@@ -3,9 +3,11 @@
 #   - Debian packages: BPF toolchain, scanners, Chromium, NATS, peers for
 #     benchmarks, systemd-analyze (the units' exposure check)
 #   - tracefs mounted at /sys/kernel/tracing
-#   - Node.js 24 LTS, the runtime, in .runtime/node (scripts/runtime.sh):
-#     Debian 12's node (20, end of life 2026-04-30) only runs npm here
-#   - npm ci on Node 24 (skipped when node_modules matches package-lock.json)
+#   - Node.js 24 LTS, the runtime, in .runtime/node (scripts/runtime.sh); the
+#     machine's own node (Debian 12's is 18, NodeSource's 20: both past end
+#     of life) runs npm
+#   - npm ci, its install scripts on Node 24 (skipped when node_modules
+#     matches package-lock.json)
 #   - better-sqlite3's binary for Node 24 and for the machine's own node
 #     (scripts/native-abi.mjs), so that both run Picket
 #   - npm run build (BPF objects, addon, TypeScript, console page)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # npm test: install what is missing and build (scripts/setup.sh, as root),
 # run the whole tap suite on Node.js 24, then a smoke subset on the machine's
-# own node (Debian's Node 20) while Debian carries it, and end with one
+# own node when it is Node 20 (still supported), and end with one
 # "N passed, N failed" for both. Extra arguments go to tap (e.g. a test
 # file), and then only Node 24 runs them.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 source scripts/runtime.sh
 
 # The store, collector and detection end to end, and the agent pipeline on
@@ -24,7 +24,7 @@ if [ "$(id -u)" -eq 0 ]; then
   bash scripts/setup.sh || failed "setup failed"
 else
   node24_installed || failed "npm test: Node.js $NODE24_VERSION is not installed yet; run sudo npm test (or sudo npm start) once"
-  (use_node24 && node scripts/build.mjs) || failed "build failed"
+  (use_node24 && node scripts/native-abi.mjs && node scripts/build.mjs) || failed "build failed"
 fi
 sysnode=$(system_node) || sysnode=
 syspath=$PATH
@@ -37,7 +37,7 @@ t0=$SECONDS
 node node_modules/.bin/tap "$@"
 rc=$?
 [ -d .tap/test-results ] && mv .tap/test-results "$results/node$NODE24_VERSION"
-echo "# Node $NODE24_VERSION: whole suite in $((SECONDS - t0)) s"
+echo "# Node $NODE24_VERSION: tap in $((SECONDS - t0)) s"
 
 if [ $# -eq 0 ] && [ -n "$sysnode" ]; then
   sysver=$("$sysnode" --version)
