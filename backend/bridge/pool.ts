@@ -1,4 +1,4 @@
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import { PicketError } from '../../shared/errors.js'
 import type { Logger } from '../../shared/logger.js'
 import { siblingModule } from '../../shared/paths.js'
@@ -149,7 +149,14 @@ export class WorkerPoolBridge implements Bridge {
   #onExit (slot: Slot, worker: Worker, code: number): void {
     if (slot.worker !== worker) return
     slot.alive = false
-    slot.port?.close()
+    // The worker's last messages (its final summary: the dedup floors) may
+    // still be queued when 'exit' comes first, as it can on Node 24: take them
+    // before the port is closed, or they are lost.
+    const port = slot.port
+    if (port !== undefined) {
+      for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) this.#onMessage(slot, m.message as FromWorker)
+      port.close()
+    }
     const why = slot.lastError ?? `exit code ${code}`
     for (const p of slot.pending.values()) p.resolve({ status: 'retry', message: `detection worker ${slot.index} stopped (${why}) before accepting the batch; resend it` })
     slot.pending.clear()
