@@ -218,7 +218,8 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       for (const s of lastStats.values()) { recs += s.records; matched += s.matched }
       if (recs > 0 && matched === 0) hints.push('records arrive but none matches a detection rule: check that they are network_activity (class_uid 4001) inbound Open/Refuse records, and the allow-list filter in the rules folder')
       if (!storeOk) hints.push(`the alert store ${o.db} fails (${storeError ?? ''}): findings cannot be stored`)
-      const status = !b.reachable || !storeOk ? 'down' : !b.ok ? 'degraded' : 'ok'
+      if (findings.failing) hints.push(`findings cannot be written to the alert store ${o.db} (see the log): ${findings.queued} wait in memory, and the batches that caused them stay unacked in the agents' spools`)
+      const status = !b.reachable || !storeOk ? 'down' : !b.ok || findings.failing ? 'degraded' : 'ok'
       return {
         status,
         time: new Date().toISOString(),

@@ -58,6 +58,9 @@ export class FindingPipeline {
 
   get queued (): number { return this.#queue.length }
 
+  /** The last write of findings failed and waits to be tried again. */
+  get failing (): boolean { return this.#failures > 0 }
+
   /** A mark of everything pushed so far: stored(mark) says when all of it is in the store. */
   get mark (): number { return this.#pushed }
 
