@@ -46,6 +46,7 @@ const DETECTION_REFUSALS: Readonly<Record<DetectionRefusalReason, { code: grpc.s
   max_string_bytes: { code: S.INVALID_ARGUMENT, reason: 'max_string_bytes' },
   max_depth: { code: S.INVALID_ARGUMENT, reason: 'max_depth' },
   decode: { code: S.INVALID_ARGUMENT, reason: 'decode' },
+  invalid_record: { code: S.INVALID_ARGUMENT, reason: 'invalid_record' },
   host_id: { code: S.PERMISSION_DENIED, reason: 'host_id' },
   // the worker failed on a batch it could read no further: counted with the undecodable ones
   internal: { code: S.INTERNAL, reason: 'decode' },
@@ -167,7 +168,7 @@ export class Collector {
       this.#refused(b, reason, error, code, message, write, peer)
     }
 
-    call.on('data', (b: Batch) => {
+    const onBatch = (b: Batch): void => {
       const recvAt = Date.now()
       const L = o.limits
       const bytes = b.records?.byteLength ?? 0
@@ -217,11 +218,16 @@ export class Collector {
           o.logger.error({ err, host: b.host_id, seq: b.seq }, 'bridge submit failed')
           write({ host_id: b.host_id, seq: b.seq, status: 'RETRY', code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: `the detection plane failed: ${err.message}; resend`, limit: '' })
         })
+        // the ack may be out already: write none; unacked, the agent resends the batch after its ack timeout
+        .catch((err: unknown) => this.#internal(err, b, undefined))
         .finally(() => {
           inFlight--
           if (paused && inFlight <= o.maxInFlightPerStream / 2) { paused = false; call.resume() }
           maybeEnd()
         })
+    }
+    call.on('data', (b: Batch) => {
+      try { onBatch(b) } catch (err) { this.#internal(err, b, write) }
     })
     call.on('end', () => { ended = true; maybeEnd() })
     call.on('error', (err) => {
@@ -269,6 +275,16 @@ export class Collector {
       capturedTotal: b.captured_total,
       drops: b.drops,
     }, status, now)
+  }
+
+  /** A bug met on one batch: counted and logged, and answered RETRY when no ack went out yet; the stream and the process go on. */
+  #internal (err: unknown, b: Batch, write: ((a: Ack) => void) | undefined): void {
+    const o = this.#o
+    o.metrics.internalErrors.inc({ where: 'collector' })
+    try {
+      o.logger.error({ err, host: b?.host_id?.slice(0, 256), seq: b?.seq }, 'the collector failed on a batch (a Picket bug: please report it with this line)')
+      write?.({ host_id: b?.host_id ?? '', seq: b?.seq ?? 0, status: 'RETRY', code: S.INTERNAL, error: 'PICKET_ERR_BRIDGE', message: 'the collector failed on this batch; resend it', limit: '' })
+    } catch {}
   }
 
   /** Count, log and answer a refused batch. */

@@ -29,6 +29,9 @@ export interface Metrics {
   hostLastSeen: Gauge<'host'>
   agentDrops: Gauge<'cause'>
   storeWriteSeconds: Histogram<'kind'>
+  storeFailures: Counter<'kind' | 'outcome'>
+  outputFailures: Counter<'output'>
+  internalErrors: Counter<'where'>
   webhookSent: Counter
   webhookFailures: Counter<'reason'>
   webhookDropped: Counter
@@ -64,6 +67,9 @@ export function createMetrics (): Metrics {
     hostLastSeen: new Gauge({ name: 'picket_host_last_seen_seconds', help: 'Unix time of the last batch from the host', labelNames: ['host'], registers: r }),
     agentDrops: new Gauge({ name: 'picket_agent_drops', help: 'Records the agents could not deliver, summed over hosts, as they last reported (cumulative)', labelNames: ['cause'], registers: r }),
     storeWriteSeconds: new Histogram({ name: 'picket_store_write_seconds', help: 'Alert store transactions', labelNames: ['kind'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers: r }),
+    storeFailures: new Counter({ name: 'picket_store_failures_total', help: 'Alert store writes that failed, by what was written and what became of it (retried, or dropped as unstorable)', labelNames: ['kind', 'outcome'], registers: r }),
+    outputFailures: new Counter({ name: 'picket_output_failures_total', help: 'Findings an output (log, webhook, console) failed on; the findings are stored', labelNames: ['output'], registers: r }),
+    internalErrors: new Counter({ name: 'picket_internal_errors_total', help: 'Exceptions caught where one batch or finding could have stopped the backend (Picket bugs: see the log)', labelNames: ['where'], registers: r }),
     webhookSent: new Counter({ name: 'picket_webhook_sent_total', help: 'Findings POSTed to the webhook', registers: r }),
     webhookFailures: new Counter({ name: 'picket_webhook_failures_total', help: 'Webhook POST attempts that failed', labelNames: ['reason'], registers: r }),
     webhookDropped: new Counter({ name: 'picket_webhook_dropped_total', help: 'Findings dropped from the webhook queue (full, or retries exhausted)', registers: r }),
@@ -71,5 +77,6 @@ export function createMetrics (): Metrics {
   }
   for (const reason of REFUSAL_REASONS) m.refusals.inc({ limit: reason }, 0)
   for (const status of ['OK', 'DUPLICATE', 'REFUSED', 'RETRY']) m.batches.inc({ status }, 0)
+  for (const output of ['log', 'webhook', 'console']) m.outputFailures.inc({ output }, 0)
   return m
 }

@@ -143,5 +143,7 @@ export const BACKEND_OPTIONS: readonly OptSpec[] = [
   { name: 'max-records', type: 'int', default: DEFAULT_LIMITS.maxRecords, min: 1, help: 'refuse batches with more records' },
   { name: 'max-string-bytes', type: 'bytes', default: String(DEFAULT_LIMITS.maxStringBytes), min: 64, help: 'refuse batches holding a longer string' },
   { name: 'max-depth', type: 'int', default: DEFAULT_LIMITS.maxDepth, min: 2, max: 256, help: 'refuse batches whose records nest deeper' },
+  { name: 'max-record-age', type: 'duration', default: `${DEFAULT_LIMITS.maxRecordAgeMs / 3_600_000}h`, min: 0, help: 'refuse batches holding a record whose time is further before the collector\'s clock' },
+  { name: 'max-record-ahead', type: 'duration', default: `${DEFAULT_LIMITS.maxRecordAheadMs / 60_000}m`, min: 0, help: 'refuse batches holding a record whose time is further after the collector\'s clock' },
   { name: 'log-level', type: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], help: 'log level' },
 ]

@@ -66,7 +66,12 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
   const rules = compileRuleSet(collection, { timing: o.timing })
   logger.info({ dir: o.rulesDir, files: collection.files.length, correlations: rules.correlations.map(c => `${c.ref} (${c.stage})`) }, 'rules compiled')
   const metrics = createMetrics()
-  const store = AlertStore.open(o.db)
+  const store = AlertStore.open(o.db, {
+    onListenerError: (err, event) => {
+      metrics.outputFailures.inc({ output: 'console' })
+      logger.error({ err, event }, 'a listener of the alert store (the console) failed on a change; the change is stored')
+    },
+  })
   const orphans = store.closeOrphans()
   if (orphans > 0) logger.info({ findings: orphans }, 'closed findings a previous run left open (sliding windows restart empty)')
   // shutdown order: collector (no new batches), workers (their last updates
@@ -84,16 +89,29 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
     const fleet = new FleetStage(rules, VERSION)
     const webhook = o.webhook !== undefined ? new WebhookOutput({ url: o.webhook, logger, metrics }) : undefined
     const findings = new FindingPipeline({ store, metrics, logger, webhook })
-    const seqQueue: HostSummary[] = []
+    // dedup floors wait for the findings pushed before them: a floor stored
+    // ahead of its batch's finding would make that batch, resent after a
+    // crash, a duplicate, and the finding would be lost
+    const seqQueue: Array<{ mark: number, hosts: HostSummary[] }> = []
     const lastStats = new Map<number, WorkerStats>()
+    /** Run a step of the main thread's detection work; an exception there is a bug, counted, and costs that step only. */
+    const contained = async (where: string, step: () => Promise<void>): Promise<void> => {
+      try {
+        await step()
+      } catch (err) {
+        metrics.internalErrors.inc({ where })
+        logger.error({ err, where }, 'an internal error was caught; the backend goes on (a Picket bug: please report it with this line)')
+      }
+    }
     const sink = {
-      findings: (events: Parameters<FindingPipeline['push']>[0]) => findings.push(events),
-      fleet: (deltas: Parameters<FleetStage['apply']>[0]) => {
+      findings: async (events: Parameters<FindingPipeline['push']>[0]) => { await findings.push(events) },
+      fleet: async (deltas: Parameters<FleetStage['apply']>[0]) => await contained('fleet', async () => {
         metrics.fleetDeltas.inc(deltas.length)
         fleet.apply(deltas, Date.now())
-        findings.push(fleet.drain())
-      },
-      hosts: (summaries: HostSummary[]) => { seqQueue.push(...summaries) },
+        await findings.push(fleet.drain())
+      }),
+      settled: async () => { await findings.settled() },
+      hosts: (summaries: HostSummary[]) => { seqQueue.push({ mark: findings.mark, hosts: summaries }) },
       stats: (worker: number, s: WorkerStats) => {
         const w = String(worker)
         const prev = lastStats.get(worker)
@@ -114,7 +132,12 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
           store.recordHosts(deltas)
           metrics.storeWriteSeconds.observe({ kind: 'hosts' }, (performance.now() - t0) / 1000)
         }
-        if (seqQueue.length > 0) store.recordSeqs(seqQueue.splice(0))
+        let ready = 0
+        while (ready < seqQueue.length && findings.stored(seqQueue[ready].mark)) ready++
+        if (ready > 0) {
+          store.recordSeqs(seqQueue.slice(0, ready).flatMap(e => e.hosts))
+          seqQueue.splice(0, ready)
+        }
       } catch (err) {
         logger.error({ err }, 'alert store: host counters not written')
       }
@@ -137,8 +160,8 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
     at(RANK.bridge, async () => {
       await bridge.close()
       fleet.flush(Date.now())
-      findings.push(fleet.drain())
-      findings.flushNow()
+      void findings.push(fleet.drain())
+      findings.stop()
       flushHosts()
     })
     const h0 = await bridge.health(5000)
@@ -157,9 +180,11 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
     let lastRecords = 0
     let rate = 0
     timers.push(setInterval(() => {
-      fleet.tick(Date.now())
-      findings.push(fleet.drain())
-      metrics.openIncidents.set({ stage: 'fleet' }, fleet.stats.openIncidents)
+      void contained('fleet', async () => {
+        fleet.tick(Date.now())
+        void findings.push(fleet.drain())
+        metrics.openIncidents.set({ stage: 'fleet' }, fleet.stats.openIncidents)
+      })
     }, o.tickMs))
     timers.push(setInterval(() => {
       flushHosts()
@@ -193,7 +218,8 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       for (const s of lastStats.values()) { recs += s.records; matched += s.matched }
       if (recs > 0 && matched === 0) hints.push('records arrive but none matches a detection rule: check that they are network_activity (class_uid 4001) inbound Open/Refuse records, and the allow-list filter in the rules folder')
       if (!storeOk) hints.push(`the alert store ${o.db} fails (${storeError ?? ''}): findings cannot be stored`)
-      const status = !b.reachable || !storeOk ? 'down' : !b.ok ? 'degraded' : 'ok'
+      if (findings.failing) hints.push(`findings cannot be written to the alert store ${o.db} (see the log): ${findings.queued} wait in memory, and the batches that caused them stay unacked in the agents' spools`)
+      const status = !b.reachable || !storeOk ? 'down' : !b.ok || findings.failing ? 'degraded' : 'ok'
       return {
         status,
         time: new Date().toISOString(),
@@ -246,7 +272,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
         const now = Date.now()
         fleet.tick(now)
         fleet.flush(now)
-        findings.push(fleet.drain())
+        void findings.push(fleet.drain())
         findings.flushNow()
         flushHosts()
       },

@@ -3,6 +3,7 @@ import { PicketError } from '../shared/errors.js'
 import { createLogger } from '../shared/logger.js'
 import { BACKEND_OPTIONS } from '../backend/options.js'
 import { startBackend } from '../backend/server.js'
+import { containUnhandledRejections } from './last-resort.js'
 
 // picket backend: collector, detection plane, alert store, outputs and the
 // HTTP server (healthz, metrics, console), until SIGINT or SIGTERM.
@@ -24,6 +25,8 @@ interface Values {
   'max-records': number
   'max-string-bytes': number
   'max-depth': number
+  'max-record-age': number
+  'max-record-ahead': number
   'log-level': string
 }
 
@@ -59,9 +62,17 @@ export async function run (argv: string[]): Promise<number> {
     ...(v.workers !== undefined ? { workers: v.workers } : {}),
     ...(v.rules !== undefined ? { rulesDir: v.rules } : {}),
     ...(v.webhook !== undefined ? { webhook: v.webhook } : {}),
-    limits: { maxBatchBytes: v['max-batch-bytes'], maxRecords: v['max-records'], maxStringBytes: v['max-string-bytes'], maxDepth: v['max-depth'] },
+    limits: {
+      maxBatchBytes: v['max-batch-bytes'],
+      maxRecords: v['max-records'],
+      maxStringBytes: v['max-string-bytes'],
+      maxDepth: v['max-depth'],
+      maxRecordAgeMs: Math.round(v['max-record-age']),
+      maxRecordAheadMs: Math.round(v['max-record-ahead']),
+    },
     logger,
   })
+  const uncontain = containUnhandledRejections(backend, logger)
   process.stderr.write(`picket backend: collector on ${backend.collector.address}, ${backend.http !== undefined ? `console and /metrics on ${backend.http.url}, ` : ''}store ${backend.options.db}\n`)
   await new Promise<void>(resolve => {
     const stop = (sig: string): void => {
@@ -76,6 +87,7 @@ export async function run (argv: string[]): Promise<number> {
     process.on('SIGTERM', onTerm)
   })
   await backend.close()
+  uncontain()
   logger.flush()
   return 0
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { formatHelp, parseConfig, type HostPort, type OptSpec } from '../shared/config.js'
 import { isPicketError } from '../shared/errors.js'
 import { createLogger } from '../shared/logger.js'
+import { containUnhandledRejections } from './last-resort.js'
 
 // `picket start`: agent, backend and console on this host with embedded
 // defaults. Without the privileges capture needs, the backend and console
@@ -74,6 +75,7 @@ export async function run (argv: string[]): Promise<number> {
     ...(v.workers !== undefined ? { workers: v.workers } : {}),
     logger: logger.child({ part: 'backend' }),
   })
+  const uncontain = containUnhandledRejections(backend, logger)
   const consoleUrl = backend.http?.url ?? `http://${v.console.toString()}`
   const lines = [
     'picket start: running on this host',
@@ -131,6 +133,7 @@ export async function run (argv: string[]): Promise<number> {
   }
   await backend.flush()
   await backend.close()
+  uncontain()
   process.stderr.write('picket start: stopped\n')
   logger.flush()
   return outcome.kind === 'fatal' ? 1 : 0

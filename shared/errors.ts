@@ -19,6 +19,7 @@ export const ERRORS = {
   PICKET_ERR_LIMIT: 'a batch exceeded a collector limit',
   PICKET_ERR_HOST_ID: 'a batch carried a missing or foreign host id',
   PICKET_ERR_SEQ: 'a batch carried an invalid sequence number',
+  PICKET_ERR_RECORD: 'a batch held a record whose values are not valid OCSF',
   PICKET_ERR_RULE: 'a rule file is invalid',
   PICKET_ERR_BRIDGE: 'the bridge to the detection plane is unavailable',
   PICKET_ERR_STORE: 'the alert store failed',

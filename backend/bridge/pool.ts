@@ -12,7 +12,8 @@ import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, Wo
 // The in-process bridge: raw worker_threads, one MessagePort per worker, and
 // our own routing, because every batch of a host must reach the worker that
 // holds that host's actor (a task pool like piscina has no affinity). Batch
-// bytes are transferred, not copied.
+// bytes are transferred, not copied. A batch's submit resolves once the
+// findings it caused are in the store: the ack follows the commit.
 
 export interface PoolOptions {
   workers: number
@@ -181,19 +182,23 @@ export class WorkerPoolBridge implements Bridge {
         slot.onReady?.()
         break
       case 'done': {
-        // hand findings on before the submit resolves: the ack follows the finding
-        if (m.findings !== undefined) this.#o.sink.findings(m.findings)
-        if (m.fleet !== undefined) this.#o.sink.fleet(m.fleet)
+        const stored: Array<Promise<void>> = []
+        if (m.findings !== undefined) stored.push(this.#o.sink.findings(m.findings))
+        if (m.fleet !== undefined) stored.push(this.#o.sink.fleet(m.fleet))
+        // a resend of a batch whose findings are still on their way to the store: the agent forgets a
+        // batch answered DUPLICATE, so that answer waits for them too
+        if (m.outcome.status === 'duplicate') stored.push(this.#o.sink.settled())
         const p = slot.pending.get(m.id)
         if (p === undefined) break
         slot.pending.delete(m.id)
         slot.queuedBytes -= p.bytes
-        p.resolve(m.outcome)
+        if (stored.length === 0) p.resolve(m.outcome)
+        else void Promise.all(stored).then(() => p.resolve(m.outcome))
         break
       }
       case 'emit':
-        if (m.findings.length > 0) this.#o.sink.findings(m.findings)
-        if (m.fleet.length > 0) this.#o.sink.fleet(m.fleet)
+        if (m.findings.length > 0) void this.#o.sink.findings(m.findings)
+        if (m.fleet.length > 0) void this.#o.sink.fleet(m.fleet)
         break
       case 'pong':
         slot.stats = m.stats

@@ -51,10 +51,17 @@ export interface BridgeHealth {
   workers: WorkerHealth[]
 }
 
-/** Where the detection plane's output goes (the main thread's fleet stage, store and outputs). */
+/**
+ * Where the detection plane's output goes (the main thread's fleet stage,
+ * store and outputs). findings() and fleet() resolve once the findings they
+ * caused are committed to the store, and never reject: a batch is acked only
+ * then.
+ */
 export interface DetectionSink {
-  findings: (events: FindingEvent[]) => void
-  fleet: (deltas: FleetDelta[]) => void
+  findings: (events: FindingEvent[]) => Promise<void>
+  fleet: (deltas: FleetDelta[]) => Promise<void>
+  /** Resolves once every finding handed over so far is committed (what a DUPLICATE answer waits for). */
+  settled: () => Promise<void>
   hosts: (summaries: HostSummary[], worker: number) => void
   /** each worker's counters, about once a second */
   stats: (worker: number, stats: WorkerStats) => void
@@ -64,7 +71,7 @@ export interface Bridge {
   readonly kind: string
   /** Check the target is reachable and every worker is alive. Throws PICKET_ERR_BRIDGE saying why not. */
   start: () => Promise<void>
-  /** Resolves once the detection plane accepted (or refused) the batch; never rejects. */
+  /** Resolves once the detection plane accepted (or refused) the batch and the findings it caused are stored; never rejects. */
   submit: (batch: BridgeBatch) => Promise<SubmitResult>
   health: (timeoutMs?: number) => Promise<BridgeHealth>
   /**

@@ -1,11 +1,12 @@
 import type { ErrorCode } from '../../shared/errors.js'
 import type { Actor } from './actors.js'
-import { ScanError, T_STR, type Projector, type ScanLimits } from './projector.js'
+import { RecordError, ScanError, T_STR, type Projector, type ScanLimits } from './projector.js'
 import type { BatchInput, BatchOutcome, DetectionRefusalReason, EngineStats, Refusal } from './protocol.js'
 import { EVIDENCE_SLOT, HOST_FIELD } from './rules/compile.js'
 
 // What a batch passes before its rows reach the rules: a seq not seen
-// before, a scan within the limits over well-formed msgpack, as many records
+// before, a scan within the limits over well-formed msgpack, records that
+// are maps whose fields mean something (field-checks.ts), as many records
 // as the batch says, and no record of another host. A refused batch's seq is
 // spent. A refusal names its reason and says what to do; the gRPC status is
 // the collector's business.
@@ -18,6 +19,9 @@ function refusal (reason: DetectionRefusalReason, error: ErrorCode, message: str
 }
 
 function scanRefusal (err: ScanError): Refusal {
+  if (err instanceof RecordError) {
+    return refusal('invalid_record', 'PICKET_ERR_RECORD', `${err.message}; the whole batch was refused and none of it was counted: whatever wrote it must send OCSF values (fix or upgrade the sender)`)
+  }
   const limit = err.limit
   if (limit === undefined) {
     return refusal('decode', 'PICKET_ERR_DECODE', `${err.message}; the batch was refused: records must be one msgpack array of OCSF objects (shared/codec.ts packRecords)`)
@@ -56,7 +60,7 @@ export function admit (input: BatchInput, actor: Actor, projector: Projector, li
 function check (input: BatchInput, projector: Projector, limits: ScanLimits): number | Refusal {
   let n: number
   try {
-    n = projector.scan(input.bytes, limits)
+    n = projector.scan(input.bytes, limits, input.recvAt)
   } catch (err) {
     if (!(err instanceof ScanError)) throw err
     return scanRefusal(err)

@@ -8,6 +8,7 @@ import { FleetLocal, FleetReports } from './correlations/fleet-local.js'
 import { ValueCount } from './correlations/value-count.js'
 import type { FindingEvent } from './finding.js'
 import { IncidentLifecycle } from './lifecycle.js'
+import { RecordChecks, RECORD_WINDOW } from './field-checks.js'
 import { Projector, type ScanLimits } from './projector.js'
 import type { BatchInput, BatchOutcome, EngineStats, FleetDelta, HostSummary } from './protocol.js'
 import { EVIDENCE_SLOT, type DetectionRule, type RuleSet } from './rules/compile.js'
@@ -58,7 +59,11 @@ export class DetectionEngine {
   constructor (rules: RuleSet, opts: EngineOptions) {
     this.rules = rules
     this.#opts = { maxGroups: 100_000, fleetRefreshMs: 1000, maxSeqAhead: 4096, maxClockSkewMs: 60_000, ...opts }
-    this.projector = new Projector(rules.paths, 1024)
+    const l = this.#opts.limits
+    this.projector = new Projector(rules.paths, 1024, new RecordChecks(rules.paths, {
+      maxAgeMs: l.maxRecordAgeMs ?? RECORD_WINDOW.maxAgeMs,
+      maxAheadMs: l.maxRecordAheadMs ?? RECORD_WINDOW.maxAheadMs,
+    }))
     this.#actors = new ActorRegistry(rules.correlations.length, this.#opts.maxSeqAhead, this.stats)
     this.#incidents = new IncidentLifecycle(this.#opts.productVersion, this.stats)
     this.#fleet = new FleetReports(this.#opts.fleetRefreshMs)

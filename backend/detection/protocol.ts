@@ -24,10 +24,11 @@ export interface BatchInput {
 
 /**
  * Why the detection plane refused a batch: a limit its scan enforces, bytes
- * that are not a batch of records, a record of another host, or a failure
- * inside the worker. The collector turns the reason into a gRPC status.
+ * that are not a batch of records, a record whose values mean nothing, a
+ * record of another host, or a failure inside the worker. The collector
+ * turns the reason into a gRPC status.
  */
-export type DetectionRefusalReason = ScanLimitName | 'decode' | 'host_id' | 'internal'
+export type DetectionRefusalReason = ScanLimitName | 'decode' | 'invalid_record' | 'host_id' | 'internal'
 
 export interface Refusal { status: 'refused', reason: DetectionRefusalReason, error: ErrorCode, message: string }
 

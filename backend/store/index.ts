@@ -11,7 +11,8 @@ import type { FindingChange, FindingPage, FindingQuery, HistoryEntry, HostDelta,
 // changes keep a history; hosts keep agent health. Nothing here is on the
 // per-record path: the backend hands findings over in small transactions and
 // host counters once a second. Listeners hear of a change only after the
-// transaction that wrote it committed.
+// transaction that wrote it committed, so a listener that throws cannot undo
+// a write or make its writer think it failed: it is reported, not raised.
 
 export * from './types.js'
 
@@ -22,6 +23,7 @@ export class AlertStore extends EventEmitter<StoreEvents> {
   readonly #findings: Findings
   readonly #triage: Triage
   readonly #hosts: Hosts
+  readonly #onListenerError: NonNullable<StoreOptions['onListenerError']>
   #changeSeq: number
   readonly #nextSeq = (): number => ++this.#changeSeq
 
@@ -39,13 +41,25 @@ export class AlertStore extends EventEmitter<StoreEvents> {
     this.#findings = new Findings(this.#db, this.#triage)
     this.#hosts = new Hosts(this.#db)
     this.#changeSeq = this.#findings.lastChangeSeq()
+    this.#onListenerError = opts.onListenerError ?? ((err, event) => { process.emitWarning(`alert store: a '${event}' listener failed: ${err.message}`) })
+  }
+
+  /** Tell every listener of a committed change; one that throws is reported and does not stop the others. */
+  #announce<K extends keyof StoreEvents> (event: K, ...args: StoreEvents[K]): void {
+    for (const listener of this.rawListeners(event)) {
+      try {
+        (listener as (...a: StoreEvents[K]) => void)(...args)
+      } catch (err) {
+        this.#onListenerError(err instanceof Error ? err : new Error(String(err)), event)
+      }
+    }
   }
 
   /** Write finding events (Create / Update / Close) in one transaction; emits 'finding' per change after commit. */
   applyFindingEvents (events: readonly FindingEvent[], now = Date.now()): FindingChange[] {
     const changed = this.#findings.apply(events, now, this.#nextSeq)
     const out = changed.map(c => ({ kind: c.kind, finding: this.#stored(c.id) }))
-    for (const c of out) this.emit('finding', c)
+    for (const c of out) this.#announce('finding', c)
     return out
   }
 
@@ -58,7 +72,7 @@ export class AlertStore extends EventEmitter<StoreEvents> {
     const ids = this.#findings.closeOrphans(now, this.#nextSeq)
     for (const id of ids) {
       const f = this.#findings.get(id)
-      if (f !== undefined) this.emit('finding', { kind: 'closed', finding: f })
+      if (f !== undefined) this.#announce('finding', { kind: 'closed', finding: f })
     }
     return ids.length
   }
@@ -80,7 +94,7 @@ export class AlertStore extends EventEmitter<StoreEvents> {
   setStatus (id: string, change: TriageChange, now = Date.now()): StoredFinding {
     this.#triage.setStatus(id, change, now, this.#nextSeq)
     const out = this.#stored(id)
-    this.emit('finding', { kind: 'triaged', finding: out })
+    this.#announce('finding', { kind: 'triaged', finding: out })
     return out
   }
 
@@ -91,7 +105,7 @@ export class AlertStore extends EventEmitter<StoreEvents> {
   /** Add one flush worth of host traffic (one transaction); emits 'hosts' with the updated rows. */
   recordHosts (deltas: readonly HostDelta[]): HostRow[] {
     const rows = this.#hosts.record(deltas)
-    if (deltas.length > 0) this.emit('hosts', rows)
+    if (deltas.length > 0) this.#announce('hosts', rows)
     return rows
   }
 

@@ -120,4 +120,10 @@ export interface StoreEvents {
 
 export interface StoreOptions {
   readonly?: boolean
+  /**
+   * Told when a listener throws on a change. The change is committed either
+   * way and the other listeners still hear of it; without this the error is
+   * reported as a process warning.
+   */
+  onListenerError?: (err: Error, event: keyof StoreEvents) => void
 }
