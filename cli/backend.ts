@@ -24,6 +24,11 @@ interface Values {
   'max-records': number
   'max-string-bytes': number
   'max-depth': number
+  'max-streams': number
+  'max-connections': number
+  'max-streams-per-connection': number
+  'detection-memory': number
+  'host-idle-timeout': number
   'log-level': string
 }
 
@@ -60,6 +65,9 @@ export async function run (argv: string[]): Promise<number> {
     ...(v.rules !== undefined ? { rulesDir: v.rules } : {}),
     ...(v.webhook !== undefined ? { webhook: v.webhook } : {}),
     limits: { maxBatchBytes: v['max-batch-bytes'], maxRecords: v['max-records'], maxStringBytes: v['max-string-bytes'], maxDepth: v['max-depth'] },
+    streams: { maxStreams: v['max-streams'], maxConnections: v['max-connections'], maxStreamsPerConnection: v['max-streams-per-connection'] },
+    detectionMemory: v['detection-memory'],
+    hostIdleMs: v['host-idle-timeout'],
     logger,
   })
   process.stderr.write(`picket backend: collector on ${backend.collector.address}, ${backend.http !== undefined ? `console and /metrics on ${backend.http.url}, ` : ''}store ${backend.options.db}\n`)
