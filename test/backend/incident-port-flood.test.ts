@@ -2,8 +2,6 @@ import t from 'tap'
 import { copyFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { packRecords } from '../../shared/codec.js'
-import { BYTES } from '../../backend/detection/budget.js'
-import { PORT_SET_MAX_BYTES } from '../../backend/detection/port-set.js'
 import { AlertStore } from '../../backend/store/index.js'
 import { AgentStream, connectCollector } from '../../scripts/injector/index.js'
 import { startBackendProc, type BackendProc } from '../../scripts/bench/lib/backend.js'
@@ -25,11 +23,12 @@ const VALID = 240_000
 const INVALID = 60_000
 const PER_BATCH = 10_000
 /**
- * What the worker's state may cost: two open incidents (the port scan, and the
- * refused-probe rule's own), each at most its bitset, its sampled port stats,
- * its evidence and small maps (budget.ts's estimates), plus the host's actor.
+ * What the worker's state may cost, by budget.ts's estimates: two open
+ * incidents (the port scan, and the refused-probe rule's own), each at most
+ * 132 KiB (its 8 KiB bitset, stats for 1,100 sampled ports, its evidence and
+ * small maps), the host's actor included.
  */
-const STATE_BOUND = 2 * (BYTES.incident + PORT_SET_MAX_BYTES + 8 * 1024)
+const STATE_BOUND = 2 * 132 * 1024
 /** RSS growth: the incident is small; this is V8's headroom for the 300,000 records' garbage */
 const RSS_GROWTH = 160 * 1024 * 1024
 
