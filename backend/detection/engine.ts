@@ -90,11 +90,6 @@ export class DetectionEngine {
     this.#active = rules.detections.filter(d => d.correlations.length > 0)
   }
 
-  /** Seed the dedup floors persisted by an earlier run. */
-  restoreSeqs (entries: Iterable<[string, number]>): void {
-    for (const [hostId, seq] of entries) this.#actors.get(hostId, seq)
-  }
-
   /** A batch the collector refused: its seq is spent, so the dedup window moves past it. */
   skipSeq (hostId: string, seq: number, nowWall: number, floor?: number): void {
     this.#actors.arrive(hostId, undefined, nowWall, floor).seq.accept(seq)
