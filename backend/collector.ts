@@ -7,8 +7,9 @@ import { collectorService, type Ack, type AckStatus, type Batch } from '../share
 import type { Bridge, SubmitResult } from './bridge/types.js'
 import type { DetectionRefusalReason } from './detection/protocol.js'
 import type { HostTracker } from './hosts.js'
-import { ackLimit, type Limits, type RefusalReason } from './limits.js'
+import { ackLimit, type Limits, type RefusalReason, type StreamLimits } from './limits.js'
 import type { Metrics } from './metrics.js'
+import { serverOptions, StreamGate } from './transport.js'
 
 // The gRPC Ship server. Per batch: host id present, well-formed and the same
 // for the whole stream (and equal to the client certificate's name under
@@ -17,6 +18,7 @@ import type { Metrics } from './metrics.js'
 // worker's scan. A refused batch gets Ack REFUSED with the gRPC code, the
 // PICKET_ERR_ code, the limit's name and what to do; the stream stays up.
 // Everything else is acked only once the detection plane has accepted it.
+// Streams, connections and the receive size are bounded (transport.ts).
 
 export interface TlsFiles { cert: string, key: string, clientCa?: string }
 
@@ -27,6 +29,7 @@ export interface CollectorOptions {
   allowRemote: boolean
   tls: TlsFiles | undefined
   limits: Limits
+  streams: StreamLimits
   bridge: Bridge
   metrics: Metrics
   hosts: HostTracker
@@ -84,6 +87,7 @@ export class Collector {
   readonly #o: Required<CollectorOptions>
   readonly #server: grpc.Server
   readonly #streams = new Set<grpc.ServerDuplexStream<Batch, Ack>>()
+  readonly #gate: StreamGate
   #port = 0
 
   constructor (opts: CollectorOptions) {
@@ -93,19 +97,17 @@ export class Collector {
       throw new PicketError('PICKET_ERR_CONFIG', `the collector would listen on ${opts.host}:${opts.port} without mTLS, where any client can claim any host id; ` +
         'pass --tls-cert, --tls-key and --tls-client-ca for mTLS, listen on 127.0.0.1, or pass --allow-remote to accept unauthenticated agents')
     }
-    // gRPC's own limit sits well above ours, so an oversized batch reaches our
-    // check and is refused with an Ack instead of the stream being torn down
-    this.#server = new grpc.Server({
-      'grpc.max_receive_message_length': opts.limits.maxBatchBytes * 2 + 1024 * 1024,
-      'grpc.max_send_message_length': 4 * 1024 * 1024,
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
-    })
+    this.#gate = new StreamGate(opts.streams)
+    this.#server = new grpc.Server(serverOptions(opts.limits, opts.streams, (peer, details) => {
+      opts.metrics.streamRefusals.inc({ reason: 'max_message_bytes' })
+      opts.logger.warn({ peer, limit: 'max_batch_bytes' }, `${details}: grpc-js ended the Ship stream (RESOURCE_EXHAUSTED) before buffering the message; send batches under max_batch_bytes ${opts.limits.maxBatchBytes}, or raise the collector's --max-batch-bytes`)
+    }))
     this.#server.addService(collectorService(), { Ship: (call: grpc.ServerDuplexStream<Batch, Ack>) => this.#ship(call) })
   }
 
   get port (): number { return this.#port }
   get streams (): number { return this.#streams.size }
+  get connections (): number { return this.#gate.connections }
 
   async start (): Promise<{ host: string, port: number }> {
     const o = this.#o
@@ -142,13 +144,21 @@ export class Collector {
     let paused = false
     let ended = false
     let closed = false
+    const peer = call.getPeer()
+    const refused = this.#gate.admit(peer)
+    if (refused !== undefined) {
+      m.streamRefusals.inc({ reason: refused.reason })
+      o.logger.warn({ peer, limit: refused.reason }, refused.message)
+      call.emit('error', { code: S.RESOURCE_EXHAUSTED, details: refused.message })
+      return
+    }
     this.#streams.add(call)
     m.streams.set(this.#streams.size)
-    const peer = call.getPeer()
 
     const finish = (): void => {
       if (closed) return
       closed = true
+      this.#gate.release(peer)
       this.#streams.delete(call)
       m.streams.set(this.#streams.size)
     }
@@ -266,7 +276,6 @@ export class Collector {
         break
     }
     m.batches.inc({ status })
-    m.hostLastSeen.set({ host: b.host_id }, Math.floor(now / 1000))
     o.hosts.note(b.host_id, {
       hostname: b.hostname,
       agentVersion: b.agent_version,

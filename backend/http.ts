@@ -3,6 +3,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { Logger } from '../shared/logger.js'
 import type { BridgeHealth } from './bridge/types.js'
 import type { Bridge } from './bridge/types.js'
+import type { FleetStats } from './detection/fleet.js'
 import type { Metrics } from './metrics.js'
 import type { AlertStore } from './store/index.js'
 
@@ -13,10 +14,11 @@ export interface HealthReport {
   status: 'ok' | 'degraded' | 'down'
   time: string
   uptimeSeconds: number
-  collector: { address: string, streams: number }
+  /** hosts: the collector's per-host counters held now (idle hosts are let go) */
+  collector: { address: string, streams: number, connections: number, hosts: number }
   bridge: BridgeHealth
   store: { path: string, ok: boolean, error?: string }
-  detection: { openIncidents: { host: number, fleet: number }, findingsQueued: number, lastFindingAt: string | undefined }
+  detection: { openIncidents: { host: number, fleet: number }, fleet: Pick<FleetStats, 'groups' | 'stateBytes' | 'budgetBytes' | 'evictions'>, findingsQueued: number, lastFindingAt: string | undefined }
   /** what to look at when records are captured but no alert appears */
   hints: string[]
 }

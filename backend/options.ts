@@ -8,7 +8,8 @@ import { rootPath } from '../shared/paths.js'
 import type { RuleTiming } from './detection/rules/compile.js'
 import { isLoopback } from '../shared/hostport.js'
 import type { HttpPlugin } from './http.js'
-import { DEFAULT_LIMITS, validateLimits, type Limits } from './limits.js'
+import { DEFAULT_DETECTION_MEMORY } from './detection/budget.js'
+import { DEFAULT_LIMITS, DEFAULT_STREAM_LIMITS, validateLimits, validateStreamLimits, type Limits, type StreamLimits } from './limits.js'
 
 // startBackend()'s options, validated once here and frozen. The CLI's flags
 // (BACKEND_OPTIONS) map onto them one to one.
@@ -32,6 +33,12 @@ export interface BackendOptions {
   /** POST every finding's OCSF JSON here */
   webhook?: string
   limits?: Partial<Limits>
+  /** caps on Ship streams and connections */
+  streams?: Partial<StreamLimits>
+  /** memory budget of each detection worker's correlation state, and of the fleet stage's, bytes; default 256 MiB */
+  detectionMemory?: number
+  /** a host with no batch for this long is let go from every per-host map (its store row stays), ms; default 10 min */
+  hostIdleMs?: number
   /** override rule timing (tests use short windows and quiet periods) */
   timing?: RuleTiming
   logger?: Logger
@@ -58,6 +65,9 @@ export interface ResolvedOptions {
   rulesDir: string
   webhook: string | undefined
   limits: Limits
+  streams: StreamLimits
+  detectionMemory: number
+  hostIdleMs: number
   timing: RuleTiming
   plugins: HttpPlugin[]
   console: 'auto' | false | HttpPlugin
@@ -81,6 +91,12 @@ export function resolveOptions (o: BackendOptions): ResolvedOptions {
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) errors.push('workers must be an integer from 1 to 256')
   const limits = { ...DEFAULT_LIMITS, ...o.limits }
   errors.push(...validateLimits(limits))
+  const streams = { ...DEFAULT_STREAM_LIMITS, ...o.streams }
+  errors.push(...validateStreamLimits(streams))
+  const detectionMemory = o.detectionMemory ?? DEFAULT_DETECTION_MEMORY
+  if (!Number.isInteger(detectionMemory) || detectionMemory < 1024 * 1024) errors.push('detectionMemory must be an integer number of bytes, at least 1 MiB')
+  const hostIdleMs = o.hostIdleMs ?? 600_000
+  if (!(hostIdleMs >= 1000)) errors.push('hostIdleMs must be at least 1000 (ms)')
   if (o.webhook !== undefined) {
     try {
       const u = new URL(o.webhook)
@@ -116,6 +132,9 @@ export function resolveOptions (o: BackendOptions): ResolvedOptions {
     rulesDir: isAbsolute(rulesDir) ? rulesDir : resolve(rulesDir),
     webhook: o.webhook,
     limits: Object.freeze(limits),
+    streams: Object.freeze(streams),
+    detectionMemory,
+    hostIdleMs,
     timing: Object.freeze({ ...o.timing }),
     plugins: o.plugins ?? [],
     console: o.console ?? 'auto',
@@ -145,5 +164,10 @@ export const BACKEND_OPTIONS: readonly OptSpec[] = [
   { name: 'max-depth', type: 'int', default: DEFAULT_LIMITS.maxDepth, min: 2, max: 256, help: 'refuse batches whose records nest deeper' },
   { name: 'max-record-age', type: 'duration', default: `${DEFAULT_LIMITS.maxRecordAgeMs / 3_600_000}h`, min: 0, help: 'refuse batches holding a record whose time is further before the collector\'s clock' },
   { name: 'max-record-ahead', type: 'duration', default: `${DEFAULT_LIMITS.maxRecordAheadMs / 60_000}m`, min: 0, help: 'refuse batches holding a record whose time is further after the collector\'s clock' },
+  { name: 'max-streams', type: 'int', default: DEFAULT_STREAM_LIMITS.maxStreams, min: 1, help: 'Ship streams open at once; a stream over it is refused with RESOURCE_EXHAUSTED' },
+  { name: 'max-connections', type: 'int', default: DEFAULT_STREAM_LIMITS.maxConnections, min: 1, help: 'connections with a Ship stream open; a stream from another connection over it is refused' },
+  { name: 'max-streams-per-connection', type: 'int', default: DEFAULT_STREAM_LIMITS.maxStreamsPerConnection, min: 1, help: 'concurrent Ship streams on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)' },
+  { name: 'detection-memory', type: 'bytes', default: '256MiB', min: 1024 * 1024, help: 'memory budget of each detection worker\'s correlation state (all hosts and rules), and of the fleet stage\'s; least recently active state is evicted past it' },
+  { name: 'host-idle-timeout', type: 'duration', default: '10m', min: 1000, help: 'let a host with no batch for this long go from every per-host map (its store row stays)' },
   { name: 'log-level', type: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], help: 'log level' },
 ]

@@ -9,6 +9,7 @@ import { VERSION } from '../shared/version.js'
 import { WorkerPoolBridge } from './bridge/pool.js'
 import type { Bridge } from './bridge/types.js'
 import { Collector } from './collector.js'
+import { STATE_KINDS } from './detection/budget.js'
 import { FleetStage } from './detection/fleet.js'
 import type { HostSummary, WorkerStats } from './detection/protocol.js'
 import { compileRuleSet, type RuleSet } from './detection/rules/compile.js'
@@ -85,8 +86,9 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
     for (const { f } of undo.sort((a, b) => a.rank - b.rank)) { try { await f() } catch (err) { logger.error({ err }, 'shutdown step failed') } }
   }
   try {
-    const hosts = new HostTracker()
-    const fleet = new FleetStage(rules, VERSION)
+    const hosts = new HostTracker(o.hostIdleMs)
+    const fleet = new FleetStage(rules, VERSION, o.detectionMemory)
+    metrics.stateBudget.set(o.detectionMemory)
     const webhook = o.webhook !== undefined ? new WebhookOutput({ url: o.webhook, logger, metrics }) : undefined
     const findings = new FindingPipeline({ store, metrics, logger, webhook })
     // dedup floors wait for the findings pushed before them: a floor stored
@@ -118,7 +120,10 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
         metrics.detectionRecords.inc({ worker: w }, Math.max(0, s.records - (prev?.records ?? 0)))
         metrics.detectionMatched.inc({ worker: w }, Math.max(0, s.matched - (prev?.matched ?? 0)))
         metrics.stateOverflow.inc({ worker: w }, Math.max(0, s.stateOverflow - (prev?.stateOverflow ?? 0)))
+        for (const kind of STATE_KINDS) metrics.stateEvictions.inc({ kind }, Math.max(0, s.evictions[kind] - (prev?.evictions[kind] ?? 0)))
+        metrics.hostsAged.inc({ map: 'actors' }, Math.max(0, s.hostsAged - (prev?.hostsAged ?? 0)))
         metrics.stateGroups.set({ worker: w }, s.groups)
+        metrics.stateBytes.set({ worker: w }, s.stateBytes)
         metrics.workerLoopDelay.set({ worker: w }, s.loopDelayMs)
         lastStats.set(worker, s)
       },
@@ -149,7 +154,9 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       timing: o.timing,
       limits: o.limits,
       productVersion: VERSION,
-      seqs: store.lastSeqs(),
+      floorOf: (hostId: string) => store.lastSeq(hostId),
+      memoryBytes: o.detectionMemory,
+      hostIdleMs: o.hostIdleMs,
       sink,
       logger,
       tickMs: o.tickMs,
@@ -168,13 +175,24 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
     if (!h0.ok) throw new PicketError('PICKET_ERR_BRIDGE', `the detection workers started but do not answer (${h0.detail}); check the log above and --workers`)
     logger.info({ workers: o.workers, kind: bridge.kind }, 'detection workers alive')
 
+    // counters kept elsewhere as cumulative totals, turned into increments
+    const seen = { routes: 0, tracker: 0, fleet: { ...fleet.stats.evictions } }
     const workerGauges = (): void => {
+      let forgotten = 0
       for (const w of bridge.snapshot()) {
         const worker = String(w.index)
         metrics.queueDepth.set({ worker }, w.queued)
         metrics.workerUp.set({ worker }, w.alive ? 1 : 0)
         metrics.workerRestarts.set({ worker }, w.restarts)
+        forgotten += w.hostsForgotten
       }
+      metrics.hostsAged.inc({ map: 'routes' }, forgotten - seen.routes)
+      metrics.hostsAged.inc({ map: 'tracker' }, hosts.aged - seen.tracker)
+      seen.routes = forgotten
+      seen.tracker = hosts.aged
+      for (const kind of STATE_KINDS) metrics.stateEvictions.inc({ kind }, fleet.stats.evictions[kind] - seen.fleet[kind])
+      seen.fleet = { ...fleet.stats.evictions }
+      metrics.fleetStateBytes.set(fleet.stats.stateBytes)
     }
     workerGauges()
     let lastRecords = 0
@@ -200,7 +218,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       workerGauges()
     }, 1000))
 
-    const collector = new Collector({ host: o.listen.host, port: o.listen.port, allowRemote: o.allowRemote, tls: o.tls, limits: o.limits, bridge, metrics, hosts, logger })
+    const collector = new Collector({ host: o.listen.host, port: o.listen.port, allowRemote: o.allowRemote, tls: o.tls, limits: o.limits, streams: o.streams, bridge, metrics, hosts, logger })
     const bound = await collector.start()
     at(RANK.collector, async () => { await collector.close() })
     const collectorAddress = formatHostPort(bound.host, bound.port)
@@ -224,11 +242,12 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
         status,
         time: new Date().toISOString(),
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-        collector: { address: collectorAddress, streams: collector.streams },
+        collector: { address: collectorAddress, streams: collector.streams, connections: collector.connections, hosts: hosts.size },
         bridge: b,
         store: { path: o.db, ok: storeOk, ...(storeError !== undefined ? { error: storeError } : {}) },
         detection: {
           openIncidents: { host: [...lastStats.values()].reduce((a, s) => a + s.openIncidents, 0), fleet: fleet.stats.openIncidents },
+          fleet: { groups: fleet.stats.groups, stateBytes: fleet.stats.stateBytes, budgetBytes: fleet.stats.budgetBytes, evictions: fleet.stats.evictions },
           findingsQueued: findings.queued,
           lastFindingAt: findings.lastAt !== undefined ? new Date(findings.lastAt).toISOString() : undefined,
         },

@@ -27,6 +27,11 @@ interface Values {
   'max-depth': number
   'max-record-age': number
   'max-record-ahead': number
+  'max-streams': number
+  'max-connections': number
+  'max-streams-per-connection': number
+  'detection-memory': number
+  'host-idle-timeout': number
   'log-level': string
 }
 
@@ -70,6 +75,9 @@ export async function run (argv: string[]): Promise<number> {
       maxRecordAgeMs: Math.round(v['max-record-age']),
       maxRecordAheadMs: Math.round(v['max-record-ahead']),
     },
+    streams: { maxStreams: v['max-streams'], maxConnections: v['max-connections'], maxStreamsPerConnection: v['max-streams-per-connection'] },
+    detectionMemory: v['detection-memory'],
+    hostIdleMs: v['host-idle-timeout'],
     logger,
   })
   const uncontain = containUnhandledRejections(backend, logger)

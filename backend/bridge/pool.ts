@@ -3,17 +3,26 @@ import { PicketError } from '../../shared/errors.js'
 import type { Logger } from '../../shared/logger.js'
 import { siblingModule } from '../../shared/paths.js'
 import { workerScript } from '../../shared/worker-script.js'
+import { DEFAULT_DETECTION_MEMORY } from '../detection/budget.js'
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from '../detection/protocol.js'
 import type { ScanLimits } from '../detection/projector.js'
 import type { RuleTiming } from '../detection/rules/compile.js'
 import type { RuleCollection } from '../detection/rules/types.js'
-import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, WorkerHealth } from './types.js'
+import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, WorkerHealth, WorkerSnapshot } from './types.js'
 
 // The in-process bridge: raw worker_threads, one MessagePort per worker, and
 // our own routing, because every batch of a host must reach the worker that
 // holds that host's actor (a task pool like piscina has no affinity). Batch
 // bytes are transferred, not copied. A batch's submit resolves once the
 // findings it caused are in the store: the ack follows the commit.
+//
+//
+// A worker holds actors only for hosts that are active. The bridge keeps, per
+// worker, the hosts it routed there and when; a host idle for hostIdleMs is
+// forgotten (the worker drops its actor once its windows are empty), and the
+// next message for a host the worker may not hold carries the host's dedup
+// floor from the store. MessagePort order makes this race-free: whatever the
+// bridge sends after 'forget' carries the floor.
 
 export interface PoolOptions {
   workers: number
@@ -21,12 +30,16 @@ export interface PoolOptions {
   timing: RuleTiming
   limits: ScanLimits
   productVersion: string
-  /** dedup floors persisted by an earlier run */
-  seqs: Map<string, number>
+  /** a host's dedup floor as persisted (the store's last_seq); 0 for a host never seen */
+  floorOf: (hostId: string) => number
   sink: DetectionSink
   logger: Logger
   tickMs?: number
   fleetRefreshMs?: number
+  /** memory budget of each worker's correlation state, bytes (default 256 MiB) */
+  memoryBytes?: number
+  /** a host with no batch for this long is forgotten (default 10 min) */
+  hostIdleMs?: number
   /** bytes queued to one worker before submit answers RETRY */
   maxQueuedBytes?: number
   startTimeoutMs?: number
@@ -41,6 +54,17 @@ export function routeHost (hostId: string, workers: number): number {
   let h = 0x811c9dc5
   for (let i = 0; i < hostId.length; i++) h = Math.imul(h ^ hostId.charCodeAt(i), 0x01000193)
   return (h >>> 0) % workers
+}
+
+/**
+ * A worker's V8 old generation: twice its state budget (the budget counts
+ * estimated live bytes) plus room for the rules, one batch's columns and the
+ * findings in flight. V8 sizes its collections by this limit, so a flood's
+ * garbage is collected near the budget instead of near the machine's memory;
+ * a worker that still outgrows it dies and is restarted like any other crash.
+ */
+export function workerHeapMb (memoryBytes: number): number {
+  return Math.ceil(2 * memoryBytes / (1024 * 1024)) + 128
 }
 
 interface Pending { resolve: (r: SubmitResult) => void, bytes: number }
@@ -58,6 +82,10 @@ class Slot {
   stats: WorkerStats | undefined
   readonly pings = new Map<number, (s: WorkerStats) => void>()
   readonly flushes = new Map<number, () => void>()
+  /** hosts routed here whose actor the worker may hold, with the wall time of their last message */
+  readonly known = new Map<string, number>()
+  /** hosts forgotten for being idle (cumulative) */
+  forgotten = 0
   onReady: (() => void) | undefined
   onFatal: ((msg: string) => void) | undefined
   exited: Promise<void> = Promise.resolve()
@@ -68,14 +96,16 @@ export class WorkerPoolBridge implements Bridge {
   readonly kind = 'in-process worker pool'
   readonly #o: Required<PoolOptions>
   readonly #slots: Slot[]
-  readonly #route = new Map<string, number>()
   #nextId = 0
   #closing = false
+  #sweeper: NodeJS.Timeout | undefined
 
   constructor (opts: PoolOptions) {
     this.#o = {
       tickMs: 250,
       fleetRefreshMs: 1000,
+      memoryBytes: DEFAULT_DETECTION_MEMORY,
+      hostIdleMs: 600_000,
       maxQueuedBytes: 256 * 1024 * 1024,
       startTimeoutMs: 20_000,
       restart: true,
@@ -86,13 +116,27 @@ export class WorkerPoolBridge implements Bridge {
   }
 
   route (hostId: string): number {
-    let i = this.#route.get(hostId)
-    if (i === undefined) {
-      i = routeHost(hostId, this.#slots.length)
-      if (this.#route.size > 200_000) this.#route.clear()
-      this.#route.set(hostId, i)
+    return routeHost(hostId, this.#slots.length)
+  }
+
+  /** `hostId` has a message for `slot` now: its floor when the worker may hold no actor for it. */
+  #introduce (slot: Slot, hostId: string, now: number): number | undefined {
+    const known = slot.known.has(hostId)
+    slot.known.set(hostId, now)
+    return known ? undefined : this.#o.floorOf(hostId)
+  }
+
+  /** Forget the hosts idle past hostIdleMs, and tell their workers. */
+  #sweep (): void {
+    const cutoff = Date.now() - this.#o.hostIdleMs
+    for (const slot of this.#slots) {
+      const idle: string[] = []
+      for (const [h, at] of slot.known) if (at <= cutoff) idle.push(h)
+      if (idle.length === 0) continue
+      for (const h of idle) slot.known.delete(h)
+      slot.forgotten += idle.length
+      if (slot.alive && slot.port !== undefined) slot.port.postMessage({ t: 'forget', hosts: idle } satisfies ToWorker)
     }
-    return i
   }
 
   async start (): Promise<void> {
@@ -102,11 +146,14 @@ export class WorkerPoolBridge implements Bridge {
       await this.close()
       throw new PicketError('PICKET_ERR_BRIDGE', `the detection workers did not start (${failed.join('; ')}); check the log above, the rules folder and --workers`)
     }
+    this.#sweeper = setInterval(() => this.#sweep(), Math.min(30_000, Math.max(250, this.#o.hostIdleMs / 4)))
+    this.#sweeper.unref()
   }
 
   async #spawn (slot: Slot): Promise<void> {
     const { port1, port2 } = new MessageChannel()
-    const seqs = [...this.#o.seqs].filter(([h]) => this.route(h) === slot.index)
+    // a new worker holds no actor: every host's next message carries its floor
+    slot.known.clear()
     const init: WorkerInit = {
       index: slot.index,
       docs: this.#o.rules.docs,
@@ -114,7 +161,7 @@ export class WorkerPoolBridge implements Bridge {
       timing: this.#o.timing,
       limits: this.#o.limits,
       productVersion: this.#o.productVersion,
-      seqs,
+      memoryBytes: this.#o.memoryBytes,
       tickMs: this.#o.tickMs,
       fleetRefreshMs: this.#o.fleetRefreshMs,
       port: port2,
@@ -125,6 +172,7 @@ export class WorkerPoolBridge implements Bridge {
       workerData: init,
       transferList: [port2],
       name: `picket-detection-${slot.index}`,
+      resourceLimits: { maxOldGenerationSizeMb: workerHeapMb(this.#o.memoryBytes) },
     })
     slot.worker = worker
     slot.port = port1
@@ -212,7 +260,6 @@ export class WorkerPoolBridge implements Bridge {
       case 'summary':
         slot.stats = m.stats
         this.#o.sink.stats(slot.index, m.stats)
-        for (const h of m.hosts) this.#o.seqs.set(h.hostId, h.lastSeq)
         if (m.hosts.length > 0) this.#o.sink.hosts(m.hosts, slot.index)
         break
       case 'fatal':
@@ -243,7 +290,8 @@ export class WorkerPoolBridge implements Bridge {
       off = 0
     }
     const id = ++this.#nextId
-    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, seq: b.seq, count: b.count, buf, off, len: r.byteLength, recvAt: b.recvAt }
+    const floor = this.#introduce(slot, b.hostId, b.recvAt)
+    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, seq: b.seq, count: b.count, buf, off, len: r.byteLength, recvAt: b.recvAt, ...(floor !== undefined ? { floor } : {}) }
     slot.lastBatchAt = b.recvAt
     return await new Promise<SubmitResult>(resolve => {
       slot.pending.set(id, { resolve, bytes: r.byteLength })
@@ -254,7 +302,9 @@ export class WorkerPoolBridge implements Bridge {
 
   skip (hostId: string, seq: number): void {
     const slot = this.#slots[this.route(hostId)]
-    if (slot.alive && slot.port !== undefined) slot.port.postMessage({ t: 'skip', hostId, seq } satisfies ToWorker)
+    if (!slot.alive || slot.port === undefined) return
+    const floor = this.#introduce(slot, hostId, Date.now())
+    slot.port.postMessage({ t: 'skip', hostId, seq, ...(floor !== undefined ? { floor } : {}) } satisfies ToWorker)
   }
 
   async health (timeoutMs = 1000): Promise<BridgeHealth> {
@@ -280,6 +330,8 @@ export class WorkerPoolBridge implements Bridge {
         lastError: slot.lastError ?? (slot.alive && rttMs === undefined ? `no answer to a ping within ${timeoutMs} ms (busy or stuck; queued ${slot.pending.size} batches)` : undefined),
         rttMs,
         lastBatchAt: slot.lastBatchAt,
+        hosts: slot.known.size,
+        hostsForgotten: slot.forgotten,
         stats: slot.stats,
       }
     }))
@@ -310,12 +362,13 @@ export class WorkerPoolBridge implements Bridge {
     return this.#slots.map(s => s.pending.size)
   }
 
-  snapshot (): Array<{ index: number, alive: boolean, restarts: number, queued: number }> {
-    return this.#slots.map(s => ({ index: s.index, alive: s.alive, restarts: s.restarts, queued: s.pending.size }))
+  snapshot (): WorkerSnapshot[] {
+    return this.#slots.map(s => ({ index: s.index, alive: s.alive, restarts: s.restarts, queued: s.pending.size, hosts: s.known.size, hostsForgotten: s.forgotten }))
   }
 
   async close (): Promise<void> {
     this.#closing = true
+    clearInterval(this.#sweeper)
     await Promise.all(this.#slots.map(async slot => {
       const w = slot.worker
       if (w === undefined) return

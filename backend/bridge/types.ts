@@ -38,8 +38,15 @@ export interface WorkerHealth {
   /** round trip of the health ping; undefined when it timed out */
   rttMs: number | undefined
   lastBatchAt: number | undefined
+  /** hosts routed to the worker and not yet forgotten for being idle */
+  hosts: number
+  /** hosts forgotten for being idle (cumulative) */
+  hostsForgotten: number
   stats: WorkerStats | undefined
 }
+
+/** Cheap synchronous view of one worker (no ping): for metrics. */
+export interface WorkerSnapshot { index: number, alive: boolean, restarts: number, queued: number, hosts: number, hostsForgotten: number }
 
 export interface BridgeHealth {
   kind: string
@@ -84,6 +91,6 @@ export interface Bridge {
   /** Batches submitted and not yet answered, per worker. */
   queueDepths: () => number[]
   /** Cheap synchronous view of the workers (no ping): for metrics. */
-  snapshot: () => Array<{ index: number, alive: boolean, restarts: number, queued: number }>
+  snapshot: () => WorkerSnapshot[]
   close: () => Promise<void>
 }

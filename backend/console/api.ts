@@ -3,7 +3,7 @@ import type { FindingState, TriageStatus } from '../../shared/enums.js'
 import { isPicketError } from '../../shared/errors.js'
 import type { BackendContext } from '../http.js'
 import type { FindingOrder, FindingQuery } from '../store/index.js'
-import { ACTOR_HEADER, FINDINGS_QUERY, ID_PARAMS, PATCH_BODY, PATCH_HEADERS, STREAM_HEADERS, STREAM_QUERY, TOKEN_QUERY } from './schemas.js'
+import { ACTOR_HEADER, FINDINGS_QUERY, HOSTS_QUERY, ID_PARAMS, PATCH_BODY, PATCH_HEADERS, STREAM_HEADERS, STREAM_QUERY, TOKEN_QUERY } from './schemas.js'
 import type { StreamHub } from './stream.js'
 import type { ErrorBody, FindingDetail, FindingList, HostList, HostView, ValidationErrorBody } from './types.js'
 import { ConsoleValidator, validationBody, type Part } from './validation.js'
@@ -13,7 +13,7 @@ import { findingDetail, findingRow, hostView } from './views.js'
 //   GET   /api/findings       filters + cursor pagination
 //   GET   /api/findings/:id   the full OCSF finding and its triage history
 //   PATCH /api/findings/:id   { status, note? }: who (X-Picket-Actor) and when go into the history
-//   GET   /api/hosts          agent health: last seen, rate, drops by cause, stale
+//   GET   /api/hosts          agent health: last seen, rate, drops by cause, stale; limit + cursor pagination
 //   GET   /api/hosts/:id
 //   GET   /api/stream         Server-Sent Events (stream.ts)
 
@@ -60,6 +60,20 @@ export function parseTime (s: string, now: number): number | undefined {
 
 function badRequest (reply: FastifyReply, fields: ValidationErrorBody['fields']): FastifyReply {
   return reply.code(400).send(validationBody(fields))
+}
+
+/** A store page, or undefined when the cursor is not one this API returned. */
+function pageOrBadCursor<P> (read: () => P): P | undefined {
+  try {
+    return read()
+  } catch (err) {
+    if (isPicketError(err, 'PICKET_ERR_VALIDATION') && /cursor/.test(err.message)) return undefined
+    throw err
+  }
+}
+
+async function badCursor (reply: FastifyReply): Promise<FastifyReply> {
+  return await badRequest(reply, [{ field: 'cursor', in: 'query', message: 'is not a cursor this API returned (it belongs to other filters or is damaged); start again without it' }])
 }
 
 function notFound (reply: FastifyReply, message: string): FastifyReply {
@@ -137,15 +151,8 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
       ...(q.q !== undefined ? { q: q.q } : {}),
       ...(q.cursor !== undefined && q.cursor !== '' ? { cursor: q.cursor } : {}),
     }
-    let page
-    try {
-      page = store.listFindings(query)
-    } catch (err) {
-      if (isPicketError(err, 'PICKET_ERR_VALIDATION') && /cursor/.test(err.message)) {
-        return await badRequest(reply, [{ field: 'cursor', in: 'query', message: 'is not a cursor this API returned (it belongs to other filters or is damaged); start again without it' }])
-      }
-      throw err
-    }
+    const page = pageOrBadCursor(() => store.listFindings(query))
+    if (page === undefined) return await badCursor(reply)
     const body: FindingList = { items: page.items.map(findingRow), total: page.total, limit: q.limit, ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}) }
     return body
   })
@@ -167,9 +174,20 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
     return body
   })
 
-  api.get<{ Querystring: Record<string, string> }>('/hosts', { schema: { querystring: TOKEN_QUERY } }, async () => {
+  api.get<{ Querystring: { limit: number, cursor?: string } }>('/hosts', { schema: { querystring: HOSTS_QUERY } }, async (req, reply) => {
+    const q = req.query
     const now = Date.now()
-    const body: HostList = { items: store.listHosts().map(h => hostView(h, now, o.staleAfterMs)), serverTime: now, staleAfterMs: o.staleAfterMs }
+    const page = pageOrBadCursor(() => store.listHosts({ limit: q.limit, staleBefore: now - o.staleAfterMs, ...(q.cursor !== undefined && q.cursor !== '' ? { cursor: q.cursor } : {}) }))
+    if (page === undefined) return await badCursor(reply)
+    const body: HostList = {
+      items: page.items.map(h => hostView(h, now, o.staleAfterMs)),
+      total: page.total,
+      stale: page.stale ?? 0,
+      limit: q.limit,
+      ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}),
+      serverTime: now,
+      staleAfterMs: o.staleAfterMs,
+    }
     return body
   })
 

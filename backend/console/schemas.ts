@@ -41,6 +41,16 @@ export const FINDINGS_QUERY = {
   },
 } as const
 
+export const HOSTS_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
+    cursor: { type: 'string', maxLength: 1024, pattern: '^[A-Za-z0-9_-]*$', description: 'the nextCursor of the previous page' },
+    access_token: ACCESS_TOKEN,
+  },
+} as const
+
 export const ID_PARAMS = {
   type: 'object',
   required: ['id'],

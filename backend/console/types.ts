@@ -48,8 +48,16 @@ export interface HostView extends HostRow {
   stale: boolean
 }
 
+/** GET /api/hosts: one page, by host id */
 export interface HostList {
   items: HostView[]
+  /** hosts in the store, over every page */
+  total: number
+  /** of them, those with no batch for longer than staleAfterMs */
+  stale: number
+  /** pass as ?cursor= for the next page; absent on the last page */
+  nextCursor?: string
+  limit: number
   serverTime: number
   staleAfterMs: number
 }

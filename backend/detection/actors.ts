@@ -1,3 +1,4 @@
+import { BYTES, strBytes, type StateBudget } from './budget.js'
 import type { EngineStats, HostSummary } from './protocol.js'
 import { SeqWindow } from './seq.js'
 
@@ -18,6 +19,8 @@ export class Actor {
   refused = 0
   /** received a batch since the last summary */
   touched = false
+  /** the bridge stopped routing to it (idle): dropped once it holds no state */
+  forgotten = false
 
   constructor (hostId: string, rules: number, maxSeqAhead: number) {
     this.hostId = hostId
@@ -31,30 +34,56 @@ export class ActorRegistry {
   readonly #rules: number
   readonly #maxSeqAhead: number
   readonly #stats: EngineStats
+  readonly #budget: StateBudget
+  /** dropped with a summary still due */
+  #departed: HostSummary[] = []
 
-  constructor (rules: number, maxSeqAhead: number, stats: EngineStats) {
+  constructor (rules: number, maxSeqAhead: number, stats: EngineStats, budget: StateBudget) {
     this.#rules = rules
     this.#maxSeqAhead = maxSeqAhead
     this.#stats = stats
+    this.#budget = budget
   }
 
-  get (hostId: string): Actor {
+  /** The host's actor, made with dedup floor `floor` (persisted by the store) when it has none. */
+  get (hostId: string, floor = 0): Actor {
     let a = this.#actors.get(hostId)
     if (a === undefined) {
       a = new Actor(hostId, this.#rules, this.#maxSeqAhead)
       this.#actors.set(hostId, a)
+      this.#budget.charge(actorBytes(hostId))
       this.#stats.hosts++
     }
+    if (floor > a.seq.floor) a.seq.floor = floor
     return a
   }
 
   /** The actor a batch arrives at, told when and under which hostname. */
-  arrive (hostId: string, hostname: string | undefined, nowWall: number): Actor {
-    const a = this.get(hostId)
+  arrive (hostId: string, hostname: string | undefined, nowWall: number, floor?: number): Actor {
+    const a = this.get(hostId, floor)
     a.touched = true
+    a.forgotten = false
     a.lastWall = nowWall
     if (hostname !== undefined && hostname !== '') a.hostname = hostname
     return a
+  }
+
+  /** Mark idle hosts: each goes once it holds no state. */
+  forget (hostIds: Iterable<string>): void {
+    for (const h of hostIds) {
+      const a = this.#actors.get(h)
+      if (a !== undefined) a.forgotten = true
+    }
+  }
+
+  /** Let a forgotten actor that holds no state go. */
+  drop (a: Actor): void {
+    if (this.#actors.get(a.hostId) !== a) return
+    if (a.touched) this.#departed.push(summary(a))
+    this.#actors.delete(a.hostId)
+    this.#budget.charge(-actorBytes(a.hostId))
+    this.#stats.hosts--
+    this.#stats.hostsAged++
   }
 
   values (): IterableIterator<Actor> {
@@ -63,12 +92,21 @@ export class ActorRegistry {
 
   /** Hosts that received batches since the last call. */
   takeSummaries (): HostSummary[] {
-    const out: HostSummary[] = []
+    const out = this.#departed
+    this.#departed = []
     for (const a of this.#actors.values()) {
       if (!a.touched) continue
       a.touched = false
-      out.push({ hostId: a.hostId, lastSeq: a.seq.floor, records: a.records, batches: a.batches, duplicates: a.duplicates, refused: a.refused, gapsSkipped: a.seq.gapsSkipped })
+      out.push(summary(a))
     }
     return out
   }
+}
+
+function summary (a: Actor): HostSummary {
+  return { hostId: a.hostId, lastSeq: a.seq.floor, records: a.records, batches: a.batches, duplicates: a.duplicates, refused: a.refused, gapsSkipped: a.seq.gapsSkipped }
+}
+
+function actorBytes (hostId: string): number {
+  return BYTES.actor + strBytes(hostId)
 }

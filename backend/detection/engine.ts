@@ -1,5 +1,6 @@
 import { ActorRegistry, type Actor } from './actors.js'
 import { admit } from './admission.js'
+import { DEFAULT_DETECTION_MEMORY, StateBudget } from './budget.js'
 import { cellNum } from './cells.js'
 import type { Correlation, CorrelationContext } from './correlations/correlation.js'
 import { Distributed } from './correlations/distributed.js'
@@ -18,7 +19,8 @@ import { EVIDENCE_SLOT, type DetectionRule, type RuleSet } from './rules/compile
 // A batch is admitted, scanned into columns, and each row a detection rule
 // matches is handed to the correlations that consume that rule. Everything
 // is driven by the caller's clock (nowWall), so the unit tests replay exact
-// timelines.
+// timelines. All correlation state, of every host and rule, sits under one
+// memory budget (budget.ts), enforced after each batch and each tick.
 
 export interface EngineOptions {
   limits: ScanLimits
@@ -31,7 +33,10 @@ export interface EngineOptions {
   maxSeqAhead?: number
   /** records stamped further than this in the future are clamped to the arrival time */
   maxClockSkewMs?: number
+  /** memory budget of all correlation state, bytes (default 256 MiB) */
+  memoryBytes?: number
 }
+
 
 const VALUE_COUNT = 0
 const EVENT_COUNT = 1
@@ -43,7 +48,8 @@ const TIME = EVIDENCE_SLOT.time
 export class DetectionEngine {
   readonly rules: RuleSet
   readonly projector: Projector
-  readonly stats: EngineStats = { hosts: 0, batches: 0, records: 0, matched: 0, duplicates: 0, refused: 0, openIncidents: 0, groups: 0, stateOverflow: 0, findings: 0 }
+  readonly stats: EngineStats
+  readonly #budget: StateBudget
   readonly #opts: Required<EngineOptions>
   readonly #actors: ActorRegistry
   readonly #incidents: IncidentLifecycle
@@ -58,16 +64,21 @@ export class DetectionEngine {
 
   constructor (rules: RuleSet, opts: EngineOptions) {
     this.rules = rules
-    this.#opts = { maxGroups: 100_000, fleetRefreshMs: 1000, maxSeqAhead: 4096, maxClockSkewMs: 60_000, ...opts }
+    this.#opts = { maxGroups: 100_000, fleetRefreshMs: 1000, maxSeqAhead: 4096, maxClockSkewMs: 60_000, memoryBytes: DEFAULT_DETECTION_MEMORY, ...opts }
+    this.#budget = new StateBudget(this.#opts.memoryBytes)
+    this.stats = {
+      hosts: 0, hostsAged: 0, batches: 0, records: 0, matched: 0, duplicates: 0, refused: 0, openIncidents: 0, groups: 0, stateOverflow: 0, findings: 0,
+      stateBytes: 0, budgetBytes: this.#budget.limit, evictions: this.#budget.evictions,
+    }
     const l = this.#opts.limits
     this.projector = new Projector(rules.paths, 1024, new RecordChecks(rules.paths, {
       maxAgeMs: l.maxRecordAgeMs ?? RECORD_WINDOW.maxAgeMs,
       maxAheadMs: l.maxRecordAheadMs ?? RECORD_WINDOW.maxAheadMs,
     }))
-    this.#actors = new ActorRegistry(rules.correlations.length, this.#opts.maxSeqAhead, this.stats)
-    this.#incidents = new IncidentLifecycle(this.#opts.productVersion, this.stats)
+    this.#actors = new ActorRegistry(rules.correlations.length, this.#opts.maxSeqAhead, this.stats, this.#budget)
+    this.#incidents = new IncidentLifecycle(this.#opts.productVersion, this.stats, this.#budget)
     this.#fleet = new FleetReports(this.#opts.fleetRefreshMs)
-    this.#ctx = { stats: this.stats, incidents: this.#incidents, maxGroups: this.#opts.maxGroups, unsettled: [] }
+    this.#ctx = { stats: this.stats, incidents: this.#incidents, maxGroups: this.#opts.maxGroups, budget: this.#budget, unsettled: [] }
     const slot = (f: string): number => this.projector.slot(f)
     this.#kinds = new Uint8Array(rules.correlations.length)
     this.#correlations = rules.correlations.map((spec, i) => {
@@ -84,18 +95,18 @@ export class DetectionEngine {
     this.#active = rules.detections.filter(d => d.correlations.length > 0)
   }
 
-  /** Seed the dedup floors persisted by an earlier run. */
-  restoreSeqs (entries: Iterable<[string, number]>): void {
-    for (const [hostId, seq] of entries) this.#actors.get(hostId).seq.floor = seq
+  /** A batch the collector refused: its seq is spent, so the dedup window moves past it. */
+  skipSeq (hostId: string, seq: number, nowWall: number, floor?: number): void {
+    this.#actors.arrive(hostId, undefined, nowWall, floor).seq.accept(seq)
   }
 
-  /** A batch the collector refused: its seq is spent, so the dedup window moves past it. */
-  skipSeq (hostId: string, seq: number): void {
-    this.#actors.get(hostId).seq.accept(seq)
+  /** Hosts the bridge stopped routing here (idle): each actor goes once its windows are empty and no incident is open. */
+  forget (hostIds: Iterable<string>): void {
+    this.#actors.forget(hostIds)
   }
 
   processBatch (input: BatchInput, nowWall: number): BatchOutcome {
-    const actor = this.#actors.arrive(input.hostId, input.hostname, nowWall)
+    const actor = this.#actors.arrive(input.hostId, input.hostname, nowWall, input.floor)
     const n = admit(input, actor, this.projector, this.#opts.limits, this.stats)
     if (typeof n !== 'number') return n
     this.#rows(actor, n, input.recvAt, nowWall)
@@ -144,6 +155,12 @@ export class DetectionEngine {
       unsettled.length = 0
     }
     this.#fleet.flushFresh(nowWall)
+    this.#enforce(nowWall)
+  }
+
+  #enforce (nowWall: number): void {
+    this.#budget.enforce(nowWall)
+    this.stats.stateBytes = this.#budget.bytes
   }
 
   /** Periodic work: incident updates and closes, fleet refreshes, state expiry. */
@@ -154,10 +171,14 @@ export class DetectionEngine {
       this.#lastGc = nowWall
       let groups = 0
       for (const actor of this.#actors.values()) {
-        for (const k of this.#correlations) groups += k.gc(actor, nowWall)
+        let held = 0
+        for (const k of this.#correlations) held += k.gc(actor, nowWall)
+        groups += held
+        if (held === 0 && actor.forgotten) this.#actors.drop(actor)
       }
       this.stats.groups = groups
     }
+    this.#enforce(nowWall)
   }
 
   /** Findings and fleet deltas produced since the last call. */

@@ -5,6 +5,7 @@
 
 import type { MessagePort } from 'node:worker_threads'
 import type { ErrorCode } from '../../shared/errors.js'
+import type { StateEvictions } from './budget.js'
 import type { FindingEvent } from './finding.js'
 import type { Ev } from './incident.js'
 import type { ScanLimitName, ScanLimits } from './projector.js'
@@ -20,6 +21,8 @@ export interface BatchInput {
   bytes: Uint8Array
   /** wall time the collector received the batch */
   recvAt: number
+  /** the host's dedup floor as the store has it: sent when the worker may hold no actor for the host */
+  floor?: number
 }
 
 /**
@@ -64,7 +67,10 @@ export interface HostSummary {
 }
 
 export interface EngineStats {
+  /** hosts with an actor now */
   hosts: number
+  /** actors let go: idle (the bridge forgot them) and holding no state */
+  hostsAged: number
   batches: number
   records: number
   matched: number
@@ -74,6 +80,12 @@ export interface EngineStats {
   groups: number
   stateOverflow: number
   findings: number
+  /** estimated bytes of all correlation state (budget.ts says what is counted) */
+  stateBytes: number
+  /** the memory budget stateBytes is held under */
+  budgetBytes: number
+  /** state the budget evicted, by kind (cumulative) */
+  evictions: StateEvictions
 }
 
 export interface WorkerInit {
@@ -83,8 +95,8 @@ export interface WorkerInit {
   timing: RuleTiming
   limits: ScanLimits
   productVersion: string
-  /** dedup floors persisted by an earlier run, for the hosts this worker owns */
-  seqs: Array<[string, number]>
+  /** the memory budget of all correlation state on this worker, bytes */
+  memoryBytes: number
   tickMs: number
   fleetRefreshMs: number
   /** the worker's end of its MessageChannel; everything travels over it */
@@ -104,8 +116,12 @@ export type ToWorker =
     off: number
     len: number
     recvAt: number
+    /** set when the bridge (re)introduces the host to this worker: its persisted dedup floor */
+    floor?: number
   }
-  | { t: 'skip', hostId: string, seq: number }
+  | { t: 'skip', hostId: string, seq: number, floor?: number }
+  /** hosts idle past the idle timeout: the bridge sends their floor with their next batch */
+  | { t: 'forget', hosts: string[] }
   | { t: 'ping', id: number }
   | { t: 'flush', id: number }
   | { t: 'stop' }
@@ -115,6 +131,8 @@ export interface WorkerStats extends EngineStats {
   loopDelayMs: number
   /** batches refused because the engine threw (a bug) */
   internalErrors: number
+  /** the worker's V8 heap in use (live state plus garbage not yet collected), bytes */
+  heapBytes: number
 }
 
 export type FromWorker =

@@ -1,4 +1,5 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { getHeapStatistics } from 'node:v8'
 import { workerData } from 'node:worker_threads'
 import { internalRefusal } from './admission.js'
 import { DetectionEngine } from './engine.js'
@@ -17,8 +18,7 @@ function send (m: FromWorker): void {
 let engine: DetectionEngine
 try {
   const rules = compileRuleSet({ docs: init.docs, files: init.files }, { timing: init.timing })
-  engine = new DetectionEngine(rules, { limits: init.limits, productVersion: init.productVersion, fleetRefreshMs: init.fleetRefreshMs })
-  engine.restoreSeqs(init.seqs)
+  engine = new DetectionEngine(rules, { limits: init.limits, productVersion: init.productVersion, fleetRefreshMs: init.fleetRefreshMs, memoryBytes: init.memoryBytes })
 } catch (err) {
   send({ t: 'fatal', message: `detection worker ${init.index} could not compile the rules: ${(err as Error).message}` })
   throw err
@@ -28,9 +28,9 @@ let internalErrors = 0
 const delay = monitorEventLoopDelay({ resolution: 10 })
 delay.enable()
 
-function stats (): WorkerStats {
-  const s: WorkerStats = { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6), internalErrors }
-  delay.reset()
+function stats (reset = true): WorkerStats {
+  const s: WorkerStats = { ...engine.stats, evictions: { ...engine.stats.evictions }, loopDelayMs: Math.round(delay.percentile(99) / 1e6), internalErrors, heapBytes: getHeapStatistics().used_heap_size }
+  if (reset) delay.reset()
   return s
 }
 
@@ -41,7 +41,7 @@ port.on('message', (m: ToWorker) => {
       const now = Date.now()
       let outcome: BatchOutcome
       try {
-        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt }, now)
+        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt, floor: m.floor }, now)
       } catch (err) {
         // a bug must not turn one batch into a crash loop (the agent would
         // resend it to every restarted worker): refuse it and keep going
@@ -60,10 +60,13 @@ port.on('message', (m: ToWorker) => {
       break
     }
     case 'skip':
-      engine.skipSeq(m.hostId, m.seq)
+      engine.skipSeq(m.hostId, m.seq, Date.now(), m.floor)
+      break
+    case 'forget':
+      engine.forget(m.hosts)
       break
     case 'ping':
-      send({ t: 'pong', id: m.id, stats: { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6), internalErrors } })
+      send({ t: 'pong', id: m.id, stats: stats(false) })
       break
     case 'flush': {
       const now = Date.now()

@@ -1,6 +1,7 @@
 import { DROP_CAUSES, zeroDrops } from '../../shared/enums.js'
+import { PicketError } from '../../shared/errors.js'
 import { dropColumn, StorePart, type StoreDb } from './db.js'
-import type { HostDelta, HostRow } from './types.js'
+import type { HostDelta, HostPage, HostQuery, HostRow } from './types.js'
 
 // The hosts table: each agent's health (last seen, rate, totals, drops by
 // cause as it last reported them) and the detection plane's dedup floor
@@ -105,13 +106,36 @@ export class Hosts extends StorePart<ReturnType<typeof prepareWrites>> {
     this.db.sql.transaction(() => { for (const e of entries) st.seq.run(e.lastSeq, e.hostId) })()
   }
 
+  /** One host's dedup floor; 0 for a host never seen. */
+  lastSeq (hostId: string): number {
+    const r = this.db.sql.prepare('SELECT last_seq FROM hosts WHERE host_id = ?').get(hostId) as { last_seq: number } | undefined
+    return r?.last_seq ?? 0
+  }
+
   lastSeqs (): Map<string, number> {
     const rows = this.db.sql.prepare('SELECT host_id, last_seq FROM hosts WHERE last_seq > 0').all() as Array<{ host_id: string, last_seq: number }>
     return new Map(rows.map(r => [r.host_id, r.last_seq]))
   }
 
-  list (): HostRow[] {
-    return (this.db.sql.prepare('SELECT * FROM hosts ORDER BY host_id').all() as HostDbRow[]).map(toHost)
+  /** One page of hosts by host id, and how many there are: never the whole table at once. */
+  list (q: HostQuery = {}): HostPage {
+    const limit = q.limit ?? 100
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new PicketError('PICKET_ERR_VALIDATION', 'limit must be an integer from 1 to 500')
+    let after: string | undefined
+    if (q.cursor !== undefined && q.cursor !== '') {
+      const cur = (() => { try { return JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as unknown } catch { return undefined } })()
+      if (!Array.isArray(cur) || typeof cur[0] !== 'string') throw new PicketError('PICKET_ERR_VALIDATION', 'cursor is not a cursor this API returned; start again without it')
+      after = cur[0]
+    }
+    const total = (this.db.sql.prepare('SELECT count(*) AS n FROM hosts').get() as { n: number }).n
+    const stale = q.staleBefore !== undefined ? (this.db.sql.prepare('SELECT count(*) AS n FROM hosts WHERE last_seen < ?').get(q.staleBefore) as { n: number }).n : undefined
+    const rows = (after !== undefined
+      ? this.db.sql.prepare('SELECT * FROM hosts WHERE host_id > ? ORDER BY host_id LIMIT ?').all(after, limit + 1)
+      : this.db.sql.prepare('SELECT * FROM hosts ORDER BY host_id LIMIT ?').all(limit + 1)) as HostDbRow[]
+    const items = rows.slice(0, limit).map(toHost)
+    const last = items[items.length - 1]
+    const nextCursor = rows.length > limit && last !== undefined ? Buffer.from(JSON.stringify([last.hostId])).toString('base64url') : undefined
+    return { items, total, stale, nextCursor }
   }
 
   get (hostId: string): HostRow | undefined {

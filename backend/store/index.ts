@@ -4,7 +4,7 @@ import { closeDb, openDb, type StoreDb } from './db.js'
 import { Findings } from './findings.js'
 import { Hosts } from './hosts.js'
 import { Triage } from './triage.js'
-import type { FindingChange, FindingPage, FindingQuery, HistoryEntry, HostDelta, HostRow, StoreEvents, StoreOptions, StoredFinding, TriageChange } from './types.js'
+import type { FindingChange, FindingPage, FindingQuery, HistoryEntry, HostDelta, HostPage, HostQuery, HostRow, StoreEvents, StoreOptions, StoredFinding, TriageChange } from './types.js'
 
 // The alert store: SQLite through better-sqlite3, WAL mode. Findings keep
 // their full OCSF JSON plus indexed columns for the console's filters; triage
@@ -118,8 +118,14 @@ export class AlertStore extends EventEmitter<StoreEvents> {
     return this.#hosts.lastSeqs()
   }
 
-  listHosts (): HostRow[] {
-    return this.#hosts.list()
+  /** One host's dedup floor (0 for a host never seen): what a detection worker that holds no actor for it starts from. */
+  lastSeq (hostId: string): number {
+    return this.#hosts.lastSeq(hostId)
+  }
+
+  /** A page of hosts by host id (limit + cursor, like listFindings), with the total. */
+  listHosts (q: HostQuery = {}): HostPage {
+    return this.#hosts.list(q)
   }
 
   getHost (hostId: string): HostRow | undefined {

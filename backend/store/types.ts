@@ -93,6 +93,18 @@ export interface HostRow {
   duplicateBatches: number
 }
 
+export interface HostQuery {
+  /** 1..500, default 100 */
+  limit?: number
+  /** nextCursor of the previous page */
+  cursor?: string
+  /** when set, the page counts the hosts whose last batch is older (stale) */
+  staleBefore?: number
+}
+
+/** A page of hosts, by host id. */
+export interface HostPage { items: HostRow[], total: number, stale: number | undefined, nextCursor: string | undefined }
+
 /** One host's traffic since the previous flush (the collector accumulates it per batch). */
 export interface HostDelta {
   hostId: string

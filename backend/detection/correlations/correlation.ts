@@ -1,4 +1,5 @@
 import type { Actor } from '../actors.js'
+import { BudgetNode, BYTES, strBytes, type NodeOwner, type StateBudget, type StateKind } from '../budget.js'
 import { cellKey, type Key } from '../cells.js'
 import type { IncidentLifecycle, IncidentOwner, OpenIncident } from '../lifecycle.js'
 import type { Cols } from '../projector.js'
@@ -13,6 +14,8 @@ export interface CorrelationContext {
   readonly incidents: IncidentLifecycle
   /** per host and rule: groups beyond this are not tracked (counted in stats.stateOverflow) */
   readonly maxGroups: number
+  /** the worker's one memory budget, over every host and rule */
+  readonly budget: StateBudget
   /** kinds that decide once the batch is in, not record by record: settled with the batch's actor */
   readonly unsettled: Array<{ settle: (actor: Actor, nowWall: number) => void }>
 }
@@ -79,36 +82,54 @@ export abstract class Correlation<S> {
   }
 }
 
-/** A group of one host: its times and, once it crossed, its incident. */
-export interface Group {
-  last: number
-  lastWall: number
-  open: OpenIncident | undefined
+/** A group of one host: its times and, once it crossed, its incident (which then carries its bytes). */
+export abstract class Group extends BudgetNode {
+  readonly key: Key
+  readonly actor: Actor
+  last = -Infinity
+  lastWall = 0
+  open: OpenIncident | undefined = undefined
+  constructor (key: Key, actor: Actor) { super(); this.key = key; this.actor = actor }
 }
 
 /** A kind that keeps one group per key on each host (value_count, event_count). */
-export abstract class GroupCorrelation<G extends Group> extends Correlation<Map<Key, G>> implements IncidentOwner {
+export abstract class GroupCorrelation<G extends Group> extends Correlation<Map<Key, G>> implements IncidentOwner, NodeOwner {
+  abstract readonly evictKind: StateKind
+
   protected fresh (): Map<Key, G> {
     return new Map()
   }
 
-  /** A new group, for the row at `b`. */
-  protected abstract newGroup (actor: Actor, c: Cols, b: number): G
+  /** A new group, for the row at `b`, and the bytes it is charged. */
+  protected abstract newGroup (actor: Actor, key: Key, c: Cols, b: number): G
+  protected abstract groupBytes (g: G): number
 
   /** The group of `key`, made for the row at `b` when there is room; undefined (and counted) when there is not. */
-  group (actor: Actor, key: Key, c: Cols, b: number): G | undefined {
+  group (actor: Actor, key: Key, c: Cols, b: number, nowWall: number): G | undefined {
     const groups = this.state(actor)
     let g = groups.get(key)
     if (g === undefined) {
       if (groups.size >= this.ctx.maxGroups) { this.ctx.stats.stateOverflow++; return undefined }
-      g = this.newGroup(actor, c, b)
+      g = this.newGroup(actor, key, c, b)
       groups.set(key, g)
-    }
+      this.ctx.budget.link(g, this, BYTES.group + strBytes(key) + this.groupBytes(g), nowWall)
+    } else this.ctx.budget.touch(g, nowWall)
     return g
+  }
+
+  /** `g` crossed: its incident carries it from now on. */
+  protected opened (g: G): void {
+    this.ctx.budget.unlink(g)
   }
 
   release (actor: Actor, key: Key): void {
     this.stateOf(actor)?.delete(key)
+  }
+
+  evict (node: BudgetNode): void {
+    const g = node as G
+    this.stateOf(g.actor)?.delete(g.key)
+    this.ctx.budget.unlink(g)
   }
 
   gc (actor: Actor, nowWall: number): number {
@@ -117,7 +138,7 @@ export abstract class GroupCorrelation<G extends Group> extends Correlation<Map<
     const span = this.spec.timespanMs
     const cutoff = actor.clock - span
     for (const [k, g] of m) {
-      if (g.open === undefined && (g.last < cutoff || nowWall - g.lastWall > span)) m.delete(k)
+      if (g.open === undefined && (g.last < cutoff || nowWall - g.lastWall > span)) { m.delete(k); this.ctx.budget.unlink(g) }
     }
     return m.size
   }

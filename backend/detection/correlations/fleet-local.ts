@@ -1,4 +1,5 @@
 import type { Actor } from '../actors.js'
+import { BudgetNode, BYTES, strBytes, type NodeOwner } from '../budget.js'
 import { cellKey, evidenceAt, type Key } from '../cells.js'
 import type { Ev } from '../incident.js'
 import type { Cols } from '../projector.js'
@@ -11,17 +12,37 @@ import { Correlation, type CorrelationContext } from './correlation.js'
 // main thread's FleetStage (fleet.ts). A new sighting goes out with the batch
 // that made it; a known one is refreshed at most once per fleetRefreshMs.
 
-interface FleetLeaf {
-  vals: Key[]
-  value: Key
+class FleetLeaf extends BudgetNode {
+  readonly st: Sightings
+  readonly vals: Key[]
+  readonly value: Key
   first: number
   last: number
-  count: number
-  reportedCount: number
-  reportedWall: number
-  dirty: boolean
+  count = 0
+  /** wall time of its last sighting: an idle host's clock stands still, so its leaves expire by the wall */
+  lastWall = 0
+  reportedCount = 0
+  reportedWall = -1
+  dirty = false
   ev: Ev | undefined
   recvAt: number
+  constructor (st: Sightings, vals: Key[], value: Key, t: number, ev: Ev, recvAt: number) {
+    super()
+    this.st = st
+    this.vals = vals
+    this.value = value
+    this.first = t
+    this.last = t
+    this.ev = ev
+    this.recvAt = recvAt
+  }
+}
+
+/** a leaf, its evidence until first reported, and its share of the maps above it */
+function leafBytes (vals: Key[]): number {
+  let n = BYTES.group + BYTES.evidence + BYTES.entry
+  for (const v of vals) n += strBytes(v)
+  return n
 }
 
 /** One fleet rule's sightings on one host: a tree keyed by the group-by values, leaves keyed by value. */
@@ -107,7 +128,8 @@ export class FleetReports {
   }
 }
 
-export class FleetLocal extends Correlation<Sightings> {
+export class FleetLocal extends Correlation<Sightings> implements NodeOwner {
+  readonly evictKind = 'fleet_local'
   readonly #reports: FleetReports
   /** the counted value is the host itself (device.uid), the last of the group-by slots */
   readonly #valueIsHost: boolean
@@ -122,7 +144,7 @@ export class FleetLocal extends Correlation<Sightings> {
     return new Sightings(actor, this.spec.index)
   }
 
-  record (actor: Actor, c: Cols, b: number, t: number, _nowWall: number, recvAt: number): void {
+  record (actor: Actor, c: Cols, b: number, t: number, nowWall: number, recvAt: number): void {
     const st = this.state(actor)
     const ks = this.keySlots
     let m: Map<Key, unknown> = st.root
@@ -141,26 +163,48 @@ export class FleetLocal extends Correlation<Sightings> {
       if (st.leaves >= this.ctx.maxGroups) { this.ctx.stats.stateOverflow++; return }
       const vals: Key[] = []
       for (let i = 0; i < ks.length; i++) vals.push(cellKey(c, b + ks[i]) as Key)
-      leaf = { vals, value: this.#valueIsHost ? actor.hostId : leafKey, first: t, last: t, count: 0, reportedCount: 0, reportedWall: -1, dirty: false, ev: evidenceAt(actor, c, b, t), recvAt }
+      leaf = new FleetLeaf(st, vals, this.#valueIsHost ? actor.hostId : leafKey, t, evidenceAt(actor, c, b, t), recvAt)
       m.set(leafKey, leaf)
       st.leaves++
+      this.ctx.budget.link(leaf, this, leafBytes(vals), nowWall)
       this.#reports.created(st, leaf)
-    }
+    } else this.ctx.budget.touch(leaf, nowWall)
+    leaf.lastWall = nowWall
     leaf.count++
     if (t > leaf.last) leaf.last = t
     if (t < leaf.first) leaf.first = t
     if (!leaf.dirty) this.#reports.touched(st, leaf, recvAt)
   }
 
-  gc (actor: Actor): number {
+  /** The budget let this sighting go: out of the tree, and the maps it leaves empty with it. */
+  evict (node: BudgetNode): void {
+    const leaf = node as FleetLeaf
+    const st = leaf.st
+    this.ctx.budget.unlink(leaf)
+    const depth = this.keySlots.length - (this.#valueIsHost ? 1 : 0)
+    const path: Array<Map<Key, unknown>> = [st.root]
+    for (let i = 0; i < depth; i++) {
+      const next = path[i].get(leaf.vals[i]) as Map<Key, unknown> | undefined
+      if (next === undefined) return
+      path.push(next)
+    }
+    const leafKey = this.#valueIsHost ? leaf.vals[leaf.vals.length - 1] : leaf.value
+    if (path[depth].get(leafKey) !== leaf) return
+    path[depth].delete(leafKey)
+    st.leaves--
+    for (let i = depth; i > 0 && path[i].size === 0; i--) path[i - 1].delete(leaf.vals[i - 1])
+  }
+
+  gc (actor: Actor, nowWall: number): number {
     const f = this.stateOf(actor)
     if (f === undefined) return 0
-    const cutoff = actor.clock - this.spec.timespanMs
+    const span = this.spec.timespanMs
+    const cutoff = actor.clock - span
     const prune = (m: Map<Key, unknown>, depth: number): void => {
       for (const [k, v] of m) {
         if (depth === 0) {
           const leaf = v as FleetLeaf
-          if (!leaf.dirty && leaf.last < cutoff) { m.delete(k); f.leaves-- }
+          if (!leaf.dirty && (leaf.last < cutoff || nowWall - leaf.lastWall > span)) { m.delete(k); f.leaves--; this.ctx.budget.unlink(leaf) }
         } else {
           prune(v as Map<Key, unknown>, depth - 1)
           if ((v as Map<Key, unknown>).size === 0) m.delete(k)

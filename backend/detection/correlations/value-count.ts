@@ -1,9 +1,11 @@
 import type { Actor } from '../actors.js'
+import { BYTES } from '../budget.js'
 import { cellKey, evidenceAt, type Key } from '../cells.js'
 import { EVIDENCE_FIRST, Incident, type Ev, type ValStat } from '../incident.js'
-import type { OpenIncident } from '../lifecycle.js'
 import type { Cols } from '../projector.js'
-import { GroupCorrelation } from './correlation.js'
+import { Group, GroupCorrelation } from './correlation.js'
+
+const VALUE_BYTES = BYTES.entry + BYTES.valStat
 
 // value_count, host stage: the distinct values of `field` per group over a
 // sliding window; an incident once `min` of them are live.
@@ -34,9 +36,11 @@ class ValSet {
     this.#s0 = undefined
   }
 
-  /** Drop the values last seen before `cutoff`. */
-  prune (cutoff: number): void {
+  /** Drop the values last seen before `cutoff`; how many went. */
+  prune (cutoff: number): number {
+    const before = this.size
     if (this.#m !== undefined) { for (const [k, s] of this.#m) if (s.last < cutoff) this.#m.delete(k) } else if (this.#s0 !== undefined && this.#s0.last < cutoff) { this.#k0 = undefined; this.#s0 = undefined }
+    return before - this.size
   }
 
   clear (): void { this.#m = undefined; this.#k0 = undefined; this.#s0 = undefined }
@@ -47,20 +51,23 @@ class ValSet {
   }
 }
 
-class VcGroup {
+class VcGroup extends Group {
   readonly vals: Record<string, Key>
   readonly values = new ValSet()
-  last = -Infinity
-  lastWall = 0
   /** evidence before an incident opens: one record per new distinct value, EVIDENCE_FIRST at most */
   ev: Ev[] | undefined
-  open: OpenIncident | undefined
-  constructor (vals: Record<string, Key>) { this.vals = vals }
+  constructor (key: Key, actor: Actor, vals: Record<string, Key>) { super(key, actor); this.vals = vals }
 }
 
 export class ValueCount extends GroupCorrelation<VcGroup> {
-  protected newGroup (actor: Actor, c: Cols, b: number): VcGroup {
-    return new VcGroup(this.groupVals(actor, c, b))
+  readonly evictKind = 'value_count'
+
+  protected newGroup (actor: Actor, key: Key, c: Cols, b: number): VcGroup {
+    return new VcGroup(key, actor, this.groupVals(actor, c, b))
+  }
+
+  protected groupBytes (): number {
+    return 0
   }
 
   record (actor: Actor, c: Cols, b: number, t: number, nowWall: number, recvAt: number): void {
@@ -68,7 +75,7 @@ export class ValueCount extends GroupCorrelation<VcGroup> {
     if (key === undefined) return
     const v = cellKey(c, b + this.fieldSlot)
     if (v === undefined) return
-    const g = this.group(actor, key, c, b)
+    const g = this.group(actor, key, c, b, nowWall)
     if (g === undefined) return
     g.lastWall = nowWall
     if (t > g.last) g.last = t
@@ -81,8 +88,9 @@ export class ValueCount extends GroupCorrelation<VcGroup> {
     } else {
       if (t < g.last - this.spec.timespanMs) return
       g.values.set(v, { first: t, last: t, count: 1 })
-      if (g.ev === undefined) g.ev = [evidenceAt(actor, c, b, t)]
-      else if (g.ev.length < EVIDENCE_FIRST) g.ev.push(evidenceAt(actor, c, b, t))
+      let grew = VALUE_BYTES
+      if (g.ev === undefined) { g.ev = [evidenceAt(actor, c, b, t)]; grew += BYTES.evidence } else if (g.ev.length < EVIDENCE_FIRST) { g.ev.push(evidenceAt(actor, c, b, t)); grew += BYTES.evidence }
+      this.ctx.budget.resize(g, grew)
       if (g.values.size >= this.spec.min) this.#check(actor, g, key, nowWall, recvAt)
     }
     // evidence before an incident: one record per new distinct value only.
@@ -94,8 +102,9 @@ export class ValueCount extends GroupCorrelation<VcGroup> {
   #check (actor: Actor, g: VcGroup, key: Key, nowWall: number, recvAt: number): void {
     const spec = this.spec
     const cutoff = g.last - spec.timespanMs
-    g.values.prune(cutoff)
+    this.ctx.budget.resize(g, -g.values.prune(cutoff) * VALUE_BYTES)
     if (g.values.size < spec.min) return
+    this.opened(g)
     const inc = new Incident(spec, `${actor.hostId}\u0001${String(key)}`, g.vals, nowWall, recvAt)
     const src = g.vals['src_endpoint.ip']
     const isPort = spec.field === 'dst_endpoint.port'

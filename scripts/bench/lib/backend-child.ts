@@ -2,7 +2,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { startBackend } from '../../../backend/server.js'
 import type { FindingEvent } from '../../../backend/detection/finding.js'
 import { createLogger } from '../../../shared/logger.js'
-import type { ChildIn, ChildOut, StoredLatency } from './backend-protocol.js'
+import type { ChildIn, ChildOptions, ChildOut, StoredLatency } from './backend-protocol.js'
 
 // The backend under test, in its own process (spawned by ingest.ts and
 // scale.ts): startBackend() with no HTTP server, a fresh alert store, and
@@ -13,9 +13,10 @@ import type { ChildIn, ChildOut, StoredLatency } from './backend-protocol.js'
 // wrapper only reads the events on their way into the store.
 
 const send = (m: ChildOut): void => { process.send?.(m) }
-const opts = JSON.parse(process.argv[2] ?? '{}') as { db: string, workers?: number }
+const opts = JSON.parse(process.argv[2] ?? '{}') as ChildOptions
 
 const backend = await startBackend({
+  ...opts.backend,
   listen: '127.0.0.1:0',
   http: false,
   console: false,
@@ -87,6 +88,12 @@ process.on('message', (m: ChildIn) => {
         send({ t: 'allFindings', list: all })
         break
       }
+      case 'metrics':
+        send({ t: 'metrics', text: await backend.metrics.registry.metrics() })
+        break
+      case 'health':
+        send({ t: 'health', report: await backend.health() })
+        break
       case 'stop':
         clearInterval(timer)
         clearInterval(sampler)

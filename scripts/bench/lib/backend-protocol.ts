@@ -1,5 +1,16 @@
-// The messages between a benchmark and its backend child (backend-child.ts),
-// declared once and imported by both sides.
+import type { HealthReport } from '../../../backend/http.js'
+import type { BackendOptions } from '../../../backend/server.js'
+
+// The messages between a benchmark (or a test) and its backend child
+// (backend-child.ts), declared once and imported by both sides.
+
+/** What the child is started with (JSON on its argv). */
+export interface ChildOptions {
+  db: string
+  workers?: number
+  /** more startBackend() options, those that travel as JSON */
+  backend?: Pick<BackendOptions, 'limits' | 'streams' | 'detectionMemory' | 'hostIdleMs' | 'timing' | 'tickMs' | 'rulesDir'>
+}
 
 export interface StoredLatency {
   rule: string
@@ -17,6 +28,8 @@ export type ChildIn =
   | { t: 'flush' }
   | { t: 'mem' }
   | { t: 'findings' }
+  | { t: 'metrics' }
+  | { t: 'health' }
   | { t: 'stop' }
 
 export type ChildOut =
@@ -27,3 +40,5 @@ export type ChildOut =
   | { t: 'flushed' }
   | { t: 'mem', usage: NodeJS.MemoryUsage }
   | { t: 'allFindings', list: Array<{ rule: string, host: string | null, sources: string[] }> }
+  | { t: 'metrics', text: string }
+  | { t: 'health', report: HealthReport }

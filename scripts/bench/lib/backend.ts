@@ -2,7 +2,8 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ChildIn, ChildOut, StoredLatency } from './backend-protocol.js'
+import type { HealthReport } from '../../../backend/http.js'
+import type { ChildIn, ChildOptions, ChildOut, StoredLatency } from './backend-protocol.js'
 import { waitExit } from './proc.js'
 import { spawnModule, tailStderr } from './spawn.js'
 
@@ -10,6 +11,8 @@ import { spawnModule, tailStderr } from './spawn.js'
 
 export interface BackendProc {
   pid: number
+  /** the child's alert store (open it read-only to look at what it wrote) */
+  db: string
   address: string
   workers: number
   /** findings created so far, as the child reported them */
@@ -22,12 +25,18 @@ export interface BackendProc {
   /** process.memoryUsage() of the child: rss, and the main thread's V8 heap and buffers */
   mem: () => Promise<NodeJS.MemoryUsage>
   findings: () => Promise<Array<{ rule: string, host: string | null, sources: string[] }>>
+  /** the child's /metrics text */
+  metrics: () => Promise<string>
+  health: () => Promise<HealthReport>
+  /** the child's stderr, its last lines */
+  stderr: () => string
   stop: () => Promise<void>
 }
 
-export async function startBackendProc (opts: { workers?: number } = {}): Promise<BackendProc> {
+export async function startBackendProc (opts: Omit<ChildOptions, 'db'> = {}): Promise<BackendProc> {
   const dir = mkdtempSync(join(tmpdir(), 'picket-bench-backend-'))
-  const p: ChildProcess = spawnModule(import.meta.url, './backend-child', [JSON.stringify({ db: join(dir, 'picket.db'), ...opts })])
+  const db = join(dir, 'picket.db')
+  const p: ChildProcess = spawnModule(import.meta.url, './backend-child', [JSON.stringify({ db, ...opts })])
   const stderr = tailStderr(p)
   const created: StoredLatency[] = []
   const waiters = new Map<ChildOut['t'], Array<(m: ChildOut) => void>>()
@@ -57,6 +66,7 @@ export async function startBackendProc (opts: { workers?: number } = {}): Promis
   }
   return {
     pid: p.pid as number,
+    db,
     address: ready.address,
     workers: ready.workers,
     created,
@@ -65,6 +75,9 @@ export async function startBackendProc (opts: { workers?: number } = {}): Promis
     flush: async () => { await ask({ t: 'flush' }, 'flushed', 60_000) },
     mem: async () => (await ask({ t: 'mem' }, 'mem')).usage,
     findings: async () => (await ask({ t: 'findings' }, 'allFindings', 60_000)).list,
+    metrics: async () => (await ask({ t: 'metrics' }, 'metrics')).text,
+    health: async () => (await ask({ t: 'health' }, 'health')).report,
+    stderr,
     stop: async () => {
       if (p.exitCode === null) p.send({ t: 'stop' } satisfies ChildIn)
       await waitExit(p, 15_000)

@@ -84,8 +84,10 @@ export async function triage (id: string, status: TriageStatus, note: string): P
   return await call<FindingDetail>('PATCH', `/api/findings/${encodeURIComponent(id)}`, { status, note })
 }
 
-export async function listHosts (): Promise<HostList> {
-  return await call<HostList>('GET', '/api/hosts')
+export async function listHosts (cursor?: string, limit = 500): Promise<HostList> {
+  const q = new URLSearchParams({ limit: String(limit) })
+  if (cursor !== undefined) q.set('cursor', cursor)
+  return await call<HostList>('GET', `/api/hosts?${q.toString()}`)
 }
 
 export function streamUrl (since: number | undefined): string {
