@@ -26,7 +26,6 @@ export interface Metrics {
   batchSeconds: Histogram
   detectionLatency: Histogram
   findings: Counter<'rule' | 'activity'>
-  hostLastSeen: Gauge<'host'>
   agentDrops: Gauge<'cause'>
   storeWriteSeconds: Histogram<'kind'>
   webhookSent: Counter
@@ -61,7 +60,6 @@ export function createMetrics (): Metrics {
     batchSeconds: new Histogram({ name: 'picket_bridge_batch_seconds', help: 'From a batch reaching the collector to the detection plane accepting it', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: r }),
     detectionLatency: new Histogram({ name: 'picket_detection_latency_seconds', help: 'From the batch holding the crossing record reaching the collector to the finding stored', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: r }),
     findings: new Counter({ name: 'picket_findings_total', help: 'Finding events written to the store, by rule and activity (create, update, close)', labelNames: ['rule', 'activity'], registers: r }),
-    hostLastSeen: new Gauge({ name: 'picket_host_last_seen_seconds', help: 'Unix time of the last batch from the host', labelNames: ['host'], registers: r }),
     agentDrops: new Gauge({ name: 'picket_agent_drops', help: 'Records the agents could not deliver, summed over hosts, as they last reported (cumulative)', labelNames: ['cause'], registers: r }),
     storeWriteSeconds: new Histogram({ name: 'picket_store_write_seconds', help: 'Alert store transactions', labelNames: ['kind'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers: r }),
     webhookSent: new Counter({ name: 'picket_webhook_sent_total', help: 'Findings POSTed to the webhook', registers: r }),

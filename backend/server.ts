@@ -192,7 +192,8 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       let matched = 0
       for (const s of lastStats.values()) { recs += s.records; matched += s.matched }
       if (recs > 0 && matched === 0) hints.push('records arrive but none matches a detection rule: check that they are network_activity (class_uid 4001) inbound Open/Refuse records, and the allow-list filter in the rules folder')
-      if (!storeOk) hints.push(`the alert store ${o.db} fails (${storeError ?? ''}): findings cannot be stored`)
+      // no path here: the hints are shown without a token too; store.path has it
+      if (!storeOk) hints.push(`the alert store fails (${storeError ?? ''}): findings cannot be stored`)
       const status = !b.reachable || !storeOk ? 'down' : !b.ok ? 'degraded' : 'ok'
       return {
         status,
@@ -210,7 +211,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       }
     }
 
-    const ctx: BackendContext = { store, bridge, metrics, logger, health, httpToken: o.httpToken, collectorAddress }
+    const ctx: BackendContext = { store, bridge, metrics, logger, health, access: o.httpAccess, collectorAddress }
     let app: FastifyInstance | undefined
     let httpInfo: BackendHandle['http']
     if (o.http !== undefined) {
