@@ -228,7 +228,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       httpInfo = { host, port, url: `http://${formatHostPort(host, port)}` }
     }
     if (webhook !== undefined) at(RANK.webhook, async () => { await webhook.close() })
-    logger.info({ collector: collectorAddress, http: httpInfo?.url, db: o.db, workers: o.workers }, 'backend started')
+    logger.info({ collector: collectorAddress, http: httpInfo?.url, db: o.db, workers: o.workers, httpTokens: o.httpAccess.tokens.size, anonymousReads: o.httpAccess.anonymousReads }, 'backend started')
 
     let closing: Promise<void> | undefined
     return {

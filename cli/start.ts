@@ -73,7 +73,7 @@ function localAnalyst (env: NodeJS.ProcessEnv): string {
 }
 
 /** The token the printed console URL carries: the local user's from DATA/http-tokens, made on first start. */
-export function quickStartToken (file: string, env: NodeJS.ProcessEnv): TokenEntry | undefined {
+function quickStartToken (file: string, env: NodeJS.ProcessEnv): TokenEntry | undefined {
   const me = localAnalyst(env)
   if (!existsSync(file)) return createTokensFile(file, me)
   const entries = readTokensFile(file)
