@@ -304,9 +304,12 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
     t.teardown(sec.close)
     const token = sec.token
     const base = `http://127.0.0.1:${sec.b.http?.port ?? 0}`
-    for (const path of ['/', '/api/findings', '/api/hosts', '/api/stream', '/healthz', '/metrics', '/assets/app.js']) {
+    for (const path of ['/', '/api/findings', '/api/hosts', '/api/stream', '/metrics', '/assets/app.js']) {
       t.equal((await fetch(`${base}${path}`)).status, 401, `${path} without the token`)
     }
+    const lb = await fetch(`${base}/healthz`)
+    t.equal(lb.status, 200, '/healthz without the token: for load balancers…')
+    t.same(Object.keys(await lb.json() as object).sort(), ['detail', 'status', 'time'], '…the status alone')
     t.equal((await fetch(`${base}/api/findings`, { headers: { authorization: 'Bearer tok-wrong' } })).status, 401, 'a wrong token')
     t.equal((await fetch(`${base}/api/findings`, { headers: { authorization: `Bearer ${token}` } })).status, 200, 'the token as a Bearer header')
     t.equal((await fetch(`${base}/healthz`, { headers: { authorization: `Bearer ${token}` } })).status, 200)
