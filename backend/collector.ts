@@ -8,6 +8,7 @@ import type { Bridge, SubmitResult } from './bridge/types.js'
 import type { DetectionRefusalReason } from './detection/protocol.js'
 import type { HostTracker } from './hosts.js'
 import { ackLimit, type Limits, type RefusalReason, type StreamLimits } from './limits.js'
+import { LogLimiter } from './log-limit.js'
 import type { Metrics } from './metrics.js'
 import { serverOptions, StreamGate } from './transport.js'
 
@@ -88,10 +89,13 @@ export class Collector {
   readonly #server: grpc.Server
   readonly #streams = new Set<grpc.ServerDuplexStream<Batch, Ack>>()
   readonly #gate: StreamGate
+  /** one line per refusal reason per 10 s: picket_collector_refusals_total counts each batch */
+  readonly #refusalLog: LogLimiter
   #port = 0
 
   constructor (opts: CollectorOptions) {
     this.#o = { maxInFlightPerStream: 64, transferBuffers: true, ...opts }
+    this.#refusalLog = new LogLimiter(opts.logger)
     const mtls = opts.tls?.clientCa !== undefined
     if (!isLoopback(opts.host) && !mtls && !opts.allowRemote) {
       throw new PicketError('PICKET_ERR_CONFIG', `the collector would listen on ${opts.host}:${opts.port} without mTLS, where any client can claim any host id; ` +
@@ -299,7 +303,7 @@ export class Collector {
   /** Count, log and answer a refused batch. */
   #refused (b: Batch, reason: RefusalReason, error: ErrorCode, code: grpc.status, message: string, write: (a: Ack) => void, peer: string): void {
     this.#o.metrics.refusals.inc({ limit: reason })
-    this.#o.logger.warn({ host: b.host_id?.slice(0, 256), seq: b.seq, limit: reason, peer }, message)
+    this.#refusalLog.warn(reason, { host: b.host_id?.slice(0, 256), seq: b.seq, limit: reason, peer }, message)
     write({ host_id: b.host_id ?? '', seq: b.seq ?? 0, status: 'REFUSED', code, error, message, limit: ackLimit(reason) })
   }
 
@@ -310,5 +314,6 @@ export class Collector {
       for (const call of this.#streams) call.end()
       this.#server.tryShutdown(() => { clearTimeout(timer); resolve() })
     })
+    this.#refusalLog.flush()
   }
 }

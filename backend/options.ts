@@ -7,6 +7,8 @@ import type { Logger } from '../shared/logger.js'
 import { rootPath } from '../shared/paths.js'
 import type { RuleTiming } from './detection/rules/compile.js'
 import { isLoopback } from '../shared/hostport.js'
+import type { HttpAccess } from './http-access.js'
+import { HttpTokens, loadHttpTokens, TOKENS_CREDENTIAL } from './http-tokens.js'
 import type { HttpPlugin } from './http.js'
 import { DEFAULT_DETECTION_MEMORY } from './detection/budget.js'
 import { DEFAULT_LIMITS, DEFAULT_STREAM_LIMITS, validateLimits, validateStreamLimits, type Limits, type StreamLimits } from './limits.js'
@@ -22,8 +24,15 @@ export interface BackendOptions {
   tls?: { cert: string, key: string, clientCa?: string }
   /** HTTP (healthz, metrics, console) address, or false for none; default 127.0.0.1:8080 */
   http?: string | HostPort | false
-  /** required when HTTP listens on a non-loopback address */
-  httpToken?: string
+  /**
+   * file of `TOKEN NAME` lines (mode 0600), one access token per analyst:
+   * triage needs one, and a non-loopback `http` address needs at least one
+   */
+  httpTokensFile?: string
+  /** requests without a token may read (GET) on a loopback `http` address; default: when there is no token */
+  httpAnonymousReads?: boolean
+  /** systemd's $CREDENTIALS_DIRECTORY: a tokens file directly in it is the service's credential */
+  credentialsDirectory?: string
   /** alert store file; default ./data/picket.db */
   db?: string
   /** detection worker threads; default: the number of cores */
@@ -59,7 +68,7 @@ export interface ResolvedOptions {
   allowRemote: boolean
   tls: { cert: string, key: string, clientCa?: string } | undefined
   http: HostPort | undefined
-  httpToken: string | undefined
+  httpAccess: HttpAccess
   db: string
   workers: number
   rulesDir: string
@@ -114,10 +123,14 @@ export function resolveOptions (o: BackendOptions): ResolvedOptions {
   if (!(tickMs >= 10)) errors.push('tickMs must be at least 10')
   if (!(fleetRefreshMs >= 10)) errors.push('fleetRefreshMs must be at least 10')
   if (o.detectionWorker !== undefined && !(o.detectionWorker instanceof URL)) errors.push('detectionWorker must be a URL of a module')
+  if ('httpToken' in o) errors.push('httpToken is not an option: put each analyst\'s token in a tokens file (TOKEN NAME lines, mode 0600) and pass its path as httpTokensFile (--http-tokens-file)')
+  const loopback = http === undefined || isLoopback(http.host)
+  if (o.httpAnonymousReads === true && !loopback) errors.push(`httpAnonymousReads is for a loopback HTTP address only, not ${http?.toString() ?? ''}`)
   if (errors.length > 0 || listen === undefined) throw new PicketError('PICKET_ERR_CONFIG', errors.join('\n'), { errors })
-  if (http !== undefined && !isLoopback(http.host) && (o.httpToken === undefined || o.httpToken === '')) {
-    throw new PicketError('PICKET_ERR_CONSOLE_TOKEN', `the HTTP server (console, /metrics, /healthz) would listen on ${http.toString()} without an access token; ` +
-      'set --http-token (or PICKET_HTTP_TOKEN), or listen on 127.0.0.1')
+  const tokens = o.httpTokensFile !== undefined ? loadHttpTokens(o.httpTokensFile, o.credentialsDirectory) : new HttpTokens([])
+  if (!loopback && tokens.size === 0) {
+    throw new PicketError('PICKET_ERR_CONSOLE_TOKEN', `the HTTP server (console, /metrics, /healthz) would listen on ${http?.toString() ?? ''} without an access token; ` +
+      'give --http-tokens-file FILE (one "TOKEN NAME" line per analyst, mode 0600), or listen on 127.0.0.1')
   }
   const db = o.db ?? 'data/picket.db'
   const rulesDir = o.rulesDir ?? rootPath('backend', 'rules')
@@ -126,7 +139,7 @@ export function resolveOptions (o: BackendOptions): ResolvedOptions {
     allowRemote: o.allowRemote === true,
     tls: o.tls,
     http,
-    httpToken: o.httpToken !== undefined && o.httpToken !== '' ? o.httpToken : undefined,
+    httpAccess: Object.freeze({ tokens, anonymousReads: o.httpAnonymousReads ?? tokens.size === 0 }),
     db: db === ':memory:' || isAbsolute(db) ? db : resolve(db),
     workers,
     rulesDir: isAbsolute(rulesDir) ? rulesDir : resolve(rulesDir),
@@ -153,7 +166,7 @@ export const BACKEND_OPTIONS: readonly OptSpec[] = [
   { name: 'tls-client-ca', type: 'path', help: 'CA (PEM) that signs agent certificates: turns on mTLS, and an agent may only ship as the host its certificate names' },
   { name: 'http', type: 'hostport', default: '127.0.0.1:8080', help: 'HTTP address for /healthz, /metrics and the console' },
   { name: 'console', type: 'hostport', help: 'same as --http (the console shares the HTTP server)' },
-  { name: 'http-token', type: 'string', help: 'access token every HTTP request must carry; required when --http is not loopback' },
+  { name: 'http-tokens-file', type: 'path', help: `access tokens, one "TOKEN NAME" line per analyst (mode 0600); triage needs one, a non-loopback --http at least one (default under systemd: $CREDENTIALS_DIRECTORY/${TOKENS_CREDENTIAL})` },
   { name: 'db', type: 'path', default: 'data/picket.db', help: 'alert store (SQLite) file' },
   { name: 'workers', type: 'int', min: 1, max: 256, help: 'detection worker threads (default: the number of cores)' },
   { name: 'rules', type: 'path', help: 'folder of Sigma-layout *.yml rules (default: the shipped backend/rules)' },

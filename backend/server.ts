@@ -235,8 +235,9 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       let matched = 0
       for (const s of lastStats.values()) { recs += s.records; matched += s.matched }
       if (recs > 0 && matched === 0) hints.push('records arrive but none matches a detection rule: check that they are network_activity (class_uid 4001) inbound Open/Refuse records, and the allow-list filter in the rules folder')
-      if (!storeOk) hints.push(`the alert store ${o.db} fails (${storeError ?? ''}): findings cannot be stored`)
-      if (findings.failing) hints.push(`findings cannot be written to the alert store ${o.db} (see the log): ${findings.queued} wait in memory, and the batches that caused them stay unacked in the agents' spools`)
+      // no path here: the hints are shown without a token too; store.path has it
+      if (!storeOk) hints.push(`the alert store fails (${storeError ?? ''}): findings cannot be stored`)
+      if (findings.failing) hints.push(`findings cannot be written to the alert store (see the log): ${findings.queued} wait in memory, and the batches that caused them stay unacked in the agents' spools`)
       const status = !b.reachable || !storeOk ? 'down' : !b.ok || findings.failing ? 'degraded' : 'ok'
       return {
         status,
@@ -255,7 +256,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       }
     }
 
-    const ctx: BackendContext = { store, bridge, metrics, logger, health, httpToken: o.httpToken, collectorAddress }
+    const ctx: BackendContext = { store, bridge, metrics, logger, health, access: o.httpAccess, collectorAddress }
     let app: FastifyInstance | undefined
     let httpInfo: BackendHandle['http']
     if (o.http !== undefined) {
@@ -272,7 +273,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       httpInfo = { host, port, url: `http://${formatHostPort(host, port)}` }
     }
     if (webhook !== undefined) at(RANK.webhook, async () => { await webhook.close() })
-    logger.info({ collector: collectorAddress, http: httpInfo?.url, db: o.db, workers: o.workers }, 'backend started')
+    logger.info({ collector: collectorAddress, http: httpInfo?.url, db: o.db, workers: o.workers, httpTokens: o.httpAccess.tokens.size, anonymousReads: o.httpAccess.anonymousReads }, 'backend started')
 
     let closing: Promise<void> | undefined
     return {

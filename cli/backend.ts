@@ -1,6 +1,9 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { formatHelp, parseConfig, type HostPort } from '../shared/config.js'
 import { PicketError } from '../shared/errors.js'
 import { createLogger } from '../shared/logger.js'
+import { TOKENS_CREDENTIAL } from '../backend/http-tokens.js'
 import { BACKEND_OPTIONS } from '../backend/options.js'
 import { startBackend } from '../backend/server.js'
 import { containUnhandledRejections } from './last-resort.js'
@@ -16,7 +19,7 @@ interface Values {
   'tls-client-ca'?: string
   http: HostPort
   console?: HostPort
-  'http-token'?: string
+  'http-tokens-file'?: string
   db: string
   workers?: number
   rules?: string
@@ -35,7 +38,28 @@ interface Values {
   'log-level': string
 }
 
+const TOKENS_FILE_HOW = 'put each analyst\'s token in a tokens file, one "TOKEN NAME" line each (chmod 600 FILE), and pass --http-tokens-file FILE (or PICKET_HTTP_TOKENS_FILE)'
+
+/** Tokens come from a file only: argv shows in `ps` to every user of the machine, and one shared token names no analyst. */
+function refuseBareTokens (argv: string[], env: NodeJS.ProcessEnv): void {
+  if (argv.some(a => a === '--http-token' || a.startsWith('--http-token='))) {
+    throw new PicketError('PICKET_ERR_CONFIG', `--http-token is refused: a token on the command line shows in ps to every user of this machine; ${TOKENS_FILE_HOW}`)
+  }
+  if ((env.PICKET_HTTP_TOKEN ?? '') !== '') {
+    throw new PicketError('PICKET_ERR_CONFIG', `PICKET_HTTP_TOKEN is no longer read: one shared token names no analyst for the triage history; ${TOKENS_FILE_HOW}`)
+  }
+}
+
+/** The tokens systemd hands the service (LoadCredential=picket-http-tokens:…), when there are any. */
+function credentialTokensFile (env: NodeJS.ProcessEnv): string | undefined {
+  const dir = env.CREDENTIALS_DIRECTORY
+  if (dir === undefined || dir === '') return undefined
+  const file = join(dir, TOKENS_CREDENTIAL)
+  return existsSync(file) ? file : undefined
+}
+
 export async function run (argv: string[]): Promise<number> {
+  refuseBareTokens(argv, process.env)
   const cfg = parseConfig<Values>(BACKEND_OPTIONS, argv)
   if (cfg.help) {
     process.stdout.write(formatHelp('picket backend [options]',
@@ -54,6 +78,7 @@ export async function run (argv: string[]): Promise<number> {
   if (v['tls-client-ca'] !== undefined && v['tls-cert'] === undefined) {
     throw new PicketError('PICKET_ERR_CONFIG', '--tls-client-ca needs --tls-cert and --tls-key (the collector\'s own certificate)')
   }
+  const tokensFile = v['http-tokens-file'] ?? credentialTokensFile(process.env)
   const logger = createLogger('picket-backend', { level: v['log-level'] })
   const backend = await startBackend({
     listen: v.listen,
@@ -62,7 +87,7 @@ export async function run (argv: string[]): Promise<number> {
       ? { tls: { cert: v['tls-cert'], key: v['tls-key'], ...(v['tls-client-ca'] !== undefined ? { clientCa: v['tls-client-ca'] } : {}) } }
       : {}),
     http: v.console ?? v.http,
-    ...(v['http-token'] !== undefined ? { httpToken: v['http-token'] } : {}),
+    ...(tokensFile !== undefined ? { httpTokensFile: tokensFile, credentialsDirectory: process.env.CREDENTIALS_DIRECTORY } : {}),
     db: v.db,
     ...(v.workers !== undefined ? { workers: v.workers } : {}),
     ...(v.rules !== undefined ? { rulesDir: v.rules } : {}),

@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
 import { join } from 'node:path'
+import { createTokensFile, readTokensFile, type TokenEntry } from '../backend/http-tokens.js'
 import { formatHelp, parseConfig, type HostPort, type OptSpec } from '../shared/config.js'
 import { isPicketError } from '../shared/errors.js'
 import { createLogger } from '../shared/logger.js'
@@ -9,6 +11,13 @@ import { containUnhandledRejections } from './last-resort.js'
 // defaults. Without the privileges capture needs, the backend and console
 // still run and one message says how to get capture, and how to see an alert
 // without it (picket inject-scan).
+//
+// Triage needs an access token even here: the history records the analyst
+// a token names, and a loopback port is open to every local user. So the
+// first start writes DATA/http-tokens (mode 0600) with a token for the user
+// who ran it, and prints the console URL carrying it; without a token the
+// console is read only (and answers only requests addressed to 127.0.0.1 or
+// localhost, the DNS-rebinding guard).
 
 const SPECS: OptSpec[] = [
   { name: 'listen', type: 'hostport', default: '127.0.0.1:50051', help: 'collector address (the agent ships here)' },
@@ -56,6 +65,22 @@ export function noCaptureMessage (reason: string, collector: string, consoleUrl:
   ].join('\n')
 }
 
+/** Who the quick start's token is for: the user behind sudo, else this one. */
+function localAnalyst (env: NodeJS.ProcessEnv): string {
+  let own: string | undefined
+  try { own = userInfo().username } catch {}
+  for (const n of [env.SUDO_USER, env.USER, own]) if (n !== undefined && /^[A-Za-z0-9._-]{1,64}$/.test(n)) return n
+  return 'analyst'
+}
+
+/** The token the printed console URL carries: the local user's from DATA/http-tokens, made on first start. */
+function quickStartToken (file: string, env: NodeJS.ProcessEnv): TokenEntry | undefined {
+  const me = localAnalyst(env)
+  if (!existsSync(file)) return createTokensFile(file, me)
+  const entries = readTokensFile(file)
+  return entries.find(e => e.name === me) ?? entries[0]
+}
+
 export async function run (argv: string[]): Promise<number> {
   const cfg = parseConfig<StartValues>(SPECS, argv)
   if (cfg.help) {
@@ -67,10 +92,15 @@ export async function run (argv: string[]): Promise<number> {
   }
   const v = cfg.values
   const logger = createLogger('picket', { level: v['log-level'] })
+  mkdirSync(v.data, { recursive: true })
+  const tokensFile = join(v.data, 'http-tokens')
+  const mine = quickStartToken(tokensFile, process.env)
   const { startBackend } = await import('../backend/server.js')
   const backend = await startBackend({
     listen: v.listen,
     http: v.console,
+    httpTokensFile: tokensFile,
+    httpAnonymousReads: true,
     db: join(v.data, 'picket.db'),
     ...(v.workers !== undefined ? { workers: v.workers } : {}),
     logger: logger.child({ part: 'backend' }),
@@ -80,7 +110,10 @@ export async function run (argv: string[]): Promise<number> {
   const lines = [
     'picket start: running on this host',
     `  collector  ${backend.collector.address} (gRPC)`,
-    `  console    ${consoleUrl}`,
+    mine !== undefined
+      ? `  console    ${consoleUrl}/?access_token=${encodeURIComponent(mine.token)}   (triage as ${mine.name})`
+      : `  console    ${consoleUrl}/   (read only: ${tokensFile} holds no token)`,
+    `  tokens     ${tokensFile}: one "TOKEN NAME" line per analyst; without a token the console is read only`,
     `  health     ${consoleUrl}/healthz   metrics ${consoleUrl}/metrics`,
     `  data       ${v.data}/ (alert store ${join(v.data, 'picket.db')})`,
   ]

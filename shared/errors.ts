@@ -23,7 +23,8 @@ export const ERRORS = {
   PICKET_ERR_RULE: 'a rule file is invalid',
   PICKET_ERR_BRIDGE: 'the bridge to the detection plane is unavailable',
   PICKET_ERR_STORE: 'the alert store failed',
-  PICKET_ERR_CONSOLE_TOKEN: 'the console needs an access token on a non-loopback address',
+  PICKET_ERR_CONSOLE_TOKEN: 'an HTTP request or listener needs an access token',
+  PICKET_ERR_HTTP_TOKENS: 'the HTTP tokens file is missing, malformed or open to other users',
   PICKET_ERR_NOT_FOUND: 'the requested object does not exist',
   PICKET_ERR_VALIDATION: 'a request body or query failed validation',
 } as const

@@ -2,8 +2,9 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { FindingState, TriageStatus } from '../../shared/enums.js'
 import { isPicketError } from '../../shared/errors.js'
 import type { BackendContext } from '../http.js'
+import { LogLimiter } from '../log-limit.js'
 import type { FindingOrder, FindingQuery } from '../store/index.js'
-import { ACTOR_HEADER, FINDINGS_QUERY, HOSTS_QUERY, ID_PARAMS, PATCH_BODY, PATCH_HEADERS, STREAM_HEADERS, STREAM_QUERY, TOKEN_QUERY } from './schemas.js'
+import { FINDINGS_QUERY, HOSTS_QUERY, ID_PARAMS, PATCH_BODY, STREAM_HEADERS, STREAM_QUERY, TOKEN_QUERY } from './schemas.js'
 import type { StreamHub } from './stream.js'
 import type { ErrorBody, FindingDetail, FindingList, HostList, HostView, ValidationErrorBody } from './types.js'
 import { ConsoleValidator, validationBody, type Part } from './validation.js'
@@ -12,7 +13,7 @@ import { findingDetail, findingRow, hostView } from './views.js'
 // The console's JSON API, mounted under /api:
 //   GET   /api/findings       filters + cursor pagination
 //   GET   /api/findings/:id   the full OCSF finding and its triage history
-//   PATCH /api/findings/:id   { status, note? }: who (X-Picket-Actor) and when go into the history
+//   PATCH /api/findings/:id   { status, note? }: who (the access token's analyst) and when go into the history
 //   GET   /api/hosts          agent health: last seen, rate, drops by cause, stale; limit + cursor pagination
 //   GET   /api/hosts/:id
 //   GET   /api/stream         Server-Sent Events (stream.ts)
@@ -85,6 +86,9 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
   const { store } = ctx
   const validator = new ConsoleValidator()
   api.setValidatorCompiler(validator.compiler)
+  // a failing store fails every request: one line per 10 s says so, with the count
+  const failures = new LogLimiter(ctx.logger.child({ component: 'console-api' }))
+  api.addHook('onClose', async () => { failures.flush() })
 
   api.addHook('onSend', async (_req, reply, payload) => {
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store')
@@ -107,11 +111,11 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
       return await reply.code(err.statusCode ?? 400).send({ error: err.code, message: err.message } satisfies ErrorBody)
     }
     if (isPicketError(err)) {
-      req.log.error({ err }, 'console API request failed')
+      failures.error(err.code, { err, path: req.routeOptions.url }, 'console API request failed')
       return await reply.code(503).send({ error: err.code, message: err.message } satisfies ErrorBody)
     }
     if ((err.statusCode ?? 500) < 500) return await reply.code(err.statusCode ?? 400).send({ error: err.code ?? 'Bad Request', message: err.message } satisfies ErrorBody)
-    req.log.error({ err }, 'console API request failed')
+    failures.error('internal', { err, path: req.routeOptions.url }, 'console API request failed')
     return await reply.code(500).send({ error: 'Internal Server Error', message: 'the request failed inside the backend; the backend log has the details' } satisfies ErrorBody)
   })
 
@@ -164,10 +168,13 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
     return body
   })
 
-  api.patch<{ Params: { id: string }, Body: { status: TriageStatus, note?: string }, Headers: Record<string, string | undefined> }>('/findings/:id', {
-    schema: { params: ID_PARAMS, querystring: TOKEN_QUERY, headers: PATCH_HEADERS, body: PATCH_BODY },
-  }, async (req) => {
-    const actor = req.headers[ACTOR_HEADER]?.trim() ?? 'console'
+  api.patch<{ Params: { id: string }, Body: { status: TriageStatus, note?: string } }>('/findings/:id', {
+    schema: { params: ID_PARAMS, querystring: TOKEN_QUERY, body: PATCH_BODY },
+  }, async (req, reply) => {
+    // who comes from the credential alone (a header would let anyone write any
+    // name); the access check lets no change without a token get this far
+    const actor = req.analyst
+    if (actor === null) return await reply.code(401).send({ error: 'PICKET_ERR_CONSOLE_TOKEN', message: 'changing a finding needs an access token' } satisfies ErrorBody)
     const f = store.setStatus(req.params.id, { status: req.body.status, actor, note: req.body.note?.trim() ?? '' })
     req.log.info({ finding: f.id, status: f.status, actor }, 'finding triaged')
     const body: FindingDetail = findingDetail(f, store.history(f.id))

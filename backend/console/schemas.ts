@@ -65,15 +65,6 @@ export const TOKEN_QUERY = {
   properties: { access_token: ACCESS_TOKEN },
 } as const
 
-export const ACTOR_HEADER = 'x-picket-actor'
-
-export const PATCH_HEADERS = {
-  type: 'object',
-  properties: {
-    [ACTOR_HEADER]: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$', description: 'who made the change: 1 to 100 printable characters' },
-  },
-} as const
-
 export const PATCH_BODY = {
   type: 'object',
   additionalProperties: false,

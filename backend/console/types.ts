@@ -75,7 +75,13 @@ export interface ErrorBody {
 }
 
 // Server-Sent Events on GET /api/stream. Each is `event: <name>` with JSON data.
-export interface StreamHello { serverTime: number, staleAfterMs: number, keepAliveMs: number }
+export interface StreamHello {
+  serverTime: number
+  staleAfterMs: number
+  keepAliveMs: number
+  /** the analyst the stream's access token names, who triage changes are recorded under; null without a token (read only) */
+  analyst: string | null
+}
 /** event `finding`, with `id: <changeSeq>` so a reconnect resumes (Last-Event-ID) */
 export interface StreamFinding { kind: FindingChangeKind | 'replay', finding: FindingRow }
 /** event `hosts`: the hosts whose counters changed */

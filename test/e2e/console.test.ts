@@ -72,13 +72,23 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
     t.same(w.errors, [])
   })
 
-  t.test('triage: resolve with a note; after a reload the status and history persist, and the API agrees', async t => {
+  t.test('triage: resolve with a note as the token\'s analyst; after a reload the status and history persist, and the API agrees', async t => {
     await injectScan({ collector: tb.b.collector.address, hostId: 'triage-host', hostname: 'files-3', source: '203.0.113.77', ports: 25 })
     const id = await findingId(tb, 'triage-host')
-    const { page, w, close } = await openConsole(browser, `${tb.url}/`)
+    // opened without a token, the console reads but cannot triage
+    const ro = await openConsole(browser, `${tb.url}/#/findings/${id}`)
+    await ro.page.locator('#analyst.read-only').waitFor()
+    await ro.page.locator('h1', { hasText: 'files-3' }).waitFor()
+    await ro.page.fill('#triage-note', 'looked at it')
+    await ro.page.click('button[data-to="in_progress"]')
+    await ro.page.locator('#triage-msg.error').waitFor()
+    t.match(await ro.page.locator('#triage-msg').innerText(), /needs an access token/, 'a read-only console says triage needs a token')
+    t.same(ro.w.errors.filter(e => !/401/.test(e)), [])
+    await ro.close()
+
+    const { page, w, close } = await openConsole(browser, `${tb.url}/?access_token=${tb.token}`)
     t.teardown(close)
-    await page.fill('#actor', 'alice')
-    await page.locator('#actor').dispatchEvent('change')
+    t.equal(await page.locator('#analyst-name').innerText(), 'alice', 'the header names the token\'s analyst')
 
     // from the keyboard: focus the row, Enter opens it
     const row = page.locator(`tr.row[data-id="${id}"]`)
@@ -101,6 +111,7 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
     await page.fill('#triage-note', note)
     await page.click('button[data-to="resolved"]')
     await page.locator('#triage-msg.ok').waitFor()
+    t.match(await page.locator('#triage-msg').innerText(), 'by alice')
     t.match(await page.locator('.detail-head .status').first().innerText(), 'Resolved')
 
     await page.reload()
@@ -283,19 +294,22 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
   })
 
   t.test('token: a non-loopback console needs one; with it, requests without it get 401', async t => {
-    await t.rejects(startBackend({ listen: '127.0.0.1:0', http: '0.0.0.0:0', db: ':memory:', workers: 1 }), { code: 'PICKET_ERR_CONSOLE_TOKEN', message: /without an access token.*--http-token.*PICKET_HTTP_TOKEN/s })
-    const cli = spawnPicket(['backend', '--listen', '127.0.0.1:0', '--console', '0.0.0.0:0', '--db', `${tb.dir}/refused.db`], { env: { PICKET_TSX: '1', PICKET_HTTP_TOKEN: '' } })
+    await t.rejects(startBackend({ listen: '127.0.0.1:0', http: '0.0.0.0:0', db: ':memory:', workers: 1 }), { code: 'PICKET_ERR_CONSOLE_TOKEN', message: /without an access token.*--http-tokens-file/s })
+    const cli = spawnPicket(['backend', '--listen', '127.0.0.1:0', '--console', '0.0.0.0:0', '--db', `${tb.dir}/refused.db`], { env: { PICKET_TSX: '1', PICKET_HTTP_TOKENS_FILE: '', CREDENTIALS_DIRECTORY: '' } })
     t.not(await cli.exited, 0, 'picket backend refuses to start')
     t.match(cli.stderr(), /would listen on 0\.0\.0\.0:0 without an access token/)
     t.match(cli.stderr(), 'PICKET_ERR_CONSOLE_TOKEN')
 
-    const token = 'tok-3f9a1c7e5b2d4a60'
-    const sec = await startTestBackend({ http: '0.0.0.0:0', httpToken: token })
+    const sec = await startTestBackend({ http: '0.0.0.0:0', httpAnonymousReads: false })
     t.teardown(sec.close)
+    const token = sec.token
     const base = `http://127.0.0.1:${sec.b.http?.port ?? 0}`
-    for (const path of ['/', '/api/findings', '/api/hosts', '/api/stream', '/healthz', '/metrics', '/assets/app.js']) {
+    for (const path of ['/', '/api/findings', '/api/hosts', '/api/stream', '/metrics', '/assets/app.js']) {
       t.equal((await fetch(`${base}${path}`)).status, 401, `${path} without the token`)
     }
+    const lb = await fetch(`${base}/healthz`)
+    t.equal(lb.status, 200, '/healthz without the token: for load balancers…')
+    t.same(Object.keys(await lb.json() as object).sort(), ['detail', 'status', 'time'], '…the status alone')
     t.equal((await fetch(`${base}/api/findings`, { headers: { authorization: 'Bearer tok-wrong' } })).status, 401, 'a wrong token')
     t.equal((await fetch(`${base}/api/findings`, { headers: { authorization: `Bearer ${token}` } })).status, 200, 'the token as a Bearer header')
     t.equal((await fetch(`${base}/healthz`, { headers: { authorization: `Bearer ${token}` } })).status, 200)

@@ -1,6 +1,6 @@
 import type { TriageStatus } from '../../../../shared/enums.js'
 import type { FindingDetail, StreamFinding } from '../../types.js'
-import { ApiError, actor, getFinding, triage } from './api.js'
+import { ApiError, getFinding, triage } from './api.js'
 import { portHistogram, portStats, portTimeline, type PortStat } from './chart.js'
 import { externalLink, h, link, replace, type Child } from './dom.js'
 import { duration, iso, num, severityClass, statusLabel, utc, utcMs } from './format.js'
@@ -224,7 +224,7 @@ export class DetailView implements View {
       this.#note.value = ''
       this.#busy = false
       this.#render(d)
-      const who = actor() !== '' ? actor() : 'console'
+      const who = d.history[d.history.length - 1]?.actor ?? 'you'
       replace(this.#triageMsg, `Marked ${statusLabel(d.status)} by ${who}.`)
       this.#triageMsg.className = 'form-msg ok'
       announce(`Finding marked ${statusLabel(d.status)}`)
