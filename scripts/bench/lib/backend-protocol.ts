@@ -11,6 +11,18 @@ export interface StoredLatency {
   storedAt: number
 }
 
+/** The child's one argument, as JSON. */
+export interface ChildOptions {
+  db: string
+  workers?: number
+  /** collector address (default 127.0.0.1:0); a restarted backend takes its predecessor's port */
+  listen?: string
+  /** serve /healthz and /metrics on a free loopback port */
+  http?: boolean
+  /** href of the detection worker module (a drill passes a wrapper that crashes) */
+  detectionWorker?: string
+}
+
 export type ChildIn =
   | { t: 'mark' }
   | { t: 'elu' }
@@ -20,7 +32,7 @@ export type ChildIn =
   | { t: 'stop' }
 
 export type ChildOut =
-  | { t: 'ready', address: string, workers: number }
+  | { t: 'ready', address: string, workers: number, http?: string }
   | { t: 'findings', list: StoredLatency[] }
   | { t: 'marked' }
   | { t: 'elu', utilization: number, delayP99Ms: number, maxQueued: number }
