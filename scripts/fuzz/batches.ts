@@ -46,7 +46,7 @@ export const FIELD_PATHS: readonly string[] = [...new Set([
   'duration', 'x_fuzz',
 ])]
 
-interface ScanSpec { ports: number, firstPort: number, stride: number, open: boolean, udp: boolean, v6: boolean, ageMs: number, spacingMs: number }
+export interface ScanSpec { ports: number, firstPort: number, stride: number, open: boolean, udp: boolean, v6: boolean, ageMs: number, spacingMs: number }
 type RecordEdit = { cls: MutationClass, record: number } & (
   | { op: 'set', path: string, value: HostileValue }
   | { op: 'delete', path: string }
@@ -267,7 +267,7 @@ const packer = new HostilePacker()
 const bigBuffers = new Map<number, Buffer>()
 
 /** A msgpack array holding one bin of about `bytes` bytes, reused between batches. */
-function bigBatch (bytes: number): Buffer {
+export function bigBatch (bytes: number): Buffer {
   let b = bigBuffers.get(bytes)
   if (b === undefined) {
     b = Buffer.alloc(bytes)
@@ -278,7 +278,7 @@ function bigBatch (bytes: number): Buffer {
   return b
 }
 
-function scanRecords (s: ScanSpec, n: number, hostId: string, index: number, now: number): Array<Record<string, unknown>> {
+export function scanRecords (s: ScanSpec, n: number, hostId: string, index: number, now: number): Array<Record<string, unknown>> {
   const src = s.v6 ? nthAddress('fd00:f022::', index) : nthAddress('100.64.0.0', index)
   const info = { hostId, hostname: 'fuzz-host', agentVersion: 'fuzz' }
   const out: Array<Record<string, unknown>> = []
@@ -526,6 +526,20 @@ export function materialize (spec: EpisodeSpec, ctx: EpisodeContext): Episode {
     return { message, seq: asJsNumber(seq), records: records.length, classes, labels, invalid }
   })
   return { index: ctx.index, hostId: own, shipments }
+}
+
+/** A batch of `records` (or of these msgpack bytes) as an agent would ship it, for inputs built by hand (the reliability drills). */
+export function plainShipment (o: { seed: number, episode: number, hostId: string, seq: bigint, records: readonly unknown[] | Uint8Array, classes: MutationClass[], label: string }): Shipment {
+  const bytes = o.records instanceof Uint8Array ? o.records : packer.pack(o.records)
+  const count = o.records instanceof Uint8Array ? 0 : o.records.length
+  return {
+    message: { host_id: o.hostId, seq: wireU64(o.seq), count, records: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), hostname: 'drill-host', agent_version: 'drill', ...extraFields(o.seed, o.episode) },
+    seq: asJsNumber(o.seq),
+    records: count,
+    classes: o.classes,
+    labels: [o.label],
+    invalid: [],
+  }
 }
 
 function protoBytes (p: ProtoSpec, message: Record<string, unknown>): Buffer {

@@ -35,7 +35,7 @@ export interface FuzzOptions {
   firstEpisode?: number
   /** episodes (Ship streams) at once; default 8 */
   concurrency?: number
-  /** messages sent before the honest scan starts; default half */
+  /** messages sent before the honest scan starts; default half; at `batches` or more, once every episode is answered */
   honestAt?: number
   /** backend deaths (each followed by a restart) after which the run stops sending; default 3 */
   maxCrashes?: number
@@ -92,6 +92,8 @@ export interface FuzzReport {
   crashes: Crash[]
   honest: { host: string, source: string, acks: string, findings: number, error?: string }
   health: { alive: boolean, code?: number, status?: string, error?: string }
+  /** size of the /metrics page at the end */
+  metricsBytes: number
   rss: { idle: number, peak: number, final: number, bound: number }
 }
 
@@ -162,6 +164,7 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
     unnamed: empty(), unanswered: empty(), internal: empty(), invalidAccepted: empty(), extraAcks: 0, lostToCrash: 0, crashes: [],
     honest: { host: HONEST_HOST, source: HONEST_SOURCE, acks: 'not sent', findings: 0 },
     health: { alive: false },
+    metricsBytes: NaN,
     rss: { idle: NaN, peak: NaN, final: NaN, bound: NaN },
   }
   let life = await startLife(db, workers)
@@ -250,7 +253,7 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
       const ep = next.value(Date.now())
       const wires = ep.shipments.map(wireBytes)
       sent += wires.length
-      if (honest === undefined && sent >= honestAt) honest = sendHonest()
+      if (honest === undefined && sent >= honestAt && honestAt < o.batches) honest = sendHonest()
       const l = life
       inFlight.set(ep.index, ep)
       const res = await l.client.send(ep, wires)
@@ -287,6 +290,7 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
         const res = await fetch(`${be.http ?? ''}/healthz`, { signal: AbortSignal.timeout(5000) })
         r.health.code = res.status
         r.health.status = String(((await res.json()) as { status?: unknown }).status)
+        r.metricsBytes = (await (await fetch(`${be.http ?? ''}/metrics`, { signal: AbortSignal.timeout(5000) })).arrayBuffer()).byteLength
       } catch (err) {
         r.health.error = (err as Error).message
       }
