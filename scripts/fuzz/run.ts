@@ -196,19 +196,21 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
     }
   }
 
+  const crashOf = (be: BackendProc, exit: number | string): Crash => {
+    const diedAt = Date.now()
+    return {
+      afterBatches: sent,
+      exit,
+      inFlight: [...inFlight.values()].map(ep => ({ episode: ep.index, labels: ep.shipments.flatMap(s => s.labels) })),
+      answeredLately: recent.filter(e => diedAt - e.at < 2000).reverse().map(e => ({ episode: e.index, labels: e.labels })),
+      stderr: be.stderr().split('\n').filter(line => !/"level":40/.test(line)).slice(-25).join('\n'),
+    }
+  }
+
   const watch = (l: Life): void => {
     void l.be.exited.then(async exit => {
       if (closing) return
-      const m = readRss(l.be.pid)
-      if (m.hwm > peak) peak = m.hwm
-      const diedAt = Date.now()
-      r.crashes.push({
-        afterBatches: sent,
-        exit,
-        inFlight: [...inFlight.values()].map(ep => ({ episode: ep.index, labels: ep.shipments.flatMap(s => s.labels) })),
-        answeredLately: recent.filter(e => diedAt - e.at < 2000).reverse().map(e => ({ episode: e.index, labels: e.labels })),
-        stderr: l.be.stderr().split('\n').filter(line => !/"level":40/.test(line)).slice(-25).join('\n'),
-      })
+      r.crashes.push(crashOf(l.be, exit))
       l.client.close()
       // past maxCrashes the fuzzing stops, but one more life runs the honest scan and the final checks
       if (r.crashes.length >= maxCrashes) stopped = true
@@ -276,9 +278,12 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
     r.batches = sent
     // a scan the fuzzer stopped from going through (a crash under it) is tried once more
     if (life.be.exit() === null && (honest === undefined || r.honest.error !== undefined)) await sendHonest()
+    await sleep(100)
+    if (restarting !== undefined) await restarting
+    // from here a death is reported by the final checks, not followed by a restart
+    closing = true
     const be = life.be
-    r.health.alive = be.exit() === null
-    if (r.health.alive) {
+    try {
       await be.flush()
       for (let end = Date.now() + 5000; ; await sleep(250)) {
         const all = await be.findings()
@@ -296,7 +301,11 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
       }
       await sleep(o.settleMs ?? 1000)
       r.rss.final = readRss(be.pid).rss
+    } catch (err) {
+      if (be.exit() === null) throw err
     }
+    r.health.alive = be.exit() === null
+    if (!r.health.alive) r.crashes.push(crashOf(be, be.exit() ?? -1))
   } finally {
     clearInterval(sample)
     if (progress !== undefined) clearInterval(progress)
@@ -346,8 +355,7 @@ export function formatFuzzReport (r: FuzzReport): string {
       `    #${i + 1} after ${c.afterBatches} messages, exit ${c.exit}; ${c.inFlight.length} episode(s) in flight (${list(c.inFlight)}), ${c.answeredLately.length} answered in the 2 s before (${list(c.answeredLately)})`,
       ...(c.culprit !== undefined
         ? [`      culprit, alone it kills a fresh backend: episode ${c.culprit.episode}: ${c.culprit.labels.join(' | ').slice(0, 400)}`]
-        : [`      to name the episode that killed it: npm run fuzz -- --seed ${r.seed} --from ${r.firstEpisode} --count ${c.afterBatches} (replays its suspects one half at a time)`,
-            ...[...c.inFlight, ...c.answeredLately].filter(e => /\btime = /.test(e.labels.join(' '))).slice(0, 3).map(e => `      among them, episode ${e.episode} sets a time: ${e.labels.join(' | ').slice(0, 300)}`)]),
+        : [`      to name the episode that killed it: npm run fuzz -- --seed ${r.seed} --from ${r.firstEpisode} --count ${c.afterBatches} (replays the suspects on fresh backends, half at a time)`]),
       ...c.stderr.split('\n').filter(l => l.trim() !== '').slice(-8).map(l => `      | ${l.slice(0, 300)}`),
     ]),
     `  unnamed     ${r.unnamed.count} refusals without a registered PICKET_ERR_ code and a message`,

@@ -75,30 +75,34 @@ function reasons (r: Record<string, number>): string {
   return e.length === 0 ? '—' : e.map(([k, v]) => `${fmt(v)} ${k}`).join('<br>')
 }
 
-/** The hostile-inputs table, in the order the drills are listed. */
-export function hostileTable (order: readonly string[], all: Record<string, StoredResult>): string {
-  const rows: Array<Array<string | number>> = []
+type RowOf<K extends DrillResult['kind']> = Extract<DrillResult, { kind: K }>['row']
+
+/** One table of the drills of a kind, in `order`, each row's cells from `cells`, and a note per drill under it. */
+function drillTable<K extends DrillResult['kind']> (kind: K, header: string[], cells: (r: RowOf<K>) => string[], order: readonly string[], all: Record<string, StoredResult>): string {
+  const rows: string[][] = []
   const notes: string[] = []
   for (const name of order) {
     const s = all[name]
-    if (s?.result.kind !== 'hostile') continue
-    const r = s.result.row
-    rows.push([`**${s.title}**`, fmt(r.inputs), reasons(r.refused), fmt(r.accepted), r.crashes === 0 ? '0' : `**${r.crashes}**`, r.findingsLost === 0 ? '0' : `**${r.findingsLost}**`, `${mib(r.rss.before)} → ${mib(r.rss.peak)} → ${mib(r.rss.after)}`, when(s.measuredAt)])
+    if (s?.result.kind !== kind) continue
+    const r = s.result.row as RowOf<K>
+    rows.push([`**${s.title}**`, ...cells(r), when(s.measuredAt)])
     notes.push(`- **${s.title}** (\`${name}\`): ${s.what}${r.notes !== '' ? ` ${r.notes}` : ''}`)
   }
-  return [table(['drill', 'inputs sent', 'refused, by reason', 'acked OK', 'crashes', 'findings lost', 'RSS MiB: before → peak → after', 'measured (UTC)'], rows), '', ...notes].join('\n')
+  return [table(['drill', ...header, 'measured (UTC)'], rows), '', ...notes].join('\n')
+}
+
+const bold = (s: string, yes: boolean): string => yes ? `**${s}**` : s
+
+export function hostileTable (order: readonly string[], all: Record<string, StoredResult>): string {
+  return drillTable('hostile', ['inputs sent', 'refused, by reason', 'acked OK', 'crashes', 'findings lost', 'RSS MiB: before → peak → after'], r => [
+    fmt(r.inputs), reasons(r.refused), fmt(r.accepted), bold(String(r.crashes), r.crashes > 0), bold(String(r.findingsLost), r.findingsLost > 0),
+    `${mib(r.rss.before)} → ${mib(r.rss.peak)} → ${mib(r.rss.after)}`,
+  ], order, all)
 }
 
 export function faultTable (order: readonly string[], all: Record<string, StoredResult>): string {
-  const rows: Array<Array<string | number>> = []
-  const notes: string[] = []
-  for (const name of order) {
-    const s = all[name]
-    if (s?.result.kind !== 'fault') continue
-    const r = s.result.row
-    const off = r.findingsStored !== r.findingsExpected
-    rows.push([`**${s.title}**`, fmt(r.recordsSent), fmt(r.recordsAcked), fmt(r.findingsExpected), off ? `**${fmt(r.findingsStored)}**` : fmt(r.findingsStored), r.duplicates, r.recoverMs === undefined ? '—' : `${(r.recoverMs / 1000).toFixed(1)} s`, when(s.measuredAt)])
-    notes.push(`- **${s.title}** (\`${name}\`): ${s.what}${r.notes !== '' ? ` ${r.notes}` : ''}`)
-  }
-  return [table(['drill', 'records sent', 'records acked', 'findings expected', 'findings stored', 'duplicates', 'time to recover', 'measured (UTC)'], rows), '', ...notes].join('\n')
+  return drillTable('fault', ['records sent', 'records acked', 'findings expected', 'findings stored', 'duplicates', 'time to recover'], r => [
+    fmt(r.recordsSent), bold(fmt(r.recordsAcked), r.recordsAcked < r.recordsSent), fmt(r.findingsExpected), bold(fmt(r.findingsStored), r.findingsStored !== r.findingsExpected),
+    r.duplicates, r.recoverMs === undefined ? '—' : `${(r.recoverMs / 1000).toFixed(1)} s`,
+  ], order, all)
 }

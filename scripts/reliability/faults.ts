@@ -116,6 +116,16 @@ async function agentDrill (name: string, ctx: DrillContext, flow: AgentFlow): Pr
   return { kind: 'fault', row }
 }
 
+/** Take the backend down with `end`, keep it down OUTAGE_MS, start it again on the same port and store. */
+function outage (end: (be: BackendProc) => Promise<void>): (s: Stack) => Promise<number> {
+  return async s => {
+    await end(s.be)
+    await sleep(OUTAGE_MS)
+    s.be = await startBackendProc({ db: s.db, listen: `127.0.0.1:${s.port}`, workers: 2 })
+    return Date.now()
+  }
+}
+
 const N = (ctx: DrillContext): number => ctx.quick ? 8000 : 20_000
 const RATE = 4000
 
@@ -133,12 +143,7 @@ export const FAULT_DRILLS: Record<string, Drill> = {
     run: async ctx => await agentDrill('collector-down', ctx, {
       total: N(ctx),
       rate: RATE,
-      fault: async s => {
-        await s.be.stop()
-        await sleep(OUTAGE_MS)
-        s.be = await startBackendProc({ db: s.db, listen: `127.0.0.1:${s.port}`, workers: 2 })
-        return Date.now()
-      },
+      fault: outage(async be => { await be.stop() }),
       notes: () => 'A restart closes the findings it left open (sliding windows start empty), so a scan that spans it is reported twice.',
     }),
   },
@@ -149,12 +154,7 @@ export const FAULT_DRILLS: Record<string, Drill> = {
     run: async ctx => await agentDrill('backend-kill', ctx, {
       total: N(ctx),
       rate: RATE,
-      fault: async s => {
-        await s.be.kill()
-        await sleep(OUTAGE_MS)
-        s.be = await startBackendProc({ db: s.db, listen: `127.0.0.1:${s.port}`, workers: 2 })
-        return Date.now()
-      },
+      fault: outage(async be => { await be.kill() }),
       notes: r => r.lostCounters ? 'The host counters of the last second before the kill were never written (they are flushed once a second), so the backend\'s record count is short of what it accepted.' : '',
     }),
   },

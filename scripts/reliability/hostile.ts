@@ -55,6 +55,19 @@ async function drive (ctx: DrillContext, name: string, o: FuzzOptions): Promise<
   return await runFuzz({ ...o, progress: p => ctx.log(`${name}: ${p.sent}/${p.of} messages, ${p.crashes} crash(es), RSS ${(p.rss / 2 ** 20).toFixed(0)} MiB`) })
 }
 
+/** `o.batches` batches of `o.per` scan records to one host, in seq order, record k of the flood changed by `edit`. */
+async function flood (ctx: DrillContext, name: string, o: { batches: number, per: number, source: number, classes: MutationClass[], label: string }, edit: (r: Record<string, unknown>, k: number) => void): Promise<DrillResult> {
+  const hostId = `drill-${name}`
+  return row(await drive(ctx, name, {
+    batches: o.batches,
+    episodes: episodes(o.batches, (i, now) => {
+      const records = scanRecords(scan(o.per), o.per, hostId, o.source, now)
+      records.forEach((r, j) => edit(r, i * o.per + j))
+      return { hostId, seq: BigInt(i + 1), records, classes: o.classes, label: o.label }
+    }),
+  }))
+}
+
 const BAD_TIMES = [NaN, -1e20, Infinity, -Infinity, -(2 ** 53), 8.64e15 + 1]
 
 export const HOSTILE_DRILLS: Record<string, Drill> = {
@@ -115,35 +128,15 @@ export const HOSTILE_DRILLS: Record<string, Drill> = {
     title: '100,000 sources against one host',
     what: 'Defect 5: batches of 1,000 refused probes, each record from its own source, all to one host (one port per source).',
     kind: 'hostile',
-    run: async ctx => {
-      const batches = ctx.quick ? 20 : 100
-      return row(await drive(ctx, 'many-sources', {
-        batches,
-        episodes: episodes(batches, (i, now) => {
-          const hostId = 'drill-many-sources'
-          const records = scanRecords(scan(1000), 1000, hostId, 0, now)
-          records.forEach((r, j) => { (r.src_endpoint as { ip: string }).ip = nthAddress('100.96.0.0', i * 1000 + j) })
-          return { hostId, seq: BigInt(i + 1), records, classes: ['size'], label: '1,000 probes from 1,000 sources' }
-        }),
-      }))
-    },
+    run: async ctx => await flood(ctx, 'many-sources', { batches: ctx.quick ? 20 : 100, per: 1000, source: 0, classes: ['size'], label: '1,000 probes from 1,000 sources' },
+      (r, k) => { (r.src_endpoint as { ip: string }).ip = nthAddress('100.96.0.0', k) }),
   },
   'string-ports': {
     title: '300,000 distinct string "ports"',
     what: 'Defect 6: one source probes one host with batches of 2,000 records whose dst_endpoint.port is a distinct string ("p1", "p2", ...).',
     kind: 'hostile',
-    run: async ctx => {
-      const batches = ctx.quick ? 30 : 150
-      return row(await drive(ctx, 'string-ports', {
-        batches,
-        episodes: episodes(batches, (i, now) => {
-          const hostId = 'drill-string-ports'
-          const records = scanRecords(scan(2000), 2000, hostId, 7, now)
-          records.forEach((r, j) => { (r.dst_endpoint as { port: unknown }).port = `p${i * 2000 + j}` })
-          return { hostId, seq: BigInt(i + 1), records, classes: ['types'], label: '2,000 string ports' }
-        }),
-      }))
-    },
+    run: async ctx => await flood(ctx, 'string-ports', { batches: ctx.quick ? 30 : 150, per: 2000, source: 7, classes: ['types'], label: '2,000 string ports' },
+      (r, k) => { (r.dst_endpoint as { port: unknown }).port = `p${k}` }),
   },
   'oversize-storm': {
     title: 'oversize batches on 40 streams at once',
