@@ -87,6 +87,8 @@ export interface FuzzReport {
   invalidAccepted: Findings<Example>
   /** acks that match no message sent */
   extraAcks: number
+  /** the run stopped before `batches` because the backend died maxCrashes times */
+  stoppedEarly: boolean
   /** messages in flight when the backend died (their answers are not judged) */
   lostToCrash: number
   crashes: Crash[]
@@ -161,7 +163,7 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
   const empty = (): Findings<Example> => ({ count: 0, examples: [] })
   const r: FuzzReport = {
     seed, firstEpisode: first, episodes: 0, batches: 0, elapsedMs: 0, answers: {}, reasons: {}, byClass: {},
-    unnamed: empty(), unanswered: empty(), internal: empty(), invalidAccepted: empty(), extraAcks: 0, lostToCrash: 0, crashes: [],
+    unnamed: empty(), unanswered: empty(), internal: empty(), invalidAccepted: empty(), extraAcks: 0, stoppedEarly: false, lostToCrash: 0, crashes: [],
     honest: { host: HONEST_HOST, source: HONEST_SOURCE, acks: 'not sent', findings: 0 },
     health: { alive: false },
     metricsBytes: NaN,
@@ -213,7 +215,7 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
       r.crashes.push(crashOf(l.be, exit))
       l.client.close()
       // past maxCrashes the fuzzing stops, but one more life runs the honest scan and the final checks
-      if (r.crashes.length >= maxCrashes) stopped = true
+      if (r.crashes.length >= maxCrashes) { stopped = true; r.stoppedEarly = true }
       restarting = (async () => {
         life = await startLife(db, workers)
         watch(life)

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { rootPath } from '../../shared/paths.js'
 import { fmt, table } from '../bench/lib/report.js'
+import { RSS_HEADROOM_BYTES } from '../fuzz/run.js'
 
 // A drill is one row of RELIABILITY.md: something hostile or broken done to
 // a real stack, and what came of it. Two kinds, one table each:
@@ -96,7 +97,7 @@ const bold = (s: string, yes: boolean): string => yes ? `**${s}**` : s
 export function hostileTable (order: readonly string[], all: Record<string, StoredResult>): string {
   return drillTable('hostile', ['inputs sent', 'refused, by reason', 'acked OK', 'crashes', 'findings lost', 'RSS MiB: before → peak → after'], r => [
     fmt(r.inputs), reasons(r.refused), fmt(r.accepted), bold(String(r.crashes), r.crashes > 0), bold(String(r.findingsLost), r.findingsLost > 0),
-    `${mib(r.rss.before)} → ${mib(r.rss.peak)} → ${mib(r.rss.after)}`,
+    bold(`${mib(r.rss.before)} → ${mib(r.rss.peak)} → ${mib(r.rss.after)}`, !(r.rss.peak - r.rss.before <= RSS_HEADROOM_BYTES)),
   ], order, all)
 }
 

@@ -160,7 +160,7 @@ export const FAULT_DRILLS: Record<string, Drill> = {
   },
   'agent-kill': {
     title: 'agent SIGKILL with batches in flight, then replay',
-    what: 'The agent ships through a relay; once a quarter is acked the relay stalls (batches in flight, unacked), the agent spools the rest and is killed (SIGKILL); the relay then delivers what it held and cuts the connection; a new agent on the same data folder replays its spool. Recovery: from the new agent\'s start until its spool is empty.',
+    what: 'The agent ships through a relay; once a quarter is acked the relay stalls (batches in flight, unacked), the agent spools the rest and is killed (SIGKILL); the relay then delivers what it held (the collector takes it, its acks go nowhere) and cuts the connection; a new agent on the same data folder replays its spool. Recovery: from the new agent\'s start until its spool is empty.',
     kind: 'fault',
     run: async ctx => await agentKill(ctx),
   },

@@ -20,7 +20,7 @@ function crashCause (c: Crash): string {
 
 function row (r: FuzzReport, extra = ''): DrillResult {
   const notes: string[] = []
-  if (r.crashes.length > 0) notes.push(`Each crash: ${[...new Set(r.crashes.map(crashCause))].join('; ')}.`)
+  if (r.crashes.length > 0) notes.push(`Each crash: ${[...new Set(r.crashes.map(crashCause))].join('; ')}${r.stoppedEarly ? `; the run stopped after ${r.crashes.length} crashes` : ''}.`)
   if (r.honest.findings !== 1) notes.push(`The honest scan's batch was answered ${r.honest.acks}${r.honest.error !== undefined ? ` (${r.honest.error})` : ''}.`)
   const failed = failedChecks(r).filter(f => !/died|honest|RSS/.test(f))
   if (failed.length > 0) notes.push(`Also: ${failed.join('; ')}.`)

@@ -3,8 +3,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 // A TCP relay between an agent and its collector that can stall: while
 // stalled it forwards nothing either way and holds what arrives, so batches
 // are in flight and unacked for as long as a drill likes. release() sends on
-// what the agent had written and then cuts every connection: the network
-// comes back just as the agent is gone.
+// what the agent had written, lets the collector take it, and then cuts
+// every connection: the batches arrive, their acks never do.
 
 interface Pair { client: Socket, up: Socket, toUp: Buffer[], toClient: Buffer[] }
 
@@ -42,15 +42,17 @@ export class StallProxy {
 
   stall (): void { this.#stalled = true }
 
-  /** Forward what the agents wrote while stalled, then cut every connection; new ones flow freely. */
-  async release (): Promise<void> {
-    this.#stalled = false
+  /**
+   * Forward what the agents wrote while stalled, give the collector `graceMs`
+   * to take it (its answers go nowhere), then cut every connection; new ones
+   * flow freely.
+   */
+  async release (graceMs = 1000): Promise<void> {
     const pairs = [...this.#pairs]
-    await Promise.all(pairs.map(async p => {
-      for (const d of p.toUp.splice(0)) p.up.write(d)
-      await new Promise<void>(resolve => p.up.end(resolve))
-      p.client.destroy()
-    }))
+    for (const p of pairs) for (const d of p.toUp.splice(0)) p.up.write(d)
+    await new Promise(resolve => setTimeout(resolve, graceMs))
+    for (const p of pairs) { p.client.destroy(); p.up.destroy(); this.#pairs.delete(p) }
+    this.#stalled = false
   }
 
   async close (): Promise<void> {
