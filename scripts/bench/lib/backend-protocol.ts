@@ -4,13 +4,6 @@ import type { BackendOptions } from '../../../backend/server.js'
 // The messages between a benchmark (or a test) and its backend child
 // (backend-child.ts), declared once and imported by both sides.
 
-/** What the child is started with (JSON on its argv). */
-export interface ChildOptions {
-  db: string
-  workers?: number
-  /** more startBackend() options, those that travel as JSON */
-  backend?: Pick<BackendOptions, 'limits' | 'streams' | 'detectionMemory' | 'hostIdleMs' | 'timing' | 'tickMs' | 'rulesDir'>
-}
 
 export interface StoredLatency {
   rule: string
@@ -20,6 +13,20 @@ export interface StoredLatency {
   crossRecvAt: number | null
   /** wall ms: the store's transaction holding the finding returned */
   storedAt: number
+}
+
+/** The child's one argument, as JSON. */
+export interface ChildOptions {
+  db: string
+  workers?: number
+  /** more startBackend() options, those that travel as JSON */
+  backend?: Pick<BackendOptions, 'limits' | 'streams' | 'detectionMemory' | 'hostIdleMs' | 'timing' | 'tickMs' | 'rulesDir'>
+  /** collector address (default 127.0.0.1:0); a restarted backend takes its predecessor's port */
+  listen?: string
+  /** serve /healthz and /metrics on a free loopback port */
+  http?: boolean
+  /** href of the detection worker module (a drill passes a wrapper that crashes) */
+  detectionWorker?: string
 }
 
 export type ChildIn =
@@ -33,7 +40,7 @@ export type ChildIn =
   | { t: 'stop' }
 
 export type ChildOut =
-  | { t: 'ready', address: string, workers: number }
+  | { t: 'ready', address: string, workers: number, http?: string }
   | { t: 'findings', list: StoredLatency[] }
   | { t: 'marked' }
   | { t: 'elu', utilization: number, delayP99Ms: number, maxQueued: number }

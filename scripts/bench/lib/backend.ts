@@ -9,12 +9,28 @@ import { spawnModule, tailStderr } from './spawn.js'
 
 // The parent's handle on a backend child process (backend-child.ts).
 
+export interface BackendProcOptions extends Omit<ChildOptions, 'db' | 'detectionWorker'> {
+  /** alert store file; default a fresh one in a temp folder that stop() removes */
+  db?: string
+  detectionWorker?: URL
+  /** added to the child's environment (its worker threads get a copy) */
+  env?: NodeJS.ProcessEnv
+}
+
 export interface BackendProc {
   pid: number
   /** the child's alert store (open it read-only to look at what it wrote) */
   db: string
   address: string
   workers: number
+  /** http://host:port of /healthz and /metrics, when asked for */
+  http: string | undefined
+  /** resolves with the exit code (or signal name) when the process ends, for whatever reason */
+  exited: Promise<number | string>
+  /** the exit code or signal once the process has ended, else null */
+  exit: () => number | string | null
+  /** the last 16 KB it wrote to stderr */
+  stderr: () => string
   /** findings created so far, as the child reported them */
   created: StoredLatency[]
   /** restart the main thread's event-loop utilisation window */
@@ -28,16 +44,22 @@ export interface BackendProc {
   /** the child's /metrics text */
   metrics: () => Promise<string>
   health: () => Promise<HealthReport>
-  /** the child's stderr, its last lines */
-  stderr: () => string
   stop: () => Promise<void>
+  /** SIGKILL, as a crash would end it; resolves once it is gone */
+  kill: () => Promise<void>
 }
 
-export async function startBackendProc (opts: Omit<ChildOptions, 'db'> = {}): Promise<BackendProc> {
-  const dir = mkdtempSync(join(tmpdir(), 'picket-bench-backend-'))
-  const db = join(dir, 'picket.db')
-  const p: ChildProcess = spawnModule(import.meta.url, './backend-child', [JSON.stringify({ db, ...opts })])
-  const stderr = tailStderr(p)
+export async function startBackendProc (opts: BackendProcOptions = {}): Promise<BackendProc> {
+  const own = opts.db === undefined
+  const dir = own ? mkdtempSync(join(tmpdir(), 'picket-bench-backend-')) : undefined
+  const db = opts.db ?? join(dir as string, 'picket.db')
+  const { env, detectionWorker, ...rest } = opts
+  const child: ChildOptions = { ...rest, db, ...(detectionWorker !== undefined ? { detectionWorker: detectionWorker.href } : {}) }
+  const p: ChildProcess = spawnModule(import.meta.url, './backend-child', [JSON.stringify(child)], env !== undefined ? { env } : {})
+  const stderr = tailStderr(p, 16_000)
+  let exitedAs: number | string | null = null
+  const exited = new Promise<number | string>(resolve => p.once('exit', (code, sig) => { exitedAs = code ?? sig ?? -1; resolve(exitedAs) }))
+  const cleanup = (): void => { if (dir !== undefined) rmSync(dir, { recursive: true, force: true }) }
   const created: StoredLatency[] = []
   const waiters = new Map<ChildOut['t'], Array<(m: ChildOut) => void>>()
   p.on('message', (m: ChildOut) => {
@@ -61,7 +83,8 @@ export async function startBackendProc (opts: Omit<ChildOptions, 'db'> = {}): Pr
     ready = await ask(undefined, 'ready', 60_000)
   } catch (err) {
     p.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
+    await exited
+    cleanup()
     throw err
   }
   return {
@@ -69,6 +92,10 @@ export async function startBackendProc (opts: Omit<ChildOptions, 'db'> = {}): Pr
     db,
     address: ready.address,
     workers: ready.workers,
+    http: ready.http,
+    exited,
+    exit: () => exitedAs,
+    stderr,
     created,
     mark: async () => { await ask({ t: 'mark' }, 'marked') },
     elu: async () => { const e = await ask({ t: 'elu' }, 'elu'); return { utilization: e.utilization, delayP99Ms: e.delayP99Ms, maxQueued: e.maxQueued } },
@@ -77,11 +104,14 @@ export async function startBackendProc (opts: Omit<ChildOptions, 'db'> = {}): Pr
     findings: async () => (await ask({ t: 'findings' }, 'allFindings', 60_000)).list,
     metrics: async () => (await ask({ t: 'metrics' }, 'metrics')).text,
     health: async () => (await ask({ t: 'health' }, 'health')).report,
-    stderr,
     stop: async () => {
-      if (p.exitCode === null) p.send({ t: 'stop' } satisfies ChildIn)
+      if (exitedAs === null) p.send({ t: 'stop' } satisfies ChildIn)
       await waitExit(p, 15_000)
-      rmSync(dir, { recursive: true, force: true })
+      cleanup()
+    },
+    kill: async () => {
+      if (exitedAs === null) p.kill('SIGKILL')
+      await exited
     },
   }
 }
