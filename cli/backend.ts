@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { formatHelp, parseConfig, type HostPort } from '../shared/config.js'
+import { parseCommand, type HostPort } from '../shared/config.js'
 import { PicketError } from '../shared/errors.js'
 import { createLogger } from '../shared/logger.js'
 import { TOKENS_CREDENTIAL } from '../backend/http-tokens.js'
@@ -60,14 +60,11 @@ function credentialTokensFile (env: NodeJS.ProcessEnv): string | undefined {
 
 export async function run (argv: string[]): Promise<number> {
   refuseBareTokens(argv, process.env)
-  const cfg = parseConfig<Values>(BACKEND_OPTIONS, argv)
-  if (cfg.help) {
-    process.stdout.write(formatHelp('picket backend [options]',
+  const cfg = parseCommand<Values>(BACKEND_OPTIONS, argv, 'picket backend [options]',
       'Run the collector (gRPC Ship server), the detection workers, the alert store, the outputs and the\n' +
       'HTTP server (/healthz, /metrics and the console). Options come from flags, then PICKET_* environment\n' +
-      'variables, then --config FILE. Stop with Ctrl-C (SIGINT) or SIGTERM.', BACKEND_OPTIONS))
-    return 0
-  }
+      'variables, then --config FILE. Stop with Ctrl-C (SIGINT) or SIGTERM.')
+  if (cfg === undefined) return 0
   const v = cfg.values
   if (v.console !== undefined && cfg.sources.http === 'flag' && v.console.toString() !== v.http.toString()) {
     throw new PicketError('PICKET_ERR_CONFIG', `--console ${v.console.toString()} and --http ${v.http.toString()} disagree; the console shares the HTTP server, give one of them`)

@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { createTokensFile, readTokensFile, type TokenEntry } from '../backend/http-tokens.js'
-import { formatHelp, parseConfig, type HostPort, type OptSpec } from '../shared/config.js'
+import { BACKEND_OPTIONS } from '../backend/options.js'
+import { parseCommand, pickSpecs, type HostPort, type OptSpec } from '../shared/config.js'
 import { isPicketError } from '../shared/errors.js'
 import { createLogger } from '../shared/logger.js'
 import { containUnhandledRejections } from './last-resort.js'
@@ -20,13 +21,12 @@ import { containUnhandledRejections } from './last-resort.js'
 // localhost, the DNS-rebinding guard).
 
 const SPECS: OptSpec[] = [
-  { name: 'listen', type: 'hostport', default: '127.0.0.1:50051', help: 'collector address (the agent ships here)' },
-  { name: 'console', type: 'hostport', default: '127.0.0.1:8080', help: 'console, /healthz and backend /metrics' },
+  ...pickSpecs(BACKEND_OPTIONS, ['listen'], { listen: { help: 'collector address (the agent ships here)' } }),
+  ...pickSpecs(BACKEND_OPTIONS, ['console'], { console: { default: '127.0.0.1:8080', help: 'console, /healthz and backend /metrics' } }),
   { name: 'data', type: 'path', default: './data', help: 'data folder: alert store (picket.db) and the agent spool' },
   { name: 'agent-metrics', type: 'hostport', default: '127.0.0.1:9464', help: 'agent Prometheus /metrics' },
   { name: 'capture', type: 'enum', choices: ['auto', 'on', 'off'], default: 'auto', help: 'run the capturing agent: auto = when privileged, on = fail without it' },
-  { name: 'workers', type: 'int', min: 1, max: 256, help: 'detection worker threads (default: the number of cores)' },
-  { name: 'log-level', type: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], help: 'log level' },
+  ...pickSpecs(BACKEND_OPTIONS, ['workers', 'log-level']),
 ]
 
 interface StartValues {
@@ -82,14 +82,11 @@ function quickStartToken (file: string, env: NodeJS.ProcessEnv): TokenEntry | un
 }
 
 export async function run (argv: string[]): Promise<number> {
-  const cfg = parseConfig<StartValues>(SPECS, argv)
-  if (cfg.help) {
-    process.stdout.write(formatHelp('picket start [options]',
+  const cfg = parseCommand<StartValues>(SPECS, argv, 'picket start [options]',
       'Run the agent, the backend (collector, detection, alert store) and the console on this host with\n' +
       'embedded defaults: collector 127.0.0.1:50051, console http://127.0.0.1:8080, data in ./data/.\n' +
-      'Ctrl-C stops everything cleanly: the agent flushes to the collector (or its spool) first.', SPECS))
-    return 0
-  }
+      'Ctrl-C stops everything cleanly: the agent flushes to the collector (or its spool) first.')
+  if (cfg === undefined) return 0
   const v = cfg.values
   const logger = createLogger('picket', { level: v['log-level'] })
   mkdirSync(v.data, { recursive: true })

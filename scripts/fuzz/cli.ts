@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url'
-import { formatHelp, parseConfig, type OptSpec } from '../../shared/config.js'
+import { parseCommand, type OptSpec } from '../../shared/config.js'
 import { MUTATION_CLASSES } from './batches.js'
 import { DEFAULT_SEED, failedChecks, formatFuzzReport, runFuzz } from './run.js'
 
@@ -22,12 +22,9 @@ const SPECS: OptSpec[] = [
 interface Values { count: number, seed: number, from: number, concurrency: number, 'max-crashes': number, workers: number, 'no-bisect': boolean, json: boolean }
 
 export async function run (argv: string[]): Promise<number> {
-  const cfg = parseConfig<Values>(SPECS, argv, process.env)
-  if (cfg.help) {
-    const classes = Object.entries(MUTATION_CLASSES).map(([k, v]) => `  ${k.padEnd(10)}${v}`).join('\n')
-    process.stdout.write(formatHelp('npm run fuzz -- [--count N] [--seed N]', `Send mutated batches at a live backend (a child process) over gRPC and check that it stays up,\nnames every refusal, still finds an honest host's scan and keeps its RSS bounded. Mutation classes:\n${classes}`, SPECS))
-    return 0
-  }
+  const classes = Object.entries(MUTATION_CLASSES).map(([k, v]) => `  ${k.padEnd(10)}${v}`).join('\n')
+  const cfg = parseCommand<Values>(SPECS, argv, 'npm run fuzz -- [--count N] [--seed N]', `Send mutated batches at a live backend (a child process) over gRPC and check that it stays up,\nnames every refusal, still finds an honest host's scan and keeps its RSS bounded. Mutation classes:\n${classes}`)
+  if (cfg === undefined) return 0
   const v = cfg.values
   process.stderr.write(`fuzz: seed ${v.seed}, ${v.count} messages from episode ${v.from}, ${v.concurrency} streams at once\n`)
   const r = await runFuzz({

@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url'
-import { formatHelp, parseConfig, type OptSpec } from '../../shared/config.js'
+import { parseCommand, type OptSpec } from '../../shared/config.js'
 import { PicketError } from '../../shared/errors.js'
 import { rootPath } from '../../shared/paths.js'
 import { writeSection } from '../bench/lib/report.js'
@@ -39,12 +39,9 @@ const SPECS: OptSpec[] = [
 ]
 
 export async function run (argv: string[]): Promise<number> {
-  const cfg = parseConfig<{ quick: boolean, 'no-write': boolean }>(SPECS, argv, process.env, { allowPositionals: true })
-  if (cfg.help) {
-    const list = Object.entries(DRILLS).map(([n, d]) => `  ${n.padEnd(16)}${d.kind.padEnd(9)}${d.title}`).join('\n')
-    process.stdout.write(formatHelp('npm run reliability -- [drill ...] [--quick]', `Run the reliability drills (default: all) and rewrite their rows of RELIABILITY.md:\n${list}`, SPECS))
-    return 0
-  }
+  const list = Object.entries(DRILLS).map(([n, d]) => `  ${n.padEnd(16)}${d.kind.padEnd(9)}${d.title}`).join('\n')
+  const cfg = parseCommand<{ quick: boolean, 'no-write': boolean }>(SPECS, argv, 'npm run reliability -- [drill ...] [--quick]', `Run the reliability drills (default: all) and rewrite their rows of RELIABILITY.md:\n${list}`, { allowPositionals: true })
+  if (cfg === undefined) return 0
   let names = cfg.positionals.length > 0 ? cfg.positionals : Object.keys(DRILLS)
   for (const n of names) if (DRILLS[n] === undefined) throw new PicketError('PICKET_ERR_CONFIG', `unknown drill '${n}' (known: ${Object.keys(DRILLS).join(', ')})`)
   if (names.some(n => NEEDS_BASELINE.includes(n)) && !names.includes('baseline')) names = ['baseline', ...names]
