@@ -15,6 +15,15 @@ const TIME = {
 
 const ACCESS_TOKEN = { type: 'string', maxLength: 4096 } as const
 
+/** The paging parameters of a list: limit (1..500) and the cursor a previous page returned. */
+function page (defaultLimit: number, maxCursor: number) {
+  return {
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: defaultLimit },
+    cursor: { type: 'string', maxLength: maxCursor, pattern: '^[A-Za-z0-9_-]*$', description: 'the nextCursor of the previous page' },
+    access_token: ACCESS_TOKEN,
+  } as const
+}
+
 export const FINDINGS_QUERY = {
   type: 'object',
   additionalProperties: false,
@@ -35,9 +44,7 @@ export const FINDINGS_QUERY = {
     until: TIME,
     q: { type: 'string', maxLength: 200 },
     order: { type: 'string', enum: [...FINDING_ORDERS], default: 'created' },
-    limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
-    cursor: { type: 'string', maxLength: 512, pattern: '^[A-Za-z0-9_-]*$', description: 'the nextCursor of the previous page' },
-    access_token: ACCESS_TOKEN,
+    ...page(50, 512),
   },
 } as const
 
@@ -45,9 +52,7 @@ export const HOSTS_QUERY = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
-    cursor: { type: 'string', maxLength: 1024, pattern: '^[A-Za-z0-9_-]*$', description: 'the nextCursor of the previous page' },
-    access_token: ACCESS_TOKEN,
+    ...page(100, 1024),
   },
 } as const
 
