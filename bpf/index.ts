@@ -4,9 +4,10 @@ import { rootPath } from '../shared/paths.js'
 import { COUNTER } from '../agent/decode/layout.js'
 import { loadAddon, type NativeBpf, type ObjHandle, type RingHandle } from './addon.js'
 import { disabledLayout, encodeNetConfig, icmpLayout, resetLayout, stateLayout, type NetConfig } from './layout.js'
+import { LoadedObject } from './loaded.js'
 import { ringBytesOption, wakeupBytesOption, wrapNative } from './native-errors.js'
 import { findTracefs, parseSymbolic, readFormat, type TpFormat } from './tracefs.js'
-import type { DrainResult, KernelCounters, KernelDecodeInfo, ProgStats, RingSource } from './types.js'
+import type { DrainResult, KernelCounters, KernelDecodeInfo, RingSource } from './types.js'
 
 export type { DrainResult, KernelCounters, KernelDecodeInfo, ProgStats, RingSource } from './types.js'
 
@@ -52,9 +53,7 @@ function validate (o: NetProbeOptions): Required<Pick<NetProbeOptions, 'ringByte
  * The network capture object: three tracepoint programs feeding NET_EVENTS.
  * Lifecycle as libbpf-bootstrap: open, configure, load, attach; close() detaches.
  */
-export class NetProbe {
-  readonly #native: NativeBpf
-  #handle: ObjHandle | undefined
+export class NetProbe extends LoadedObject {
   readonly ringFd: number
   readonly ringBytes: number
   readonly decodeInfo: KernelDecodeInfo
@@ -62,8 +61,7 @@ export class NetProbe {
   readonly config: Readonly<NetConfig>
 
   private constructor (native: NativeBpf, handle: ObjHandle, ringFd: number, ringBytes: number, decodeInfo: KernelDecodeInfo, attached: string[], config: NetConfig) {
-    this.#native = native
-    this.#handle = handle
+    super(native, handle, 'NetProbe')
     this.ringFd = ringFd
     this.ringBytes = ringBytes
     this.decodeInfo = decodeInfo
@@ -139,29 +137,14 @@ export class NetProbe {
     }
   }
 
-  #h (): ObjHandle {
-    if (this.#handle === undefined) throw new PicketError('PICKET_ERR_BPF_MAP', 'the NetProbe is closed')
-    return this.#handle
-  }
-
   counters (): KernelCounters {
-    const c = this.#native.readPercpuArray(this.#h(), 'counters', COUNTER.MAX)
+    const c = this.native.readPercpuArray(this.handle(), 'counters', COUNTER.MAX)
     return {
       state: { matched: c[COUNTER.STATE_MATCHED], reserveFailed: c[COUNTER.STATE_RESERVE_FAIL] },
       reset: { matched: c[COUNTER.RESET_MATCHED], reserveFailed: c[COUNTER.RESET_RESERVE_FAIL] },
       icmp: { matched: c[COUNTER.ICMP_MATCHED], reserveFailed: c[COUNTER.ICMP_RESERVE_FAIL] },
       readFailed: c[COUNTER.READ_FAIL],
     }
-  }
-
-  progStats (): ProgStats[] {
-    return this.#native.progStats(this.#h()).map(({ name, runCount, runTimeNs, recursionMisses }) => ({ name, runCount, runTimeNs, recursionMisses }))
-  }
-
-  close (): void {
-    if (this.#handle === undefined) return
-    this.#native.close(this.#handle)
-    this.#handle = undefined
   }
 }
 

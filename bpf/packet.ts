@@ -3,9 +3,10 @@ import { PicketError } from '../shared/errors.js'
 import { rootPath } from '../shared/paths.js'
 import { loadAddon, type NativeBpf, type ObjHandle } from './addon.js'
 import { findCgroup2 } from './cgroup.js'
+import { LoadedObject } from './loaded.js'
 import { ringBytesOption, wakeupBytesOption, wrapNative } from './native-errors.js'
 import { encodePktConfig, PKT_COUNTER, type PktConfig } from './packet-layout.js'
-import type { ProgramCounters, ProgStats } from './types.js'
+import type { ProgramCounters } from './types.js'
 
 // The packet capture (bpf/packet.bpf.c): DNS messages into DNS_EVENTS and
 // ICMPv6 destination-unreachable answers into NET_EVENTS, from cgroup_skb
@@ -67,9 +68,7 @@ const DEFAULT_NET_RING = 1 << 20
  * The packet capture object. Lifecycle as NetProbe: open, configure, load,
  * attach; close() detaches (the links also go when the process dies).
  */
-export class PacketProbe {
-  readonly #native: NativeBpf
-  #handle: ObjHandle | undefined
+export class PacketProbe extends LoadedObject {
   readonly dnsRingFd: number
   /** NET_EVENTS: the fd passed as netRingFd, or this probe's own ring */
   readonly netRingFd: number
@@ -79,8 +78,7 @@ export class PacketProbe {
   readonly config: Readonly<PktConfig>
 
   private constructor (native: NativeBpf, handle: ObjHandle, dnsRingFd: number, netRingFd: number, cgroupDir: string, attached: string[], config: PktConfig) {
-    this.#native = native
-    this.#handle = handle
+    super(native, handle, 'PacketProbe')
     this.dnsRingFd = dnsRingFd
     this.netRingFd = netRingFd
     this.cgroupDir = cgroupDir
@@ -131,26 +129,11 @@ export class PacketProbe {
     }
   }
 
-  #h (): ObjHandle {
-    if (this.#handle === undefined) throw new PicketError('PICKET_ERR_BPF_MAP', 'the PacketProbe is closed')
-    return this.#handle
-  }
-
   counters (): PacketCounters {
-    const c = this.#native.readPercpuArray(this.#h(), 'pkt_counters', PKT_COUNTER.MAX)
+    const c = this.native.readPercpuArray(this.handle(), 'pkt_counters', PKT_COUNTER.MAX)
     return {
       dns: { matched: c[PKT_COUNTER.DNS_MATCHED], reserveFailed: c[PKT_COUNTER.DNS_RESERVE_FAIL], unattributed: c[PKT_COUNTER.DNS_UNATTRIBUTED] },
       icmp6: { matched: c[PKT_COUNTER.ICMP6_MATCHED], reserveFailed: c[PKT_COUNTER.ICMP6_RESERVE_FAIL] },
     }
-  }
-
-  progStats (): ProgStats[] {
-    return this.#native.progStats(this.#h()).map(({ name, runCount, runTimeNs, recursionMisses }) => ({ name, runCount, runTimeNs, recursionMisses }))
-  }
-
-  close (): void {
-    if (this.#handle === undefined) return
-    this.#native.close(this.#handle)
-    this.#handle = undefined
   }
 }

@@ -330,11 +330,35 @@ static napi_value js_load(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
+/* The program to attach, or NULL with an exception pending. */
+static struct bpf_program *attach_prog(napi_env env, struct obj *o, const char *prog_name)
+{
+	struct bpf_program *prog;
+
+	if (o->nlinks >= MAX_LINKS) {
+		throw_errno(env, "attach", ENOSPC, "attach %s: too many links", o->path);
+		return NULL;
+	}
+	prog = bpf_object__find_program_by_name(o->obj, prog_name);
+	if (!prog)
+		throw_errno(env, "attach", ENOENT, "attach %s: program %s not found", o->path, prog_name);
+	return prog;
+}
+
+/* Keep the link for close(), or throw `err` (errno right after the attach). */
+static napi_value keep_link(napi_env env, struct obj *o, struct bpf_link *link, int err, const char *prog_name, const char *target)
+{
+	if (!link)
+		return throw_errno(env, "attach", err, "attach %s to %s", prog_name, target);
+	o->links[o->nlinks++] = link;
+	return NULL;
+}
+
 /* attachTracepoint(handle, progName, category, name) */
 static napi_value js_attach_tp(napi_env env, napi_callback_info info)
 {
 	napi_value argv[4];
-	char prog_name[128], cat[128], name[128];
+	char prog_name[128], cat[128], name[128], target[300];
 	struct obj *o;
 	struct bpf_program *prog;
 	struct bpf_link *link;
@@ -345,22 +369,14 @@ static napi_value js_attach_tp(napi_env env, napi_callback_info info)
 	if (get_string(env, argv[1], prog_name, sizeof(prog_name)) || get_string(env, argv[2], cat, sizeof(cat)) ||
 	    get_string(env, argv[3], name, sizeof(name)))
 		return NULL;
-	if (o->nlinks >= MAX_LINKS)
-		return throw_errno(env, "attach", ENOSPC, "attach %s: too many links", o->path);
-	prog = bpf_object__find_program_by_name(o->obj, prog_name);
-	if (!prog)
-		return throw_errno(env, "attach", ENOENT, "attach %s: program %s not found", o->path, prog_name);
+	if (!(prog = attach_prog(env, o, prog_name)))
+		return NULL;
 	log_begin();
 	link = bpf_program__attach_tracepoint(prog, cat, name);
 	err = link ? 0 : errno;
-	if (!link) {
-		napi_value r = throw_errno(env, "attach", err, "attach %s to tracepoint %s:%s", prog_name, cat, name);
-		log_end();
-		return r;
-	}
 	log_end();
-	o->links[o->nlinks++] = link;
-	return NULL;
+	snprintf(target, sizeof(target), "tracepoint %s:%s", cat, name);
+	return keep_link(env, o, link, err, prog_name, target);
 }
 
 /* attachCgroup(handle, progName, cgroupDir): a BPF link (BPF_LINK_CREATE), so
@@ -369,7 +385,7 @@ static napi_value js_attach_tp(napi_env env, napi_callback_info info)
 static napi_value js_attach_cgroup(napi_env env, napi_callback_info info)
 {
 	napi_value argv[3];
-	char prog_name[128], dir[512];
+	char prog_name[128], dir[512], target[600];
 	struct obj *o;
 	struct bpf_program *prog;
 	struct bpf_link *link;
@@ -379,26 +395,18 @@ static napi_value js_attach_cgroup(napi_env env, napi_callback_info info)
 		return NULL;
 	if (get_string(env, argv[1], prog_name, sizeof(prog_name)) || get_string(env, argv[2], dir, sizeof(dir)))
 		return NULL;
-	if (o->nlinks >= MAX_LINKS)
-		return throw_errno(env, "attach", ENOSPC, "attach %s: too many links", o->path);
-	prog = bpf_object__find_program_by_name(o->obj, prog_name);
-	if (!prog)
-		return throw_errno(env, "attach", ENOENT, "attach %s: program %s not found", o->path, prog_name);
+	if (!(prog = attach_prog(env, o, prog_name)))
+		return NULL;
+	snprintf(target, sizeof(target), "cgroup %s", dir);
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return throw_errno(env, "attach", errno, "attach %s to cgroup %s: open", prog_name, dir);
+		return keep_link(env, o, NULL, errno, prog_name, target);
 	log_begin();
 	link = bpf_program__attach_cgroup(prog, fd);
 	err = link ? 0 : errno;
-	close(fd);
-	if (!link) {
-		napi_value r = throw_errno(env, "attach", err, "attach %s to cgroup %s", prog_name, dir);
-		log_end();
-		return r;
-	}
 	log_end();
-	o->links[o->nlinks++] = link;
-	return NULL;
+	close(fd);
+	return keep_link(env, o, link, err, prog_name, target);
 }
 
 /* reuseMap(handle, mapName, fd): before load, make the object use a map

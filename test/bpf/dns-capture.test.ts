@@ -2,11 +2,11 @@ import t from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { openRing } from '../../bpf/index.js'
 import { PacketProbe } from '../../bpf/packet.js'
 import { DNS_SNAP, PKT_KIND, SKB_DIR } from '../../bpf/packet-layout.js'
 import { requireReal } from '../helpers/env.js'
 import { ANSWER_V4, ANSWER_V6, BIG_NAME, dig, DNS_V4, DNS_V6, parseDns, readDnsRecords, startDnsmasq, type DnsRecord } from '../helpers/dns.js'
+import { recordsDuring } from '../helpers/ring.js'
 import { run } from '../helpers/scan.js'
 
 // packet.bpf.c against the real kernel and a real DNS server: dnsmasq on
@@ -23,22 +23,8 @@ type Probe = ReturnType<typeof PacketProbe.open>
 
 /** Records the probe emitted while `fn` ran, for names under `suffix` only. */
 async function captured (probe: Probe, suffix: string, fn: () => Promise<unknown>): Promise<DnsRecord[]> {
-  const ring = openRing(probe.dnsRingFd)
-  const slab = new SharedArrayBuffer(4 << 20)
-  try {
-    while (ring.drain(slab, 0, slab.byteLength, 0).records > 0) { /* what came before */ }
-    await fn()
-    await new Promise(resolve => setTimeout(resolve, 100))
-    const out: DnsRecord[] = []
-    for (;;) {
-      const r = ring.drain(slab, 0, slab.byteLength, 10)
-      if (r.records === 0) break
-      out.push(...readDnsRecords(slab, r.bytes))
-    }
-    return out.filter(r => parseDns(r.payload).qname.endsWith(suffix))
-  } finally {
-    ring.close()
-  }
+  const rs = await recordsDuring(probe.dnsRingFd, fn, readDnsRecords)
+  return rs.filter(r => parseDns(r.payload).qname.endsWith(suffix))
 }
 
 const queries = (rs: DnsRecord[]): DnsRecord[] => rs.filter(r => !parseDns(r.payload).qr)

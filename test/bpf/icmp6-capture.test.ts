@@ -1,10 +1,11 @@
 import t, { type Test } from 'tap'
 import { KDIR, KIND, NET_EVENT, HEADER, RST_REASON_UNKNOWN } from '../../agent/decode/layout.js'
 import { ipv6At } from '../../agent/decode/ip.js'
-import { NetProbe, openRing } from '../../bpf/index.js'
+import { NetProbe } from '../../bpf/index.js'
 import { PacketProbe } from '../../bpf/packet.js'
 import { PKT_KIND } from '../../bpf/packet-layout.js'
 import { requireReal } from '../helpers/env.js'
+import { recordsDuring } from '../helpers/ring.js'
 import { listeningPorts, nmap, nmapPorts, run } from '../helpers/scan.js'
 
 // `nmap -6 -sU` gets ICMPv6 port unreachable (type 1 code 4) for every closed
@@ -44,24 +45,7 @@ function readNet (slab: SharedArrayBuffer, length: number): Icmp6Record[] {
   return out
 }
 
-async function drained (ringFd: number, fn: () => Promise<unknown>): Promise<Icmp6Record[]> {
-  const ring = openRing(ringFd)
-  const slab = new SharedArrayBuffer(1 << 20)
-  try {
-    while (ring.drain(slab, 0, slab.byteLength, 0).records > 0) { /* what came before */ }
-    await fn()
-    await new Promise(resolve => setTimeout(resolve, 100))
-    const out: Icmp6Record[] = []
-    for (;;) {
-      const r = ring.drain(slab, 0, slab.byteLength, 10)
-      if (r.records === 0) break
-      out.push(...readNet(slab, r.bytes))
-    }
-    return out
-  } finally {
-    ring.close()
-  }
-}
+const drained = async (ringFd: number, fn: () => Promise<unknown>): Promise<Icmp6Record[]> => await recordsDuring(ringFd, fn, readNet)
 
 function checkOnePerClosedPort (t: Test, recs: Icmp6Record[], closed: number[]): void {
   const ports = recs.map(r => r.lport).sort((a, b) => a - b)
