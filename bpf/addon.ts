@@ -14,6 +14,8 @@ export interface NativeBpf {
   setMaxEntries: (h: ObjHandle, map: string, n: number) => void
   load: (h: ObjHandle) => void
   attachTracepoint: (h: ObjHandle, prog: string, category: string, name: string) => void
+  attachCgroup: (h: ObjHandle, prog: string, cgroupDir: string) => void
+  reuseMap: (h: ObjHandle, map: string, fd: number) => void
   mapFd: (h: ObjHandle, map: string) => number
   readPercpuArray: (h: ObjHandle, map: string, n: number) => number[]
   progStats: (h: ObjHandle) => Array<{ name: string, runCount: number, runTimeNs: number, recursionMisses: number, id: number }>

@@ -4,8 +4,10 @@ import { rootPath } from '../shared/paths.js'
 import { COUNTER } from './abi.js'
 import { loadAddon, type NativeBpf, type ObjHandle, type RingHandle } from './addon.js'
 import { disabledLayout, encodeNetConfig, icmpLayout, resetLayout, stateLayout, type NetConfig } from './layout.js'
+import { LoadedObject } from './loaded.js'
+import { ringBytesOption, wakeupBytesOption, wrapNative } from './native-errors.js'
 import { findTracefs, parseSymbolic, readFormat, type TpFormat } from './tracefs.js'
-import type { DrainResult, KernelCounters, KernelDecodeInfo, ProgStats, RingSource } from './types.js'
+import type { DrainResult, KernelCounters, KernelDecodeInfo, RingSource } from './types.js'
 
 export type { DrainResult, KernelCounters, KernelDecodeInfo, ProgStats, RingSource } from './types.js'
 
@@ -43,42 +45,15 @@ export const NET_PROGRAMS: readonly ProgSpec[] = [
 const DEFAULT_RING = 8 << 20
 
 function validate (o: NetProbeOptions): Required<Pick<NetProbeOptions, 'ringBytes' | 'wakeupBytes'>> {
-  const ringBytes = o.ringBytes ?? DEFAULT_RING
-  if (!Number.isInteger(ringBytes) || ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) {
-    throw new PicketError('PICKET_ERR_CONFIG', `ringBytes must be a power of two of at least 4096, got ${ringBytes}`)
-  }
-  const wakeupBytes = o.wakeupBytes ?? Math.floor(ringBytes / 4)
-  if (!Number.isInteger(wakeupBytes) || wakeupBytes < 0) {
-    throw new PicketError('PICKET_ERR_CONFIG', `wakeupBytes must be a non-negative integer, got ${wakeupBytes}`)
-  }
-  return { ringBytes, wakeupBytes }
-}
-
-function wrapNative (err: unknown, what: string): PicketError {
-  const e = err as Error & { errno?: number, step?: string }
-  const errno = e.errno ?? 0
-  // the verifier answers EACCES (or EINVAL) for a program it refuses; only
-  // EPERM, or EACCES outside load, means we lack privileges
-  if (errno === 1 /* EPERM */ || (errno === 13 /* EACCES */ && e.step !== 'load')) {
-    return new PicketError('PICKET_ERR_BPF_PRIVILEGE',
-      `${what}: permission denied — capture needs root, or the capabilities CAP_BPF and CAP_PERFMON (rerun with sudo, or grant them: setcap cap_bpf,cap_perfmon+ep $(readlink -f $(which node)))`,
-      { step: e.step, errno })
-  }
-  switch (e.step) {
-    case 'open': return new PicketError('PICKET_ERR_BPF_OPEN', `${e.message}; rebuild with npm run build`, { errno })
-    case 'load': return new PicketError('PICKET_ERR_BPF_LOAD', e.message, { errno })
-    case 'attach': return new PicketError('PICKET_ERR_BPF_ATTACH', `${e.message} (kernel ${release()})`, { errno })
-    default: return new PicketError('PICKET_ERR_BPF_MAP', `${what}: ${e.message}`, { errno })
-  }
+  const ringBytes = ringBytesOption('ringBytes', o.ringBytes, DEFAULT_RING)
+  return { ringBytes, wakeupBytes: wakeupBytesOption('wakeupBytes', o.wakeupBytes, ringBytes) }
 }
 
 /**
  * The network capture object: three tracepoint programs feeding NET_EVENTS.
  * Lifecycle as libbpf-bootstrap: open, configure, load, attach; close() detaches.
  */
-export class NetProbe {
-  readonly #native: NativeBpf
-  #handle: ObjHandle | undefined
+export class NetProbe extends LoadedObject {
   readonly ringFd: number
   readonly ringBytes: number
   readonly decodeInfo: KernelDecodeInfo
@@ -86,8 +61,7 @@ export class NetProbe {
   readonly config: Readonly<NetConfig>
 
   private constructor (native: NativeBpf, handle: ObjHandle, ringFd: number, ringBytes: number, decodeInfo: KernelDecodeInfo, attached: string[], config: NetConfig) {
-    this.#native = native
-    this.#handle = handle
+    super(native, handle, 'NetProbe')
     this.ringFd = ringFd
     this.ringBytes = ringBytes
     this.decodeInfo = decodeInfo
@@ -163,29 +137,14 @@ export class NetProbe {
     }
   }
 
-  #h (): ObjHandle {
-    if (this.#handle === undefined) throw new PicketError('PICKET_ERR_BPF_MAP', 'the NetProbe is closed')
-    return this.#handle
-  }
-
   counters (): KernelCounters {
-    const c = this.#native.readPercpuArray(this.#h(), 'counters', COUNTER.MAX)
+    const c = this.native.readPercpuArray(this.handle(), 'counters', COUNTER.MAX)
     return {
       state: { matched: c[COUNTER.STATE_MATCHED], reserveFailed: c[COUNTER.STATE_RESERVE_FAIL] },
       reset: { matched: c[COUNTER.RESET_MATCHED], reserveFailed: c[COUNTER.RESET_RESERVE_FAIL] },
       icmp: { matched: c[COUNTER.ICMP_MATCHED], reserveFailed: c[COUNTER.ICMP_RESERVE_FAIL] },
       readFailed: c[COUNTER.READ_FAIL],
     }
-  }
-
-  progStats (): ProgStats[] {
-    return this.#native.progStats(this.#h()).map(({ name, runCount, runTimeNs, recursionMisses }) => ({ name, runCount, runTimeNs, recursionMisses }))
-  }
-
-  close (): void {
-    if (this.#handle === undefined) return
-    this.#native.close(this.#handle)
-    this.#handle = undefined
   }
 }
 
