@@ -21,6 +21,7 @@ export interface Metrics {
   detectionMatched: Counter<'worker'>
   stateGroups: Gauge<'worker'>
   stateOverflow: Counter<'worker'>
+  instanceFloorsForgotten: Counter<'worker' | 'reason'>
   openIncidents: Gauge<'stage'>
   fleetDeltas: Counter
   batchSeconds: Histogram
@@ -56,6 +57,7 @@ export function createMetrics (): Metrics {
     detectionMatched: new Counter({ name: 'picket_detection_matched_total', help: 'Record matches of detection rules that feed a correlation', labelNames: ['worker'], registers: r }),
     stateGroups: new Gauge({ name: 'picket_detection_state_groups', help: 'Correlation groups held in sliding windows', labelNames: ['worker'], registers: r }),
     stateOverflow: new Counter({ name: 'picket_detection_state_overflow_total', help: 'Records not tracked because a host hit the per-rule group bound', labelNames: ['worker'], registers: r }),
+    instanceFloorsForgotten: new Counter({ name: 'picket_detection_instance_floors_forgotten_total', help: 'Agent instances whose dedup floor was forgotten: reason bound (the host has 8 more recent instances) or age (7 days without a batch)', labelNames: ['worker', 'reason'], registers: r }),
     openIncidents: new Gauge({ name: 'picket_open_incidents', help: 'Incidents open (one finding each), by stage', labelNames: ['stage'], registers: r }),
     fleetDeltas: new Counter({ name: 'picket_fleet_deltas_total', help: 'Per-host sightings the fleet stage received from the workers', registers: r }),
     batchSeconds: new Histogram({ name: 'picket_bridge_batch_seconds', help: 'From a batch reaching the collector to the detection plane accepting it', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: r }),

@@ -100,6 +100,8 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
         metrics.detectionRecords.inc({ worker: w }, Math.max(0, s.records - (prev?.records ?? 0)))
         metrics.detectionMatched.inc({ worker: w }, Math.max(0, s.matched - (prev?.matched ?? 0)))
         metrics.stateOverflow.inc({ worker: w }, Math.max(0, s.stateOverflow - (prev?.stateOverflow ?? 0)))
+        metrics.instanceFloorsForgotten.inc({ worker: w, reason: 'bound' }, Math.max(0, s.instancesEvicted - (prev?.instancesEvicted ?? 0)))
+        metrics.instanceFloorsForgotten.inc({ worker: w, reason: 'age' }, Math.max(0, s.instancesExpired - (prev?.instancesExpired ?? 0)))
         metrics.stateGroups.set({ worker: w }, s.groups)
         metrics.workerLoopDelay.set({ worker: w }, s.loopDelayMs)
         lastStats.set(worker, s)

@@ -5,6 +5,7 @@ import { siblingModule } from '../../shared/paths.js'
 import { workerScript } from '../../shared/worker-script.js'
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from '../detection/protocol.js'
 import type { ScanLimits } from '../detection/projector.js'
+import type { InstanceFloor } from '../detection/seq.js'
 import type { RuleTiming } from '../detection/rules/compile.js'
 import type { RuleCollection } from '../detection/rules/types.js'
 import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, WorkerHealth } from './types.js'
@@ -20,8 +21,8 @@ export interface PoolOptions {
   timing: RuleTiming
   limits: ScanLimits
   productVersion: string
-  /** dedup floors persisted by an earlier run */
-  seqs: Map<string, number>
+  /** dedup floors persisted by an earlier run, by host id; kept up to date, for a restarted worker */
+  seqs: Map<string, InstanceFloor[]>
   sink: DetectionSink
   logger: Logger
   tickMs?: number
@@ -200,7 +201,7 @@ export class WorkerPoolBridge implements Bridge {
       case 'summary':
         slot.stats = m.stats
         this.#o.sink.stats(slot.index, m.stats)
-        for (const h of m.hosts) this.#o.seqs.set(h.hostId, h.lastSeq)
+        for (const h of m.hosts) this.#o.seqs.set(h.hostId, h.floors)
         if (m.hosts.length > 0) this.#o.sink.hosts(m.hosts, slot.index)
         break
       case 'fatal':
@@ -231,7 +232,7 @@ export class WorkerPoolBridge implements Bridge {
       off = 0
     }
     const id = ++this.#nextId
-    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, seq: b.seq, count: b.count, buf, off, len: r.byteLength, recvAt: b.recvAt }
+    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, instance: b.instance, seq: b.seq, count: b.count, buf, off, len: r.byteLength, recvAt: b.recvAt }
     slot.lastBatchAt = b.recvAt
     return await new Promise<SubmitResult>(resolve => {
       slot.pending.set(id, { resolve, bytes: r.byteLength })
@@ -240,9 +241,9 @@ export class WorkerPoolBridge implements Bridge {
     })
   }
 
-  skip (hostId: string, seq: number): void {
+  skip (hostId: string, instance: string, seq: number): void {
     const slot = this.#slots[this.route(hostId)]
-    if (slot.alive && slot.port !== undefined) slot.port.postMessage({ t: 'skip', hostId, seq } satisfies ToWorker)
+    if (slot.alive && slot.port !== undefined) slot.port.postMessage({ t: 'skip', hostId, instance, seq } satisfies ToWorker)
   }
 
   async health (timeoutMs = 1000): Promise<BridgeHealth> {

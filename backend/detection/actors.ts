@@ -1,13 +1,13 @@
 import type { EngineStats, HostSummary } from './protocol.js'
-import { SeqWindow } from './seq.js'
+import { InstanceWindows, type InstanceFloor } from './seq.js'
 
-// One actor per host: its dedup window, its clock (the latest event time it
+// One actor per host: its dedup windows (one per agent instance), its clock (the latest event time it
 // sent), its counters, and one state per correlation rule, made on first use.
 
 export class Actor {
   readonly hostId: string
   hostname: string | undefined
-  readonly seq: SeqWindow
+  readonly seqs: InstanceWindows
   clock = -Infinity
   lastWall = 0
   /** indexed by CorrelationSpec.index */
@@ -19,10 +19,10 @@ export class Actor {
   /** received a batch since the last summary */
   touched = false
 
-  constructor (hostId: string, rules: number, maxSeqAhead: number) {
+  constructor (hostId: string, rules: number, maxSeqAhead: number, stats: EngineStats) {
     this.hostId = hostId
     this.states = new Array<unknown>(rules)
-    this.seq = new SeqWindow(0, maxSeqAhead)
+    this.seqs = new InstanceWindows(maxSeqAhead, stats)
   }
 }
 
@@ -41,7 +41,7 @@ export class ActorRegistry {
   get (hostId: string): Actor {
     let a = this.#actors.get(hostId)
     if (a === undefined) {
-      a = new Actor(hostId, this.#rules, this.#maxSeqAhead)
+      a = new Actor(hostId, this.#rules, this.#maxSeqAhead, this.#stats)
       this.#actors.set(hostId, a)
       this.#stats.hosts++
     }
@@ -57,6 +57,14 @@ export class ActorRegistry {
     return a
   }
 
+  /** Seed the dedup floors persisted by an earlier run. */
+  restoreFloors (entries: Iterable<[string, InstanceFloor[]]>, nowWall: number): void {
+    for (const [hostId, floors] of entries) {
+      const a = this.get(hostId)
+      for (const f of floors) a.seqs.restore(f, nowWall)
+    }
+  }
+
   values (): IterableIterator<Actor> {
     return this.#actors.values()
   }
@@ -67,7 +75,7 @@ export class ActorRegistry {
     for (const a of this.#actors.values()) {
       if (!a.touched) continue
       a.touched = false
-      out.push({ hostId: a.hostId, lastSeq: a.seq.floor, records: a.records, batches: a.batches, duplicates: a.duplicates, refused: a.refused, gapsSkipped: a.seq.gapsSkipped })
+      out.push({ hostId: a.hostId, floors: a.seqs.floors(a.lastWall), records: a.records, batches: a.batches, duplicates: a.duplicates, refused: a.refused, gapsSkipped: a.seqs.gapsSkipped })
     }
     return out
   }

@@ -10,6 +10,7 @@ import type { FindingEvent } from './finding.js'
 import { IncidentLifecycle } from './lifecycle.js'
 import { Projector, type ScanLimits } from './projector.js'
 import type { BatchInput, BatchOutcome, EngineStats, FleetDelta, HostSummary } from './protocol.js'
+import type { InstanceFloor } from './seq.js'
 import { EVIDENCE_SLOT, type DetectionRule, type RuleSet } from './rules/compile.js'
 
 // The host stage of the detection plane. One DetectionEngine per worker
@@ -42,7 +43,7 @@ const TIME = EVIDENCE_SLOT.time
 export class DetectionEngine {
   readonly rules: RuleSet
   readonly projector: Projector
-  readonly stats: EngineStats = { hosts: 0, batches: 0, records: 0, matched: 0, duplicates: 0, refused: 0, openIncidents: 0, groups: 0, stateOverflow: 0, findings: 0 }
+  readonly stats: EngineStats = { hosts: 0, batches: 0, records: 0, matched: 0, duplicates: 0, refused: 0, openIncidents: 0, groups: 0, stateOverflow: 0, findings: 0, instancesEvicted: 0, instancesExpired: 0 }
   readonly #opts: Required<EngineOptions>
   readonly #actors: ActorRegistry
   readonly #incidents: IncidentLifecycle
@@ -79,14 +80,14 @@ export class DetectionEngine {
     this.#active = rules.detections.filter(d => d.correlations.length > 0)
   }
 
-  /** Seed the dedup floors persisted by an earlier run. */
-  restoreSeqs (entries: Iterable<[string, number]>): void {
-    for (const [hostId, seq] of entries) this.#actors.get(hostId).seq.floor = seq
+  /** Seed the dedup floors persisted by an earlier run (host id → its instances' floors). */
+  restoreSeqs (entries: Iterable<[string, InstanceFloor[]]>, nowWall: number): void {
+    this.#actors.restoreFloors(entries, nowWall)
   }
 
-  /** A batch the collector refused: its seq is spent, so the dedup window moves past it. */
-  skipSeq (hostId: string, seq: number): void {
-    this.#actors.get(hostId).seq.accept(seq)
+  /** A batch the collector refused: its seq is spent, so the instance's dedup window moves past it. */
+  skipSeq (hostId: string, instance: string, seq: number, nowWall: number): void {
+    this.#actors.get(hostId).seqs.accept(instance, seq, nowWall)
   }
 
   processBatch (input: BatchInput, nowWall: number): BatchOutcome {

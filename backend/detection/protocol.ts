@@ -10,11 +10,14 @@ import type { Ev } from './incident.js'
 import type { ScanLimitName, ScanLimits } from './projector.js'
 import type { RuleTiming } from './rules/compile.js'
 import type { SigmaDoc } from './rules/types.js'
+import type { InstanceFloor, InstanceStats } from './seq.js'
 
 /** One batch of one host, as the engine takes it. */
 export interface BatchInput {
   hostId: string
   hostname?: string
+  /** the agent instance (one seq stream); absent or '': an agent from before instance ids */
+  instance?: string
   seq: number
   count: number
   bytes: Uint8Array
@@ -54,7 +57,8 @@ export interface FleetDelta {
 
 export interface HostSummary {
   hostId: string
-  lastSeq: number
+  /** the dedup floor of each live instance of the host */
+  floors: InstanceFloor[]
   records: number
   batches: number
   duplicates: number
@@ -62,7 +66,7 @@ export interface HostSummary {
   gapsSkipped: number
 }
 
-export interface EngineStats {
+export interface EngineStats extends InstanceStats {
   hosts: number
   batches: number
   records: number
@@ -83,7 +87,7 @@ export interface WorkerInit {
   limits: ScanLimits
   productVersion: string
   /** dedup floors persisted by an earlier run, for the hosts this worker owns */
-  seqs: Array<[string, number]>
+  seqs: Array<[string, InstanceFloor[]]>
   tickMs: number
   fleetRefreshMs: number
   /** the worker's end of its MessageChannel; everything travels over it */
@@ -96,6 +100,7 @@ export type ToWorker =
     id: number
     hostId: string
     hostname: string
+    instance: string
     seq: number
     count: number
     /** transferred, not copied; the records are bytes [off, off + len) */
@@ -104,7 +109,7 @@ export type ToWorker =
     len: number
     recvAt: number
   }
-  | { t: 'skip', hostId: string, seq: number }
+  | { t: 'skip', hostId: string, instance: string, seq: number }
   | { t: 'ping', id: number }
   | { t: 'flush', id: number }
   | { t: 'stop' }

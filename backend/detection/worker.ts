@@ -18,7 +18,7 @@ let engine: DetectionEngine
 try {
   const rules = compileRuleSet({ docs: init.docs, files: init.files }, { timing: init.timing })
   engine = new DetectionEngine(rules, { limits: init.limits, productVersion: init.productVersion, fleetRefreshMs: init.fleetRefreshMs })
-  engine.restoreSeqs(init.seqs)
+  engine.restoreSeqs(init.seqs, Date.now())
 } catch (err) {
   send({ t: 'fatal', message: `detection worker ${init.index} could not compile the rules: ${(err as Error).message}` })
   throw err
@@ -41,7 +41,7 @@ port.on('message', (m: ToWorker) => {
       const now = Date.now()
       let outcome: BatchOutcome
       try {
-        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt }, now)
+        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, instance: m.instance, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt }, now)
       } catch (err) {
         // a bug must not turn one batch into a crash loop (the agent would
         // resend it to every restarted worker): refuse it and keep going
@@ -60,7 +60,7 @@ port.on('message', (m: ToWorker) => {
       break
     }
     case 'skip':
-      engine.skipSeq(m.hostId, m.seq)
+      engine.skipSeq(m.hostId, m.instance, m.seq, Date.now())
       break
     case 'ping':
       send({ t: 'pong', id: m.id, stats: { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6), internalErrors } })

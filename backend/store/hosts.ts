@@ -1,11 +1,14 @@
 import { DROP_CAUSES, zeroDrops } from '../../shared/enums.js'
+import { INSTANCE_TTL_MS, MAX_INSTANCES_PER_HOST, type InstanceFloor } from '../detection/seq.js'
 import { dropColumn, StorePart, type StoreDb } from './db.js'
 import type { HostDelta, HostRow } from './types.js'
 
 // The hosts table: each agent's health (last seen, rate, totals, drops by
-// cause as it last reported them) and the detection plane's dedup floor
-// (the highest batch seq it has counted), so a restart does not count
-// replayed batches twice.
+// cause as it last reported them). The seq_floors table: the detection
+// plane's dedup floors, one per (host, agent instance), so a restart does not
+// count replayed batches twice. Floors are bounded as in memory: a host keeps
+// its MAX_INSTANCES_PER_HOST most recent instances, none idle past
+// INSTANCE_TTL_MS. hosts.last_seq is the floor of the instance heard last.
 
 type HostDbRow = Record<ReturnType<typeof dropColumn>, number> & {
   host_id: string
@@ -61,7 +64,13 @@ ${DROP_CAUSES.map(c => `    ${dropColumn(c)} = CASE WHEN @has_drops THEN @${c} E
 function prepareWrites (sql: StoreDb['sql']) {
   return {
     upsert: sql.prepare(UPSERT),
-    seq: sql.prepare('UPDATE hosts SET last_seq = max(last_seq, ?) WHERE host_id = ?'),
+    seq: sql.prepare(`UPDATE hosts SET last_seq = coalesce((SELECT last_seq FROM seq_floors WHERE host_id = @host ORDER BY last_seen DESC LIMIT 1), last_seq)
+      WHERE host_id = @host`),
+    floor: sql.prepare(`INSERT INTO seq_floors (host_id, instance, last_seq, last_seen) VALUES (?, ?, ?, ?)
+      ON CONFLICT (host_id, instance) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), last_seen = max(last_seen, excluded.last_seen)`),
+    prune: sql.prepare(`DELETE FROM seq_floors WHERE host_id = @host AND (last_seen < @before OR instance NOT IN
+      (SELECT instance FROM seq_floors WHERE host_id = @host ORDER BY last_seen DESC LIMIT @max))`),
+    expire: sql.prepare('DELETE FROM seq_floors WHERE last_seen < ?'),
     get: sql.prepare('SELECT * FROM hosts WHERE host_id = ?'),
   }
 }
@@ -98,16 +107,32 @@ export class Hosts extends StorePart<ReturnType<typeof prepareWrites>> {
     }))()
   }
 
-  /** Persist the detection plane's dedup floors; a floor never goes back. */
-  recordSeqs (entries: ReadonlyArray<{ hostId: string, lastSeq: number }>): void {
+  /** Persist the detection plane's dedup floors, per (host, instance); a floor never goes back. */
+  recordSeqs (entries: ReadonlyArray<{ hostId: string, floors: readonly InstanceFloor[] }>, now = Date.now()): void {
     const st = this.writes()
     if (entries.length === 0) return
-    this.db.sql.transaction(() => { for (const e of entries) st.seq.run(e.lastSeq, e.hostId) })()
+    this.db.sql.transaction(() => {
+      for (const e of entries) {
+        for (const f of e.floors) st.floor.run(e.hostId, f.instance, f.lastSeq, f.lastSeen)
+        st.prune.run({ host: e.hostId, before: now - INSTANCE_TTL_MS, max: MAX_INSTANCES_PER_HOST })
+        st.seq.run({ host: e.hostId })
+      }
+    })()
   }
 
-  lastSeqs (): Map<string, number> {
-    const rows = this.db.sql.prepare('SELECT host_id, last_seq FROM hosts WHERE last_seq > 0').all() as Array<{ host_id: string, last_seq: number }>
-    return new Map(rows.map(r => [r.host_id, r.last_seq]))
+  /** The dedup floors by host id, most recent instance first; on a writable store, floors past their age are deleted. */
+  lastSeqs (now = Date.now()): Map<string, InstanceFloor[]> {
+    const before = now - INSTANCE_TTL_MS
+    if (!this.db.readonly) this.writes().expire.run(before)
+    const rows = this.db.sql.prepare('SELECT host_id, instance, last_seq, last_seen FROM seq_floors WHERE last_seq > 0 AND last_seen >= ? ORDER BY host_id, last_seen DESC')
+      .all(before) as Array<{ host_id: string, instance: string, last_seq: number, last_seen: number }>
+    const out = new Map<string, InstanceFloor[]>()
+    for (const r of rows) {
+      let floors = out.get(r.host_id)
+      if (floors === undefined) out.set(r.host_id, floors = [])
+      floors.push({ instance: r.instance, lastSeq: r.last_seq, lastSeen: r.last_seen })
+    }
+    return out
   }
 
   list (): HostRow[] {

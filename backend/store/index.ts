@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { FindingEvent } from '../detection/finding.js'
+import type { InstanceFloor } from '../detection/seq.js'
 import { closeDb, openDb, type StoreDb } from './db.js'
 import { Findings } from './findings.js'
 import { Hosts } from './hosts.js'
@@ -95,13 +96,14 @@ export class AlertStore extends EventEmitter<StoreEvents> {
     return rows
   }
 
-  /** Persist the detection plane's dedup floors, so a restart does not count replays twice. */
-  recordSeqs (entries: ReadonlyArray<{ hostId: string, lastSeq: number }>): void {
-    this.#hosts.recordSeqs(entries)
+  /** Persist the detection plane's dedup floors, per (host, agent instance), so a restart does not count replays twice. */
+  recordSeqs (entries: ReadonlyArray<{ hostId: string, floors: readonly InstanceFloor[] }>, now = Date.now()): void {
+    this.#hosts.recordSeqs(entries, now)
   }
 
-  lastSeqs (): Map<string, number> {
-    return this.#hosts.lastSeqs()
+  /** The dedup floors by host id, bounded per host and aged out as the detection plane does. */
+  lastSeqs (now = Date.now()): Map<string, InstanceFloor[]> {
+    return this.#hosts.lastSeqs(now)
   }
 
   listHosts (): HostRow[] {
