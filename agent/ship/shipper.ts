@@ -263,7 +263,7 @@ export class Shipper {
     if (problem !== undefined) {
       this.#s.protocolErrors++
       this.#o.log.error({ collector: this.#o.target, seq: ack.seq, status: ack.status, ackHostId: ack.host_id, ackInstance: ack.instance, instance: this.#instance }, `the collector sent an ack that matches no batch in flight: ${problem}; reconnecting, and every unacked batch stays in the spool`)
-      this.#down('protocol error on the Ship stream (an ack that matches no batch in flight)')
+      this.#down('protocol error on the Ship stream (see the error above)')
       return
     }
     const seq = Number(ack.seq)
