@@ -1,8 +1,9 @@
 import type { EngineStats, HostSummary } from './protocol.js'
 import { InstanceWindows, type InstanceFloor } from './seq.js'
 
-// One actor per host: its dedup windows (one per agent instance), its clock (the latest event time it
-// sent), its counters, and one state per correlation rule, made on first use.
+// One actor per host: its dedup windows (one per agent instance, seq.ts),
+// its clock (the latest event time it sent), its counters, and one state per
+// correlation rule, made on first use.
 
 export class Actor {
   readonly hostId: string

@@ -5,9 +5,9 @@ import type { BatchInput, BatchOutcome, DetectionRefusalReason, EngineStats, Ref
 import { EVIDENCE_SLOT, HOST_FIELD } from './rules/compile.js'
 
 // What a batch passes before its rows reach the rules: a seq its agent
-// instance has not sent before, a scan within the limits over well-formed msgpack, as many records
-// as the batch says, and no record of another host. A refused batch's seq is
-// spent. A refusal names its reason and says what to do; the gRPC status is
+// instance has not sent before, a scan within the limits over well-formed
+// msgpack, as many records as the batch says, and no record of another host.
+// A refused batch's seq is spent. A refusal names its reason and says what to do; the gRPC status is
 // the collector's business.
 
 const HOST = EVIDENCE_SLOT[HOST_FIELD]
