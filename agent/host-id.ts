@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
+import { checkHostId } from '../shared/host-id.js'
 import type { SourceInfo } from '../shared/ocsf/network.js'
 import { VERSION } from '../shared/version.js'
 
@@ -13,7 +14,14 @@ export function defaultHostId (): string {
     const id = readFileSync('/etc/machine-id', 'utf8').trim()
     if (/^[0-9a-f]{32}$/.test(id)) return id
   } catch {}
-  return hostname()
+  return hostIdOf(hostname())
+}
+
+/** `name` made to pass the collector's host id rule (shared/host-id.ts): a hostname is not bound by it. */
+export function hostIdOf (name: string): string {
+  if (checkHostId(name) === undefined) return name
+  const tame = name.replace(/[^A-Za-z0-9._:@/-]/g, '_').slice(0, 255)
+  return /^[A-Za-z0-9]/.test(tame) ? tame : `h${tame}`
 }
 
 /** Who the records come from: the host id (default: defaultHostId()), this host's name, this version. */

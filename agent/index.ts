@@ -136,7 +136,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
 
     shipper.start()
     log.info({
-      hostId: cfg.hostId, collector: cfg.collector.toString(), source: cfg.source, spool: spool.dir, nextSeq: spool.nextSeq,
+      hostId: cfg.hostId, instance: spool.instance, collector: cfg.collector.toString(), source: cfg.source, spool: spool.dir, nextSeq: spool.nextSeq,
       decoders: cfg.decoders, slabs: cfg.slabs, slabBytes: cfg.slabBytes, metrics: metricsServer?.url,
     }, 'agent started')
 

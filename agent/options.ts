@@ -2,6 +2,7 @@ import { availableParallelism, hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { parseHostPort, type HostPort, type OptSpec, type OptType } from '../shared/config.js'
 import { PicketError } from '../shared/errors.js'
+import { checkHostId } from '../shared/host-id.js'
 import { defaultHostId } from './host-id.js'
 import type { NetProbeOptions } from './source/kernel.js'
 import type { SynthOptions } from './source/synth.js'
@@ -172,7 +173,9 @@ export function resolveAgentOptions (given: AgentOptions): Readonly<AgentConfig>
     if (!o.key.includes('.')) cfg[o.key] = v
   }
   const c = cfg as unknown as AgentConfig
-  if (c.hostId.length === 0 || c.hostId.length > 255) errors.push('options.hostId must be 1 to 255 characters')
+  // the collector's own rule: an id it refuses would get every batch refused
+  const badHostId = checkHostId(c.hostId)
+  if (badHostId !== undefined) errors.push(`options.hostId: ${badHostId}`)
   if (c.spoolSegmentBytes > c.spoolMaxBytes / 2) errors.push(`options.spoolSegmentBytes (${c.spoolSegmentBytes}) must be at most half of options.spoolMaxBytes (${c.spoolMaxBytes}), so eviction can keep the bound`)
   if (c.backoffMaxMs < c.backoffInitialMs) errors.push('options.backoffMaxMs must not be below options.backoffInitialMs')
   if (given.tls !== undefined && ((given.tls.cert === undefined) !== (given.tls.key === undefined))) errors.push('options.tls.cert and options.tls.key go together (mTLS needs both)')

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js'
 import { readFileSync } from 'node:fs'
 import { PicketError, type ErrorCode } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
+import { checkHostId, checkInstance } from '../shared/host-id.js'
 import { formatHostPort, isLoopback } from '../shared/hostport.js'
 import { collectorService, type Ack, type AckStatus, type Batch } from '../shared/proto/index.js'
 import type { Bridge, SubmitResult } from './bridge/types.js'
@@ -12,14 +13,23 @@ import { LogLimiter } from './log-limit.js'
 import type { Metrics } from './metrics.js'
 import { serverOptions, StreamGate } from './transport.js'
 
-// The gRPC Ship server. Per batch: host id present, well-formed and the same
-// for the whole stream (and equal to the client certificate's name under
-// mTLS); seq a positive integer; limits on bytes, record count and string
-// length here, string length and nesting depth again record by record in the
-// worker's scan. A refused batch gets Ack REFUSED with the gRPC code, the
+// The gRPC Ship server. Per batch: host id and instance well-formed
+// (shared/host-id.ts) and the same for the whole stream (the host id equal to
+// the client certificate's name under mTLS); seq a positive integer; limits
+// on bytes, record count and string length here, string length and nesting
+// depth again record by record in the worker's scan. A refused batch gets Ack REFUSED with the gRPC code, the
 // PICKET_ERR_ code, the limit's name and what to do; the stream stays up.
 // Everything else is acked only once the detection plane has accepted it.
-// Streams, connections and the receive size are bounded (transport.ts).
+// Every ack echoes the batch's instance. Streams, connections and the receive
+// size are bounded (transport.ts).
+//
+// One live stream per (host, instance): a second one is the same agent
+// reconnecting while its old stream is still half-open (a dead peer is only
+// noticed by keepalive, 40 s on), so the newer stream takes over and the older
+// is ended with ABORTED; refusing the newer would shut the agent out until
+// then. Streams of one host with different instances coexist. The legacy
+// instance '' (agents from before instance ids) is exempt, as streams were
+// before.
 
 export interface TlsFiles { cert: string, key: string, clientCa?: string }
 
@@ -42,7 +52,6 @@ export interface CollectorOptions {
 }
 
 const S = grpc.status
-const HOST_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$/
 
 /** Each reason the detection plane refuses a batch for: its gRPC status, and the reason it is counted under. */
 const DETECTION_REFUSALS: Readonly<Record<DetectionRefusalReason, { code: grpc.status, reason: RefusalReason }>> = {
@@ -70,6 +79,11 @@ function ownsBuffer (records: Buffer, maxOverhead: number): boolean {
   return ab.byteLength >= 4096 && ab.byteLength - records.byteLength <= maxOverhead
 }
 
+/** The instance an ack echoes for a batch that may not be well-formed: the agent matches acks by it. */
+function ackInstance (b: Batch | undefined): string {
+  return String(b?.instance ?? '').slice(0, 256)
+}
+
 function peerNames (call: grpc.ServerDuplexStream<Batch, Ack>): string[] | undefined {
   const cert = call.getAuthContext()?.sslPeerCertificate
   if (cert === undefined || cert === null) return undefined
@@ -91,6 +105,8 @@ export class Collector {
   readonly #gate: StreamGate
   /** one line per refusal reason per 10 s: picket_collector_refusals_total counts each batch */
   readonly #refusalLog: LogLimiter
+  /** the live stream of each (host, instance), as the function that ends it */
+  readonly #owners = new Map<string, (by: string) => void>()
   #port = 0
 
   constructor (opts: CollectorOptions) {
@@ -144,10 +160,13 @@ export class Collector {
     const m = o.metrics
     const certNames = o.tls?.clientCa !== undefined ? peerNames(call) : undefined
     let streamHost: string | undefined
+    let streamInstance = ''
+    let owner = ''
     let inFlight = 0
     let paused = false
     let ended = false
     let closed = false
+    let superseded = false
     const peer = call.getPeer()
     const refused = this.#gate.admit(peer)
     if (refused !== undefined) {
@@ -165,6 +184,14 @@ export class Collector {
       this.#gate.release(peer)
       this.#streams.delete(call)
       m.streams.set(this.#streams.size)
+      if (this.#owners.get(owner) === supersede) this.#owners.delete(owner)
+    }
+    const supersede = (by: string): void => {
+      const details = `a newer Ship stream for host '${streamHost ?? ''}' instance '${streamInstance}' (from ${by}) took over this one; an agent keeps one stream`
+      o.logger.info({ host: streamHost, instance: streamInstance, peer, by }, 'a newer Ship stream for the same host and instance took over; ending the older one')
+      superseded = true
+      finish()
+      call.emit('error', { code: S.ABORTED, details, message: details })
     }
     const write = (ack: Ack): void => {
       if (closed || call.cancelled || call.destroyed) return
@@ -177,7 +204,7 @@ export class Collector {
       m.batches.inc({ status: 'REFUSED' })
       if (streamHost !== undefined && b.host_id === streamHost) {
         o.hosts.note(b.host_id, { records: 0, bytes: b.records?.byteLength ?? 0 }, 'REFUSED', Date.now())
-        if (skip) o.bridge.skip(b.host_id, b.seq)
+        if (skip) o.bridge.skip(b.host_id, streamInstance, b.seq)
       }
       this.#refused(b, reason, error, code, message, write, peer)
     }
@@ -188,21 +215,25 @@ export class Collector {
       const bytes = b.records?.byteLength ?? 0
       m.bytes.inc(bytes)
       // identity first: nothing about a batch is trusted before we know whose it is
-      if (typeof b.host_id !== 'string' || b.host_id === '') {
-        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.INVALID_ARGUMENT, 'the batch has no host_id; set the agent\'s host id (picket agent --host-id) and resend', false)
-        return
-      }
-      if (!HOST_ID_RE.test(b.host_id)) {
-        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.INVALID_ARGUMENT, `host_id '${b.host_id.slice(0, 64)}' is not valid: use 1 to 256 characters from A-Z a-z 0-9 . _ : @ / -, starting with a letter or digit`, false)
+      const badId = checkHostId(b.host_id) ?? checkInstance(b.instance)
+      if (badId !== undefined) {
+        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.INVALID_ARGUMENT, badId, false)
         return
       }
       if (certNames !== undefined && !certNames.includes(b.host_id)) {
         refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.PERMISSION_DENIED, `host_id '${b.host_id}' is not the name in this agent's client certificate (${certNames.join(', ') || 'none'}); an agent ships only as the host its certificate names`, false)
         return
       }
-      if (streamHost === undefined) streamHost = b.host_id
-      else if (b.host_id !== streamHost) {
-        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.PERMISSION_DENIED, `this stream belongs to host '${streamHost}' but the batch claims '${b.host_id}'; open one Ship stream per host`, false)
+      if (streamHost === undefined) {
+        streamHost = b.host_id
+        streamInstance = b.instance ?? ''
+        if (streamInstance !== '') {
+          owner = `${streamHost}\0${streamInstance}`
+          this.#owners.get(owner)?.(peer)
+          this.#owners.set(owner, supersede)
+        }
+      } else if (b.host_id !== streamHost || (b.instance ?? '') !== streamInstance) {
+        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.PERMISSION_DENIED, `this stream belongs to host '${streamHost}' instance '${streamInstance}' but the batch claims host '${b.host_id}' instance '${b.instance ?? ''}'; open one Ship stream per host and instance`, false)
         return
       }
       if (!Number.isSafeInteger(b.seq) || b.seq < 1) {
@@ -227,10 +258,10 @@ export class Collector {
       if (inFlight >= o.maxInFlightPerStream && !paused) { paused = true; call.pause() }
       const owned = o.transferBuffers && ownsBuffer(b.records, 4096 + Buffer.byteLength(b.hostname ?? '') + Buffer.byteLength(b.agent_version ?? '') + b.host_id.length)
       if (owned) m.transferred.inc()
-      o.bridge.submit({ hostId: b.host_id, hostname: b.hostname ?? '', seq: b.seq, count: b.count, records: b.records, owned, recvAt })
+      o.bridge.submit({ hostId: b.host_id, hostname: b.hostname ?? '', instance: streamInstance, seq: b.seq, count: b.count, records: b.records, owned, recvAt })
         .then((r: SubmitResult) => this.#answer(b, r, bytes, recvAt, write, peer), (err: Error) => {
           o.logger.error({ err, host: b.host_id, seq: b.seq }, 'bridge submit failed')
-          write({ host_id: b.host_id, seq: b.seq, status: 'RETRY', code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: `the detection plane failed: ${err.message}; resend`, limit: '' })
+          write({ host_id: b.host_id, instance: streamInstance, seq: b.seq, status: 'RETRY', code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: `the detection plane failed: ${err.message}; resend`, limit: '' })
         })
         // the ack may be out already: write none; unacked, the agent resends the batch after its ack timeout
         .catch((err: unknown) => this.#internal(err, b, undefined))
@@ -245,7 +276,7 @@ export class Collector {
     })
     call.on('end', () => { ended = true; maybeEnd() })
     call.on('error', (err) => {
-      if ((err as { code?: number }).code !== S.CANCELLED) o.logger.warn({ err, host: streamHost, peer }, 'Ship stream failed')
+      if (!superseded && (err as { code?: number }).code !== S.CANCELLED) o.logger.warn({ err, host: streamHost, peer }, 'Ship stream failed')
       finish()
     })
     call.on('cancelled', finish)
@@ -256,17 +287,18 @@ export class Collector {
     const o = this.#o
     const m = o.metrics
     const now = Date.now()
+    const instance = b.instance ?? ''
     let status: AckStatus
     switch (r.status) {
       case 'accepted':
         status = 'OK'
         m.records.inc(r.records)
         m.batchSeconds.observe((now - recvAt) / 1000)
-        write({ host_id: b.host_id, seq: b.seq, status })
+        write({ host_id: b.host_id, instance, seq: b.seq, status })
         break
       case 'duplicate':
         status = 'DUPLICATE'
-        write({ host_id: b.host_id, seq: b.seq, status, message: `seq ${b.seq} of host ${b.host_id} was accepted before; nothing to resend` })
+        write({ host_id: b.host_id, instance, seq: b.seq, status, message: `seq ${b.seq} of host ${b.host_id} instance '${instance}' was accepted before; nothing to resend` })
         break
       case 'refused': {
         status = 'REFUSED'
@@ -276,7 +308,7 @@ export class Collector {
       }
       case 'retry':
         status = 'RETRY'
-        write({ host_id: b.host_id, seq: b.seq, status, code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: r.message })
+        write({ host_id: b.host_id, instance, seq: b.seq, status, code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: r.message })
         break
     }
     m.batches.inc({ status })
@@ -296,7 +328,7 @@ export class Collector {
     o.metrics.internalErrors.inc({ where: 'collector' })
     try {
       o.logger.error({ err, host: b?.host_id?.slice(0, 256), seq: b?.seq }, 'the collector failed on a batch (a Picket bug: please report it with this line)')
-      write?.({ host_id: b?.host_id ?? '', seq: b?.seq ?? 0, status: 'RETRY', code: S.INTERNAL, error: 'PICKET_ERR_BRIDGE', message: 'the collector failed on this batch; resend it', limit: '' })
+      write?.({ host_id: b?.host_id ?? '', instance: ackInstance(b), seq: b?.seq ?? 0, status: 'RETRY', code: S.INTERNAL, error: 'PICKET_ERR_BRIDGE', message: 'the collector failed on this batch; resend it', limit: '' })
     } catch {}
   }
 
@@ -304,7 +336,7 @@ export class Collector {
   #refused (b: Batch, reason: RefusalReason, error: ErrorCode, code: grpc.status, message: string, write: (a: Ack) => void, peer: string): void {
     this.#o.metrics.refusals.inc({ limit: reason })
     this.#refusalLog.warn(reason, { host: b.host_id?.slice(0, 256), seq: b.seq, limit: reason, peer }, message)
-    write({ host_id: b.host_id ?? '', seq: b.seq ?? 0, status: 'REFUSED', code, error, message, limit: ackLimit(reason) })
+    write({ host_id: b.host_id ?? '', instance: ackInstance(b), seq: b.seq ?? 0, status: 'REFUSED', code, error, message, limit: ackLimit(reason) })
   }
 
   /** Stop accepting streams; give open streams `graceMs` to finish, then cut them. */

@@ -33,6 +33,7 @@ export interface Metrics {
   stateBudget: Gauge
   stateEvictions: Counter<'kind'>
   hostsAged: Counter<'map'>
+  instanceFloorsForgotten: Counter<'worker' | 'reason'>
   openIncidents: Gauge<'stage'>
   fleetDeltas: Counter
   batchSeconds: Histogram
@@ -76,6 +77,7 @@ export function createMetrics (): Metrics {
     stateBudget: new Gauge({ name: 'picket_detection_state_budget_bytes', help: 'Memory budget of each detection worker\'s correlation state, and of the fleet stage\'s (--detection-memory)', registers: r }),
     stateEvictions: new Counter({ name: 'picket_detection_state_evictions_total', help: 'Correlation state evicted to stay within the memory budget, least recently active first, by kind', labelNames: ['kind'], registers: r }),
     hostsAged: new Counter({ name: 'picket_hosts_aged_out_total', help: 'Idle hosts let go from a per-host map (actors: detection workers, routes: the bridge, tracker: the collector\'s host counters)', labelNames: ['map'], registers: r }),
+    instanceFloorsForgotten: new Counter({ name: 'picket_detection_instance_floors_forgotten_total', help: 'Agent instances whose dedup floor was forgotten: reason bound (the host has 8 more recent instances) or age (7 days without a batch)', labelNames: ['worker', 'reason'], registers: r }),
     openIncidents: new Gauge({ name: 'picket_open_incidents', help: 'Incidents open (one finding each), by stage', labelNames: ['stage'], registers: r }),
     fleetDeltas: new Counter({ name: 'picket_fleet_deltas_total', help: 'Per-host sightings the fleet stage received from the workers', registers: r }),
     batchSeconds: new Histogram({ name: 'picket_bridge_batch_seconds', help: 'From a batch reaching the collector to the detection plane accepting it', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: r }),

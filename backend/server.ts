@@ -122,12 +122,15 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
         metrics.stateOverflow.inc({ worker: w }, Math.max(0, s.stateOverflow - (prev?.stateOverflow ?? 0)))
         for (const kind of STATE_KINDS) metrics.stateEvictions.inc({ kind }, Math.max(0, s.evictions[kind] - (prev?.evictions[kind] ?? 0)))
         metrics.hostsAged.inc({ map: 'actors' }, Math.max(0, s.hostsAged - (prev?.hostsAged ?? 0)))
+        metrics.instanceFloorsForgotten.inc({ worker: w, reason: 'bound' }, Math.max(0, s.instancesEvicted - (prev?.instancesEvicted ?? 0)))
+        metrics.instanceFloorsForgotten.inc({ worker: w, reason: 'age' }, Math.max(0, s.instancesExpired - (prev?.instancesExpired ?? 0)))
         metrics.stateGroups.set({ worker: w }, s.groups)
         metrics.stateBytes.set({ worker: w }, s.stateBytes)
         metrics.workerLoopDelay.set({ worker: w }, s.loopDelayMs)
         lastStats.set(worker, s)
       },
     }
+    let floorsExpiredAt = 0
     const flushHosts = (): void => {
       const now = Date.now()
       try {
@@ -137,6 +140,8 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
           store.recordHosts(deltas)
           metrics.storeWriteSeconds.observe({ kind: 'hosts' }, (performance.now() - t0) / 1000)
         }
+        // a host's floors are pruned as it reports; those of hosts gone for good, here
+        if (now - floorsExpiredAt >= 3600_000) { floorsExpiredAt = now; store.expireFloors(now) }
         let ready = 0
         while (ready < seqQueue.length && findings.stored(seqQueue[ready].mark)) ready++
         if (ready > 0) {
@@ -154,7 +159,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       timing: o.timing,
       limits: o.limits,
       productVersion: VERSION,
-      floorOf: (hostId: string) => store.lastSeq(hostId),
+      floorsOf: (hostId: string) => store.floorsOf(hostId),
       memoryBytes: o.detectionMemory,
       hostIdleMs: o.hostIdleMs,
       sink,

@@ -4,11 +4,13 @@ import { PicketError } from '../../shared/errors.js'
 import type { Logger } from '../../shared/logger.js'
 import { crc32 } from '../crc32.js'
 import { FRAME_HEADER, frameHeader, lastSeqOf, readFrame, readWatermark, scanSegment, SEG_HEADER, segmentHeader, segName, writeWatermark, type Segment } from './spool-format.js'
+import { spoolInstance } from './spool-instance.js'
 import { lockSpool, unlockSpool } from './spool-lock.js'
 
 // The disk spool: every batch is written here, with its sequence number,
 // before it is sent, and stays until the collector acks it. Its files:
-// spool-format.ts; one agent per folder: spool-lock.ts.
+// spool-format.ts; one agent per folder: spool-lock.ts; the instance id that
+// names its seq stream: spool-instance.ts.
 //
 // Writes go straight to the file (one writev per batch, no user-space
 // buffer), so a batch survives SIGKILL as soon as append() returns; fdatasync
@@ -20,8 +22,8 @@ import { lockSpool, unlockSpool } from './spool-lock.js'
 // prefix and is written (atomically, by rename) once a second and at close;
 // a segment wholly below it is deleted. After a crash the agent may resend a
 // few batches that were acked after the last watermark write: the collector
-// answers DUPLICATE (it de-duplicates by host and seq) and nothing is counted
-// twice.
+// answers DUPLICATE (it de-duplicates by host, instance and seq) and nothing
+// is counted twice.
 //
 // The spool is bounded: past maxBytes the oldest segment is deleted, acked
 // or not, and its unacked records are reported as evicted (drops).
@@ -65,6 +67,8 @@ export interface SpoolStats {
   pendingRecords: number
   nextSeq: number
   ackedThrough: number
+  /** the instance id of this seq stream ('': a spool from before instance ids) */
+  instance: string
   cacheBytes: number
   evictedBatches: number
   evictedRecords: number
@@ -80,6 +84,7 @@ export class Spool {
   readonly #log: Logger
   readonly #segments: Segment[] = []
   #nextSeq = 1
+  #instance = ''
   /** every seq <= #acked is done (acked, refused or evicted) */
   #acked = 0
   #persistedAcked = 0
@@ -137,6 +142,7 @@ export class Spool {
     while (this.#segments.length > 1 && lastSeqOf(this.#segments[0]) <= this.#acked) this.#dropSegment(this.#segments.shift() as Segment)
     const last = this.#segments.at(-1)
     this.#nextSeq = Math.max(this.#acked + 1, last === undefined ? 1 : lastSeqOf(last) + 1)
+    this.#instance = spoolInstance(this.dir, this.#nextSeq === 1, this.#log)
     let replay = 0
     for (const seg of this.#segments) {
       for (let i = 0; i < seg.offsets.length; i++) {
@@ -349,17 +355,10 @@ export class Spool {
     }
   }
 
-  get nextSeq (): number {
-    return this.#nextSeq
-  }
-
-  get ackedThrough (): number {
-    return this.#acked
-  }
-
-  get pendingBatches (): number {
-    return this.#pendingBatches
-  }
+  get nextSeq (): number { return this.#nextSeq }
+  get ackedThrough (): number { return this.#acked }
+  get instance (): string { return this.#instance }
+  get pendingBatches (): number { return this.#pendingBatches }
 
   stats (): SpoolStats {
     return {
@@ -370,6 +369,7 @@ export class Spool {
       pendingRecords: this.#pendingRecords,
       nextSeq: this.#nextSeq,
       ackedThrough: this.#acked,
+      instance: this.#instance,
       cacheBytes: this.#cacheBytes,
       evictedBatches: this.#evictedBatches,
       evictedRecords: this.#evictedRecords,

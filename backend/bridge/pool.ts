@@ -6,6 +6,7 @@ import { workerScript } from '../../shared/worker-script.js'
 import { DEFAULT_DETECTION_MEMORY } from '../detection/budget.js'
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from '../detection/protocol.js'
 import type { ScanLimits } from '../detection/projector.js'
+import type { InstanceFloor } from '../detection/seq.js'
 import type { RuleTiming } from '../detection/rules/compile.js'
 import type { RuleCollection } from '../detection/rules/types.js'
 import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, WorkerHealth, WorkerSnapshot } from './types.js'
@@ -21,8 +22,9 @@ import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, Wo
 // worker, the hosts it routed there and when; a host idle for hostIdleMs is
 // forgotten (the worker drops its actor once its windows are empty), and the
 // next message for a host the worker may not hold carries the host's dedup
-// floor from the store. MessagePort order makes this race-free: whatever the
-// bridge sends after 'forget' carries the floor.
+// floors from the store, one per agent instance (aged and bounded there as in
+// the worker, seq.ts). MessagePort order makes this race-free: whatever the
+// bridge sends after 'forget' carries the floors.
 
 export interface PoolOptions {
   workers: number
@@ -30,8 +32,8 @@ export interface PoolOptions {
   timing: RuleTiming
   limits: ScanLimits
   productVersion: string
-  /** a host's dedup floor as persisted (the store's last_seq); 0 for a host never seen */
-  floorOf: (hostId: string) => number
+  /** a host's dedup floors as persisted, one per agent instance (the store's seq_floors); none for a host never seen */
+  floorsOf: (hostId: string) => InstanceFloor[]
   sink: DetectionSink
   logger: Logger
   tickMs?: number
@@ -119,11 +121,11 @@ export class WorkerPoolBridge implements Bridge {
     return routeHost(hostId, this.#slots.length)
   }
 
-  /** `hostId` has a message for `slot` now: its floor when the worker may hold no actor for it. */
-  #introduce (slot: Slot, hostId: string, now: number): number | undefined {
+  /** `hostId` has a message for `slot` now: its floors when the worker may hold no actor for it. */
+  #introduce (slot: Slot, hostId: string, now: number): InstanceFloor[] | undefined {
     const known = slot.known.has(hostId)
     slot.known.set(hostId, now)
-    return known ? undefined : this.#o.floorOf(hostId)
+    return known ? undefined : this.#o.floorsOf(hostId)
   }
 
   /** Forget the hosts idle past hostIdleMs, and tell their workers. */
@@ -290,8 +292,8 @@ export class WorkerPoolBridge implements Bridge {
       off = 0
     }
     const id = ++this.#nextId
-    const floor = this.#introduce(slot, b.hostId, b.recvAt)
-    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, seq: b.seq, count: b.count, buf, off, len: r.byteLength, recvAt: b.recvAt, ...(floor !== undefined ? { floor } : {}) }
+    const floors = this.#introduce(slot, b.hostId, b.recvAt)
+    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, instance: b.instance, seq: b.seq, count: b.count, buf, off, len: r.byteLength, recvAt: b.recvAt, ...(floors !== undefined ? { floors } : {}) }
     slot.lastBatchAt = b.recvAt
     return await new Promise<SubmitResult>(resolve => {
       slot.pending.set(id, { resolve, bytes: r.byteLength })
@@ -300,11 +302,11 @@ export class WorkerPoolBridge implements Bridge {
     })
   }
 
-  skip (hostId: string, seq: number): void {
+  skip (hostId: string, instance: string, seq: number): void {
     const slot = this.#slots[this.route(hostId)]
     if (!slot.alive || slot.port === undefined) return
-    const floor = this.#introduce(slot, hostId, Date.now())
-    slot.port.postMessage({ t: 'skip', hostId, seq, ...(floor !== undefined ? { floor } : {}) } satisfies ToWorker)
+    const floors = this.#introduce(slot, hostId, Date.now())
+    slot.port.postMessage({ t: 'skip', hostId, instance, seq, ...(floors !== undefined ? { floors } : {}) } satisfies ToWorker)
   }
 
   async health (timeoutMs = 1000): Promise<BridgeHealth> {

@@ -9,6 +9,8 @@ import type { BatchOutcome, FleetDelta, HostSummary, WorkerStats } from '../dete
 export interface BridgeBatch {
   hostId: string
   hostname: string
+  /** the agent instance: dedup is per (hostId, instance, seq); '' for an agent from before instance ids */
+  instance: string
   seq: number
   count: number
   records: Uint8Array
@@ -82,10 +84,11 @@ export interface Bridge {
   submit: (batch: BridgeBatch) => Promise<SubmitResult>
   health: (timeoutMs?: number) => Promise<BridgeHealth>
   /**
-   * The collector refused (host_id, seq) before the detection plane saw it:
-   * let the dedup window move past it rather than wait for it. Fire and forget.
+   * The collector refused (host_id, instance, seq) before the detection plane
+   * saw it: let the dedup window move past it rather than wait for it. Fire
+   * and forget.
    */
-  skip: (hostId: string, seq: number) => void
+  skip: (hostId: string, instance: string, seq: number) => void
   /** Ask every worker to emit pending updates and fleet reports now. */
   flush: () => Promise<void>
   /** Batches submitted and not yet answered, per worker. */

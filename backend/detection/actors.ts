@@ -1,14 +1,15 @@
 import { BYTES, strBytes, type StateBudget } from './budget.js'
 import type { EngineStats, HostSummary } from './protocol.js'
-import { SeqWindow } from './seq.js'
+import { InstanceWindows, type InstanceFloor } from './seq.js'
 
-// One actor per host: its dedup window, its clock (the latest event time it
-// sent), its counters, and one state per correlation rule, made on first use.
+// One actor per host: its dedup windows (one per agent instance, seq.ts),
+// its clock (the latest event time it sent), its counters, and one state per
+// correlation rule, made on first use.
 
 export class Actor {
   readonly hostId: string
   hostname: string | undefined
-  readonly seq: SeqWindow
+  readonly seqs: InstanceWindows
   clock = -Infinity
   lastWall = 0
   /** indexed by CorrelationSpec.index */
@@ -22,10 +23,10 @@ export class Actor {
   /** the bridge stopped routing to it (idle): dropped once it holds no state */
   forgotten = false
 
-  constructor (hostId: string, rules: number, maxSeqAhead: number) {
+  constructor (hostId: string, rules: number, maxSeqAhead: number, stats: EngineStats) {
     this.hostId = hostId
     this.states = new Array<unknown>(rules)
-    this.seq = new SeqWindow(0, maxSeqAhead)
+    this.seqs = new InstanceWindows(maxSeqAhead, stats)
   }
 }
 
@@ -45,22 +46,22 @@ export class ActorRegistry {
     this.#budget = budget
   }
 
-  /** The host's actor, made with dedup floor `floor` (persisted by the store) when it has none. */
-  get (hostId: string, floor = 0): Actor {
+  /** The host's actor, made when it has none; `floors` (persisted by the store, per instance) raise its dedup windows. */
+  get (hostId: string, floors: readonly InstanceFloor[] = [], nowWall = 0): Actor {
     let a = this.#actors.get(hostId)
     if (a === undefined) {
-      a = new Actor(hostId, this.#rules, this.#maxSeqAhead)
+      a = new Actor(hostId, this.#rules, this.#maxSeqAhead, this.#stats)
       this.#actors.set(hostId, a)
       this.#budget.charge(actorBytes(hostId))
       this.#stats.hosts++
     }
-    if (floor > a.seq.floor) a.seq.floor = floor
+    for (const f of floors) a.seqs.restore(f, nowWall)
     return a
   }
 
   /** The actor a batch arrives at, told when and under which hostname. */
-  arrive (hostId: string, hostname: string | undefined, nowWall: number, floor?: number): Actor {
-    const a = this.get(hostId, floor)
+  arrive (hostId: string, hostname: string | undefined, nowWall: number, floors?: readonly InstanceFloor[]): Actor {
+    const a = this.get(hostId, floors, nowWall)
     a.touched = true
     a.forgotten = false
     a.lastWall = nowWall
@@ -104,7 +105,7 @@ export class ActorRegistry {
 }
 
 function summary (a: Actor): HostSummary {
-  return { hostId: a.hostId, lastSeq: a.seq.floor, records: a.records, batches: a.batches, duplicates: a.duplicates, refused: a.refused, gapsSkipped: a.seq.gapsSkipped }
+  return { hostId: a.hostId, floors: a.seqs.floors(a.lastWall), records: a.records, batches: a.batches, duplicates: a.duplicates, refused: a.refused, gapsSkipped: a.seqs.gapsSkipped }
 }
 
 function actorBytes (hostId: string): number {

@@ -4,12 +4,12 @@ import { RecordError, ScanError, T_STR, type Projector, type ScanLimits } from '
 import type { BatchInput, BatchOutcome, DetectionRefusalReason, EngineStats, Refusal } from './protocol.js'
 import { EVIDENCE_SLOT, HOST_FIELD } from './rules/compile.js'
 
-// What a batch passes before its rows reach the rules: a seq not seen
-// before, a scan within the limits over well-formed msgpack, records that
-// are maps whose fields mean something (field-checks.ts), as many records
-// as the batch says, and no record of another host. A refused batch's seq is
-// spent. A refusal names its reason and says what to do; the gRPC status is
-// the collector's business.
+// What a batch passes before its rows reach the rules: a seq its agent
+// instance has not sent before, a scan within the limits over well-formed
+// msgpack, records that are maps whose fields mean something
+// (field-checks.ts), as many records as the batch says, and no record of
+// another host. A refused batch's seq is spent. A refusal names its reason
+// and says what to do; the gRPC status is the collector's business.
 
 const HOST = EVIDENCE_SLOT[HOST_FIELD]
 const HOSTNAME = EVIDENCE_SLOT['device.hostname']
@@ -39,7 +39,7 @@ export function internalRefusal (worker: number, err: Error): Refusal {
  * columns, or the outcome of a batch that goes no further. Counts both.
  */
 export function admit (input: BatchInput, actor: Actor, projector: Projector, limits: ScanLimits, stats: EngineStats): number | BatchOutcome {
-  if (!actor.seq.accept(input.seq)) {
+  if (!actor.seqs.accept(input.instance ?? '', input.seq, actor.lastWall)) {
     actor.duplicates++
     stats.duplicates++
     return { status: 'duplicate' }

@@ -12,6 +12,7 @@ import { IncidentLifecycle } from './lifecycle.js'
 import { RecordChecks, RECORD_WINDOW } from './field-checks.js'
 import { Projector, type ScanLimits } from './projector.js'
 import type { BatchInput, BatchOutcome, EngineStats, FleetDelta, HostSummary } from './protocol.js'
+import type { InstanceFloor } from './seq.js'
 import { EVIDENCE_SLOT, type DetectionRule, type RuleSet } from './rules/compile.js'
 
 // The host stage of the detection plane. One DetectionEngine per worker
@@ -68,7 +69,7 @@ export class DetectionEngine {
     this.#budget = new StateBudget(this.#opts.memoryBytes)
     this.stats = {
       hosts: 0, hostsAged: 0, batches: 0, records: 0, matched: 0, duplicates: 0, refused: 0, openIncidents: 0, groups: 0, stateOverflow: 0, findings: 0,
-      stateBytes: 0, budgetBytes: this.#budget.limit, evictions: this.#budget.evictions,
+      stateBytes: 0, budgetBytes: this.#budget.limit, evictions: this.#budget.evictions, instancesEvicted: 0, instancesExpired: 0,
     }
     const l = this.#opts.limits
     this.projector = new Projector(rules.paths, 1024, new RecordChecks(rules.paths, {
@@ -95,9 +96,9 @@ export class DetectionEngine {
     this.#active = rules.detections.filter(d => d.correlations.length > 0)
   }
 
-  /** A batch the collector refused: its seq is spent, so the dedup window moves past it. */
-  skipSeq (hostId: string, seq: number, nowWall: number, floor?: number): void {
-    this.#actors.arrive(hostId, undefined, nowWall, floor).seq.accept(seq)
+  /** A batch the collector refused: its seq is spent, so the instance's dedup window moves past it. */
+  skipSeq (hostId: string, instance: string, seq: number, nowWall: number, floors?: readonly InstanceFloor[]): void {
+    this.#actors.arrive(hostId, undefined, nowWall, floors).seqs.accept(instance, seq, nowWall)
   }
 
   /** Hosts the bridge stopped routing here (idle): each actor goes once its windows are empty and no incident is open. */
@@ -106,7 +107,7 @@ export class DetectionEngine {
   }
 
   processBatch (input: BatchInput, nowWall: number): BatchOutcome {
-    const actor = this.#actors.arrive(input.hostId, input.hostname, nowWall, input.floor)
+    const actor = this.#actors.arrive(input.hostId, input.hostname, nowWall, input.floors)
     const n = admit(input, actor, this.projector, this.#opts.limits, this.stats)
     if (typeof n !== 'number') return n
     this.#rows(actor, n, input.recvAt, nowWall)

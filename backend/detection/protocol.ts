@@ -11,18 +11,21 @@ import type { Ev } from './incident.js'
 import type { ScanLimitName, ScanLimits } from './projector.js'
 import type { RuleTiming } from './rules/compile.js'
 import type { SigmaDoc } from './rules/types.js'
+import type { InstanceFloor, InstanceStats } from './seq.js'
 
 /** One batch of one host, as the engine takes it. */
 export interface BatchInput {
   hostId: string
   hostname?: string
+  /** the agent instance (one seq stream); absent or '': an agent from before instance ids */
+  instance?: string
   seq: number
   count: number
   bytes: Uint8Array
   /** wall time the collector received the batch */
   recvAt: number
-  /** the host's dedup floor as the store has it: sent when the worker may hold no actor for the host */
-  floor?: number
+  /** the host's dedup floors, per instance, as the store has them: sent when the worker may hold no actor for the host */
+  floors?: InstanceFloor[]
 }
 
 /**
@@ -58,7 +61,8 @@ export interface FleetDelta {
 
 export interface HostSummary {
   hostId: string
-  lastSeq: number
+  /** the dedup floor of each live instance of the host */
+  floors: InstanceFloor[]
   records: number
   batches: number
   duplicates: number
@@ -66,7 +70,7 @@ export interface HostSummary {
   gapsSkipped: number
 }
 
-export interface EngineStats {
+export interface EngineStats extends InstanceStats {
   /** hosts with an actor now */
   hosts: number
   /** actors let go: idle (the bridge forgot them) and holding no state */
@@ -109,6 +113,7 @@ export type ToWorker =
     id: number
     hostId: string
     hostname: string
+    instance: string
     seq: number
     count: number
     /** transferred, not copied; the records are bytes [off, off + len) */
@@ -116,11 +121,11 @@ export type ToWorker =
     off: number
     len: number
     recvAt: number
-    /** set when the bridge (re)introduces the host to this worker: its persisted dedup floor */
-    floor?: number
+    /** set when the bridge (re)introduces the host to this worker: its persisted dedup floors, per instance */
+    floors?: InstanceFloor[]
   }
-  | { t: 'skip', hostId: string, seq: number, floor?: number }
-  /** hosts idle past the idle timeout: the bridge sends their floor with their next batch */
+  | { t: 'skip', hostId: string, instance: string, seq: number, floors?: InstanceFloor[] }
+  /** hosts idle past the idle timeout: the bridge sends their floors with their next message */
   | { t: 'forget', hosts: string[] }
   | { t: 'ping', id: number }
   | { t: 'flush', id: number }

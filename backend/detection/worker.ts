@@ -41,7 +41,7 @@ port.on('message', (m: ToWorker) => {
       const now = Date.now()
       let outcome: BatchOutcome
       try {
-        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt, floor: m.floor }, now)
+        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, instance: m.instance, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt, floors: m.floors }, now)
       } catch (err) {
         // a bug must not turn one batch into a crash loop (the agent would
         // resend it to every restarted worker): refuse it and keep going
@@ -60,7 +60,7 @@ port.on('message', (m: ToWorker) => {
       break
     }
     case 'skip':
-      engine.skipSeq(m.hostId, m.seq, Date.now(), m.floor)
+      engine.skipSeq(m.hostId, m.instance, m.seq, Date.now(), m.floors)
       break
     case 'forget':
       engine.forget(m.hosts)

@@ -7,7 +7,7 @@ import { PicketError } from '../../shared/errors.js'
 // The SQLite file under the alert store: schema, version check, pragmas,
 // open and close. WAL mode, so `picket alerts` reads while the backend writes.
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 
 /** The hosts table's column for one drop cause. */
 export function dropColumn (cause: DropCause): `drop_${DropCause}` {
@@ -82,7 +82,28 @@ CREATE TABLE IF NOT EXISTS hosts (
 ${DROP_CAUSES.map(c => `  ${dropColumn(c)} INTEGER NOT NULL DEFAULT 0,\n`).join('')}  refused_batches INTEGER NOT NULL DEFAULT 0,
   duplicate_batches INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS seq_floors (
+  host_id TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  last_seq INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  PRIMARY KEY (host_id, instance)
+) WITHOUT ROWID;
 `
+
+/** What takes a store of version N - 1 to version N; SCHEMA above has already made any new table. */
+const MIGRATIONS: Readonly<Record<number, string>> = {
+  // dedup floors per (host, agent instance): a host's one floor becomes its legacy instance ''
+  2: `INSERT OR IGNORE INTO seq_floors (host_id, instance, last_seq, last_seen)
+      SELECT host_id, '', last_seq, last_seen FROM hosts WHERE last_seq > 0`,
+}
+
+function migrate (sql: Database.Database, from: number): void {
+  sql.transaction(() => {
+    for (let v = from + 1; v <= SCHEMA_VERSION; v++) if (MIGRATIONS[v] !== undefined) sql.exec(MIGRATIONS[v])
+    sql.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(SCHEMA_VERSION), 'schema_version')
+  })()
+}
 
 /** An open store file, and whether this process may write it. */
 export interface StoreDb {
@@ -113,7 +134,7 @@ export function openDb (path: string, readonly: boolean): StoreDb {
     if (v === undefined) sql.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION))
     else if (Number(v.value) > SCHEMA_VERSION) {
       throw new PicketError('PICKET_ERR_STORE', `the alert store ${path} has schema version ${v.value}, newer than this Picket (${SCHEMA_VERSION}); upgrade Picket or use another --db`)
-    }
+    } else if (Number(v.value) < SCHEMA_VERSION) migrate(sql, Number(v.value))
   } else {
     const ok = sql.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'findings'").get() as { n: number }
     if (ok.n === 0) throw new PicketError('PICKET_ERR_STORE', `${path} is not a Picket alert store (no findings table); pass the --db the backend uses`)

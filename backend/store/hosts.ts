@@ -1,12 +1,15 @@
 import { DROP_CAUSES, zeroDrops } from '../../shared/enums.js'
 import { PicketError } from '../../shared/errors.js'
+import { INSTANCE_TTL_MS, MAX_INSTANCES_PER_HOST, type InstanceFloor } from '../detection/seq.js'
 import { dropColumn, StorePart, type StoreDb } from './db.js'
 import type { HostDelta, HostPage, HostQuery, HostRow } from './types.js'
 
 // The hosts table: each agent's health (last seen, rate, totals, drops by
-// cause as it last reported them) and the detection plane's dedup floor
-// (the highest batch seq it has counted), so a restart does not count
-// replayed batches twice.
+// cause as it last reported them). The seq_floors table: the detection
+// plane's dedup floors, one per (host, agent instance), so a restart does not
+// count replayed batches twice. Floors are bounded as in memory: a host keeps
+// its MAX_INSTANCES_PER_HOST most recent instances, none idle past
+// INSTANCE_TTL_MS. hosts.last_seq is the floor of the instance heard last.
 
 type HostDbRow = Record<ReturnType<typeof dropColumn>, number> & {
   host_id: string
@@ -59,10 +62,23 @@ const UPSERT = `INSERT INTO hosts (host_id, hostname, agent_version, first_seen,
     captured_total = CASE WHEN @has_captured THEN @captured ELSE captured_total END,
 ${DROP_CAUSES.map(c => `    ${dropColumn(c)} = CASE WHEN @has_drops THEN @${c} ELSE ${dropColumn(c)} END,\n`).join('')}    refused_batches = refused_batches + @refused_batches, duplicate_batches = duplicate_batches + @duplicate_batches`
 
+const FLOOR_COLUMNS = 'host_id, instance, last_seq, last_seen'
+interface FloorDbRow { host_id: string, instance: string, last_seq: number, last_seen: number }
+
+function toFloor (r: FloorDbRow): InstanceFloor {
+  return { instance: r.instance, lastSeq: r.last_seq, lastSeen: r.last_seen }
+}
+
 function prepareWrites (sql: StoreDb['sql']) {
   return {
     upsert: sql.prepare(UPSERT),
-    seq: sql.prepare('UPDATE hosts SET last_seq = max(last_seq, ?) WHERE host_id = ?'),
+    seq: sql.prepare(`UPDATE hosts SET last_seq = coalesce((SELECT last_seq FROM seq_floors WHERE host_id = @host ORDER BY last_seen DESC LIMIT 1), last_seq)
+      WHERE host_id = @host`),
+    floor: sql.prepare(`INSERT INTO seq_floors (host_id, instance, last_seq, last_seen) VALUES (?, ?, ?, ?)
+      ON CONFLICT (host_id, instance) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), last_seen = max(last_seen, excluded.last_seen)`),
+    prune: sql.prepare(`DELETE FROM seq_floors WHERE host_id = @host AND (last_seen < @before OR instance NOT IN
+      (SELECT instance FROM seq_floors WHERE host_id = @host ORDER BY last_seen DESC LIMIT @max))`),
+    expire: sql.prepare('DELETE FROM seq_floors WHERE last_seen < ?'),
     get: sql.prepare('SELECT * FROM hosts WHERE host_id = ?'),
   }
 }
@@ -99,22 +115,44 @@ export class Hosts extends StorePart<ReturnType<typeof prepareWrites>> {
     }))()
   }
 
-  /** Persist the detection plane's dedup floors; a floor never goes back. */
-  recordSeqs (entries: ReadonlyArray<{ hostId: string, lastSeq: number }>): void {
+  /** Persist the detection plane's dedup floors, per (host, instance); a floor never goes back. */
+  recordSeqs (entries: ReadonlyArray<{ hostId: string, floors: readonly InstanceFloor[] }>, now = Date.now()): void {
     const st = this.writes()
     if (entries.length === 0) return
-    this.db.sql.transaction(() => { for (const e of entries) st.seq.run(e.lastSeq, e.hostId) })()
+    this.db.sql.transaction(() => {
+      for (const e of entries) {
+        for (const f of e.floors) st.floor.run(e.hostId, f.instance, f.lastSeq, f.lastSeen)
+        st.prune.run({ host: e.hostId, before: now - INSTANCE_TTL_MS, max: MAX_INSTANCES_PER_HOST })
+        st.seq.run({ host: e.hostId })
+      }
+    })()
   }
 
-  /** One host's dedup floor; 0 for a host never seen. */
-  lastSeq (hostId: string): number {
-    const r = this.db.sql.prepare('SELECT last_seq FROM hosts WHERE host_id = ?').get(hostId) as { last_seq: number } | undefined
-    return r?.last_seq ?? 0
+  /** One host's dedup floors, most recent instance first; none for a host never seen. */
+  floorsOf (hostId: string, now = Date.now()): InstanceFloor[] {
+    const rows = this.db.sql.prepare(`SELECT ${FLOOR_COLUMNS} FROM seq_floors WHERE host_id = ? AND last_seq > 0 AND last_seen >= ? ORDER BY last_seen DESC`)
+      .all(hostId, now - INSTANCE_TTL_MS) as FloorDbRow[]
+    return rows.map(toFloor)
   }
 
-  lastSeqs (): Map<string, number> {
-    const rows = this.db.sql.prepare('SELECT host_id, last_seq FROM hosts WHERE last_seq > 0').all() as Array<{ host_id: string, last_seq: number }>
-    return new Map(rows.map(r => [r.host_id, r.last_seq]))
+  /** Delete the floors of instances idle past their age, also of hosts never heard from again; how many went. */
+  expireFloors (now = Date.now()): number {
+    return this.db.readonly ? 0 : this.writes().expire.run(now - INSTANCE_TTL_MS).changes
+  }
+
+  /** The dedup floors by host id, most recent instance first; on a writable store, floors past their age are deleted. */
+  lastSeqs (now = Date.now()): Map<string, InstanceFloor[]> {
+    const before = now - INSTANCE_TTL_MS
+    this.expireFloors(now)
+    const rows = this.db.sql.prepare(`SELECT ${FLOOR_COLUMNS} FROM seq_floors WHERE last_seq > 0 AND last_seen >= ? ORDER BY host_id, last_seen DESC`)
+      .all(before) as FloorDbRow[]
+    const out = new Map<string, InstanceFloor[]>()
+    for (const r of rows) {
+      let floors = out.get(r.host_id)
+      if (floors === undefined) out.set(r.host_id, floors = [])
+      floors.push(toFloor(r))
+    }
+    return out
   }
 
   /** One page of hosts by host id, and how many there are: never the whole table at once. */

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { FindingEvent } from '../detection/finding.js'
+import type { InstanceFloor } from '../detection/seq.js'
 import { closeDb, openDb, type StoreDb } from './db.js'
 import { Findings } from './findings.js'
 import { Hosts } from './hosts.js'
@@ -109,18 +110,24 @@ export class AlertStore extends EventEmitter<StoreEvents> {
     return rows
   }
 
-  /** Persist the detection plane's dedup floors, so a restart does not count replays twice. */
-  recordSeqs (entries: ReadonlyArray<{ hostId: string, lastSeq: number }>): void {
-    this.#hosts.recordSeqs(entries)
+  /** Persist the detection plane's dedup floors, per (host, agent instance), so a restart does not count replays twice. */
+  recordSeqs (entries: ReadonlyArray<{ hostId: string, floors: readonly InstanceFloor[] }>, now = Date.now()): void {
+    this.#hosts.recordSeqs(entries, now)
   }
 
-  lastSeqs (): Map<string, number> {
-    return this.#hosts.lastSeqs()
+  /** The dedup floors by host id, bounded per host and aged out as the detection plane does. */
+  lastSeqs (now = Date.now()): Map<string, InstanceFloor[]> {
+    return this.#hosts.lastSeqs(now)
   }
 
-  /** One host's dedup floor (0 for a host never seen): what a detection worker that holds no actor for it starts from. */
-  lastSeq (hostId: string): number {
-    return this.#hosts.lastSeq(hostId)
+  /** Delete dedup floors idle past their age (INSTANCE_TTL_MS); how many went. */
+  expireFloors (now = Date.now()): number {
+    return this.#hosts.expireFloors(now)
+  }
+
+  /** One host's dedup floors, per agent instance (none for a host never seen): what a detection worker that holds no actor for it starts from. */
+  floorsOf (hostId: string, now = Date.now()): InstanceFloor[] {
+    return this.#hosts.floorsOf(hostId, now)
   }
 
   /** A page of hosts by host id (limit + cursor, like listFindings), with the total. */
