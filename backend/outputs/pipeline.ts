@@ -146,25 +146,30 @@ export class FindingPipeline {
 
   #committed (events: FindingEvent[], changes: FindingChange[]): void {
     this.#failures = 0
+    // stored: the acks waiting for these no longer depend on what follows
+    this.#settle(events.length)
     const now = Date.now()
     this.lastAt = now
     const { metrics, logger, webhook } = this.#o
     events.forEach((ev, i) => {
-      metrics.findings.inc({ rule: ev.summary.rule, activity: ev.activity })
-      if (ev.crossRecvAt !== undefined) metrics.detectionLatency.observe(Math.max(0, now - ev.crossRecvAt) / 1000)
+      this.#output(undefined, ev, () => {
+        metrics.findings.inc({ rule: ev.summary.rule, activity: ev.activity })
+        if (ev.crossRecvAt !== undefined) metrics.detectionLatency.observe(Math.max(0, now - ev.crossRecvAt) / 1000)
+      })
       this.#output('log', ev, () => logFinding(logger, ev))
       if (webhook !== undefined) this.#output('webhook', ev, () => webhook.enqueue(changes[i]?.finding.finding ?? ev.finding))
     })
-    this.#settle(events.length)
   }
 
-  #output (output: 'log' | 'webhook', ev: FindingEvent, send: () => void): void {
+  /** Run one output (or, with none named, the pipeline's own bookkeeping) on a stored finding; a failure is counted and goes no further. */
+  #output (output: 'log' | 'webhook' | undefined, ev: FindingEvent, send: () => void): void {
     try {
       send()
     } catch (err) {
-      this.#o.metrics.outputFailures.inc({ output })
+      if (output !== undefined) this.#o.metrics.outputFailures.inc({ output })
+      else this.#o.metrics.internalErrors.inc({ where: 'pipeline' })
       try {
-        this.#o.logger.error({ err, output, finding: ev.summary.id }, `the ${output} output failed on a finding; the finding is stored`)
+        this.#o.logger.error({ err, output, finding: ev.summary.id }, `${output !== undefined ? `the ${output} output` : 'the finding pipeline'} failed on a finding; the finding is stored`)
       } catch {
         // the logger is the output that failed: the counter above is what is left
       }
