@@ -38,7 +38,6 @@ export interface EngineOptions {
   memoryBytes?: number
 }
 
-
 const VALUE_COUNT = 0
 const EVENT_COUNT = 1
 const DISTRIBUTED = 2

@@ -1,10 +1,11 @@
 import t from 'tap'
-import { copyFileSync, readFileSync } from 'node:fs'
+import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { packRecords } from '../../shared/codec.js'
 import { AlertStore } from '../../backend/store/index.js'
 import { AgentStream, connectCollector } from '../../scripts/injector/index.js'
 import { startBackendProc, type BackendProc } from '../../scripts/bench/lib/backend.js'
+import { mib, rssPeak } from './helpers/rss.js'
 import { probeRecord, SHIPPED_RULES, tempDir } from './helpers/records.js'
 
 // Defect 6: an open incident grew without bound, and its ports were not
@@ -32,8 +33,6 @@ const STATE_BOUND = 2 * 132 * 1024
 /** RSS growth: the incident is small; this is V8's headroom for the 300,000 records' garbage */
 const RSS_GROWTH = 160 * 1024 * 1024
 
-const rssOf = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
-const mib = (n: number): string => `${Math.round(n / 1024 / 1024)} MiB`
 
 const rules = tempDir('picket-port-flood-rules-')
 t.teardown(rules.cleanup)
@@ -59,10 +58,8 @@ t.test('300,000 distinct "ports" into one open incident: portCount exact and at 
   const client = connectCollector(backend.address)
   t.teardown(() => client.close())
   await new Promise(resolve => setTimeout(resolve, 1000))
-  const idle = rssOf(backend.pid)
-  let peak = idle
-  const sampler = setInterval(() => { peak = Math.max(peak, rssOf(backend.pid)) }, 50)
-  t.teardown(() => clearInterval(sampler))
+  const rss = rssPeak(backend.pid)
+  t.teardown(rss.stop)
 
   const s = new AgentStream(client, HOST)
   const now = Date.now()
@@ -95,7 +92,8 @@ t.test('300,000 distinct "ports" into one open incident: portCount exact and at 
   const h = await backend.health()
   const worker = h.bridge.workers.find(w => (w.stats?.records ?? 0) > 0)
   t.ok((worker?.stats?.stateBytes ?? Infinity) <= STATE_BOUND, `the worker's state, two open incidents, is ${worker?.stats?.stateBytes ?? '?'} bytes, within ${STATE_BOUND}`)
-  t.ok(peak - idle <= RSS_GROWTH, `backend RSS grew ${mib(peak - idle)} at most (idle ${mib(idle)}, peak ${mib(peak)}), within ${mib(RSS_GROWTH)}`)
+  const peak = rss.peak()
+  t.ok(peak - rss.idle <= RSS_GROWTH, `backend RSS grew ${mib(peak - rss.idle)} at most (idle ${mib(rss.idle)}, peak ${mib(peak)}), within ${mib(RSS_GROWTH)}`)
 
   const store = AlertStore.open(backend.db, { readonly: true })
   t.teardown(() => store.close())

@@ -1,9 +1,9 @@
 import * as grpc from '@grpc/grpc-js'
 import t from 'tap'
-import { readFileSync } from 'node:fs'
 import type { Ack, Batch } from '../../shared/proto/index.js'
 import { connectCollector } from '../../scripts/injector/index.js'
 import { startBackendProc, type BackendProc } from '../../scripts/bench/lib/backend.js'
+import { mib, rssOf } from './helpers/rss.js'
 
 // Defect 7: forty streams that each send a 16 MiB message at a collector with
 // the default max_batch_bytes (8 MiB) left the backend at 819 MB of RSS, 90 s
@@ -20,17 +20,11 @@ const RSS_MARGIN = 64 * 1024 * 1024
 /** and how soon it must be back there */
 const SETTLE_MS = 15_000
 
-function rssOf (pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m === null ? 0 : Number(m[1]) * 1024
-}
-
 function metric (text: string, name: string, labels: string): number {
   const m = new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm').exec(text)
   return m === null ? 0 : Number(m[1])
 }
 
-const mib = (n: number): string => `${Math.round(n / 1024 / 1024)} MiB`
 
 /** One stream, one message: how it ended, and when. */
 async function storm (address: string, i: number, records: Buffer): Promise<{ code: grpc.status | 'ack', ms: number }> {

@@ -1,8 +1,8 @@
 import t from 'tap'
-import { readFileSync } from 'node:fs'
 import { packRecords } from '../../shared/codec.js'
 import { AgentStream, connectCollector } from '../../scripts/injector/index.js'
 import { startBackendProc, type BackendProc } from '../../scripts/bench/lib/backend.js'
+import { mib, rssPeak } from './helpers/rss.js'
 import { probeRecord } from './helpers/records.js'
 
 // Defect 5: state was capped per host and per rule, never in total, and the
@@ -27,8 +27,6 @@ const BUDGET = 16 * 1024 * 1024
  */
 const RSS_GROWTH = 2 * BUDGET + 2 * 128 * 1024 * 1024
 
-const rssOf = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
-const mib = (n: number): string => `${Math.round(n / 1024 / 1024)} MiB`
 
 function counter (text: string, name: string, labels: string): number {
   const m = new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm').exec(text)
@@ -43,10 +41,8 @@ t.test('100,000 sources against one host: state stays under its budget, eviction
   const client = connectCollector(backend.address)
   t.teardown(() => client.close())
   await new Promise(resolve => setTimeout(resolve, 1000))
-  const idle = rssOf(backend.pid)
-  let peak = idle
-  const sampler = setInterval(() => { peak = Math.max(peak, rssOf(backend.pid)) }, 50)
-  t.teardown(() => clearInterval(sampler))
+  const rss = rssPeak(backend.pid)
+  t.teardown(rss.stop)
 
   const victim = new AgentStream(client, 'victim')
   const now = Date.now()
@@ -74,7 +70,8 @@ t.test('100,000 sources against one host: state stays under its budget, eviction
   for (const kind of ['value_count', 'distributed', 'fleet_local', 'fleet_group']) {
     t.ok(counter(text, 'picket_detection_state_evictions_total', `kind="${kind}"`) > 0, `picket_detection_state_evictions_total{kind="${kind}"} counts them`)
   }
-  t.ok(peak - idle <= RSS_GROWTH, `backend RSS grew ${mib(peak - idle)} at most (idle ${mib(idle)}, peak ${mib(peak)}), within ${mib(RSS_GROWTH)}`)
+  const peak = rss.peak()
+  t.ok(peak - rss.idle <= RSS_GROWTH, `backend RSS grew ${mib(peak - rss.idle)} at most (idle ${mib(rss.idle)}, peak ${mib(peak)}), within ${mib(RSS_GROWTH)}`)
 
   const other = new AgentStream(client, 'bystander')
   const scan = Array.from({ length: 20 }, (_, p) => probeRecord('bystander', { t: Date.now(), src: '198.51.100.77', port: 2000 + p }))

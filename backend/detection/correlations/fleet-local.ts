@@ -28,13 +28,9 @@ class FleetLeaf extends BudgetNode {
   recvAt: number
   constructor (st: Sightings, vals: Key[], value: Key, t: number, ev: Ev, recvAt: number) {
     super()
-    this.st = st
-    this.vals = vals
-    this.value = value
-    this.first = t
-    this.last = t
-    this.ev = ev
-    this.recvAt = recvAt
+    this.st = st; this.vals = vals; this.value = value
+    this.first = this.last = t
+    this.ev = ev; this.recvAt = recvAt
   }
 }
 
