@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../../shared/errors.js'
 import type { Actor } from './actors.js'
-import { RecordError, ScanError, T_STR, type Projector, type ScanLimits } from './projector.js'
+import { RecordError, ScanError, T_ABSENT, T_NUM, T_STR, type Projector, type ScanLimits } from './projector.js'
 import type { BatchInput, BatchOutcome, DetectionRefusalReason, EngineStats, Refusal } from './protocol.js'
 import { EVIDENCE_SLOT, HOST_FIELD } from './rules/compile.js'
 
@@ -72,8 +72,11 @@ function check (input: BatchInput, projector: Projector, limits: ScanLimits): nu
   const S = c.S
   for (let r = 0; r < n; r++) {
     const b = r * S
-    if (c.typ[b + HOST] === T_STR && c.str[b + HOST] !== input.hostId) {
-      return refusal('host_id', 'PICKET_ERR_HOST_ID', `record ${r} has device.uid '${String(c.str[b + HOST]).slice(0, 128)}' but the batch is from host '${input.hostId}'; the batch was refused: an agent ships only its own records`)
+    // device.uid is absent (the batch's host) or the batch's host id as a string; anything else is another host's record
+    const ht = c.typ[b + HOST]
+    if (ht !== T_ABSENT && (ht !== T_STR || c.str[b + HOST] !== input.hostId)) {
+      const shown = ht === T_STR ? `'${String(c.str[b + HOST]).slice(0, 128)}'` : ht === T_NUM ? String(c.num[b + HOST]) : 'a value that is not a string'
+      return refusal('host_id', 'PICKET_ERR_HOST_ID', `record ${r} has device.uid ${shown} but the batch is from host '${input.hostId}'; the batch was refused: an agent ships only its own records, with device.uid its host id`)
     }
   }
   return n

@@ -20,6 +20,8 @@ function v4At (s: string, from: number, to: number): number {
       parts++
       cur = -1
     } else if (c >= 48 && c <= 57) {
+      // a leading zero is refused, as inet_pton and node:net do: 010 could be read as octal
+      if (cur === 0) return -1
       cur = cur < 0 ? c - 48 : cur * 10 + (c - 48)
       if (cur > 255) return -1
     } else {

@@ -24,8 +24,16 @@ export const DEFAULT_SEED = 0x5eed1
 export const HONEST_HOST = 'honest-host'
 export const HONEST_SOURCE = '198.18.0.77'
 export const HONEST_PORTS = 16
-/** the RSS bound: the backend's idle RSS plus this */
-export const RSS_HEADROOM_BYTES = 200 * 2 ** 20
+/**
+ * The RSS bound: the backend's idle RSS plus this. The backend runs with a
+ * stated detection-state budget (FUZZ_DETECTION_MEMORY per worker), so the
+ * bound covers that state, gRPC's buffers for the batches in flight (8
+ * streams of batches up to max_batch_bytes, each decoded and copied) and V8's
+ * heaps; a default budget (256 MiB per worker) would let honest state alone
+ * outgrow any tight bound. Measured peaks on 2 cores: 189-237 MiB over idle.
+ */
+export const RSS_HEADROOM_BYTES = 256 * 2 ** 20
+export const FUZZ_DETECTION_MEMORY = 32 * 2 ** 20
 
 export interface FuzzOptions {
   seed?: number
@@ -142,7 +150,7 @@ function readRss (pid: number): { rss: number, hwm: number } {
 }
 
 async function startLife (db: string, workers: number): Promise<Life> {
-  const be = await startBackendProc({ db, workers, http: true })
+  const be = await startBackendProc({ db, workers, http: true, backend: { detectionMemory: FUZZ_DETECTION_MEMORY } })
   await sleep(1000)
   const idle = readRss(be.pid).rss
   // reset VmHWM to the current RSS (proc(5), clear_refs "5"), so the peak is this run's

@@ -10,7 +10,7 @@ import { DEFAULT_SEED, HONEST_PORTS, RSS_HEADROOM_BYTES, formatFuzzReport, runFu
 // message and name every refusal (a registered PICKET_ERR_ code and a
 // message), must refuse every batch holding a record that breaks its
 // contract, must still find the honest scan exactly once, and must keep its
-// RSS within its idle RSS + 200 MiB. The long run is `npm run fuzz`.
+// RSS within its idle RSS + 256 MiB (with a 32 MiB detection budget per worker). The long run is `npm run fuzz`.
 
 const SEED = DEFAULT_SEED
 const MESSAGES = 10_000
