@@ -150,22 +150,26 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
     const src = { hostId: 'xss-b', hostname: payloadName, agentVersion: payloadAgent, ip: '10.9.9.9' }
     const md = makeMetadata(src)
     const dev = makeDevice(src)
-    const records = Array.from({ length: 20 }, (_, i) => makeNetworkActivity({
-      timeMs: Date.now(), activityId: 5, directionId: 1, protocolNum: 6, ipVersion: 4, srcIp: payloadSource, srcPort: 41000 + i,
+    const scan = (srcIp: string): ReturnType<typeof makeNetworkActivity>[] => Array.from({ length: 20 }, (_, i) => makeNetworkActivity({
+      timeMs: Date.now(), activityId: 5, directionId: 1, protocolNum: 6, ipVersion: 4, srcIp, srcPort: 41000 + i,
       dstIp: '10.9.9.9', dstPort: 100 + i, assignmentKnown: true, statusDetail: '<b onmouseover=alert(5)>x</b>', unmapped: { note: '<style>*{display:none}</style>' },
     }, md, dev))
     const client = connectCollector(tb.b.collector.address)
     const stream = new AgentStream(client, 'xss-b', { hostname: src.hostname, agentVersion: src.agentVersion })
+    // markup as a source address is not an address: refused before any rule, finding or page sees it
+    t.match(await stream.send(packRecords(scan(payloadSource)), 20), { status: 'REFUSED', error: 'PICKET_ERR_RECORD', message: /src_endpoint\.ip/ })
+    const records = scan('198.51.100.77')
     t.match(await stream.send(packRecords(records), records.length), { status: 'OK' })
     await stream.end()
     client.close()
 
     const rowA = page.locator('tr.row', { hasText: 'onerror' })
-    const rowB = page.locator('tr.row', { hasText: 'window.__pwned=3' })
+    const rowB = page.locator('tr.row', { hasText: '198.51.100.77' })
     await rowA.waitFor({ timeout: 10_000 })
     await rowB.waitFor({ timeout: 10_000 })
     t.equal(await rowA.locator('td').nth(2).locator('.strong').innerText(), payloadHost + payloadName, 'the hostname shows verbatim, as text')
-    t.equal(await rowB.locator('td').nth(3).innerText(), payloadSource, 'the source shows verbatim, as text')
+    t.equal(await rowB.locator('td').nth(3).innerText(), '198.51.100.77', 'the source of the hostile host\'s scan')
+    t.equal(await page.locator('tr.row', { hasText: 'window.__pwned=3' }).count(), 0, 'the refused markup source made no row')
     const injected = await page.evaluate(() => document.querySelectorAll('main img, main script, main iframe, main style, main b, main svg:not(.chart)').length)
     t.equal(injected, 0, 'no element was made from finding data')
 
