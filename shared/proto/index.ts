@@ -19,6 +19,8 @@ export interface Batch {
   captured_total?: number
   /** the agent instance (its spool's seq stream); '' or absent: an agent from before instance ids */
   instance?: string
+  /** msgpack {shared, shapes} of the lean form (shared/ocsf/lean.ts); empty: full-form records */
+  context?: Buffer
 }
 
 export type { AckStatus } from '../enums.js'
