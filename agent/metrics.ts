@@ -36,6 +36,7 @@ export function createAgentMetrics (snapshot: () => AgentStats): AgentMetrics {
   counter('picket_agent_batches_acked_total', 'batches the collector accepted (OK or DUPLICATE)', s => s.shipper.ackedBatches)
   counter('picket_agent_records_acked_total', 'records the collector accepted', s => s.shipper.ackedRecords)
   counter('picket_agent_reconnects_total', 'reconnection attempts to the collector', s => s.shipper.reconnects)
+  counter('picket_agent_protocol_errors_total', 'acks that matched no batch in flight (another host or instance, a seq not sent or acked already); each reconnects the stream and acks nothing', s => s.shipper.protocolErrors)
   counter('picket_agent_decoder_retries_total', 'decoder tasks run again after their worker died', s => s.decoder.retries)
   counter('picket_agent_slab_starvation_events_total', 'times a consumer found no free slab', s => sum(s, c => c.starvationEvents))
   counter('picket_agent_slab_starvation_seconds_total', 'time consumers spent without a free slab', s => sum(s, c => c.starvationMs) / 1000)

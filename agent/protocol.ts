@@ -5,7 +5,7 @@
 import type { MessagePort } from 'node:worker_threads'
 import type { KernelCounters } from '../bpf/types.js'
 import type { SourceInfo } from '../shared/ocsf/network.js'
-import type { SynthOptions } from './decode/synth.js'
+import type { SynthOptions } from './source/synth.js'
 
 // ---------------------------------------------------------------------------
 // Slabs: one SharedArrayBuffer per ring holds `count` slabs of `slabBytes`;
@@ -99,11 +99,6 @@ export interface DecoderWorkerData {
   maxBatchBytes: number
   /** keep raw kernel fields under `unmapped` */
   unmapped: boolean
-  /**
-   * Test-only: the worker that starts the Nth task (counted across all
-   * workers in `counter`, an Int32Array SharedArrayBuffer) exits mid-task.
-   */
-  crash?: { onTask: number, counter: SharedArrayBuffer }
 }
 
 export interface DecodeTask {

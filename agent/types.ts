@@ -1,8 +1,8 @@
 import type { KernelCounters } from '../bpf/types.js'
 import type { Logger } from '../shared/logger.js'
 import type { DropCounters } from '../shared/proto/index.js'
-import type { SynthOptions } from './decode/synth.js'
-import type { NetProbeOptions } from './kernel.js'
+import type { SynthOptions } from './source/synth.js'
+import type { NetProbeOptions } from './source/kernel.js'
 import type { ConsumerStats, ConsumerTuning } from './protocol.js'
 import type { ShipperStats } from './ship/shipper.js'
 import type { SpoolStats } from './ship/spool.js'
@@ -67,8 +67,8 @@ export interface AgentOptions {
   heartbeatMs?: number
   logger?: Logger
   logLevel?: string
-  /** test-only: the decoder worker that starts the Nth task exits mid-task */
-  testDecoderCrashOnTask?: number
+  /** the decoder worker module (default agent/decode-pool/worker); tests pass a wrapper */
+  decodeWorker?: URL
 }
 
 export interface AgentStats {

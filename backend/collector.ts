@@ -2,20 +2,34 @@ import * as grpc from '@grpc/grpc-js'
 import { readFileSync } from 'node:fs'
 import { PicketError, type ErrorCode } from '../shared/errors.js'
 import type { Logger } from '../shared/logger.js'
+import { checkHostId, checkInstance } from '../shared/host-id.js'
 import { formatHostPort, isLoopback } from '../shared/hostport.js'
 import { collectorService, type Ack, type AckStatus, type Batch } from '../shared/proto/index.js'
 import type { Bridge, SubmitResult } from './bridge/types.js'
+import type { DetectionRefusalReason } from './detection/protocol.js'
 import type { HostTracker } from './hosts.js'
-import type { Limits, RefusalReason } from './limits.js'
+import { ackLimit, type Limits, type RefusalReason, type StreamLimits } from './limits.js'
+import { LogLimiter } from './log-limit.js'
 import type { Metrics } from './metrics.js'
+import { serverOptions, StreamGate } from './transport.js'
 
-// The gRPC Ship server. Per batch: host id present, well-formed and the same
-// for the whole stream (and equal to the client certificate's name under
-// mTLS); seq a positive integer; limits on bytes, record count and string
-// length here, string length and nesting depth again record by record in the
-// worker's scan. A refused batch gets Ack REFUSED with the gRPC code, the
+// The gRPC Ship server. Per batch: host id and instance well-formed
+// (shared/host-id.ts) and the same for the whole stream (the host id equal to
+// the client certificate's name under mTLS); seq a positive integer; limits
+// on bytes, record count and string length here, string length and nesting
+// depth again record by record in the worker's scan. A refused batch gets Ack REFUSED with the gRPC code, the
 // PICKET_ERR_ code, the limit's name and what to do; the stream stays up.
 // Everything else is acked only once the detection plane has accepted it.
+// Every ack echoes the batch's instance. Streams, connections and the receive
+// size are bounded (transport.ts).
+//
+// One live stream per (host, instance): a second one is the same agent
+// reconnecting while its old stream is still half-open (a dead peer is only
+// noticed by keepalive, 40 s on), so the newer stream takes over and the older
+// is ended with ABORTED; refusing the newer would shut the agent out until
+// then. Streams of one host with different instances coexist. The legacy
+// instance '' (agents from before instance ids) is exempt, as streams were
+// before.
 
 export interface TlsFiles { cert: string, key: string, clientCa?: string }
 
@@ -26,6 +40,7 @@ export interface CollectorOptions {
   allowRemote: boolean
   tls: TlsFiles | undefined
   limits: Limits
+  streams: StreamLimits
   bridge: Bridge
   metrics: Metrics
   hosts: HostTracker
@@ -37,7 +52,18 @@ export interface CollectorOptions {
 }
 
 const S = grpc.status
-const HOST_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$/
+
+/** Each reason the detection plane refuses a batch for: its gRPC status, and the reason it is counted under. */
+const DETECTION_REFUSALS: Readonly<Record<DetectionRefusalReason, { code: grpc.status, reason: RefusalReason }>> = {
+  max_records: { code: S.RESOURCE_EXHAUSTED, reason: 'max_records' },
+  max_string_bytes: { code: S.INVALID_ARGUMENT, reason: 'max_string_bytes' },
+  max_depth: { code: S.INVALID_ARGUMENT, reason: 'max_depth' },
+  decode: { code: S.INVALID_ARGUMENT, reason: 'decode' },
+  invalid_record: { code: S.INVALID_ARGUMENT, reason: 'invalid_record' },
+  host_id: { code: S.PERMISSION_DENIED, reason: 'host_id' },
+  // the worker failed on a batch it could read no further: counted with the undecodable ones
+  internal: { code: S.INTERNAL, reason: 'decode' },
+}
 
 /**
  * May we detach `records.buffer`? grpc-js (1.14, stream-decoder.ts) gathers
@@ -51,6 +77,11 @@ function ownsBuffer (records: Buffer, maxOverhead: number): boolean {
   const ab = records.buffer
   if (!(ab instanceof ArrayBuffer)) return false
   return ab.byteLength >= 4096 && ab.byteLength - records.byteLength <= maxOverhead
+}
+
+/** The instance an ack echoes for a batch that may not be well-formed: the agent matches acks by it. */
+function ackInstance (b: Batch | undefined): string {
+  return String(b?.instance ?? '').slice(0, 256)
 }
 
 function peerNames (call: grpc.ServerDuplexStream<Batch, Ack>): string[] | undefined {
@@ -71,28 +102,32 @@ export class Collector {
   readonly #o: Required<CollectorOptions>
   readonly #server: grpc.Server
   readonly #streams = new Set<grpc.ServerDuplexStream<Batch, Ack>>()
+  readonly #gate: StreamGate
+  /** one line per refusal reason per 10 s: picket_collector_refusals_total counts each batch */
+  readonly #refusalLog: LogLimiter
+  /** the live stream of each (host, instance), as the function that ends it */
+  readonly #owners = new Map<string, (by: string) => void>()
   #port = 0
 
   constructor (opts: CollectorOptions) {
     this.#o = { maxInFlightPerStream: 64, transferBuffers: true, ...opts }
+    this.#refusalLog = new LogLimiter(opts.logger)
     const mtls = opts.tls?.clientCa !== undefined
     if (!isLoopback(opts.host) && !mtls && !opts.allowRemote) {
       throw new PicketError('PICKET_ERR_CONFIG', `the collector would listen on ${opts.host}:${opts.port} without mTLS, where any client can claim any host id; ` +
         'pass --tls-cert, --tls-key and --tls-client-ca for mTLS, listen on 127.0.0.1, or pass --allow-remote to accept unauthenticated agents')
     }
-    // gRPC's own limit sits well above ours, so an oversized batch reaches our
-    // check and is refused with an Ack instead of the stream being torn down
-    this.#server = new grpc.Server({
-      'grpc.max_receive_message_length': opts.limits.maxBatchBytes * 2 + 1024 * 1024,
-      'grpc.max_send_message_length': 4 * 1024 * 1024,
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
-    })
+    this.#gate = new StreamGate(opts.streams)
+    this.#server = new grpc.Server(serverOptions(opts.limits, opts.streams, (peer, details) => {
+      opts.metrics.streamRefusals.inc({ reason: 'max_message_bytes' })
+      opts.logger.warn({ peer, limit: 'max_batch_bytes' }, `${details}: grpc-js ended the Ship stream (RESOURCE_EXHAUSTED) before buffering the message; send batches under max_batch_bytes ${opts.limits.maxBatchBytes}, or raise the collector's --max-batch-bytes`)
+    }))
     this.#server.addService(collectorService(), { Ship: (call: grpc.ServerDuplexStream<Batch, Ack>) => this.#ship(call) })
   }
 
   get port (): number { return this.#port }
   get streams (): number { return this.#streams.size }
+  get connections (): number { return this.#gate.connections }
 
   async start (): Promise<{ host: string, port: number }> {
     const o = this.#o
@@ -125,19 +160,38 @@ export class Collector {
     const m = o.metrics
     const certNames = o.tls?.clientCa !== undefined ? peerNames(call) : undefined
     let streamHost: string | undefined
+    let streamInstance = ''
+    let owner = ''
     let inFlight = 0
     let paused = false
     let ended = false
     let closed = false
+    let superseded = false
+    const peer = call.getPeer()
+    const refused = this.#gate.admit(peer)
+    if (refused !== undefined) {
+      m.streamRefusals.inc({ reason: refused.reason })
+      o.logger.warn({ peer, limit: refused.reason }, refused.message)
+      call.emit('error', { code: S.RESOURCE_EXHAUSTED, details: refused.message })
+      return
+    }
     this.#streams.add(call)
     m.streams.set(this.#streams.size)
-    const peer = call.getPeer()
 
     const finish = (): void => {
       if (closed) return
       closed = true
+      this.#gate.release(peer)
       this.#streams.delete(call)
       m.streams.set(this.#streams.size)
+      if (this.#owners.get(owner) === supersede) this.#owners.delete(owner)
+    }
+    const supersede = (by: string): void => {
+      const details = `a newer Ship stream for host '${streamHost ?? ''}' instance '${streamInstance}' (from ${by}) took over this one; an agent keeps one stream`
+      o.logger.info({ host: streamHost, instance: streamInstance, peer, by }, 'a newer Ship stream for the same host and instance took over; ending the older one')
+      superseded = true
+      finish()
+      call.emit('error', { code: S.ABORTED, details, message: details })
     }
     const write = (ack: Ack): void => {
       if (closed || call.cancelled || call.destroyed) return
@@ -147,38 +201,39 @@ export class Collector {
       if (ended && inFlight === 0 && !closed) { finish(); call.end() }
     }
     const refuse = (b: Batch, reason: RefusalReason, error: ErrorCode, code: grpc.status, message: string, skip: boolean): void => {
-      m.refusals.inc({ limit: reason })
       m.batches.inc({ status: 'REFUSED' })
       if (streamHost !== undefined && b.host_id === streamHost) {
         o.hosts.note(b.host_id, { records: 0, bytes: b.records?.byteLength ?? 0 }, 'REFUSED', Date.now())
-        if (skip) o.bridge.skip(b.host_id, b.seq)
+        if (skip) o.bridge.skip(b.host_id, streamInstance, b.seq)
       }
-      o.logger.warn({ host: b.host_id?.slice(0, 256), seq: b.seq, limit: reason, peer }, message)
-      const isLimit = reason.startsWith('max_')
-      write({ host_id: b.host_id ?? '', seq: b.seq ?? 0, status: 'REFUSED', code, error, message, limit: isLimit ? reason : '' })
+      this.#refused(b, reason, error, code, message, write, peer)
     }
 
-    call.on('data', (b: Batch) => {
+    const onBatch = (b: Batch): void => {
       const recvAt = Date.now()
       const L = o.limits
       const bytes = b.records?.byteLength ?? 0
       m.bytes.inc(bytes)
       // identity first: nothing about a batch is trusted before we know whose it is
-      if (typeof b.host_id !== 'string' || b.host_id === '') {
-        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.INVALID_ARGUMENT, 'the batch has no host_id; set the agent\'s host id (picket agent --host-id) and resend', false)
-        return
-      }
-      if (!HOST_ID_RE.test(b.host_id)) {
-        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.INVALID_ARGUMENT, `host_id '${b.host_id.slice(0, 64)}' is not valid: use 1 to 256 characters from A-Z a-z 0-9 . _ : @ / -, starting with a letter or digit`, false)
+      const badId = checkHostId(b.host_id) ?? checkInstance(b.instance)
+      if (badId !== undefined) {
+        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.INVALID_ARGUMENT, badId, false)
         return
       }
       if (certNames !== undefined && !certNames.includes(b.host_id)) {
         refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.PERMISSION_DENIED, `host_id '${b.host_id}' is not the name in this agent's client certificate (${certNames.join(', ') || 'none'}); an agent ships only as the host its certificate names`, false)
         return
       }
-      if (streamHost === undefined) streamHost = b.host_id
-      else if (b.host_id !== streamHost) {
-        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.PERMISSION_DENIED, `this stream belongs to host '${streamHost}' but the batch claims '${b.host_id}'; open one Ship stream per host`, false)
+      if (streamHost === undefined) {
+        streamHost = b.host_id
+        streamInstance = b.instance ?? ''
+        if (streamInstance !== '') {
+          owner = `${streamHost}\0${streamInstance}`
+          this.#owners.get(owner)?.(peer)
+          this.#owners.set(owner, supersede)
+        }
+      } else if (b.host_id !== streamHost || (b.instance ?? '') !== streamInstance) {
+        refuse(b, 'host_id', 'PICKET_ERR_HOST_ID', S.PERMISSION_DENIED, `this stream belongs to host '${streamHost}' instance '${streamInstance}' but the batch claims host '${b.host_id}' instance '${b.instance ?? ''}'; open one Ship stream per host and instance`, false)
         return
       }
       if (!Number.isSafeInteger(b.seq) || b.seq < 1) {
@@ -203,20 +258,25 @@ export class Collector {
       if (inFlight >= o.maxInFlightPerStream && !paused) { paused = true; call.pause() }
       const owned = o.transferBuffers && ownsBuffer(b.records, 4096 + Buffer.byteLength(b.hostname ?? '') + Buffer.byteLength(b.agent_version ?? '') + b.host_id.length)
       if (owned) m.transferred.inc()
-      o.bridge.submit({ hostId: b.host_id, hostname: b.hostname ?? '', seq: b.seq, count: b.count, records: b.records, owned, recvAt })
+      o.bridge.submit({ hostId: b.host_id, hostname: b.hostname ?? '', instance: streamInstance, seq: b.seq, count: b.count, records: b.records, owned, recvAt })
         .then((r: SubmitResult) => this.#answer(b, r, bytes, recvAt, write, peer), (err: Error) => {
           o.logger.error({ err, host: b.host_id, seq: b.seq }, 'bridge submit failed')
-          write({ host_id: b.host_id, seq: b.seq, status: 'RETRY', code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: `the detection plane failed: ${err.message}; resend`, limit: '' })
+          write({ host_id: b.host_id, instance: streamInstance, seq: b.seq, status: 'RETRY', code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: `the detection plane failed: ${err.message}; resend`, limit: '' })
         })
+        // the ack may be out already: write none; unacked, the agent resends the batch after its ack timeout
+        .catch((err: unknown) => this.#internal(err, b, undefined))
         .finally(() => {
           inFlight--
           if (paused && inFlight <= o.maxInFlightPerStream / 2) { paused = false; call.resume() }
           maybeEnd()
         })
+    }
+    call.on('data', (b: Batch) => {
+      try { onBatch(b) } catch (err) { this.#internal(err, b, write) }
     })
     call.on('end', () => { ended = true; maybeEnd() })
     call.on('error', (err) => {
-      if ((err as { code?: number }).code !== S.CANCELLED) o.logger.warn({ err, host: streamHost, peer }, 'Ship stream failed')
+      if (!superseded && (err as { code?: number }).code !== S.CANCELLED) o.logger.warn({ err, host: streamHost, peer }, 'Ship stream failed')
       finish()
     })
     call.on('cancelled', finish)
@@ -227,33 +287,31 @@ export class Collector {
     const o = this.#o
     const m = o.metrics
     const now = Date.now()
+    const instance = b.instance ?? ''
     let status: AckStatus
     switch (r.status) {
       case 'accepted':
         status = 'OK'
         m.records.inc(r.records)
         m.batchSeconds.observe((now - recvAt) / 1000)
-        write({ host_id: b.host_id, seq: b.seq, status })
+        write({ host_id: b.host_id, instance, seq: b.seq, status })
         break
       case 'duplicate':
         status = 'DUPLICATE'
-        write({ host_id: b.host_id, seq: b.seq, status, message: `seq ${b.seq} of host ${b.host_id} was accepted before; nothing to resend` })
+        write({ host_id: b.host_id, instance, seq: b.seq, status, message: `seq ${b.seq} of host ${b.host_id} instance '${instance}' was accepted before; nothing to resend` })
         break
       case 'refused': {
         status = 'REFUSED'
-        const reason: RefusalReason = r.limit !== '' ? r.limit as RefusalReason : r.error === 'PICKET_ERR_HOST_ID' ? 'host_id' : 'decode'
-        m.refusals.inc({ limit: reason })
-        o.logger.warn({ host: b.host_id, seq: b.seq, limit: reason, peer }, r.message)
-        write({ host_id: b.host_id, seq: b.seq, status, code: r.code, error: r.error, message: r.message, limit: r.limit })
+        const { code, reason } = DETECTION_REFUSALS[r.reason]
+        this.#refused(b, reason, r.error, code, r.message, write, peer)
         break
       }
       case 'retry':
         status = 'RETRY'
-        write({ host_id: b.host_id, seq: b.seq, status, code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: r.message })
+        write({ host_id: b.host_id, instance, seq: b.seq, status, code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: r.message })
         break
     }
     m.batches.inc({ status })
-    m.hostLastSeen.set({ host: b.host_id }, Math.floor(now / 1000))
     o.hosts.note(b.host_id, {
       hostname: b.hostname,
       agentVersion: b.agent_version,
@@ -264,6 +322,23 @@ export class Collector {
     }, status, now)
   }
 
+  /** A bug met on one batch: counted and logged, and answered RETRY when no ack went out yet; the stream and the process go on. */
+  #internal (err: unknown, b: Batch, write: ((a: Ack) => void) | undefined): void {
+    const o = this.#o
+    o.metrics.internalErrors.inc({ where: 'collector' })
+    try {
+      o.logger.error({ err, host: b?.host_id?.slice(0, 256), seq: b?.seq }, 'the collector failed on a batch (a Picket bug: please report it with this line)')
+      write?.({ host_id: b?.host_id ?? '', instance: ackInstance(b), seq: b?.seq ?? 0, status: 'RETRY', code: S.INTERNAL, error: 'PICKET_ERR_BRIDGE', message: 'the collector failed on this batch; resend it', limit: '' })
+    } catch {}
+  }
+
+  /** Count, log and answer a refused batch. */
+  #refused (b: Batch, reason: RefusalReason, error: ErrorCode, code: grpc.status, message: string, write: (a: Ack) => void, peer: string): void {
+    this.#o.metrics.refusals.inc({ limit: reason })
+    this.#refusalLog.warn(reason, { host: b.host_id?.slice(0, 256), seq: b.seq, limit: reason, peer }, message)
+    write({ host_id: b.host_id ?? '', instance: ackInstance(b), seq: b.seq ?? 0, status: 'REFUSED', code, error, message, limit: ackLimit(reason) })
+  }
+
   /** Stop accepting streams; give open streams `graceMs` to finish, then cut them. */
   async close (graceMs = 2000): Promise<void> {
     await new Promise<void>(resolve => {
@@ -271,5 +346,6 @@ export class Collector {
       for (const call of this.#streams) call.end()
       this.#server.tryShutdown(() => { clearTimeout(timer); resolve() })
     })
+    this.#refusalLog.flush()
   }
 }

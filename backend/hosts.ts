@@ -1,8 +1,10 @@
-import type { DropCounters } from '../shared/proto/index.js'
-import type { HostDelta } from './store.js'
+import type { AckStatus, DropCounters } from '../shared/enums.js'
+import type { HostDelta } from './store/index.js'
 
 // Per-host traffic as the collector sees it, accumulated per batch in memory
-// and handed to the store once a second: the store never sees a batch.
+// and handed to the store once a second: the store never sees a batch. A host
+// idle for idleMs, with everything handed over, is let go (the store keeps
+// its row, drop counters included).
 
 interface Acc {
   hostname: string | undefined
@@ -21,7 +23,19 @@ interface Acc {
 
 export class HostTracker {
   readonly #hosts = new Map<string, Acc>()
+  readonly #idleMs: number
   #lastFlush = Date.now()
+  /** hosts let go for being idle (cumulative) */
+  aged = 0
+
+  constructor (idleMs = 600_000) {
+    this.#idleMs = idleMs
+  }
+
+  /** hosts held now */
+  get size (): number {
+    return this.#hosts.size
+  }
 
   #acc (hostId: string): Acc {
     let a = this.#hosts.get(hostId)
@@ -33,7 +47,7 @@ export class HostTracker {
   }
 
   /** One answered batch. `records` counts only accepted records. */
-  note (hostId: string, b: { hostname?: string, agentVersion?: string, records: number, bytes: number, capturedTotal?: number, drops?: Partial<DropCounters> }, status: 'OK' | 'DUPLICATE' | 'REFUSED' | 'RETRY', now: number): void {
+  note (hostId: string, b: { hostname?: string, agentVersion?: string, records: number, bytes: number, capturedTotal?: number, drops?: Partial<DropCounters> }, status: AckStatus, now: number): void {
     const a = this.#acc(hostId)
     a.dirty = true
     a.lastSeen = now
@@ -56,7 +70,10 @@ export class HostTracker {
       a.rate = a.rate === 0 ? inst : a.rate * 0.7 + inst * 0.3
       if (!a.dirty) {
         if (a.rate > 0.01) out.push({ hostId, lastSeen: a.lastSeen, records: 0, batches: 0, bytes: 0, recordsPerSec: round(a.rate), refusedBatches: 0, duplicateBatches: 0 })
-        else a.rate = 0
+        else {
+          a.rate = 0
+          if (now - a.lastSeen >= this.#idleMs) { this.#hosts.delete(hostId); this.aged++ }
+        }
         continue
       }
       out.push({
@@ -78,7 +95,7 @@ export class HostTracker {
     return out
   }
 
-  /** Sum of the agents' latest cumulative drop counters, by cause. */
+  /** Sum of the latest cumulative drop counters of the agents heard from within idleMs, by cause. */
   dropTotals (): Record<string, number> {
     const out: Record<string, number> = {}
     for (const a of this.#hosts.values()) {
@@ -86,10 +103,6 @@ export class HostTracker {
       for (const [k, v] of Object.entries(a.drops)) out[k] = (out[k] ?? 0) + (v ?? 0)
     }
     return out
-  }
-
-  lastSeen (): Array<[string, number]> {
-    return [...this.#hosts].map(([h, a]) => [h, a.lastSeen])
   }
 }
 

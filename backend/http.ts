@@ -1,25 +1,35 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
-import { timingSafeEqual } from 'node:crypto'
 import type { Logger } from '../shared/logger.js'
 import type { BridgeHealth } from './bridge/types.js'
 import type { Bridge } from './bridge/types.js'
+import type { FleetStats } from './detection/fleet.js'
+import { accessHook, type HttpAccess } from './http-access.js'
+import { LogLimiter } from './log-limit.js'
 import type { Metrics } from './metrics.js'
-import type { AlertStore } from './store.js'
+import type { AlertStore } from './store/index.js'
 
 // The backend's HTTP server (fastify): GET /healthz and GET /metrics, and the
 // instance the console (backend/console/, issue 6) registers its routes on.
+// Every route, a plugin's too, passes the access check (http-access.ts).
 
 export interface HealthReport {
   status: 'ok' | 'degraded' | 'down'
   time: string
   uptimeSeconds: number
-  collector: { address: string, streams: number }
+  /** hosts: the collector's per-host counters held now (idle hosts are let go) */
+  collector: { address: string, streams: number, connections: number, hosts: number }
   bridge: BridgeHealth
   store: { path: string, ok: boolean, error?: string }
-  detection: { openIncidents: { host: number, fleet: number }, findingsQueued: number, lastFindingAt: string | undefined }
+  detection: { openIncidents: { host: number, fleet: number }, fleet: Pick<FleetStats, 'groups' | 'stateBytes' | 'budgetBytes' | 'evictions'>, findingsQueued: number, lastFindingAt: string | undefined }
   /** what to look at when records are captured but no alert appears */
   hints: string[]
 }
+
+/** /healthz without a token where anonymous reads are on: the report without the store's path. */
+export type AnonymousHealthReport = Omit<HealthReport, 'store'> & { store: Omit<HealthReport['store'], 'path'> }
+
+/** /healthz without a token where tokens are required: the status alone, for load balancers. */
+export interface HealthStatus { status: HealthReport['status'], time: string, detail: string }
 
 /** What the console (or any other HTTP plugin) gets to build on. */
 export interface BackendContext {
@@ -28,8 +38,8 @@ export interface BackendContext {
   metrics: Metrics
   logger: Logger
   health: () => Promise<HealthReport>
-  /** when set, every request must carry it (Authorization: Bearer …, or ?access_token= for EventSource) */
-  httpToken: string | undefined
+  /** the tokens and what a request without one may do */
+  access: HttpAccess
   collectorAddress: string
 }
 
@@ -41,11 +51,8 @@ export interface HttpOptions {
   plugins: HttpPlugin[]
 }
 
-function tokenOk (given: string | undefined, want: string): boolean {
-  if (given === undefined) return false
-  const a = Buffer.from(given)
-  const b = Buffer.from(want)
-  return a.length === b.length && timingSafeEqual(a, b)
+function anonymousHealth (h: HealthReport): AnonymousHealthReport {
+  return { ...h, store: { ok: h.store.ok, ...(h.store.error !== undefined ? { error: h.store.error } : {}) } }
 }
 
 export async function createHttpServer (opts: HttpOptions): Promise<FastifyInstance> {
@@ -55,19 +62,17 @@ export async function createHttpServer (opts: HttpOptions): Promise<FastifyInsta
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
   }) as unknown as FastifyInstance
-  const token = ctx.httpToken
-  if (token !== undefined) {
-    app.addHook('onRequest', async (req, reply) => {
-      const auth = req.headers.authorization
-      const bearer = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : undefined
-      const query = (req.query as Record<string, string | undefined> | undefined)?.access_token
-      if (tokenOk(bearer, token) || tokenOk(query, token)) return
-      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'PICKET_ERR_CONSOLE_TOKEN', message: 'this backend needs its access token (the --http-token it was started with): open the console as /?access_token=<token>, or send Authorization: Bearer <token>' })
-    })
-  }
-  app.get('/healthz', async (_req, reply) => {
+  const refusals = new LogLimiter(ctx.logger.child({ component: 'http' }))
+  app.decorateRequest('analyst', null)
+  app.addHook('onRequest', accessHook(ctx.access, refusals))
+  app.addHook('onClose', async () => { refusals.flush() })
+  app.get('/healthz', async (req, reply) => {
     const h = await ctx.health()
-    return await reply.code(h.status === 'ok' ? 200 : 503).send(h)
+    const code = h.status === 'ok' ? 200 : 503
+    if (req.analyst !== null) return await reply.code(code).send(h)
+    if (ctx.access.anonymousReads) return await reply.code(code).send(anonymousHealth(h))
+    const body: HealthStatus = { status: h.status, time: h.time, detail: 'the full report (collector, detection workers, store, hints) needs an access token: send Authorization: Bearer <token>' }
+    return await reply.code(code).send(body)
   })
   app.get('/metrics', async (_req, reply) => {
     const text = await ctx.metrics.registry.metrics()

@@ -9,18 +9,18 @@ import { VERSION } from '../shared/version.js'
 import { WorkerPoolBridge } from './bridge/pool.js'
 import type { Bridge } from './bridge/types.js'
 import { Collector } from './collector.js'
-import type { HostSummary } from './detection/engine.js'
+import { STATE_KINDS } from './detection/budget.js'
 import { FleetStage } from './detection/fleet.js'
-import type { WorkerStats } from './detection/protocol.js'
+import type { HostSummary, WorkerStats } from './detection/protocol.js'
 import { compileRuleSet, type RuleSet } from './detection/rules/compile.js'
 import { loadRuleDir } from './detection/rules/load.js'
-import { FindingPipeline } from './findings.js'
 import { HostTracker } from './hosts.js'
 import { createHttpServer, type BackendContext, type HealthReport, type HttpPlugin } from './http.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { resolveOptions, type BackendOptions, type ResolvedOptions } from './options.js'
+import { FindingPipeline } from './outputs/pipeline.js'
 import { WebhookOutput } from './outputs/webhook.js'
-import { AlertStore } from './store.js'
+import { AlertStore } from './store/index.js'
 
 // startBackend(): collector + bridge + detection workers + fleet stage +
 // alert store + outputs + HTTP, wired together. Used by `picket backend`,
@@ -67,7 +67,12 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
   const rules = compileRuleSet(collection, { timing: o.timing })
   logger.info({ dir: o.rulesDir, files: collection.files.length, correlations: rules.correlations.map(c => `${c.ref} (${c.stage})`) }, 'rules compiled')
   const metrics = createMetrics()
-  const store = AlertStore.open(o.db)
+  const store = AlertStore.open(o.db, {
+    onListenerError: (err, event) => {
+      metrics.outputFailures.inc({ output: 'console' })
+      logger.error({ err, event }, 'a listener of the alert store (the console) failed on a change; the change is stored')
+    },
+  })
   const orphans = store.closeOrphans()
   if (orphans > 0) logger.info({ findings: orphans }, 'closed findings a previous run left open (sliding windows restart empty)')
   // shutdown order: collector (no new batches), workers (their last updates
@@ -81,31 +86,51 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
     for (const { f } of undo.sort((a, b) => a.rank - b.rank)) { try { await f() } catch (err) { logger.error({ err }, 'shutdown step failed') } }
   }
   try {
-    const hosts = new HostTracker()
-    const fleet = new FleetStage(rules, VERSION)
+    const hosts = new HostTracker(o.hostIdleMs)
+    const fleet = new FleetStage(rules, VERSION, o.detectionMemory)
+    metrics.stateBudget.set(o.detectionMemory)
     const webhook = o.webhook !== undefined ? new WebhookOutput({ url: o.webhook, logger, metrics }) : undefined
     const findings = new FindingPipeline({ store, metrics, logger, webhook })
-    const seqQueue: HostSummary[] = []
+    // dedup floors wait for the findings pushed before them: a floor stored
+    // ahead of its batch's finding would make that batch, resent after a
+    // crash, a duplicate, and the finding would be lost
+    const seqQueue: Array<{ mark: number, hosts: HostSummary[] }> = []
     const lastStats = new Map<number, WorkerStats>()
+    /** Run a step of the main thread's detection work; an exception there is a bug, counted, and costs that step only. */
+    const contained = async (where: string, step: () => Promise<void>): Promise<void> => {
+      try {
+        await step()
+      } catch (err) {
+        metrics.internalErrors.inc({ where })
+        logger.error({ err, where }, 'an internal error was caught; the backend goes on (a Picket bug: please report it with this line)')
+      }
+    }
     const sink = {
-      findings: (events: Parameters<FindingPipeline['push']>[0]) => findings.push(events),
-      fleet: (deltas: Parameters<FleetStage['apply']>[0]) => {
+      findings: async (events: Parameters<FindingPipeline['push']>[0]) => { await findings.push(events) },
+      fleet: async (deltas: Parameters<FleetStage['apply']>[0]) => await contained('fleet', async () => {
         metrics.fleetDeltas.inc(deltas.length)
         fleet.apply(deltas, Date.now())
-        findings.push(fleet.drain())
-      },
-      hosts: (summaries: HostSummary[]) => { seqQueue.push(...summaries) },
+        await findings.push(fleet.drain())
+      }),
+      settled: async () => { await findings.settled() },
+      hosts: (summaries: HostSummary[]) => { seqQueue.push({ mark: findings.mark, hosts: summaries }) },
       stats: (worker: number, s: WorkerStats) => {
         const w = String(worker)
         const prev = lastStats.get(worker)
         metrics.detectionRecords.inc({ worker: w }, Math.max(0, s.records - (prev?.records ?? 0)))
         metrics.detectionMatched.inc({ worker: w }, Math.max(0, s.matched - (prev?.matched ?? 0)))
         metrics.stateOverflow.inc({ worker: w }, Math.max(0, s.stateOverflow - (prev?.stateOverflow ?? 0)))
+        for (const kind of STATE_KINDS) metrics.stateEvictions.inc({ kind }, Math.max(0, s.evictions[kind] - (prev?.evictions[kind] ?? 0)))
+        metrics.hostsAged.inc({ map: 'actors' }, Math.max(0, s.hostsAged - (prev?.hostsAged ?? 0)))
+        metrics.instanceFloorsForgotten.inc({ worker: w, reason: 'bound' }, Math.max(0, s.instancesEvicted - (prev?.instancesEvicted ?? 0)))
+        metrics.instanceFloorsForgotten.inc({ worker: w, reason: 'age' }, Math.max(0, s.instancesExpired - (prev?.instancesExpired ?? 0)))
         metrics.stateGroups.set({ worker: w }, s.groups)
+        metrics.stateBytes.set({ worker: w }, s.stateBytes)
         metrics.workerLoopDelay.set({ worker: w }, s.loopDelayMs)
         lastStats.set(worker, s)
       },
     }
+    let floorsExpiredAt = 0
     const flushHosts = (): void => {
       const now = Date.now()
       try {
@@ -115,7 +140,14 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
           store.recordHosts(deltas)
           metrics.storeWriteSeconds.observe({ kind: 'hosts' }, (performance.now() - t0) / 1000)
         }
-        if (seqQueue.length > 0) store.recordSeqs(seqQueue.splice(0))
+        // a host's floors are pruned as it reports; those of hosts gone for good, here
+        if (now - floorsExpiredAt >= 3600_000) { floorsExpiredAt = now; store.expireFloors(now) }
+        let ready = 0
+        while (ready < seqQueue.length && findings.stored(seqQueue[ready].mark)) ready++
+        if (ready > 0) {
+          store.recordSeqs(seqQueue.slice(0, ready).flatMap(e => e.hosts))
+          seqQueue.splice(0, ready)
+        }
       } catch (err) {
         logger.error({ err }, 'alert store: host counters not written')
       }
@@ -127,39 +159,55 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       timing: o.timing,
       limits: o.limits,
       productVersion: VERSION,
-      seqs: store.lastSeqs(),
+      floorsOf: (hostId: string) => store.floorsOf(hostId),
+      memoryBytes: o.detectionMemory,
+      hostIdleMs: o.hostIdleMs,
       sink,
       logger,
       tickMs: o.tickMs,
       fleetRefreshMs: o.fleetRefreshMs,
+      workerScript: o.detectionWorker,
     })
     await bridge.start()
     at(RANK.bridge, async () => {
       await bridge.close()
       fleet.flush(Date.now())
-      findings.push(fleet.drain())
-      findings.flushNow()
+      void findings.push(fleet.drain())
+      findings.stop()
       flushHosts()
     })
     const h0 = await bridge.health(5000)
     if (!h0.ok) throw new PicketError('PICKET_ERR_BRIDGE', `the detection workers started but do not answer (${h0.detail}); check the log above and --workers`)
     logger.info({ workers: o.workers, kind: bridge.kind }, 'detection workers alive')
 
+    // counters kept elsewhere as cumulative totals, turned into increments
+    const seen = { routes: 0, tracker: 0, fleet: { ...fleet.stats.evictions } }
     const workerGauges = (): void => {
+      let forgotten = 0
       for (const w of bridge.snapshot()) {
         const worker = String(w.index)
         metrics.queueDepth.set({ worker }, w.queued)
         metrics.workerUp.set({ worker }, w.alive ? 1 : 0)
         metrics.workerRestarts.set({ worker }, w.restarts)
+        forgotten += w.hostsForgotten
       }
+      metrics.hostsAged.inc({ map: 'routes' }, forgotten - seen.routes)
+      metrics.hostsAged.inc({ map: 'tracker' }, hosts.aged - seen.tracker)
+      seen.routes = forgotten
+      seen.tracker = hosts.aged
+      for (const kind of STATE_KINDS) metrics.stateEvictions.inc({ kind }, fleet.stats.evictions[kind] - seen.fleet[kind])
+      seen.fleet = { ...fleet.stats.evictions }
+      metrics.fleetStateBytes.set(fleet.stats.stateBytes)
     }
     workerGauges()
     let lastRecords = 0
     let rate = 0
     timers.push(setInterval(() => {
-      fleet.tick(Date.now())
-      findings.push(fleet.drain())
-      metrics.openIncidents.set({ stage: 'fleet' }, fleet.stats.openIncidents)
+      void contained('fleet', async () => {
+        fleet.tick(Date.now())
+        void findings.push(fleet.drain())
+        metrics.openIncidents.set({ stage: 'fleet' }, fleet.stats.openIncidents)
+      })
     }, o.tickMs))
     timers.push(setInterval(() => {
       flushHosts()
@@ -175,7 +223,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       workerGauges()
     }, 1000))
 
-    const collector = new Collector({ host: o.listen.host, port: o.listen.port, allowRemote: o.allowRemote, tls: o.tls, limits: o.limits, bridge, metrics, hosts, logger })
+    const collector = new Collector({ host: o.listen.host, port: o.listen.port, allowRemote: o.allowRemote, tls: o.tls, limits: o.limits, streams: o.streams, bridge, metrics, hosts, logger })
     const bound = await collector.start()
     at(RANK.collector, async () => { await collector.close() })
     const collectorAddress = formatHostPort(bound.host, bound.port)
@@ -192,17 +240,20 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       let matched = 0
       for (const s of lastStats.values()) { recs += s.records; matched += s.matched }
       if (recs > 0 && matched === 0) hints.push('records arrive but none matches a detection rule: check that they are network_activity (class_uid 4001) inbound Open/Refuse records, and the allow-list filter in the rules folder')
-      if (!storeOk) hints.push(`the alert store ${o.db} fails (${storeError ?? ''}): findings cannot be stored`)
-      const status = !b.reachable || !storeOk ? 'down' : !b.ok ? 'degraded' : 'ok'
+      // no path here: the hints are shown without a token too; store.path has it
+      if (!storeOk) hints.push(`the alert store fails (${storeError ?? ''}): findings cannot be stored`)
+      if (findings.failing) hints.push(`findings cannot be written to the alert store (see the log): ${findings.queued} wait in memory, and the batches that caused them stay unacked in the agents' spools`)
+      const status = !b.reachable || !storeOk ? 'down' : !b.ok || findings.failing ? 'degraded' : 'ok'
       return {
         status,
         time: new Date().toISOString(),
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-        collector: { address: collectorAddress, streams: collector.streams },
+        collector: { address: collectorAddress, streams: collector.streams, connections: collector.connections, hosts: hosts.size },
         bridge: b,
         store: { path: o.db, ok: storeOk, ...(storeError !== undefined ? { error: storeError } : {}) },
         detection: {
           openIncidents: { host: [...lastStats.values()].reduce((a, s) => a + s.openIncidents, 0), fleet: fleet.stats.openIncidents },
+          fleet: { groups: fleet.stats.groups, stateBytes: fleet.stats.stateBytes, budgetBytes: fleet.stats.budgetBytes, evictions: fleet.stats.evictions },
           findingsQueued: findings.queued,
           lastFindingAt: findings.lastAt !== undefined ? new Date(findings.lastAt).toISOString() : undefined,
         },
@@ -210,7 +261,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       }
     }
 
-    const ctx: BackendContext = { store, bridge, metrics, logger, health, httpToken: o.httpToken, collectorAddress }
+    const ctx: BackendContext = { store, bridge, metrics, logger, health, access: o.httpAccess, collectorAddress }
     let app: FastifyInstance | undefined
     let httpInfo: BackendHandle['http']
     if (o.http !== undefined) {
@@ -227,7 +278,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       httpInfo = { host, port, url: `http://${formatHostPort(host, port)}` }
     }
     if (webhook !== undefined) at(RANK.webhook, async () => { await webhook.close() })
-    logger.info({ collector: collectorAddress, http: httpInfo?.url, db: o.db, workers: o.workers }, 'backend started')
+    logger.info({ collector: collectorAddress, http: httpInfo?.url, db: o.db, workers: o.workers, httpTokens: o.httpAccess.tokens.size, anonymousReads: o.httpAccess.anonymousReads }, 'backend started')
 
     let closing: Promise<void> | undefined
     return {
@@ -246,7 +297,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
         const now = Date.now()
         fleet.tick(now)
         fleet.flush(now)
-        findings.push(fleet.drain())
+        void findings.push(fleet.drain())
         findings.flushNow()
         flushHosts()
       },

@@ -14,6 +14,8 @@ export interface NativeBpf {
   setMaxEntries: (h: ObjHandle, map: string, n: number) => void
   load: (h: ObjHandle) => void
   attachTracepoint: (h: ObjHandle, prog: string, category: string, name: string) => void
+  attachCgroup: (h: ObjHandle, prog: string, cgroupDir: string) => void
+  reuseMap: (h: ObjHandle, map: string, fd: number) => void
   mapFd: (h: ObjHandle, map: string) => number
   mapUpdate: (h: ObjHandle, map: string, key: Uint8Array, value: Uint8Array) => void
   mapDelete: (h: ObjHandle, map: string, key: Uint8Array) => void

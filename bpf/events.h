@@ -5,9 +5,10 @@
  *
  * Rules: fixed-size little-endian structs of __u8..__u64 and fixed arrays;
  * every padding byte is a named field; every record starts with
- * struct picket_event_header. The TypeScript decoders mirror these offsets
- * (agent/decode/layout.ts for the network records, bpf/abi-proc.ts for the
- * process and file ones) and test/bpf/layout.test.ts proves it with
+ * struct picket_event_header. Its TypeScript mirror is bpf/abi.ts for the
+ * network records (the record codec built on it: bpf/records.ts),
+ * bpf/packet-layout.ts for packet.bpf.c's and bpf/abi-proc.ts for the process
+ * and file ones; test/bpf/layout.test.ts checks the mirror against
  * bpf/layout-print.c, compiled against this header.
  */
 #ifndef PICKET_EVENTS_H
@@ -23,6 +24,8 @@ enum picket_event_kind {
 	PICKET_EV_NET_STATE = 1, /* sock:inet_sock_set_state */
 	PICKET_EV_NET_RESET = 2, /* tcp:tcp_send_reset */
 	PICKET_EV_NET_ICMP = 3,  /* icmp:icmp_send */
+	PICKET_EV_NET_ICMP6 = 4, /* packet.bpf.c: an ICMPv6 destination unreachable leaving this host */
+	PICKET_EV_DNS = 5,       /* packet.bpf.c: struct picket_dns_event */
 	PICKET_EV_PROC_EXEC = 16,   /* sched:sched_process_exec, argv from sys_enter_execve(at) */
 	PICKET_EV_PROC_FORK = 17,   /* task:task_newtask */
 	PICKET_EV_PROC_EXIT = 18,   /* sched:sched_process_exit */
@@ -136,6 +139,85 @@ struct picket_net_config {
 	__u8 enable_reset;
 	__u8 enable_icmp;
 	__u8 pad1[5];
+};
+
+/* ---- packet capture (packet.bpf.c): cgroup_skb and cgroup sock_addr ---- */
+
+/*
+ * ICMPv6 errors reuse struct picket_net_event (kind PICKET_EV_NET_ICMP6) in
+ * the shape of PICKET_EV_NET_ICMP: r* is the offending packet's source (the
+ * prober), l* its destination (this host), protocol its next header (UDP or
+ * TCP, else 0 and no ports), direction INBOUND, icmp_type/icmp_code the
+ * ICMPv6 ones, reason PICKET_RST_REASON_UNKNOWN. pid, tgid and comm are 0:
+ * the kernel answers, no process does.
+ */
+
+/*
+ * Bytes of DNS message copied: 512 is the classic UDP limit (RFC 1035) and
+ * always covers the header and question (a name is at most 255 bytes); longer
+ * EDNS0 or TCP answers are cut, dns_len says by how much.
+ */
+#define PICKET_DNS_SNAP 512
+
+/* Which way the packet was going (picket_dns_event.skb_dir). */
+enum picket_skb_dir {
+	PICKET_SKB_INGRESS = 1,
+	PICKET_SKB_EGRESS = 2,
+};
+
+/*
+ * One DNS message, seen at a socket of this host. The record is variable
+ * length: hdr.size = offsetof(payload) + captured rounded up to 8. The
+ * header's pid/tgid/comm (and uid) are the process that last connect()ed or
+ * sendmsg()ed to port 53 on this socket (attributed = 1), not whatever task
+ * the packet interrupted; all zero when no hook saw the socket.
+ */
+struct picket_dns_event {
+	struct picket_event_header hdr;
+	__u8 laddr[16];   /* this host's end; IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+	__u64 cookie;     /* bpf_get_socket_cookie(): the socket, stable for its life */
+	__u64 cgroup_id;  /* cgroup v2 id of the socket */
+	__u32 ifindex;    /* the packet's interface */
+	__u32 uid;        /* valid when attributed */
+	__u16 lport;      /* host byte order */
+	__u16 rport;
+	__u16 family;     /* AF_INET or AF_INET6 */
+	__u8 protocol;    /* IPPROTO_UDP, or IPPROTO_TCP (length prefix stripped) */
+	__u8 skb_dir;     /* enum picket_skb_dir */
+	__u16 dns_len;    /* the whole DNS message's length as the packet declares it */
+	__u16 captured;   /* valid bytes of payload: min(dns_len, bytes in this packet, PICKET_DNS_SNAP) */
+	__u8 attributed;  /* 1: hdr pid/tgid/comm and uid come from the socket's connect/sendmsg */
+	__u8 pad[3];
+	__u8 payload[PICKET_DNS_SNAP]; /* the DNS message from its header on */
+};
+
+/* Per-socket owner, written by the sock_addr hooks (map sock_owner). */
+struct picket_sock_owner {
+	__u32 pid;
+	__u32 tgid;
+	__u32 uid;
+	__u32 pad0;
+	__u8 comm[PICKET_COMM_LEN];
+};
+
+/* Counters of packet.bpf.c: a per-CPU array of its own. */
+enum picket_pkt_counter {
+	PICKET_PKT_CNT_DNS_MATCHED = 0,  /* DNS messages that should be emitted */
+	PICKET_PKT_CNT_DNS_RESERVE_FAIL, /* ... of which the ring had no room (dropped) */
+	PICKET_PKT_CNT_DNS_UNATTRIBUTED, /* ... of which no hook had seen the socket */
+	PICKET_PKT_CNT_ICMP6_MATCHED,
+	PICKET_PKT_CNT_ICMP6_RESERVE_FAIL,
+	PICKET_PKT_CNT_MAX,
+};
+
+struct picket_pkt_config {
+	__u32 dns_wakeup_bytes; /* force a wakeup once this many bytes wait in DNS_EVENTS */
+	__u32 net_wakeup_bytes; /* ... in NET_EVENTS (ICMPv6 records) */
+	__u8 enable_dns;
+	__u8 enable_icmp6;
+	__u8 dns_server_side;   /* also report queries arriving and answers leaving (a DNS server's side) */
+	__u8 pad0[5];
 };
 
 /* ---- Process and file telemetry (proc.bpf.c: PROC_EVENTS, file.bpf.c: FILE_EVENTS) ---- */

@@ -1,5 +1,5 @@
 // Prints sizeof/offsetof of every struct in events.h as JSON, so a test can
-// compare them with the TypeScript decoders (agent/decode/layout.ts,
+// compare them with the TypeScript mirror (bpf/abi.ts, bpf/packet-layout.ts,
 // bpf/abi-proc.ts). Configuration fields print as [offset, size].
 #include <stddef.h>
 #include <stdio.h>
@@ -10,6 +10,33 @@
 #define SZ(s) printf("%s\"SIZEOF\":%zu", first ? "" : ",", sizeof(struct s)), first = 0
 
 #define C(name) printf("%s\"%s\":%lld", first ? "" : ",", #name, (long long)(name)), first = 0
+
+/* packet.bpf.c's records and configuration */
+static void print_packet(void)
+{
+	int first;
+
+	printf(",\"dns_event\":{");
+	first = 1;
+	F(picket_dns_event, laddr); F(picket_dns_event, raddr); F(picket_dns_event, cookie);
+	F(picket_dns_event, cgroup_id); F(picket_dns_event, ifindex); F(picket_dns_event, uid);
+	F(picket_dns_event, lport); F(picket_dns_event, rport); F(picket_dns_event, family);
+	F(picket_dns_event, protocol); F(picket_dns_event, skb_dir); F(picket_dns_event, dns_len);
+	F(picket_dns_event, captured); F(picket_dns_event, attributed); F(picket_dns_event, payload);
+	SZ(picket_dns_event);
+	printf("},\"pkt_config\":{");
+	first = 1;
+	F(picket_pkt_config, dns_wakeup_bytes); F(picket_pkt_config, net_wakeup_bytes);
+	F(picket_pkt_config, enable_dns); F(picket_pkt_config, enable_icmp6); F(picket_pkt_config, dns_server_side);
+	SZ(picket_pkt_config);
+	printf("},\"pkt_constants\":{\"PICKET_EV_NET_ICMP6\":%d,\"PICKET_EV_DNS\":%d,\"PICKET_DNS_SNAP\":%d,"
+	       "\"PICKET_SKB_INGRESS\":%d,\"PICKET_SKB_EGRESS\":%d,"
+	       "\"PICKET_PKT_CNT_DNS_MATCHED\":%d,\"PICKET_PKT_CNT_DNS_RESERVE_FAIL\":%d,\"PICKET_PKT_CNT_DNS_UNATTRIBUTED\":%d,"
+	       "\"PICKET_PKT_CNT_ICMP6_MATCHED\":%d,\"PICKET_PKT_CNT_ICMP6_RESERVE_FAIL\":%d,\"PICKET_PKT_CNT_MAX\":%d}",
+	       PICKET_EV_NET_ICMP6, PICKET_EV_DNS, PICKET_DNS_SNAP, PICKET_SKB_INGRESS, PICKET_SKB_EGRESS,
+	       PICKET_PKT_CNT_DNS_MATCHED, PICKET_PKT_CNT_DNS_RESERVE_FAIL, PICKET_PKT_CNT_DNS_UNATTRIBUTED,
+	       PICKET_PKT_CNT_ICMP6_MATCHED, PICKET_PKT_CNT_ICMP6_RESERVE_FAIL, PICKET_PKT_CNT_MAX);
+}
 
 /* Process and file telemetry, under "proc". */
 static void print_proc(void)
@@ -132,6 +159,7 @@ int main(void)
 	       PICKET_ADDR_SPLIT, PICKET_ADDR_SOCKADDR,
 	       PICKET_CNT_STATE_MATCHED, PICKET_CNT_STATE_RESERVE_FAIL, PICKET_CNT_RESET_MATCHED,
 	       PICKET_CNT_RESET_RESERVE_FAIL, PICKET_CNT_ICMP_MATCHED, PICKET_CNT_ICMP_RESERVE_FAIL, PICKET_CNT_READ_FAIL);
+	print_packet();
 	print_proc();
 	return 0;
 }

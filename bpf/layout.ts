@@ -1,4 +1,4 @@
-import { ADDR_MODE, NET_CONFIG, OFF_ABSENT, TP_LAYOUT_FIELDS, TP_LAYOUT_SIZEOF, TP_MAX, type TpLayoutField } from '../agent/decode/layout.js'
+import { ADDR_MODE, NET_CONFIG, OFF_ABSENT, TP_LAYOUT_FIELDS, TP_LAYOUT_SIZEOF, TP_MAX, type TpLayoutField } from './abi.js'
 import { need, optional, recordSize, type TpFormat } from './tracefs.js'
 
 // Turn parsed tracepoint formats into struct picket_net_config (events.h),

@@ -1,7 +1,7 @@
 import { release } from 'node:os'
 import { PicketError } from '../shared/errors.js'
 import { rootPath } from '../shared/paths.js'
-import { COUNTER } from '../agent/decode/layout.js'
+import { COUNTER } from './abi.js'
 import { disabledLayout, encodeNetConfig, icmpLayout, resetLayout, stateLayout, type NetConfig } from './layout.js'
 import { BpfObject, Probe, programCounters, ringOptions, type ProbeOptions, type TracepointRef } from './object.js'
 import { findTracefs, parseSymbolic, readFormat, type TpFormat } from './tracefs.js'

@@ -1,4 +1,4 @@
-import { formatHelp, parseConfig } from '../shared/config.js'
+import { parseCommand } from '../shared/config.js'
 import { createLogger } from '../shared/logger.js'
 import { startAgent } from '../agent/index.js'
 import { AGENT_OPTION_SPECS, agentOptionsFromFlags } from '../agent/options.js'
@@ -16,11 +16,8 @@ const DESCRIPTION = [
 ].join('\n')
 
 export async function run (argv: string[]): Promise<number> {
-  const parsed = parseConfig<Record<string, unknown>>(AGENT_OPTION_SPECS, argv)
-  if (parsed.help) {
-    process.stdout.write(formatHelp(USAGE, DESCRIPTION, AGENT_OPTION_SPECS))
-    return 0
-  }
+  const parsed = parseCommand<Record<string, unknown>>(AGENT_OPTION_SPECS, argv, USAGE, DESCRIPTION)
+  if (parsed === undefined) return 0
   const options = agentOptionsFromFlags(parsed.values)
   const log = createLogger('picket-agent', { level: options.logLevel ?? 'info' })
   const agent = await startAgent({ ...options, logger: log })

@@ -1,6 +1,7 @@
-import { formatHelp, parseConfig, type OptSpec } from '../shared/config.js'
+import { AlertStore, type StoredFinding } from '../backend/store/index.js'
+import { parseCommand, type OptSpec } from '../shared/config.js'
+import { TRIAGE_STATUSES, type TriageStatus } from '../shared/enums.js'
 import { PicketError } from '../shared/errors.js'
-import { AlertStore, TRIAGE_STATUSES, type StoredFinding, type TriageStatus } from '../backend/store.js'
 
 // picket alerts: list findings straight from the alert store, so it works
 // while the backend is down.
@@ -47,11 +48,8 @@ export function formatTable (rows: readonly StoredFinding[]): string {
 }
 
 export async function run (argv: string[]): Promise<number> {
-  const cfg = parseConfig<Values>(SPECS, argv)
-  if (cfg.help) {
-    process.stdout.write(formatHelp('picket alerts [options]', 'List findings from the alert store, newest first. Reads the SQLite file directly, so it\nworks while the backend is down.', SPECS))
-    return 0
-  }
+  const cfg = parseCommand<Values>(SPECS, argv, 'picket alerts [options]', 'List findings from the alert store, newest first. Reads the SQLite file directly, so it\nworks while the backend is down.')
+  if (cfg === undefined) return 0
   const v = cfg.values
   const store = AlertStore.open(v.db, { readonly: true })
   try {

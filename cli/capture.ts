@@ -1,10 +1,10 @@
 import { once } from 'node:events'
 import { bootToWallNs, kernelDrops, NetProbe, openRing } from '../bpf/index.js'
-import { formatHelp, parseConfig, type OptSpec } from '../shared/config.js'
+import { parseCommand, type OptSpec } from '../shared/config.js'
 import { makeDevice, makeMetadata } from '../shared/ocsf/network.js'
 import type { NetworkActivity } from '../shared/ocsf/types.js'
-import { decodeNetRecords, type DecodeContext } from '../agent/decode/net.js'
-import { sourceInfo } from '../agent/source-info.js'
+import { decodeNetRecords, type DecodeContext } from '../agent/normalize/net.js'
+import { sourceInfo } from '../agent/host-id.js'
 
 // picket capture: tcpdump for OCSF. Loads the network probe, drains the ring
 // on a short timer and prints one OCSF record per line on stdout; a summary
@@ -33,11 +33,8 @@ interface CaptureOptions {
 }
 
 export async function run (argv: string[]): Promise<number> {
-  const cfg = parseConfig<CaptureOptions>(SPECS, argv)
-  if (cfg.help) {
-    process.stdout.write(formatHelp('picket capture [options]', 'Print live OCSF records (network_activity, class 4001) as NDJSON on stdout, like tcpdump for OCSF.\nA summary of records and drops goes to stderr at exit. Needs root (or CAP_BPF + CAP_PERFMON).', SPECS))
-    return 0
-  }
+  const cfg = parseCommand<CaptureOptions>(SPECS, argv, 'picket capture [options]', 'Print live OCSF records (network_activity, class 4001) as NDJSON on stdout, like tcpdump for OCSF.\nA summary of records and drops goes to stderr at exit. Needs root (or CAP_BPF + CAP_PERFMON).')
+  if (cfg === undefined) return 0
   const o = cfg.values
   const probe = NetProbe.open({
     ringBytes: o['ring-bytes'],

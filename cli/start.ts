@@ -1,22 +1,32 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
 import { join } from 'node:path'
-import { formatHelp, parseConfig, type HostPort, type OptSpec } from '../shared/config.js'
+import { createTokensFile, readTokensFile, type TokenEntry } from '../backend/http-tokens.js'
+import { BACKEND_OPTIONS } from '../backend/options.js'
+import { parseCommand, pickSpecs, type HostPort, type OptSpec } from '../shared/config.js'
 import { isPicketError } from '../shared/errors.js'
 import { createLogger } from '../shared/logger.js'
+import { containUnhandledRejections } from './last-resort.js'
 
 // `picket start`: agent, backend and console on this host with embedded
 // defaults. Without the privileges capture needs, the backend and console
 // still run and one message says how to get capture, and how to see an alert
 // without it (picket inject-scan).
+//
+// Triage needs an access token even here: the history records the analyst
+// a token names, and a loopback port is open to every local user. So the
+// first start writes DATA/http-tokens (mode 0600) with a token for the user
+// who ran it, and prints the console URL carrying it; without a token the
+// console is read only (and answers only requests addressed to 127.0.0.1 or
+// localhost, the DNS-rebinding guard).
 
 const SPECS: OptSpec[] = [
-  { name: 'listen', type: 'hostport', default: '127.0.0.1:50051', help: 'collector address (the agent ships here)' },
-  { name: 'console', type: 'hostport', default: '127.0.0.1:8080', help: 'console, /healthz and backend /metrics' },
+  ...pickSpecs(BACKEND_OPTIONS, ['listen'], { listen: { help: 'collector address (the agent ships here)' } }),
+  ...pickSpecs(BACKEND_OPTIONS, ['console'], { console: { default: '127.0.0.1:8080', help: 'console, /healthz and backend /metrics' } }),
   { name: 'data', type: 'path', default: './data', help: 'data folder: alert store (picket.db) and the agent spool' },
   { name: 'agent-metrics', type: 'hostport', default: '127.0.0.1:9464', help: 'agent Prometheus /metrics' },
   { name: 'capture', type: 'enum', choices: ['auto', 'on', 'off'], default: 'auto', help: 'run the capturing agent: auto = when privileged, on = fail without it' },
-  { name: 'workers', type: 'int', min: 1, max: 256, help: 'detection worker threads (default: the number of cores)' },
-  { name: 'log-level', type: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], help: 'log level' },
+  ...pickSpecs(BACKEND_OPTIONS, ['workers', 'log-level']),
 ]
 
 interface StartValues {
@@ -55,30 +65,52 @@ export function noCaptureMessage (reason: string, collector: string, consoleUrl:
   ].join('\n')
 }
 
+/** Who the quick start's token is for: the user behind sudo, else this one. */
+function localAnalyst (env: NodeJS.ProcessEnv): string {
+  let own: string | undefined
+  try { own = userInfo().username } catch {}
+  for (const n of [env.SUDO_USER, env.USER, own]) if (n !== undefined && /^[A-Za-z0-9._-]{1,64}$/.test(n)) return n
+  return 'analyst'
+}
+
+/** The token the printed console URL carries: the local user's from DATA/http-tokens, made on first start. */
+function quickStartToken (file: string, env: NodeJS.ProcessEnv): TokenEntry | undefined {
+  const me = localAnalyst(env)
+  if (!existsSync(file)) return createTokensFile(file, me)
+  const entries = readTokensFile(file)
+  return entries.find(e => e.name === me) ?? entries[0]
+}
+
 export async function run (argv: string[]): Promise<number> {
-  const cfg = parseConfig<StartValues>(SPECS, argv)
-  if (cfg.help) {
-    process.stdout.write(formatHelp('picket start [options]',
+  const cfg = parseCommand<StartValues>(SPECS, argv, 'picket start [options]',
       'Run the agent, the backend (collector, detection, alert store) and the console on this host with\n' +
       'embedded defaults: collector 127.0.0.1:50051, console http://127.0.0.1:8080, data in ./data/.\n' +
-      'Ctrl-C stops everything cleanly: the agent flushes to the collector (or its spool) first.', SPECS))
-    return 0
-  }
+      'Ctrl-C stops everything cleanly: the agent flushes to the collector (or its spool) first.')
+  if (cfg === undefined) return 0
   const v = cfg.values
   const logger = createLogger('picket', { level: v['log-level'] })
+  mkdirSync(v.data, { recursive: true })
+  const tokensFile = join(v.data, 'http-tokens')
+  const mine = quickStartToken(tokensFile, process.env)
   const { startBackend } = await import('../backend/server.js')
   const backend = await startBackend({
     listen: v.listen,
     http: v.console,
+    httpTokensFile: tokensFile,
+    httpAnonymousReads: true,
     db: join(v.data, 'picket.db'),
     ...(v.workers !== undefined ? { workers: v.workers } : {}),
     logger: logger.child({ part: 'backend' }),
   })
+  const uncontain = containUnhandledRejections(backend, logger)
   const consoleUrl = backend.http?.url ?? `http://${v.console.toString()}`
   const lines = [
     'picket start: running on this host',
     `  collector  ${backend.collector.address} (gRPC)`,
-    `  console    ${consoleUrl}`,
+    mine !== undefined
+      ? `  console    ${consoleUrl}/?access_token=${encodeURIComponent(mine.token)}   (triage as ${mine.name})`
+      : `  console    ${consoleUrl}/   (read only: ${tokensFile} holds no token)`,
+    `  tokens     ${tokensFile}: one "TOKEN NAME" line per analyst; without a token the console is read only`,
     `  health     ${consoleUrl}/healthz   metrics ${consoleUrl}/metrics`,
     `  data       ${v.data}/ (alert store ${join(v.data, 'picket.db')})`,
   ]
@@ -131,6 +163,7 @@ export async function run (argv: string[]): Promise<number> {
   }
   await backend.flush()
   await backend.close()
+  uncontain()
   process.stderr.write('picket start: stopped\n')
   logger.flush()
   return outcome.kind === 'fatal' ? 1 : 0

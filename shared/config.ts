@@ -191,3 +191,23 @@ export function formatHelp (usage: string, description: string, specs: readonly 
   }
   return lines.join('\n') + '\n'
 }
+
+/** `specs` with the named entries picked out, in that order, each changed by `over` (a command that reuses another's flags). */
+export function pickSpecs (specs: readonly OptSpec[], names: readonly string[], over: Record<string, Partial<OptSpec>> = {}): OptSpec[] {
+  return names.map(n => {
+    const s = specs.find(x => x.name === n)
+    if (s === undefined) throw new Error(`no option --${n} to pick`)
+    return { ...s, ...over[n] }
+  })
+}
+
+/**
+ * Parse a command's options; on --help print the help to stdout and return
+ * undefined, so a command's run() starts with one line.
+ */
+export function parseCommand<T> (specs: readonly OptSpec[], argv: readonly string[], usage: string, description: string, opts: { allowPositionals?: boolean } = {}): ParsedConfig<T> | undefined {
+  const cfg = parseConfig<T>(specs, argv, process.env, opts)
+  if (!cfg.help) return cfg
+  process.stdout.write(formatHelp(usage, description, specs))
+  return undefined
+}

@@ -19,10 +19,12 @@ export const ERRORS = {
   PICKET_ERR_LIMIT: 'a batch exceeded a collector limit',
   PICKET_ERR_HOST_ID: 'a batch carried a missing or foreign host id',
   PICKET_ERR_SEQ: 'a batch carried an invalid sequence number',
+  PICKET_ERR_RECORD: 'a batch held a record whose values are not valid OCSF',
   PICKET_ERR_RULE: 'a rule file is invalid',
   PICKET_ERR_BRIDGE: 'the bridge to the detection plane is unavailable',
   PICKET_ERR_STORE: 'the alert store failed',
-  PICKET_ERR_CONSOLE_TOKEN: 'the console needs an access token on a non-loopback address',
+  PICKET_ERR_CONSOLE_TOKEN: 'an HTTP request or listener needs an access token',
+  PICKET_ERR_HTTP_TOKENS: 'the HTTP tokens file is missing, malformed or open to other users',
   PICKET_ERR_NOT_FOUND: 'the requested object does not exist',
   PICKET_ERR_VALIDATION: 'a request body or query failed validation',
 } as const

@@ -1,11 +1,9 @@
 import * as Comlink from 'comlink'
 import { parentPort, workerData } from 'node:worker_threads'
-import type { RingSource } from '../../bpf/types.js'
 import { nodeEndpoint } from '../comlink-node.js'
-import { SynthSource } from '../decode/synth.js'
-import { loadBpf } from '../kernel.js'
 import type { ConsumerApi, ConsumerInit, ConsumerStats, ConsumerTuning, SlabDescriptor } from '../protocol.js'
 import { SlabPool } from '../slabs.js'
+import { openSource } from '../source/index.js'
 
 // One consumer thread per ring buffer. It drains the ring straight into a
 // shared slab (the addon copies; JavaScript touches no record), hands the
@@ -20,15 +18,7 @@ const port = parentPort
 const pool = SlabPool.attach(init.slabs)
 const tuning: ConsumerTuning = { ...init.tuning }
 
-let source: RingSource
-let synth: SynthSource | undefined
-if (init.source.kind === 'synth') {
-  synth = new SynthSource(init.source.synth)
-  source = synth
-} else {
-  const bpf = await loadBpf()
-  source = bpf.openRing(init.source.fd)
-}
+const { ring: source, stats: sourceStats } = await openSource(init.source)
 
 const stats = {
   drainCalls: 0,
@@ -47,7 +37,7 @@ const stoppedPromise = new Promise<void>(resolve => { resolveStopped = resolve }
 
 function snapshot (): ConsumerStats {
   const now = performance.now()
-  const s: ConsumerStats = {
+  return {
     ring: init.ring,
     ...stats,
     starvationMs: stats.starvationMs + (starvedSince >= 0 ? now - starvedSince : 0),
@@ -55,12 +45,8 @@ function snapshot (): ConsumerStats {
     freeSlabs: pool.free(),
     ringPendingBytes: stopped ? 0 : source.pending(),
     stopped,
+    ...sourceStats(),
   }
-  if (synth !== undefined) {
-    s.synthCounters = synth.counters()
-    s.synth = { ...synth.stats(), exhausted: synth.exhausted }
-  }
-  return s
 }
 
 const yieldToEvents = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))

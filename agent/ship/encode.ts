@@ -35,7 +35,7 @@ function dropsLen (d: Partial<DropCounters>): number {
 }
 
 /** protobuf wire bytes of a Batch (proto3: zero values are left out). */
-export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.host_id), hostnameBytes: Uint8Array = Buffer.from(b.hostname ?? ''), versionBytes: Uint8Array = Buffer.from(b.agent_version ?? '')): Buffer {
+export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.host_id), hostnameBytes: Uint8Array = Buffer.from(b.hostname ?? ''), versionBytes: Uint8Array = Buffer.from(b.agent_version ?? ''), instanceBytes: Uint8Array = Buffer.from(b.instance ?? '')): Buffer {
   const records = b.records
   const drops = b.drops ?? {}
   const dl = dropsLen(drops)
@@ -50,6 +50,7 @@ export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.h
   if ((b.sent_at_ms ?? 0) !== 0) size += 1 + varintLen(b.sent_at_ms as number)
   if (versionBytes.length > 0) size += 1 + varintLen(versionBytes.length) + versionBytes.length
   if ((b.captured_total ?? 0) !== 0) size += 1 + varintLen(b.captured_total as number)
+  if (instanceBytes.length > 0) size += 1 + varintLen(instanceBytes.length) + instanceBytes.length
   const out = Buffer.allocUnsafe(size)
   let p = 0
   if (hostIdBytes.length > 0) { out[p++] = 0x0a; p = writeVarint(out, p, hostIdBytes.length); out.set(hostIdBytes, p); p += hostIdBytes.length }
@@ -68,5 +69,6 @@ export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.h
   if ((b.sent_at_ms ?? 0) !== 0) { out[p++] = 0x38; p = writeVarint(out, p, b.sent_at_ms as number) }
   if (versionBytes.length > 0) { out[p++] = 0x42; p = writeVarint(out, p, versionBytes.length); out.set(versionBytes, p); p += versionBytes.length }
   if ((b.captured_total ?? 0) !== 0) { out[p++] = 0x48; p = writeVarint(out, p, b.captured_total as number) }
+  if (instanceBytes.length > 0) { out[p++] = 0x52; p = writeVarint(out, p, instanceBytes.length); out.set(instanceBytes, p); p += instanceBytes.length }
   return out
 }

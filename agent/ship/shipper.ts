@@ -3,6 +3,7 @@ import type { Logger } from '../../shared/logger.js'
 import { collectorService, type Ack, type DropCounters } from '../../shared/proto/index.js'
 import { Backoff } from './backoff.js'
 import { encodeBatch } from './encode.js'
+import { InFlight } from './inflight.js'
 import type { Eviction, Spool } from './spool.js'
 
 // The shipper sends spooled batches, in seq order, on one Ship stream, with
@@ -10,7 +11,9 @@ import type { Eviction, Spool } from './spool.js'
 // the window and mark batches done in the spool. A broken stream, an ack
 // that does not come within ackTimeoutMs, or a RETRY ack rewinds the send
 // cursor to the oldest batch not yet acked; the collector de-duplicates by
-// (host_id, seq), so a resend is never counted twice.
+// (host_id, instance, seq), so a resend is never counted twice. An ack that
+// matches no batch in flight (inflight.ts) is a protocol error: counted,
+// logged, and the stream is reconnected with the spool untouched.
 
 export interface ShipperOptions {
   /** HOST:PORT */
@@ -56,10 +59,10 @@ export interface ShipperStats {
   evictedInFlightRecords: number
   reconnects: number
   streamErrors: number
+  /** acks that matched no batch in flight (another host or instance, a seq not sent or acked already) */
+  protocolErrors: number
   lastAckAt: number
 }
-
-interface InFlight { sentAt: number, count: number, bytes: number }
 
 /** Batches go out already encoded (encode.ts); acks are decoded by the .proto's codec. */
 type ShipCall = grpc.ClientDuplexStream<Buffer, Ack>
@@ -73,6 +76,8 @@ export class Shipper {
   readonly #hostIdBytes: Buffer
   readonly #hostnameBytes: Buffer
   readonly #versionBytes: Buffer
+  readonly #instance: string
+  readonly #instanceBytes: Buffer
   #call: ShipCall | undefined
   #gen = 0
   #up = false
@@ -84,8 +89,7 @@ export class Shipper {
   #timer: NodeJS.Timeout | undefined
   #pumpTimer: NodeJS.Timeout | undefined
   readonly #watchdog: NodeJS.Timeout
-  readonly #inflight = new Map<number, InFlight>()
-  #inflightBytes = 0
+  readonly #inflight = new InFlight()
   /**
    * Batches evicted from the spool while in flight: an ack still delivers
    * them; anything else (a broken stream, RETRY) loses them, since they
@@ -95,7 +99,7 @@ export class Shipper {
   #waiters: Array<() => void> = []
   readonly #s: ShipperStats = {
     connected: false, inflight: 0, inflightBytes: 0, unsent: 0, sentBatches: 0, ackedBatches: 0, ackedRecords: 0,
-    duplicates: 0, refusedBatches: 0, refusedRecords: 0, retryAcks: 0, evictedInFlightRecords: 0, reconnects: 0, streamErrors: 0, lastAckAt: 0,
+    duplicates: 0, refusedBatches: 0, refusedRecords: 0, retryAcks: 0, evictedInFlightRecords: 0, reconnects: 0, streamErrors: 0, protocolErrors: 0, lastAckAt: 0,
   }
 
   constructor (opts: ShipperOptions) {
@@ -107,6 +111,8 @@ export class Shipper {
     this.#hostIdBytes = Buffer.from(opts.hostId)
     this.#hostnameBytes = Buffer.from(opts.hostname)
     this.#versionBytes = Buffer.from(opts.agentVersion)
+    this.#instance = opts.spool.instance
+    this.#instanceBytes = Buffer.from(this.#instance)
     this.#client = new Ctor(opts.target, opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.keepalive_time_ms': 20_000,
       'grpc.keepalive_timeout_ms': 10_000,
@@ -177,9 +183,8 @@ export class Shipper {
     this.#s.connected = true
     this.#writeBlocked = false
     this.#inflight.clear()
-    this.#inflightBytes = 0
     this.#cursor = this.#o.spool.firstPending()
-    this.#o.log.info({ collector: this.#o.target, fromSeq: this.#cursor, pendingBatches: this.#o.spool.pendingBatches }, 'Ship stream open')
+    this.#o.log.info({ collector: this.#o.target, instance: this.#instance, fromSeq: this.#cursor, pendingBatches: this.#o.spool.pendingBatches }, 'Ship stream open')
     this.#pump()
   }
 
@@ -196,15 +201,14 @@ export class Shipper {
       call.cancel()
     }
     this.#inflight.clear()
-    this.#inflightBytes = 0
     this.#loseEvictedInFlight()
     this.#wake()
     this.#scheduleReconnect(why)
   }
 
   #checkAckTimeout (): void {
-    if (!this.#up || this.#inflight.size === 0) return
-    const oldest = this.#inflight.values().next().value as InFlight
+    const oldest = this.#inflight.oldest()
+    if (!this.#up || oldest === undefined) return
     if (performance.now() - oldest.sentAt > this.#o.ackTimeoutMs) {
       this.#down(`no ack within ${this.#o.ackTimeoutMs} ms for ${this.#inflight.size} batches in flight; reconnecting`)
     }
@@ -222,7 +226,7 @@ export class Shipper {
       return
     }
     const spool = this.#o.spool
-    while (this.#inflight.size < this.#o.window && this.#inflightBytes < this.#o.windowBytes) {
+    while (this.#inflight.size < this.#o.window && this.#inflight.bytes < this.#o.windowBytes) {
       const seq = spool.nextPending(this.#cursor)
       if (seq >= spool.nextSeq) break
       this.#cursor = seq + 1
@@ -244,9 +248,8 @@ export class Shipper {
         sent_at_ms: b.createdMs,
         agent_version: this.#o.agentVersion,
         captured_total: this.#o.capturedTotal(),
-      }, this.#hostIdBytes, this.#hostnameBytes, this.#versionBytes)
-      this.#inflight.set(seq, { sentAt: performance.now(), count: b.count, bytes: b.records.byteLength })
-      this.#inflightBytes += b.records.byteLength
+      }, this.#hostIdBytes, this.#hostnameBytes, this.#versionBytes, this.#instanceBytes)
+      this.#inflight.add(seq, { sentAt: performance.now(), count: b.count, bytes: b.records.byteLength })
       this.#s.sentBatches++
       if (!this.#call.write(msg)) {
         this.#writeBlocked = true
@@ -255,18 +258,16 @@ export class Shipper {
     }
   }
 
-  #forget (seq: number): InFlight | undefined {
-    const e = this.#inflight.get(seq)
-    if (e !== undefined) {
-      this.#inflight.delete(seq)
-      this.#inflightBytes -= e.bytes
-    }
-    return e
-  }
-
   #onAck (ack: Ack): void {
+    const problem = this.#inflight.mismatch(ack, this.#o.hostId, this.#instance)
+    if (problem !== undefined) {
+      this.#s.protocolErrors++
+      this.#o.log.error({ collector: this.#o.target, seq: ack.seq, status: ack.status, ackHostId: ack.host_id, ackInstance: ack.instance, instance: this.#instance }, `the collector sent an ack that matches no batch in flight: ${problem}; reconnecting, and every unacked batch stays in the spool`)
+      this.#down('protocol error on the Ship stream (see the error above)')
+      return
+    }
     const seq = Number(ack.seq)
-    const e = this.#forget(seq)
+    const e = this.#inflight.take(seq)
     const latency = e === undefined ? undefined : performance.now() - e.sentAt
     const spool = this.#o.spool
     const evictedCount = this.#evictedInFlight.get(seq)
@@ -360,7 +361,7 @@ export class Shipper {
     else unsent = spool.pendingBatches
     let evicted = 0
     for (const n of this.#evictedInFlight.values()) evicted += n
-    return { ...this.#s, connected: this.#up, inflight: this.#inflight.size, inflightBytes: this.#inflightBytes, unsent, evictedInFlightRecords: evicted }
+    return { ...this.#s, connected: this.#up, inflight: this.#inflight.size, inflightBytes: this.#inflight.bytes, unsent, evictedInFlightRecords: evicted }
   }
 
   async close (): Promise<void> {

@@ -1,23 +1,16 @@
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlink, unlinkSync, writeFileSync, writeSync, writevSync } from 'node:fs'
+import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, unlink, writeSync, writevSync } from 'node:fs'
 import { join } from 'node:path'
 import { PicketError } from '../../shared/errors.js'
 import type { Logger } from '../../shared/logger.js'
-import { crc32 } from './crc32.js'
+import { crc32 } from '../crc32.js'
+import { FRAME_HEADER, frameHeader, lastSeqOf, readFrame, readWatermark, scanSegment, SEG_HEADER, segmentHeader, segName, writeWatermark, type Segment } from './spool-format.js'
+import { spoolInstance } from './spool-instance.js'
+import { lockSpool, unlockSpool } from './spool-lock.js'
 
 // The disk spool: every batch is written here, with its sequence number,
-// before it is sent, and stays until the collector acks it.
-//
-// Layout of a spool folder (one per host id):
-//   seg-<first seq, 20 digits>.pks   append-only segments, oldest first
-//   acked                            the ack watermark: every seq <= it is done
-//   lock                             pid of the agent that owns the folder
-//
-// A segment is a 16-byte header, "PKSPSEG1" then its first seq (u64 LE),
-// followed by frames, one per batch, back to back:
-//   0  u32 magic "PKSF"        16  u64 seq
-//   4  u32 payload length      24  u64 created (wall clock ms)
-//   8  u32 record count        32  payload: the batch's msgpack records
-//  12  u32 crc32 of the payload, then bytes [0,12), then [16,32)
+// before it is sent, and stays until the collector acks it. Its files:
+// spool-format.ts; one agent per folder: spool-lock.ts; the instance id that
+// names its seq stream: spool-instance.ts.
 //
 // Writes go straight to the file (one writev per batch, no user-space
 // buffer), so a batch survives SIGKILL as soon as append() returns; fdatasync
@@ -29,18 +22,11 @@ import { crc32 } from './crc32.js'
 // prefix and is written (atomically, by rename) once a second and at close;
 // a segment wholly below it is deleted. After a crash the agent may resend a
 // few batches that were acked after the last watermark write: the collector
-// answers DUPLICATE (it de-duplicates by host and seq) and nothing is counted
-// twice.
+// answers DUPLICATE (it de-duplicates by host, instance and seq) and nothing
+// is counted twice.
 //
 // The spool is bounded: past maxBytes the oldest segment is deleted, acked
 // or not, and its unacked records are reported as evicted (drops).
-
-const SEG_MAGIC = Buffer.from('PKSPSEG1', 'latin1')
-const SEG_HEADER = 16
-const FRAME_MAGIC = 0x46534b50
-const FRAME_HEADER = 32
-const ACK_MAGIC = 0x41534b50
-const MAX_PAYLOAD = 256 * 1024 * 1024
 
 export interface SpoolOptions {
   dir: string
@@ -81,47 +67,14 @@ export interface SpoolStats {
   pendingRecords: number
   nextSeq: number
   ackedThrough: number
+  /** the instance id of this seq stream ('': a spool from before instance ids) */
+  instance: string
   cacheBytes: number
   evictedBatches: number
   evictedRecords: number
   /** bytes cut from segment tails that failed their checks at open */
   truncatedBytes: number
 }
-
-interface Segment {
-  firstSeq: number
-  path: string
-  fd: number
-  size: number
-  /** frame offset, payload length and record count, by seq - firstSeq */
-  offsets: number[]
-  lengths: number[]
-  counts: number[]
-}
-
-function lastSeqOf (s: Segment): number {
-  return s.firstSeq + s.offsets.length - 1
-}
-
-function segName (firstSeq: number): string {
-  return `seg-${String(firstSeq).padStart(20, '0')}.pks`
-}
-
-// the payload comes first so a decoder thread can checksum it off the main thread
-function frameCrc (hdr: Uint8Array, payloadCrc: number): number {
-  return crc32(hdr.subarray(16, FRAME_HEADER), crc32(hdr.subarray(0, 12), payloadCrc))
-}
-
-function pidAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-const openDirs = new Set<string>()
 
 export class Spool {
   readonly dir: string
@@ -131,6 +84,7 @@ export class Spool {
   readonly #log: Logger
   readonly #segments: Segment[] = []
   #nextSeq = 1
+  #instance = ''
   /** every seq <= #acked is done (acked, refused or evicted) */
   #acked = 0
   #persistedAcked = 0
@@ -165,69 +119,30 @@ export class Spool {
     } catch (err) {
       throw new PicketError('PICKET_ERR_SPOOL', `cannot create the spool folder ${opts.dir}: ${(err as Error).message}; check --data`)
     }
-    s.#lock()
+    lockSpool(opts.dir, opts.log)
     try {
       s.#recover()
     } catch (err) {
-      s.#unlock()
+      unlockSpool(opts.dir)
       for (const seg of s.#segments) closeSync(seg.fd)
       throw err
     }
     return s
   }
 
-  // -- open ---------------------------------------------------------------
-
-  #lock (): void {
-    if (openDirs.has(this.dir)) throw new PicketError('PICKET_ERR_SPOOL', `spool ${this.dir} is already open in this process`)
-    const path = join(this.dir, 'lock')
-    for (let tries = 0; tries < 2; tries++) {
-      try {
-        const fd = openSync(path, 'wx')
-        writeSync(fd, String(process.pid))
-        closeSync(fd)
-        openDirs.add(this.dir)
-        return
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new PicketError('PICKET_ERR_SPOOL', `cannot lock the spool ${this.dir}: ${(err as Error).message}`)
-      }
-      const pid = Number(readFileSync(path, 'utf8').trim())
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
-        throw new PicketError('PICKET_ERR_SPOOL', `spool ${this.dir} is in use by process ${pid}: stop that agent or give this one another --data folder`)
-      }
-      this.#log.warn({ dir: this.dir, pid }, 'spool lock left by a process that is gone; taking it over')
-      unlinkSync(path)
-    }
-    throw new PicketError('PICKET_ERR_SPOOL', `cannot lock the spool ${this.dir}`)
-  }
-
-  #unlock (): void {
-    openDirs.delete(this.dir)
-    try { unlinkSync(join(this.dir, 'lock')) } catch {}
-  }
-
-  #readAcked (): number {
-    const path = join(this.dir, 'acked')
-    if (!existsSync(path)) return 0
-    const b = readFileSync(path)
-    if (b.length !== 16 || b.readUInt32LE(0) !== ACK_MAGIC || crc32(b.subarray(8)) !== b.readUInt32LE(4)) {
-      this.#log.warn({ path }, 'spool ack watermark is damaged; replaying every segment (the collector drops duplicates)')
-      return 0
-    }
-    return Number(b.readBigUInt64LE(8))
-  }
-
   #recover (): void {
-    this.#acked = this.#persistedAcked = this.#readAcked()
+    this.#acked = this.#persistedAcked = readWatermark(this.dir, this.#log)
     const names = readdirSync(this.dir).filter(n => /^seg-\d{20}\.pks$/.test(n)).sort()
     for (const name of names) {
-      const seg = this.#scan(join(this.dir, name), Number(name.slice(4, 24)))
+      const { seg, truncatedBytes } = scanSegment(join(this.dir, name), Number(name.slice(4, 24)), this.#log)
+      this.#truncatedBytes += truncatedBytes
       if (seg !== undefined) { this.#segments.push(seg); this.#bytes += seg.size }
     }
     // segments wholly done are deleted; the last one stays (it carries the next seq)
     while (this.#segments.length > 1 && lastSeqOf(this.#segments[0]) <= this.#acked) this.#dropSegment(this.#segments.shift() as Segment)
     const last = this.#segments.at(-1)
     this.#nextSeq = Math.max(this.#acked + 1, last === undefined ? 1 : lastSeqOf(last) + 1)
+    this.#instance = spoolInstance(this.dir, this.#nextSeq === 1, this.#log)
     let replay = 0
     for (const seg of this.#segments) {
       for (let i = 0; i < seg.offsets.length; i++) {
@@ -238,48 +153,6 @@ export class Spool {
     if (replay > 0) this.#log.info({ dir: this.dir, batches: replay, records: this.#pendingRecords, fromSeq: this.firstPending() }, 'spool holds unacked batches; they will be sent first')
   }
 
-  /** Read and check one segment; truncates a bad tail. */
-  #scan (path: string, nameSeq: number): Segment | undefined {
-    const fd = openSync(path, 'a+')
-    const size = fstatSync(fd).size
-    const seg: Segment = { firstSeq: nameSeq, path, fd, size: 0, offsets: [], lengths: [], counts: [] }
-    const hdr = Buffer.alloc(SEG_HEADER)
-    if (size < SEG_HEADER || readSync(fd, hdr, 0, SEG_HEADER, 0) !== SEG_HEADER || !hdr.subarray(0, 8).equals(SEG_MAGIC) || Number(hdr.readBigUInt64LE(8)) !== nameSeq) {
-      // a segment whose header never made it to disk holds nothing
-      if (size > 0) this.#log.error({ path, bytes: size }, 'spool segment has a bad header; discarding it')
-      this.#truncatedBytes += size
-      closeSync(fd)
-      unlinkSync(path)
-      return undefined
-    }
-    let p = SEG_HEADER
-    const fh = Buffer.alloc(FRAME_HEADER)
-    let problem: string | undefined
-    while (p < size) {
-      if (p + FRAME_HEADER > size) { problem = 'torn frame header'; break }
-      readSync(fd, fh, 0, FRAME_HEADER, p)
-      const len = fh.readUInt32LE(4)
-      const expectSeq = nameSeq + seg.offsets.length
-      if (fh.readUInt32LE(0) !== FRAME_MAGIC || len > MAX_PAYLOAD) { problem = 'bad frame magic'; break }
-      if (Number(fh.readBigUInt64LE(16)) !== expectSeq) { problem = `frame seq ${Number(fh.readBigUInt64LE(16))} where ${expectSeq} was expected`; break }
-      if (p + FRAME_HEADER + len > size) { problem = 'torn frame payload'; break }
-      const payload = Buffer.allocUnsafe(len)
-      readSync(fd, payload, 0, len, p + FRAME_HEADER)
-      if (frameCrc(fh, crc32(payload)) !== fh.readUInt32LE(12)) { problem = 'checksum mismatch'; break }
-      seg.offsets.push(p)
-      seg.lengths.push(len)
-      seg.counts.push(fh.readUInt32LE(8))
-      p += FRAME_HEADER + len
-    }
-    if (problem !== undefined) {
-      this.#log.warn({ path, offset: p, bytes: size - p, problem, framesKept: seg.offsets.length }, 'spool segment ends in a damaged frame (torn write?); truncating it there')
-      ftruncateSync(fd, p)
-      this.#truncatedBytes += size - p
-    }
-    seg.size = p
-    return seg
-  }
-
   // -- write --------------------------------------------------------------
 
   #roll (): void {
@@ -287,10 +160,7 @@ export class Spool {
     if (prev !== undefined) fdatasync(prev.fd, () => {})
     const path = join(this.dir, segName(this.#nextSeq))
     const fd = openSync(path, 'a+')
-    const hdr = Buffer.alloc(SEG_HEADER)
-    SEG_MAGIC.copy(hdr, 0)
-    hdr.writeBigUInt64LE(BigInt(this.#nextSeq), 8)
-    writeSync(fd, hdr)
+    writeSync(fd, segmentHeader(this.#nextSeq))
     this.#segments.push({ firstSeq: this.#nextSeq, path, fd, size: SEG_HEADER, offsets: [], lengths: [], counts: [] })
     this.#bytes += SEG_HEADER
   }
@@ -308,13 +178,7 @@ export class Spool {
       seg = this.#segments[this.#segments.length - 1]
     }
     const seq = this.#nextSeq
-    const hdr = Buffer.allocUnsafe(FRAME_HEADER)
-    hdr.writeUInt32LE(FRAME_MAGIC, 0)
-    hdr.writeUInt32LE(records.length, 4)
-    hdr.writeUInt32LE(count, 8)
-    hdr.writeBigUInt64LE(BigInt(seq), 16)
-    hdr.writeBigUInt64LE(BigInt(createdMs), 24)
-    hdr.writeUInt32LE(frameCrc(hdr, recordsCrc ?? crc32(records)), 12)
+    const hdr = frameHeader(seq, records.length, count, createdMs, recordsCrc ?? crc32(records))
     let written: number
     try {
       written = writevSync(seg.fd, [hdr, records])
@@ -446,16 +310,9 @@ export class Spool {
     const cached = this.#cache.get(seq)
     if (cached !== undefined) return cached
     const seg = this.#segmentOf(seq) as Segment
-    const i = seq - seg.firstSeq
-    const len = seg.lengths[i]
-    const buf = Buffer.allocUnsafe(FRAME_HEADER + len)
-    const n = readSync(seg.fd, buf, 0, buf.length, seg.offsets[i])
-    const payload = buf.subarray(FRAME_HEADER)
-    if (n !== buf.length || buf.readUInt32LE(0) !== FRAME_MAGIC || Number(buf.readBigUInt64LE(16)) !== seq || frameCrc(buf, crc32(payload)) !== buf.readUInt32LE(12)) {
-      this.#log.error({ path: seg.path, seq }, 'spooled batch fails its checksum on read; it cannot be sent')
-      return undefined
-    }
-    return { seq, count: buf.readUInt32LE(8), createdMs: Number(buf.readBigUInt64LE(24)), records: payload }
+    const b = readFrame(seg, seq)
+    if (b === undefined) this.#log.error({ path: seg.path, seq }, 'spooled batch fails its checksum on read; it cannot be sent')
+    return b
   }
 
   countOf (seq: number): number {
@@ -482,13 +339,7 @@ export class Spool {
   /** Write the ack watermark if it moved (atomically: temp file, then rename). */
   persist (): void {
     if (this.#acked === this.#persistedAcked) return
-    const b = Buffer.alloc(16)
-    b.writeUInt32LE(ACK_MAGIC, 0)
-    b.writeBigUInt64LE(BigInt(this.#acked), 8)
-    b.writeUInt32LE(crc32(b.subarray(8)), 4)
-    const tmp = join(this.dir, 'acked.tmp')
-    writeFileSync(tmp, b)
-    renameSync(tmp, join(this.dir, 'acked'))
+    writeWatermark(this.dir, this.#acked)
     this.#persistedAcked = this.#acked
   }
 
@@ -504,17 +355,10 @@ export class Spool {
     }
   }
 
-  get nextSeq (): number {
-    return this.#nextSeq
-  }
-
-  get ackedThrough (): number {
-    return this.#acked
-  }
-
-  get pendingBatches (): number {
-    return this.#pendingBatches
-  }
+  get nextSeq (): number { return this.#nextSeq }
+  get ackedThrough (): number { return this.#acked }
+  get instance (): string { return this.#instance }
+  get pendingBatches (): number { return this.#pendingBatches }
 
   stats (): SpoolStats {
     return {
@@ -525,6 +369,7 @@ export class Spool {
       pendingRecords: this.#pendingRecords,
       nextSeq: this.#nextSeq,
       ackedThrough: this.#acked,
+      instance: this.#instance,
       cacheBytes: this.#cacheBytes,
       evictedBatches: this.#evictedBatches,
       evictedRecords: this.#evictedRecords,
@@ -542,6 +387,6 @@ export class Spool {
     }
     this.#segments.length = 0
     for (const seq of [...this.#cache.keys()]) this.#uncache(seq)
-    this.#unlock()
+    unlockSpool(this.dir)
   }
 }

@@ -1,18 +1,30 @@
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import { PicketError } from '../../shared/errors.js'
 import type { Logger } from '../../shared/logger.js'
 import { siblingModule } from '../../shared/paths.js'
 import { workerScript } from '../../shared/worker-script.js'
+import { DEFAULT_DETECTION_MEMORY } from '../detection/budget.js'
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from '../detection/protocol.js'
 import type { ScanLimits } from '../detection/projector.js'
+import type { InstanceFloor } from '../detection/seq.js'
 import type { RuleTiming } from '../detection/rules/compile.js'
 import type { RuleCollection } from '../detection/rules/types.js'
-import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, WorkerHealth } from './types.js'
+import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, WorkerHealth, WorkerSnapshot } from './types.js'
 
 // The in-process bridge: raw worker_threads, one MessagePort per worker, and
 // our own routing, because every batch of a host must reach the worker that
 // holds that host's actor (a task pool like piscina has no affinity). Batch
-// bytes are transferred, not copied.
+// bytes are transferred, not copied. A batch's submit resolves once the
+// findings it caused are in the store: the ack follows the commit.
+//
+//
+// A worker holds actors only for hosts that are active. The bridge keeps, per
+// worker, the hosts it routed there and when; a host idle for hostIdleMs is
+// forgotten (the worker drops its actor once its windows are empty), and the
+// next message for a host the worker may not hold carries the host's dedup
+// floors from the store, one per agent instance (aged and bounded there as in
+// the worker, seq.ts). MessagePort order makes this race-free: whatever the
+// bridge sends after 'forget' carries the floors.
 
 export interface PoolOptions {
   workers: number
@@ -20,17 +32,23 @@ export interface PoolOptions {
   timing: RuleTiming
   limits: ScanLimits
   productVersion: string
-  /** dedup floors persisted by an earlier run */
-  seqs: Map<string, number>
+  /** a host's dedup floors as persisted, one per agent instance (the store's seq_floors); none for a host never seen */
+  floorsOf: (hostId: string) => InstanceFloor[]
   sink: DetectionSink
   logger: Logger
   tickMs?: number
   fleetRefreshMs?: number
+  /** memory budget of each worker's correlation state, bytes (default 256 MiB) */
+  memoryBytes?: number
+  /** a host with no batch for this long is forgotten (default 10 min) */
+  hostIdleMs?: number
   /** bytes queued to one worker before submit answers RETRY */
   maxQueuedBytes?: number
   startTimeoutMs?: number
   /** restart a worker that dies (default true) */
   restart?: boolean
+  /** the detection worker module (default backend/detection/worker); tests pass a wrapper */
+  workerScript?: URL
 }
 
 /** FNV-1a over the UTF-16 code units of the host id, mod `workers`. */
@@ -38,6 +56,17 @@ export function routeHost (hostId: string, workers: number): number {
   let h = 0x811c9dc5
   for (let i = 0; i < hostId.length; i++) h = Math.imul(h ^ hostId.charCodeAt(i), 0x01000193)
   return (h >>> 0) % workers
+}
+
+/**
+ * A worker's V8 old generation: twice its state budget (the budget counts
+ * estimated live bytes) plus room for the rules, one batch's columns and the
+ * findings in flight. V8 sizes its collections by this limit, so a flood's
+ * garbage is collected near the budget instead of near the machine's memory;
+ * a worker that still outgrows it dies and is restarted like any other crash.
+ */
+export function workerHeapMb (memoryBytes: number): number {
+  return Math.ceil(2 * memoryBytes / (1024 * 1024)) + 128
 }
 
 interface Pending { resolve: (r: SubmitResult) => void, bytes: number }
@@ -55,6 +84,10 @@ class Slot {
   stats: WorkerStats | undefined
   readonly pings = new Map<number, (s: WorkerStats) => void>()
   readonly flushes = new Map<number, () => void>()
+  /** hosts routed here whose actor the worker may hold, with the wall time of their last message */
+  readonly known = new Map<string, number>()
+  /** hosts forgotten for being idle (cumulative) */
+  forgotten = 0
   onReady: (() => void) | undefined
   onFatal: ((msg: string) => void) | undefined
   exited: Promise<void> = Promise.resolve()
@@ -65,24 +98,47 @@ export class WorkerPoolBridge implements Bridge {
   readonly kind = 'in-process worker pool'
   readonly #o: Required<PoolOptions>
   readonly #slots: Slot[]
-  readonly #route = new Map<string, number>()
-  readonly #url = siblingModule(import.meta.url, '../detection/worker')
   #nextId = 0
   #closing = false
+  #sweeper: NodeJS.Timeout | undefined
 
   constructor (opts: PoolOptions) {
-    this.#o = { tickMs: 250, fleetRefreshMs: 1000, maxQueuedBytes: 256 * 1024 * 1024, startTimeoutMs: 20_000, restart: true, ...opts }
+    this.#o = {
+      tickMs: 250,
+      fleetRefreshMs: 1000,
+      memoryBytes: DEFAULT_DETECTION_MEMORY,
+      hostIdleMs: 600_000,
+      maxQueuedBytes: 256 * 1024 * 1024,
+      startTimeoutMs: 20_000,
+      restart: true,
+      ...opts,
+      workerScript: opts.workerScript ?? siblingModule(import.meta.url, '../detection/worker'),
+    }
     this.#slots = Array.from({ length: opts.workers }, (_, i) => new Slot(i))
   }
 
   route (hostId: string): number {
-    let i = this.#route.get(hostId)
-    if (i === undefined) {
-      i = routeHost(hostId, this.#slots.length)
-      if (this.#route.size > 200_000) this.#route.clear()
-      this.#route.set(hostId, i)
+    return routeHost(hostId, this.#slots.length)
+  }
+
+  /** `hostId` has a message for `slot` now: its floors when the worker may hold no actor for it. */
+  #introduce (slot: Slot, hostId: string, now: number): InstanceFloor[] | undefined {
+    const known = slot.known.has(hostId)
+    slot.known.set(hostId, now)
+    return known ? undefined : this.#o.floorsOf(hostId)
+  }
+
+  /** Forget the hosts idle past hostIdleMs, and tell their workers. */
+  #sweep (): void {
+    const cutoff = Date.now() - this.#o.hostIdleMs
+    for (const slot of this.#slots) {
+      const idle: string[] = []
+      for (const [h, at] of slot.known) if (at <= cutoff) idle.push(h)
+      if (idle.length === 0) continue
+      for (const h of idle) slot.known.delete(h)
+      slot.forgotten += idle.length
+      if (slot.alive && slot.port !== undefined) slot.port.postMessage({ t: 'forget', hosts: idle } satisfies ToWorker)
     }
-    return i
   }
 
   async start (): Promise<void> {
@@ -92,11 +148,14 @@ export class WorkerPoolBridge implements Bridge {
       await this.close()
       throw new PicketError('PICKET_ERR_BRIDGE', `the detection workers did not start (${failed.join('; ')}); check the log above, the rules folder and --workers`)
     }
+    this.#sweeper = setInterval(() => this.#sweep(), Math.min(30_000, Math.max(250, this.#o.hostIdleMs / 4)))
+    this.#sweeper.unref()
   }
 
   async #spawn (slot: Slot): Promise<void> {
     const { port1, port2 } = new MessageChannel()
-    const seqs = [...this.#o.seqs].filter(([h]) => this.route(h) === slot.index)
+    // a new worker holds no actor: every host's next message carries its floor
+    slot.known.clear()
     const init: WorkerInit = {
       index: slot.index,
       docs: this.#o.rules.docs,
@@ -104,18 +163,18 @@ export class WorkerPoolBridge implements Bridge {
       timing: this.#o.timing,
       limits: this.#o.limits,
       productVersion: this.#o.productVersion,
-      seqs,
+      memoryBytes: this.#o.memoryBytes,
       tickMs: this.#o.tickMs,
       fleetRefreshMs: this.#o.fleetRefreshMs,
       port: port2,
-      generation: slot.restarts,
     }
-    const { script, eval: isEval } = workerScript(this.#url)
+    const { script, eval: isEval } = workerScript(this.#o.workerScript)
     const worker = new Worker(script, {
       eval: isEval,
       workerData: init,
       transferList: [port2],
       name: `picket-detection-${slot.index}`,
+      resourceLimits: { maxOldGenerationSizeMb: workerHeapMb(this.#o.memoryBytes) },
     })
     slot.worker = worker
     slot.port = port1
@@ -141,7 +200,14 @@ export class WorkerPoolBridge implements Bridge {
   #onExit (slot: Slot, worker: Worker, code: number): void {
     if (slot.worker !== worker) return
     slot.alive = false
-    slot.port?.close()
+    // The worker's last messages (its final summary: the dedup floors) may
+    // still be queued when 'exit' comes first, as it can on Node 24: take them
+    // before the port is closed, or they are lost.
+    const port = slot.port
+    if (port !== undefined) {
+      for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) this.#onMessage(slot, m.message as FromWorker)
+      port.close()
+    }
     const why = slot.lastError ?? `exit code ${code}`
     for (const p of slot.pending.values()) p.resolve({ status: 'retry', message: `detection worker ${slot.index} stopped (${why}) before accepting the batch; resend it` })
     slot.pending.clear()
@@ -166,19 +232,23 @@ export class WorkerPoolBridge implements Bridge {
         slot.onReady?.()
         break
       case 'done': {
-        // hand findings on before the submit resolves: the ack follows the finding
-        if (m.findings !== undefined) this.#o.sink.findings(m.findings)
-        if (m.fleet !== undefined) this.#o.sink.fleet(m.fleet)
+        const stored: Array<Promise<void>> = []
+        if (m.findings !== undefined) stored.push(this.#o.sink.findings(m.findings))
+        if (m.fleet !== undefined) stored.push(this.#o.sink.fleet(m.fleet))
+        // a resend of a batch whose findings are still on their way to the store: the agent forgets a
+        // batch answered DUPLICATE, so that answer waits for them too
+        if (m.outcome.status === 'duplicate') stored.push(this.#o.sink.settled())
         const p = slot.pending.get(m.id)
         if (p === undefined) break
         slot.pending.delete(m.id)
         slot.queuedBytes -= p.bytes
-        p.resolve(m.outcome)
+        if (stored.length === 0) p.resolve(m.outcome)
+        else void Promise.all(stored).then(() => p.resolve(m.outcome))
         break
       }
       case 'emit':
-        if (m.findings.length > 0) this.#o.sink.findings(m.findings)
-        if (m.fleet.length > 0) this.#o.sink.fleet(m.fleet)
+        if (m.findings.length > 0) void this.#o.sink.findings(m.findings)
+        if (m.fleet.length > 0) void this.#o.sink.fleet(m.fleet)
         break
       case 'pong':
         slot.stats = m.stats
@@ -192,7 +262,6 @@ export class WorkerPoolBridge implements Bridge {
       case 'summary':
         slot.stats = m.stats
         this.#o.sink.stats(slot.index, m.stats)
-        for (const h of m.hosts) this.#o.seqs.set(h.hostId, h.lastSeq)
         if (m.hosts.length > 0) this.#o.sink.hosts(m.hosts, slot.index)
         break
       case 'fatal':
@@ -223,7 +292,8 @@ export class WorkerPoolBridge implements Bridge {
       off = 0
     }
     const id = ++this.#nextId
-    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, seq: b.seq, count: b.count, buf, off, len: r.byteLength, recvAt: b.recvAt }
+    const floors = this.#introduce(slot, b.hostId, b.recvAt)
+    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, instance: b.instance, seq: b.seq, count: b.count, buf, off, len: r.byteLength, recvAt: b.recvAt, ...(floors !== undefined ? { floors } : {}) }
     slot.lastBatchAt = b.recvAt
     return await new Promise<SubmitResult>(resolve => {
       slot.pending.set(id, { resolve, bytes: r.byteLength })
@@ -232,9 +302,11 @@ export class WorkerPoolBridge implements Bridge {
     })
   }
 
-  skip (hostId: string, seq: number): void {
+  skip (hostId: string, instance: string, seq: number): void {
     const slot = this.#slots[this.route(hostId)]
-    if (slot.alive && slot.port !== undefined) slot.port.postMessage({ t: 'skip', hostId, seq } satisfies ToWorker)
+    if (!slot.alive || slot.port === undefined) return
+    const floors = this.#introduce(slot, hostId, Date.now())
+    slot.port.postMessage({ t: 'skip', hostId, instance, seq, ...(floors !== undefined ? { floors } : {}) } satisfies ToWorker)
   }
 
   async health (timeoutMs = 1000): Promise<BridgeHealth> {
@@ -260,6 +332,8 @@ export class WorkerPoolBridge implements Bridge {
         lastError: slot.lastError ?? (slot.alive && rttMs === undefined ? `no answer to a ping within ${timeoutMs} ms (busy or stuck; queued ${slot.pending.size} batches)` : undefined),
         rttMs,
         lastBatchAt: slot.lastBatchAt,
+        hosts: slot.known.size,
+        hostsForgotten: slot.forgotten,
         stats: slot.stats,
       }
     }))
@@ -290,12 +364,13 @@ export class WorkerPoolBridge implements Bridge {
     return this.#slots.map(s => s.pending.size)
   }
 
-  snapshot (): Array<{ index: number, alive: boolean, restarts: number, queued: number }> {
-    return this.#slots.map(s => ({ index: s.index, alive: s.alive, restarts: s.restarts, queued: s.pending.size }))
+  snapshot (): WorkerSnapshot[] {
+    return this.#slots.map(s => ({ index: s.index, alive: s.alive, restarts: s.restarts, queued: s.pending.size, hosts: s.known.size, hostsForgotten: s.forgotten }))
   }
 
   async close (): Promise<void> {
     this.#closing = true
+    clearInterval(this.#sweeper)
     await Promise.all(this.#slots.map(async slot => {
       const w = slot.worker
       if (w === undefined) return

@@ -1,18 +1,20 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FindingState, TriageStatus } from '../../shared/enums.js'
 import { isPicketError } from '../../shared/errors.js'
 import type { BackendContext } from '../http.js'
-import type { FindingQuery, TriageStatus } from '../store.js'
-import { ACTOR_HEADER, FINDINGS_QUERY, ID_PARAMS, PATCH_BODY, PATCH_HEADERS, STREAM_HEADERS, STREAM_QUERY, TOKEN_QUERY } from './schemas.js'
+import { LogLimiter } from '../log-limit.js'
+import type { FindingOrder, FindingQuery } from '../store/index.js'
+import { FINDINGS_QUERY, HOSTS_QUERY, ID_PARAMS, PATCH_BODY, STREAM_HEADERS, STREAM_QUERY, TOKEN_QUERY } from './schemas.js'
 import type { StreamHub } from './stream.js'
-import type { ErrorBody, FindingDetail, FindingList, HostList, HostView, Triage, ValidationErrorBody } from './types.js'
+import type { ErrorBody, FindingDetail, FindingList, HostList, HostView, ValidationErrorBody } from './types.js'
 import { ConsoleValidator, validationBody, type Part } from './validation.js'
 import { findingDetail, findingRow, hostView } from './views.js'
 
 // The console's JSON API, mounted under /api:
 //   GET   /api/findings       filters + cursor pagination
 //   GET   /api/findings/:id   the full OCSF finding and its triage history
-//   PATCH /api/findings/:id   { status, note? }: who (X-Picket-Actor) and when go into the history
-//   GET   /api/hosts          agent health: last seen, rate, drops by cause, stale
+//   PATCH /api/findings/:id   { status, note? }: who (the access token's analyst) and when go into the history
+//   GET   /api/hosts          agent health: last seen, rate, drops by cause, stale; limit + cursor pagination
 //   GET   /api/hosts/:id
 //   GET   /api/stream         Server-Sent Events (stream.ts)
 
@@ -22,8 +24,8 @@ export interface ApiOptions {
 }
 
 interface FindingsQuery {
-  status?: Triage[]
-  state?: 'open' | 'closed'
+  status?: TriageStatus[]
+  state?: FindingState
   host?: string
   source?: string
   technique?: string
@@ -31,7 +33,7 @@ interface FindingsQuery {
   since?: string
   until?: string
   q?: string
-  order: 'created' | 'updated' | 'last_seen'
+  order: FindingOrder
   limit: number
   cursor?: string
 }
@@ -61,6 +63,20 @@ function badRequest (reply: FastifyReply, fields: ValidationErrorBody['fields'])
   return reply.code(400).send(validationBody(fields))
 }
 
+/** A store page, or undefined when the cursor is not one this API returned. */
+function pageOrBadCursor<P> (read: () => P): P | undefined {
+  try {
+    return read()
+  } catch (err) {
+    if (isPicketError(err, 'PICKET_ERR_VALIDATION') && /cursor/.test(err.message)) return undefined
+    throw err
+  }
+}
+
+async function badCursor (reply: FastifyReply): Promise<FastifyReply> {
+  return await badRequest(reply, [{ field: 'cursor', in: 'query', message: 'is not a cursor this API returned (it belongs to other filters or is damaged); start again without it' }])
+}
+
 function notFound (reply: FastifyReply, message: string): FastifyReply {
   const body: ErrorBody = { error: 'PICKET_ERR_NOT_FOUND', message }
   return reply.code(404).send(body)
@@ -70,6 +86,9 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
   const { store } = ctx
   const validator = new ConsoleValidator()
   api.setValidatorCompiler(validator.compiler)
+  // a failing store fails every request: one line per 10 s says so, with the count
+  const failures = new LogLimiter(ctx.logger.child({ component: 'console-api' }))
+  api.addHook('onClose', async () => { failures.flush() })
 
   api.addHook('onSend', async (_req, reply, payload) => {
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store')
@@ -92,11 +111,11 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
       return await reply.code(err.statusCode ?? 400).send({ error: err.code, message: err.message } satisfies ErrorBody)
     }
     if (isPicketError(err)) {
-      req.log.error({ err }, 'console API request failed')
+      failures.error(err.code, { err, path: req.routeOptions.url }, 'console API request failed')
       return await reply.code(503).send({ error: err.code, message: err.message } satisfies ErrorBody)
     }
     if ((err.statusCode ?? 500) < 500) return await reply.code(err.statusCode ?? 400).send({ error: err.code ?? 'Bad Request', message: err.message } satisfies ErrorBody)
-    req.log.error({ err }, 'console API request failed')
+    failures.error('internal', { err, path: req.routeOptions.url }, 'console API request failed')
     return await reply.code(500).send({ error: 'Internal Server Error', message: 'the request failed inside the backend; the backend log has the details' } satisfies ErrorBody)
   })
 
@@ -125,7 +144,7 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
     const query: FindingQuery = {
       order: q.order,
       limit: q.limit,
-      ...(q.status !== undefined && q.status.length > 0 ? { status: q.status as TriageStatus[] } : {}),
+      ...(q.status !== undefined && q.status.length > 0 ? { status: q.status } : {}),
       ...(q.state !== undefined ? { state: q.state } : {}),
       ...(q.host !== undefined ? { host: q.host } : {}),
       ...(q.source !== undefined ? { source: q.source } : {}),
@@ -136,15 +155,8 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
       ...(q.q !== undefined ? { q: q.q } : {}),
       ...(q.cursor !== undefined && q.cursor !== '' ? { cursor: q.cursor } : {}),
     }
-    let page
-    try {
-      page = store.listFindings(query)
-    } catch (err) {
-      if (isPicketError(err, 'PICKET_ERR_VALIDATION') && /cursor/.test(err.message)) {
-        return await badRequest(reply, [{ field: 'cursor', in: 'query', message: 'is not a cursor this API returned (it belongs to other filters or is damaged); start again without it' }])
-      }
-      throw err
-    }
+    const page = pageOrBadCursor(() => store.listFindings(query))
+    if (page === undefined) return await badCursor(reply)
     const body: FindingList = { items: page.items.map(findingRow), total: page.total, limit: q.limit, ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}) }
     return body
   })
@@ -156,19 +168,33 @@ export async function registerApi (api: FastifyInstance, ctx: BackendContext, o:
     return body
   })
 
-  api.patch<{ Params: { id: string }, Body: { status: Triage, note?: string }, Headers: Record<string, string | undefined> }>('/findings/:id', {
-    schema: { params: ID_PARAMS, querystring: TOKEN_QUERY, headers: PATCH_HEADERS, body: PATCH_BODY },
-  }, async (req) => {
-    const actor = req.headers[ACTOR_HEADER]?.trim() ?? 'console'
-    const f = store.setStatus(req.params.id, { status: req.body.status as TriageStatus, actor, note: req.body.note?.trim() ?? '' })
+  api.patch<{ Params: { id: string }, Body: { status: TriageStatus, note?: string } }>('/findings/:id', {
+    schema: { params: ID_PARAMS, querystring: TOKEN_QUERY, body: PATCH_BODY },
+  }, async (req, reply) => {
+    // who comes from the credential alone (a header would let anyone write any
+    // name); the access check lets no change without a token get this far
+    const actor = req.analyst
+    if (actor === null) return await reply.code(401).send({ error: 'PICKET_ERR_CONSOLE_TOKEN', message: 'changing a finding needs an access token' } satisfies ErrorBody)
+    const f = store.setStatus(req.params.id, { status: req.body.status, actor, note: req.body.note?.trim() ?? '' })
     req.log.info({ finding: f.id, status: f.status, actor }, 'finding triaged')
     const body: FindingDetail = findingDetail(f, store.history(f.id))
     return body
   })
 
-  api.get<{ Querystring: Record<string, string> }>('/hosts', { schema: { querystring: TOKEN_QUERY } }, async () => {
+  api.get<{ Querystring: { limit: number, cursor?: string } }>('/hosts', { schema: { querystring: HOSTS_QUERY } }, async (req, reply) => {
+    const q = req.query
     const now = Date.now()
-    const body: HostList = { items: store.listHosts().map(h => hostView(h, now, o.staleAfterMs)), serverTime: now, staleAfterMs: o.staleAfterMs }
+    const page = pageOrBadCursor(() => store.listHosts({ limit: q.limit, staleBefore: now - o.staleAfterMs, ...(q.cursor !== undefined && q.cursor !== '' ? { cursor: q.cursor } : {}) }))
+    if (page === undefined) return await badCursor(reply)
+    const body: HostList = {
+      items: page.items.map(h => hostView(h, now, o.staleAfterMs)),
+      total: page.total,
+      stale: page.stale ?? 0,
+      limit: q.limit,
+      ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}),
+      serverTime: now,
+      staleAfterMs: o.staleAfterMs,
+    }
     return body
   })
 

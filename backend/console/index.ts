@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { rootPath } from '../../shared/paths.js'
 import type { BackendContext, HttpPlugin } from '../http.js'
 import { registerApi } from './api.js'
-import { rebindingGuard, setSecurityHeaders } from './security.js'
+import { setSecurityHeaders } from './security.js'
 import { StreamHub } from './stream.js'
 
 // The operator console: the JSON API and live stream under /api, and the
@@ -19,8 +19,10 @@ export interface ConsoleOptions {
   staleAfterMs?: number
   /** SSE keep-alive (`ping` event) interval (default 15 s) */
   keepAliveMs?: number
-  /** open event streams at most (default 64) */
+  /** open event streams of requests with an access token, at most (default 64) */
   maxStreams?: number
+  /** open event streams of requests without one, at most (default 8): anyone on loopback cannot use up the analysts' */
+  maxAnonymousStreams?: number
   /** the built page (default <root>/dist/console) */
   pageDir?: string
 }
@@ -56,9 +58,9 @@ async function registerPage (app: FastifyInstance, ctx: BackendContext, dir: str
     }
     // The browser fetches the page's script and style itself, without the
     // Authorization header; when the page was opened with ?access_token=
-    // (which the token check has just accepted), the asset URLs carry it too.
+    // (which the access check has just accepted), the asset URLs carry it too.
     const token = (req.query as Record<string, unknown>).access_token
-    const q = typeof token === 'string' && ctx.httpToken !== undefined && token === ctx.httpToken ? `&access_token=${encodeURIComponent(token)}` : ''
+    const q = typeof token === 'string' && ctx.access.tokens.analyst(token) !== undefined ? `&access_token=${encodeURIComponent(token)}` : ''
     return await reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html.replaceAll('{{q}}', htmlAttr(q)))
   })
 }
@@ -69,7 +71,7 @@ export function createConsole (opts: ConsoleOptions = {}): HttpPlugin {
     const hub = new StreamHub(ctx.store, {
       keepAliveMs: opts.keepAliveMs ?? 15_000,
       staleAfterMs,
-      maxClients: opts.maxStreams ?? 64,
+      maxClients: { authorised: opts.maxStreams ?? 64, anonymous: opts.maxAnonymousStreams ?? 8 },
       maxBufferedBytes: 4 * 1024 * 1024,
       replayLimit: 500,
     }, ctx.logger.child({ component: 'console-stream' }))
@@ -81,11 +83,8 @@ export function createConsole (opts: ConsoleOptions = {}): HttpPlugin {
       setSecurityHeaders(reply)
       return payload
     })
-    await app.register(async (scope) => {
-      if (ctx.httpToken === undefined) scope.addHook('onRequest', rebindingGuard)
-      await scope.register(async (api) => { await registerApi(api, ctx, { staleAfterMs, hub }) }, { prefix: '/api' })
-      await registerPage(scope, ctx, opts.pageDir ?? rootPath('dist', 'console'))
-    })
+    await app.register(async (api) => { await registerApi(api, ctx, { staleAfterMs, hub }) }, { prefix: '/api' })
+    await registerPage(app, ctx, opts.pageDir ?? rootPath('dist', 'console'))
     ctx.logger.debug({ staleAfterMs }, 'console registered')
   }
 }

@@ -1,4 +1,5 @@
-import { TRIAGE } from './types.js'
+import { FINDING_STATES, TRIAGE_STATUSES } from '../../shared/enums.js'
+import { FINDING_ORDERS } from '../store/types.js'
 
 // JSON schemas of the console API's queries, params, headers and bodies.
 // Every string and array is bounded: the validator reports all errors (so a
@@ -14,18 +15,27 @@ const TIME = {
 
 const ACCESS_TOKEN = { type: 'string', maxLength: 4096 } as const
 
+/** The paging parameters of a list: limit (1..500) and the cursor a previous page returned. */
+function page (defaultLimit: number, maxCursor: number) {
+  return {
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: defaultLimit },
+    cursor: { type: 'string', maxLength: maxCursor, pattern: '^[A-Za-z0-9_-]*$', description: 'the nextCursor of the previous page' },
+    access_token: ACCESS_TOKEN,
+  } as const
+}
+
 export const FINDINGS_QUERY = {
   type: 'object',
   additionalProperties: false,
   properties: {
     status: {
       type: 'array',
-      maxItems: 4,
+      maxItems: TRIAGE_STATUSES.length,
       uniqueItems: true,
-      items: { type: 'string', enum: [...TRIAGE] },
-      description: `one or more of ${TRIAGE.join(', ')} (repeat the parameter or separate with commas)`,
+      items: { type: 'string', enum: [...TRIAGE_STATUSES] },
+      description: `one or more of ${TRIAGE_STATUSES.join(', ')} (repeat the parameter or separate with commas)`,
     },
-    state: { type: 'string', enum: ['open', 'closed'] },
+    state: { type: 'string', enum: [...FINDING_STATES] },
     host: { type: 'string', minLength: 1, maxLength: 256 },
     source: { type: 'string', minLength: 1, maxLength: 64 },
     technique: { type: 'string', maxLength: 16, pattern: '^T[0-9]{4}(\\.[0-9]{3})?$', description: 'a MITRE ATT&CK technique id such as T1046 or T1046.001' },
@@ -33,10 +43,16 @@ export const FINDINGS_QUERY = {
     since: TIME,
     until: TIME,
     q: { type: 'string', maxLength: 200 },
-    order: { type: 'string', enum: ['created', 'updated', 'last_seen'], default: 'created' },
-    limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
-    cursor: { type: 'string', maxLength: 512, pattern: '^[A-Za-z0-9_-]*$', description: 'the nextCursor of the previous page' },
-    access_token: ACCESS_TOKEN,
+    order: { type: 'string', enum: [...FINDING_ORDERS], default: 'created' },
+    ...page(50, 512),
+  },
+} as const
+
+export const HOSTS_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...page(100, 1024),
   },
 } as const
 
@@ -54,21 +70,12 @@ export const TOKEN_QUERY = {
   properties: { access_token: ACCESS_TOKEN },
 } as const
 
-export const ACTOR_HEADER = 'x-picket-actor'
-
-export const PATCH_HEADERS = {
-  type: 'object',
-  properties: {
-    [ACTOR_HEADER]: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$', description: 'who made the change: 1 to 100 printable characters' },
-  },
-} as const
-
 export const PATCH_BODY = {
   type: 'object',
   additionalProperties: false,
   required: ['status'],
   properties: {
-    status: { type: 'string', enum: [...TRIAGE] },
+    status: { type: 'string', enum: [...TRIAGE_STATUSES] },
     note: { type: 'string', maxLength: 2000 },
   },
 } as const

@@ -1,6 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import { isIP } from 'node:net'
-import type { ErrorBody } from './types.js'
+import type { FastifyReply } from 'fastify'
 
 // Response headers that make a rendering bug harmless: the page's script
 // comes only from this origin (no inline script, no eval, no remote origin),
@@ -37,31 +35,5 @@ export function setSecurityHeaders (reply: FastifyReply): void {
   for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(k)) void reply.header(k, v)
 }
 
-/**
- * Without an access token the console answers only requests addressed to an
- * IP literal or localhost. A page on another site that rebinds its own DNS
- * name to 127.0.0.1 would otherwise read the findings through the victim's
- * browser; its requests carry that name in Host, so they stop here.
- */
-export function hostAllowed (hostHeader: string | undefined): boolean {
-  if (hostHeader === undefined || hostHeader === '') return false
-  let host = hostHeader.toLowerCase()
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']')
-    if (end < 0) return false
-    return isIP(host.slice(1, end)) === 6
-  }
-  const colon = host.lastIndexOf(':')
-  if (colon >= 0) host = host.slice(0, colon)
-  return isIP(host) === 4 || host === 'localhost' || host.endsWith('.localhost')
-}
-
-export async function rebindingGuard (req: FastifyRequest, reply: FastifyReply): Promise<void> {
-  if (hostAllowed(req.headers.host)) return
-  const body: ErrorBody = {
-    error: 'PICKET_ERR_CONSOLE_TOKEN',
-    message: 'this console runs without an access token, so it only answers requests addressed to an IP address or localhost ' +
-      '(a guard against DNS rebinding); open it as http://127.0.0.1:<port>/, or start the backend with an access token to use a host name',
-  }
-  await reply.code(403).send(body)
-}
+// The DNS-rebinding guard and the access tokens are the HTTP server's, for
+// every route: backend/http-access.ts.

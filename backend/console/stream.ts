@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Logger } from '../../shared/logger.js'
-import type { AlertStore, FindingChange, HostRow } from '../store.js'
+import { LogLimiter } from '../log-limit.js'
+import type { AlertStore, FindingChange, HostRow } from '../store/index.js'
 import { SECURITY_HEADERS } from './security.js'
 import type { StreamFinding, StreamHello, StreamHosts, StreamPing, StreamResync } from './types.js'
 import { findingRow, hostView } from './views.js'
@@ -12,18 +13,20 @@ import { findingRow, hostView } from './views.js'
 // back as Last-Event-ID and gets what it missed from the store. A client
 // that cannot keep up (its socket buffer grows past maxBufferedBytes) is cut
 // off; it reconnects and catches up the same way, so nothing is lost and a
-// slow reader never holds memory hostage.
+// slow reader never holds memory hostage. Streams without an access token
+// have a cap of their own, so anyone who can reach a loopback console cannot
+// take the analysts' streams.
 
 export interface StreamOptions {
   keepAliveMs: number
   staleAfterMs: number
-  maxClients: number
+  maxClients: { authorised: number, anonymous: number }
   maxBufferedBytes: number
   /** findings replayed on reconnect before the client is told to resync */
   replayLimit: number
 }
 
-interface Client { res: ServerResponse, id: number }
+interface Client { res: ServerResponse, id: number, authorised: boolean }
 
 function frame (event: string, data: unknown, id?: number): string {
   // JSON.stringify escapes CR and LF, so attacker strings cannot end the data line
@@ -33,8 +36,9 @@ function frame (event: string, data: unknown, id?: number): string {
 export class StreamHub {
   readonly #store: AlertStore
   readonly #o: StreamOptions
-  readonly #log: Logger
+  readonly #log: LogLimiter
   readonly #clients = new Set<Client>()
+  #anonymous = 0
   #nextId = 1
   #timer: NodeJS.Timeout | undefined
   #closed = false
@@ -53,7 +57,7 @@ export class StreamHub {
   constructor (store: AlertStore, opts: StreamOptions, log: Logger) {
     this.#store = store
     this.#o = opts
-    this.#log = log
+    this.#log = new LogLimiter(log)
   }
 
   get clients (): number { return this.#clients.size }
@@ -77,15 +81,21 @@ export class StreamHub {
     this.#store.off('hosts', this.#onHosts)
     for (const c of this.#clients) c.res.end()
     this.#clients.clear()
+    this.#anonymous = 0
+    this.#log.flush()
+  }
+
+  #drop (c: Client): void {
+    if (this.#clients.delete(c) && !c.authorised) this.#anonymous--
   }
 
   #write (c: Client, text: string): void {
     const res = c.res
-    if (res.destroyed || res.writableEnded) { this.#clients.delete(c); return }
+    if (res.destroyed || res.writableEnded) { this.#drop(c); return }
     res.write(text)
     if (res.writableLength > this.#o.maxBufferedBytes) {
-      this.#log.warn({ client: c.id, buffered: res.writableLength }, 'console stream client too slow; disconnecting it (it resumes from its last event id)')
-      this.#clients.delete(c)
+      this.#log.warn('slow', { client: c.id, buffered: res.writableLength }, 'console stream client too slow; disconnecting it (it resumes from its last event id)')
+      this.#drop(c)
       res.destroy()
     }
   }
@@ -95,8 +105,15 @@ export class StreamHub {
   }
 
   async handle (req: FastifyRequest<{ Querystring: { since?: number }, Headers: { 'last-event-id'?: string } }>, reply: FastifyReply): Promise<void> {
-    if (this.#closed || this.#clients.size >= this.#o.maxClients) {
-      await reply.code(503).header('retry-after', '10').send({ error: 'PICKET_ERR_LIMIT', message: `the console already serves ${this.#o.maxClients} live streams; close some console tabs` })
+    const authorised = req.analyst !== null
+    const { authorised: maxAuthorised, anonymous: maxAnonymous } = this.#o.maxClients
+    const full = authorised ? this.#clients.size - this.#anonymous >= maxAuthorised : this.#anonymous >= maxAnonymous
+    if (this.#closed || full) {
+      const message = authorised
+        ? `the console already serves ${maxAuthorised} live streams with an access token; close some console tabs`
+        : `the console already serves ${maxAnonymous} live streams without an access token; close some console tabs, or open the console with its access token (?access_token=<token>)`
+      this.#log.warn(authorised ? 'full' : 'full-anonymous', { authorised, streams: this.#clients.size }, 'console stream refused: too many open')
+      await reply.code(503).header('retry-after', '10').send({ error: 'PICKET_ERR_LIMIT', message })
       return
     }
     const lastHeader = req.headers['last-event-id']
@@ -112,8 +129,8 @@ export class StreamHub {
     })
     req.socket.setNoDelay(true)
     req.socket.setKeepAlive(true)
-    const c: Client = { res, id: this.#nextId++ }
-    const hello: StreamHello = { serverTime: Date.now(), staleAfterMs: this.#o.staleAfterMs, keepAliveMs: this.#o.keepAliveMs }
+    const c: Client = { res, id: this.#nextId++, authorised }
+    const hello: StreamHello = { serverTime: Date.now(), staleAfterMs: this.#o.staleAfterMs, keepAliveMs: this.#o.keepAliveMs, analyst: req.analyst }
     res.write(`retry: 2000\n\n${frame('hello', hello)}`)
     if (since !== undefined && Number.isFinite(since)) {
       // synchronous from here to add(): no store event can slip in between
@@ -124,7 +141,8 @@ export class StreamHub {
       }
     }
     this.#clients.add(c)
-    const drop = (): void => { this.#clients.delete(c) }
+    if (!authorised) this.#anonymous++
+    const drop = (): void => { this.#drop(c) }
     res.on('close', drop)
     res.on('error', drop)
     req.raw.on('close', drop)

@@ -3,56 +3,28 @@
 // (backend/console/*.ts) and the page (backend/console/page/src/*.ts), so
 // this file must not import anything that needs Node.
 
-import { DROP_CAUSES, TRIAGE_STATUSES, type DropCause, type TriageStatus } from '../../shared/enums.js'
+import type { FindingChangeKind, HistoryEntry, HostRow, StoredFinding } from '../store/types.js'
 
-export const TRIAGE = TRIAGE_STATUSES
-export type Triage = TriageStatus
-export const DROP_CAUSE_NAMES = DROP_CAUSES
-export type { DropCause }
+// The enumerations (triage statuses, finding states, drop causes) come from
+// shared/enums.ts, and the rows from the store's own shapes: each is written
+// once, and a field the store adds reaches the API's type with it.
 
-/** One finding as the findings table shows it (GET /api/findings, SSE `finding`). */
-export interface FindingRow {
-  id: string
-  rule: string
-  title: string
+/**
+ * One finding as the findings table shows it (GET /api/findings, SSE
+ * `finding`): the stored finding without its OCSF document, and its hosts
+ * and sources cut to ROW_LIST_CAP (hostsCount and sourcesCount count all).
+ */
+export interface FindingRow extends Omit<StoredFinding, 'finding'> {
   /** the OCSF finding's message: one sentence saying who, what, how much */
   message: string
   /** what kind of finding, from finding_info.types (Port Scan, Horizontal Sweep, ...) */
   findingType: string
-  technique: string
   techniqueName: string
-  tactic: string
   tacticName: string
-  severityId: number
-  severity: string
-  status: Triage
-  state: 'open' | 'closed'
-  /** the scanned host; null for fleet findings that span hosts */
-  hostId: string | null
   hostname: string | null
-  /** up to ROW_LIST_CAP of them; hostsCount counts all */
-  hosts: string[]
-  hostsCount: number
-  sources: string[]
-  sourcesCount: number
-  portCount: number
-  records: number
-  firstSeen: number
-  lastSeen: number
-  createdAt: number
-  updatedAt: number
-  closedAt: number | null
-  changeSeq: number
 }
 
-export interface HistoryItem {
-  id: number
-  at: number
-  actor: string
-  from: Triage | null
-  to: Triage
-  note: string
-}
+export type HistoryItem = Omit<HistoryEntry, 'findingId'>
 
 /** GET /api/findings/:id and PATCH /api/findings/:id */
 export interface FindingDetail extends FindingRow {
@@ -70,28 +42,22 @@ export interface FindingList {
   limit: number
 }
 
-export interface HostView {
-  hostId: string
-  hostname: string
-  agentVersion: string
-  firstSeen: number
-  lastSeen: number
-  lastSeq: number
-  recordsPerSec: number
-  records: number
-  batches: number
-  bytes: number
-  capturedTotal: number
-  drops: Record<DropCause, number>
+export interface HostView extends HostRow {
   dropsTotal: number
-  refusedBatches: number
-  duplicateBatches: number
   /** no batch for longer than staleAfterMs */
   stale: boolean
 }
 
+/** GET /api/hosts: one page, by host id */
 export interface HostList {
   items: HostView[]
+  /** hosts in the store, over every page */
+  total: number
+  /** of them, those with no batch for longer than staleAfterMs */
+  stale: number
+  /** pass as ?cursor= for the next page; absent on the last page */
+  nextCursor?: string
+  limit: number
   serverTime: number
   staleAfterMs: number
 }
@@ -109,9 +75,15 @@ export interface ErrorBody {
 }
 
 // Server-Sent Events on GET /api/stream. Each is `event: <name>` with JSON data.
-export interface StreamHello { serverTime: number, staleAfterMs: number, keepAliveMs: number }
+export interface StreamHello {
+  serverTime: number
+  staleAfterMs: number
+  keepAliveMs: number
+  /** the analyst the stream's access token names, who triage changes are recorded under; null without a token (read only) */
+  analyst: string | null
+}
 /** event `finding`, with `id: <changeSeq>` so a reconnect resumes (Last-Event-ID) */
-export interface StreamFinding { kind: 'created' | 'updated' | 'closed' | 'triaged' | 'replay', finding: FindingRow }
+export interface StreamFinding { kind: FindingChangeKind | 'replay', finding: FindingRow }
 /** event `hosts`: the hosts whose counters changed */
 export interface StreamHosts { serverTime: number, items: HostView[] }
 /** event `ping`: the keep-alive, with the server's clock */

@@ -50,8 +50,8 @@ function fmtTemplate (tpl: string, vars: Record<string, string | number | undefi
   return tpl.replace(/\{([A-Za-z_][A-Za-z0-9_.]*)\}/g, (m, k: string) => vars[k] !== undefined ? String(vars[k]) : m)
 }
 
-function statList<K extends string | number> (m: Map<K, ValStat>, key: string): Array<Record<string, unknown>> {
-  return [...m.entries()]
+function statList<K extends string | number> (entries: Iterable<[K, ValStat]>, key: string): Array<Record<string, unknown>> {
+  return [...entries]
     .sort((a, b) => typeof a[0] === 'number' && typeof b[0] === 'number' ? a[0] - b[0] : String(a[0]).localeCompare(String(b[0])))
     .slice(0, LIST_CAP)
     .map(([k, s]) => ({ [key]: k, count: s.count, first_seen_time: s.first, last_seen_time: s.last }))
@@ -82,9 +82,10 @@ function humanDuration (ms: number): string {
   return `${Math.round(ms / 60_000)} min`
 }
 
-export function buildFinding (inc: Incident, activity: FindingActivity, nowWall: number, productVersion: string): FindingEvent {
+/** `closedBy` says why a Close came before the incident went quiet (the memory budget evicted it). */
+export function buildFinding (inc: Incident, activity: FindingActivity, nowWall: number, productVersion: string, closedBy?: string): FindingEvent {
   const spec = inc.spec
-  const ports = inc.portStats()
+  const portCount = inc.ports.count
   const hostIds = [...inc.hosts.keys()]
   const primaryHost = spec.stage === 'host' ? (inc.groupValues['device.uid'] as string | undefined) ?? hostIds[0] : undefined
   const primary = primaryHost !== undefined ? inc.hosts.get(primaryHost) : undefined
@@ -96,12 +97,12 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
     host_id: primaryHost,
     hosts: inc.hosts.size,
     sources: inc.sources.size,
-    ports: ports.size,
-    count: inc.values.size,
+    ports: portCount,
+    count: inc.distinct,
   }
   const title = fmtTemplate(spec.findingTitle, vars)
   const span = humanDuration(inc.lastSeen - inc.firstSeen)
-  const message = `${title}: ${ports.size} port${ports.size === 1 ? '' : 's'} probed on ${inc.hosts.size} host${inc.hosts.size === 1 ? '' : 's'} by ${inc.sources.size} source${inc.sources.size === 1 ? '' : 's'} over ${span} (${inc.records} records)`
+  const message = `${title}: ${portCount} port${portCount === 1 ? '' : 's'} probed on ${inc.hosts.size} host${inc.hosts.size === 1 ? '' : 's'} by ${inc.sources.size} source${inc.sources.size === 1 ? '' : 's'} over ${span} (${inc.records} records)`
   const attack = spec.attacks[0]
   const actId = ACTIVITY_ID[activity]
   const evs = inc.evidenceList()
@@ -159,18 +160,20 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
         rule: { ref: spec.ref, title: spec.title, type: spec.type, stage: spec.stage, file: spec.loc.file, line: spec.loc.line },
         condition: { field: spec.field, gte: spec.min, timespan_ms: spec.timespanMs, group_by: spec.groupBy, ...(spec.sources !== undefined ? { sources_gte: spec.sources.min } : {}) },
         group: inc.groupValues,
-        state: activity === 'close' ? 'closed' : 'open',
+        state: 'open',
         records_total: inc.records,
-        ports: statList(ports, 'port'),
-        ports_total: ports.size,
+        ports: statList(inc.ports.list(), 'port'),
+        ports_total: portCount,
+        ...(inc.ports.invalid > 0 ? { invalid_ports: inc.ports.invalid } : {}),
         sources: statList(inc.sources, 'ip'),
         sources_total: inc.sources.size,
         hosts: [...inc.hosts.entries()].slice(0, LIST_CAP).map(([uid, h]) => ({ uid, ...(h.hostname !== undefined ? { hostname: h.hostname } : {}), count: h.count, first_seen_time: h.first, last_seen_time: h.last })),
         hosts_total: inc.hosts.size,
+        ...(inc.overflow > 0 ? { untracked: inc.overflow } : {}),
       },
     },
   }
-  if (activity !== 'close') (finding as unknown as Record<string, unknown>).is_alert = true
+  Object.assign(finding, { is_alert: true })
   if (primaryHost !== undefined) {
     finding.device = { type_id: 0, type: 'Unknown', uid: primaryHost, ...(primary?.hostname !== undefined ? { hostname: primary.hostname } : {}) }
   }
@@ -187,10 +190,35 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
     hostsTotal: hostIds.length,
     sources: sources.slice(0, LIST_CAP),
     sourcesTotal: sources.length,
-    portCount: ports.size,
+    portCount,
     firstSeen: inc.firstSeen,
     lastSeen: inc.lastSeen,
     records: inc.records,
   }
-  return { activity, finding, summary, crossRecvAt: activity === 'create' ? inc.crossRecvAt : undefined }
+  return { activity, finding: activity === 'close' ? closedFinding(finding, nowWall, closedBy) : finding, summary, crossRecvAt: activity === 'create' ? inc.crossRecvAt : undefined }
+}
+
+/**
+ * The Close of an incident: its latest finding, closed at `nowWall`. No
+ * longer an alert; `closedBy` says why, when something other than the
+ * incident going quiet closed it (the store closes what a previous run
+ * left open).
+ */
+export function closedFinding (finding: DetectionFinding, nowWall: number, closedBy?: string): DetectionFinding {
+  const { is_alert: _wasAlert, ...rest } = finding as DetectionFinding & { is_alert?: boolean }
+  const actId = FINDING_ACTIVITY.CLOSE
+  return {
+    ...rest,
+    activity_id: actId,
+    activity_name: FINDING_ACTIVITY_NAME[actId],
+    type_uid: typeUid(CLASS.DETECTION_FINDING.uid, actId),
+    type_name: `${CLASS.DETECTION_FINDING.name}: ${FINDING_ACTIVITY_NAME[actId]}`,
+    time: nowWall,
+    metadata: { ...rest.metadata, logged_time: nowWall },
+    finding_info: { ...rest.finding_info, modified_time: nowWall },
+    unmapped: {
+      ...rest.unmapped,
+      picket: { ...(rest.unmapped?.picket as Record<string, unknown> | undefined), state: 'closed', ...(closedBy !== undefined ? { closed_by: closedBy } : {}) },
+    },
+  }
 }

@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto'
+import { BYTES } from './budget.js'
+import { PortSet } from './port-set.js'
 import type { CorrelationSpec } from './rules/compile.js'
+
+const PORT_FIELD = 'dst_endpoint.port'
 
 // One incident = one finding. It is created when a correlation crosses its
 // threshold, accumulates what the scan touches while it goes on, is emitted
@@ -29,21 +33,34 @@ export function copyEv (e: Ev): Ev {
   return { t: e.t, host: e.host, hostname: e.hostname, sip: e.sip, sport: e.sport, dip: e.dip, dport: e.dport, act: e.act, proto: e.proto, dir: e.dir }
 }
 
+/** Distinct keys an incident tracks per map (values, sources, hosts); past it, sightings of new keys are counted, not kept. */
+export const INCIDENT_MAX_KEYS = 10_000
+
+/** Count `n` sightings of `k` at `t`; false when `k` is new and `m` is full (the caller counts it). */
 function bump<K> (m: Map<K, ValStat>, k: K, t: number, n: number): boolean {
   const s = m.get(k)
-  if (s === undefined) { m.set(k, { first: t, last: t, count: n }); return true }
+  if (s === undefined) {
+    if (m.size >= INCIDENT_MAX_KEYS) return false
+    m.set(k, { first: t, last: t, count: n })
+    return true
+  }
   s.count += n
   if (t > s.last) s.last = t
   if (t < s.first) s.first = t
-  return false
+  return true
 }
 
-function merge<K> (m: Map<K, ValStat>, k: K, s: ValStat): void {
+function merge<K> (m: Map<K, ValStat>, k: K, s: ValStat): boolean {
   const x = m.get(k)
-  if (x === undefined) { m.set(k, { first: s.first, last: s.last, count: s.count }); return }
+  if (x === undefined) {
+    if (m.size >= INCIDENT_MAX_KEYS) return false
+    m.set(k, { first: s.first, last: s.last, count: s.count })
+    return true
+  }
   x.count += s.count
   if (s.first < x.first) x.first = s.first
   if (s.last > x.last) x.last = s.last
+  return true
 }
 
 export class Incident {
@@ -51,11 +68,14 @@ export class Incident {
   readonly spec: CorrelationSpec
   readonly key: string
   readonly groupValues: Record<string, string | number>
-  /** the distinct values of the correlation's field (ports for a port scan) */
+  /** the distinct values of the correlation's field, when it is not the port (ports go to `ports`) */
   readonly values = new Map<string | number, ValStat>()
-  readonly ports = new Map<number, ValStat>()
+  /** the distinct destination ports: the counted values when the rule counts ports */
+  readonly ports = new PortSet()
   readonly sources = new Map<string, ValStat>()
   readonly hosts = new Map<string, HostStat>()
+  /** sightings of a new value, source or host after its map held INCIDENT_MAX_KEYS */
+  overflow = 0
   records = 0
   firstSeen = Infinity
   lastSeen = -Infinity
@@ -69,6 +89,7 @@ export class Incident {
   readonly evFirst: Ev[] = []
   readonly evLast: Ev[] = []
   #evLastNext = 0
+  readonly #portField: boolean
 
   constructor (spec: CorrelationSpec, key: string, groupValues: Record<string, string | number>, nowWall: number, recvAt: number) {
     this.spec = spec
@@ -77,6 +98,17 @@ export class Incident {
     this.createdWall = nowWall
     this.lastWall = nowWall
     this.crossRecvAt = recvAt
+    this.#portField = spec.field === PORT_FIELD
+  }
+
+  /** How many distinct values of the rule's field it holds. */
+  get distinct (): number {
+    return this.#portField ? this.ports.count : this.values.size
+  }
+
+  /** Estimated heap bytes (budget.ts): bounded, since every map is. */
+  get bytes (): number {
+    return BYTES.incident + (this.values.size + this.sources.size + this.hosts.size) * (BYTES.entry + BYTES.valStat) + this.ports.bytes
   }
 
   /** Count `n` records seen at event time `t`. */
@@ -85,15 +117,22 @@ export class Incident {
     if (t < this.firstSeen) this.firstSeen = t
     if (t > this.lastSeen) this.lastSeen = t
     if (wall > this.lastWall) this.lastWall = wall
-    if (value !== undefined) bump(this.values, value, t, n)
-    if (port >= 0 && (this.spec.field !== 'dst_endpoint.port' || value === undefined)) bump(this.ports, port, t, n)
-    if (src !== undefined) bump(this.sources, src, t, n)
+    if (this.#portField) this.ports.add(value ?? port, t, n)
+    else {
+      if (value !== undefined && !bump(this.values, value, t, n)) this.overflow++
+      if (port >= 0) this.ports.add(port, t, n)
+    }
+    if (src !== undefined && !bump(this.sources, src, t, n)) this.overflow++
     let h = this.hosts.get(host)
-    if (h === undefined) { h = { first: t, last: t, count: 0, hostname }; this.hosts.set(host, h) }
-    h.count += n
-    if (t > h.last) h.last = t
-    if (t < h.first) h.first = t
-    if (hostname !== undefined) h.hostname = hostname
+    if (h === undefined) {
+      if (this.hosts.size < INCIDENT_MAX_KEYS) { h = { first: t, last: t, count: 0, hostname }; this.hosts.set(host, h) } else this.overflow++
+    }
+    if (h !== undefined) {
+      h.count += n
+      if (t > h.last) h.last = t
+      if (t < h.first) h.first = t
+      if (hostname !== undefined) h.hostname = hostname
+    }
     this.dirty = true
   }
 
@@ -102,12 +141,17 @@ export class Incident {
     this.records += s.count
     if (s.first < this.firstSeen) this.firstSeen = s.first
     if (s.last > this.lastSeen) this.lastSeen = s.last
-    merge(this.values, value, s)
-    if (port >= 0 && this.spec.field !== 'dst_endpoint.port') merge(this.ports, port, s)
-    if (src !== undefined) merge(this.sources, src, s)
+    if (this.#portField) this.ports.merge(value, s)
+    else {
+      if (!merge(this.values, value, s)) this.overflow++
+      if (port >= 0) this.ports.merge(port, s)
+    }
+    if (src !== undefined && !merge(this.sources, src, s)) this.overflow++
     const h = this.hosts.get(host)
-    if (h === undefined) this.hosts.set(host, { first: s.first, last: s.last, count: s.count, hostname })
-    else merge(this.hosts, host, s)
+    if (h === undefined) {
+      if (this.hosts.size < INCIDENT_MAX_KEYS) this.hosts.set(host, { first: s.first, last: s.last, count: s.count, hostname })
+      else this.overflow++
+    } else merge(this.hosts, host, s)
     this.dirty = true
   }
 
@@ -122,10 +166,5 @@ export class Incident {
   evidenceList (): Ev[] {
     const last = [...this.evLast.slice(this.#evLastNext), ...this.evLast.slice(0, this.#evLastNext)]
     return [...this.evFirst, ...last]
-  }
-
-  /** Port stats: the counted values themselves when the rule counts ports. */
-  portStats (): Map<number, ValStat> {
-    return this.spec.field === 'dst_endpoint.port' && this.values.size > 0 ? this.values as Map<number, ValStat> : this.ports
   }
 }

@@ -1,73 +1,124 @@
-// IP parsing for CIDR matching. Addresses are compared as 128-bit values in
-// four uint32 words; IPv4 (and IPv4-mapped IPv6, ::ffff:a.b.c.d) maps to
-// ::ffff:a.b.c.d so one v4 CIDR also matches the mapped form the kernel
-// reports for dual-stack sockets.
+// IP parsing for CIDR matching and for checking records. Addresses are
+// compared as 128-bit values in four uint32 words; IPv4 (and IPv4-mapped
+// IPv6, ::ffff:a.b.c.d) maps to ::ffff:a.b.c.d so one v4 CIDR also matches
+// the mapped form the kernel reports for dual-stack sockets. One scanner,
+// reading the string in place, serves both parseIp and isIp: every record's
+// address is checked on the hot path, so checking allocates nothing.
 
 export type Ip128 = [number, number, number, number]
 
-export function parseIPv4 (s: string): number | undefined {
+/** The dotted quad in s[from, to) as a uint32, or -1. */
+function v4At (s: string, from: number, to: number): number {
   let n = 0
   let parts = 0
   let cur = -1
-  for (let i = 0; i <= s.length; i++) {
-    const c = i === s.length ? 46 : s.charCodeAt(i)
+  for (let i = from; i <= to; i++) {
+    const c = i === to ? 46 : s.charCodeAt(i)
     if (c === 46) {
-      if (cur < 0 || cur > 255) return undefined
+      if (cur < 0 || cur > 255) return -1
       n = n * 256 + cur
       parts++
       cur = -1
     } else if (c >= 48 && c <= 57) {
+      // a leading zero is refused, as inet_pton and node:net do: 010 could be read as octal
+      if (cur === 0) return -1
       cur = cur < 0 ? c - 48 : cur * 10 + (c - 48)
-      if (cur > 255) return undefined
+      if (cur > 255) return -1
     } else {
-      return undefined
+      return -1
     }
   }
-  return parts === 4 ? n : undefined
+  return parts === 4 ? n : -1
+}
+
+export function parseIPv4 (s: string): number | undefined {
+  const n = v4At(s, 0, s.length)
+  return n < 0 ? undefined : n
+}
+
+function hexDigit (c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  if (c >= 97 && c <= 102) return c - 87
+  if (c >= 65 && c <= 70) return c - 55
+  return -1
+}
+
+// the 16-bit groups of the last address scan6 read (head, then tail), and how many
+const words = new Array<number>(10).fill(0)
+let count = 0
+
+/**
+ * Scan the groups of s[from, to) (one side of a '::') into `words` from
+ * index `at`; a dotted quad may end the side. The new count, or -1.
+ */
+function groupsAt (s: string, from: number, to: number, at: number): number {
+  if (from === to) return at
+  let g = from
+  for (;;) {
+    let end = s.indexOf(':', g)
+    if (end < 0 || end > to) end = to
+    if (at > 8) return -1
+    if (end === to && s.lastIndexOf('.', to - 1) >= g) {
+      const v = v4At(s, g, to)
+      if (v < 0) return -1
+      words[at++] = v >>> 16
+      words[at++] = v & 0xffff
+      return at
+    }
+    const len = end - g
+    if (len < 1 || len > 4) return -1
+    let w = 0
+    for (let i = g; i < end; i++) {
+      const d = hexDigit(s.charCodeAt(i))
+      if (d < 0) return -1
+      w = w * 16 + d
+    }
+    words[at++] = w
+    if (end === to) return at
+    g = end + 1
+  }
+}
+
+/**
+ * Scan s as an IPv6 address (a %zone is ignored) into `words`: the number of
+ * groups before its '::' (8 without one), or -1. `count` says how many in all.
+ */
+function scan6 (s: string): number {
+  if (s.indexOf(':') < 0) return -1
+  const zone = s.indexOf('%')
+  const to = zone >= 0 ? zone : s.length
+  const gap = s.indexOf('::')
+  if (gap < 0 || gap >= to) {
+    count = groupsAt(s, 0, to, 0)
+    return count === 8 ? 8 : -1
+  }
+  const again = s.indexOf('::', gap + 2)
+  if (again >= 0 && again < to) return -1
+  const head = groupsAt(s, 0, gap, 0)
+  if (head < 0) return -1
+  count = groupsAt(s, gap + 2, to, head)
+  // '::' stands for at least one group
+  return count < 0 || count > 7 ? -1 : head
+}
+
+/** Does s parse as an IPv4 or IPv6 address? */
+export function isIp (s: string): boolean {
+  return v4At(s, 0, s.length) >= 0 || scan6(s) >= 0
 }
 
 export function parseIp (s: string): Ip128 | undefined {
-  const v4 = parseIPv4(s)
-  if (v4 !== undefined) return [0, 0, 0xffff, v4]
-  if (!s.includes(':')) return undefined
-  const zone = s.indexOf('%')
-  const text = zone >= 0 ? s.slice(0, zone) : s
-  const halves = text.split('::')
-  if (halves.length > 2) return undefined
-  const parse = (part: string): number[] | undefined => {
-    if (part === '') return []
-    const out: number[] = []
-    const groups = part.split(':')
-    for (let i = 0; i < groups.length; i++) {
-      const g = groups[i]
-      if (i === groups.length - 1 && g.includes('.')) {
-        const v = parseIPv4(g)
-        if (v === undefined) return undefined
-        out.push(v >>> 16, v & 0xffff)
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined
-        out.push(parseInt(g, 16))
-      }
-    }
-    return out
-  }
-  const head = parse(halves[0])
-  const tail = halves.length === 2 ? parse(halves[1]) : []
-  if (head === undefined || tail === undefined) return undefined
-  let words: number[]
-  if (halves.length === 2) {
-    const fill = 8 - head.length - tail.length
-    if (fill < 1) return undefined
-    words = [...head, ...new Array<number>(fill).fill(0), ...tail]
-  } else {
-    words = head
-  }
-  if (words.length !== 8) return undefined
+  const v4 = v4At(s, 0, s.length)
+  if (v4 >= 0) return [0, 0, 0xffff, v4]
+  const head = scan6(s)
+  if (head < 0) return undefined
+  // the tail's groups end the address; '::' fills zeros between
+  const tailAt = 8 - (count - head)
+  const w = (i: number): number => i < head ? words[i] : i >= tailAt ? words[i - tailAt + head] : 0
   return [
-    (words[0] * 65536 + words[1]) >>> 0,
-    (words[2] * 65536 + words[3]) >>> 0,
-    (words[4] * 65536 + words[5]) >>> 0,
-    (words[6] * 65536 + words[7]) >>> 0,
+    (w(0) * 65536 + w(1)) >>> 0,
+    (w(2) * 65536 + w(3)) >>> 0,
+    (w(4) * 65536 + w(5)) >>> 0,
+    (w(6) * 65536 + w(7)) >>> 0,
   ]
 }
 

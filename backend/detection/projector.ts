@@ -4,7 +4,10 @@
 // skipped without being materialised: a full decode allocates every key,
 // string and nested object of every record, and that allocation is what
 // bounds a detection worker's throughput. The batch must be a msgpack array
-// of maps, as shared/codec.ts writes it.
+// of maps, as shared/codec.ts writes it. Given RecordChecks, it checks each
+// record's cells for meaning (field-checks.ts) as soon as the record is read.
+
+import type { RecordChecks } from './field-checks.js'
 
 export const T_ABSENT = 0
 export const T_NUM = 1
@@ -29,6 +32,10 @@ export interface ScanLimits {
   maxStringBytes: number
   maxDepth: number
   maxRecords: number
+  /** how far before the collector's clock a record's time may lie (default RECORD_WINDOW) */
+  maxRecordAgeMs?: number
+  /** how far after it */
+  maxRecordAheadMs?: number
 }
 
 export type ScanLimitName = 'max_string_bytes' | 'max_depth' | 'max_records'
@@ -42,7 +49,32 @@ export class ScanError extends Error {
   }
 }
 
-interface TrieChild { bytes: Uint8Array, slot: number, node: TrieNode | undefined }
+/** A well-formed record whose value means nothing: it names the record and the field. */
+export class RecordError extends ScanError {
+  readonly record: number
+  constructor (record: number, message: string) {
+    super(`record ${record}: ${message}`)
+    this.name = 'RecordError'
+    this.record = record
+  }
+}
+
+/** What a msgpack value that is not a map is, by its first byte. */
+function notMap (b: number): string {
+  if (b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3) || b === 0xca || b === 0xcb) return 'a number'
+  if (b >= 0x90 && b <= 0x9f) return 'an array'
+  if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)) return 'a string'
+  switch (b) {
+    case 0xc0: return 'nil'
+    case 0xc2: case 0xc3: return 'a boolean'
+    case 0xc4: case 0xc5: case 0xc6: return 'binary'
+    case 0xdc: case 0xdd: return 'an array'
+  }
+  return 'a msgpack extension'
+}
+
+/** A key on a projected path: its column slot (-1 inside the path) and its field's check (-1 for none). */
+interface TrieChild { bytes: Uint8Array, slot: number, check: number, node: TrieNode | undefined }
 interface TrieNode { byLen: Array<TrieChild[] | undefined> }
 
 const enc = new TextEncoder()
@@ -56,7 +88,7 @@ interface SliceBuffer extends Buffer {
 const INTERN_SIZE = 8192
 const INTERN_MAX_LEN = 64
 
-function buildTrie (paths: readonly string[]): TrieNode {
+function buildTrie (paths: readonly string[], checks: RecordChecks | undefined): TrieNode {
   const root: TrieNode = { byLen: [] }
   paths.forEach((path, slot) => {
     let node = root
@@ -66,11 +98,13 @@ function buildTrie (paths: readonly string[]): TrieNode {
       const list = node.byLen[bytes.length] ?? (node.byLen[bytes.length] = [])
       let child = list.find(c => c.bytes.every((b, j) => bytes[j] === b))
       if (child === undefined) {
-        child = { bytes, slot: -1, node: undefined }
+        child = { bytes, slot: -1, check: -1, node: undefined }
         list.push(child)
       }
-      if (i === parts.length - 1) child.slot = slot
-      else node = child.node ??= { byLen: [] }
+      if (i === parts.length - 1) {
+        child.slot = slot
+        child.check = checks?.checkOf(slot) ?? -1
+      } else node = child.node ??= { byLen: [] }
     })
   })
   return root
@@ -81,18 +115,22 @@ export class Projector {
   readonly S: number
   readonly cols: Cols
   readonly #root: TrieNode
+  readonly #checks: RecordChecks | undefined
   #buf: Uint8Array = new Uint8Array(0)
   #dv: DataView = new DataView(new ArrayBuffer(8))
   #text: SliceBuffer = Buffer.alloc(0) as SliceBuffer
   #end = 0
   #maxStr = 0
   #maxDepth = 0
+  /** the record being read, for RecordError */
+  #row = 0
   readonly #intern: Array<string | undefined> = new Array<string | undefined>(INTERN_SIZE)
 
-  constructor (paths: readonly string[], rows = 1024) {
+  constructor (paths: readonly string[], rows = 1024, checks?: RecordChecks) {
     this.paths = paths
     this.S = paths.length
-    this.#root = buildTrie(paths)
+    this.#root = buildTrie(paths, checks)
+    this.#checks = checks
     this.cols = { S: this.S, num: new Float64Array(0), typ: new Uint8Array(0), str: [], start: new Int32Array(0), end: new Int32Array(0) }
     this.#grow(rows)
   }
@@ -117,10 +155,11 @@ export class Projector {
   /**
    * Scan `buf` (one batch: a msgpack array of records). Returns the number of
    * rows. Throws ScanError when a limit is exceeded or the bytes are not a
-   * well-formed msgpack array; the columns are then partially filled and must
-   * not be used.
+   * well-formed msgpack array, RecordError when a record is not a map or
+   * fails a check (`now` is the collector's clock, for the time window); the
+   * columns are then partially filled and must not be used.
    */
-  scan (buf: Uint8Array, limits: ScanLimits): number {
+  scan (buf: Uint8Array, limits: ScanLimits, now: number): number {
     this.#buf = buf
     this.#dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     this.#text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength) as SliceBuffer
@@ -138,19 +177,32 @@ export class Projector {
     const S = this.S
     const typ = c.typ
     const str = c.str
+    const checks = this.#checks
+    checks?.at(now)
     for (let r = 0; r < n; r++) {
       const base = r * S
       typ.fill(0, base, base + S)
       for (let s = 0; s < S; s++) str[base + s] = undefined
       c.start[r] = p
+      this.#row = r
       if (p >= this.#end) throw new ScanError(`records is truncated: record ${r} of ${n} is missing`)
       const h = buf[p]
       if (h >= 0x80 && h <= 0x8f) p = this.#map(p + 1, h & 15, this.#root, base, 1)
-      else if (h === 0xde) { this.#need(p, 3); p = this.#map(p + 3, this.#u16(p + 1), this.#root, base, 1) } else if (h === 0xdf) { this.#need(p, 5); p = this.#map(p + 5, this.#u32(p + 1), this.#root, base, 1) } else p = this.#skip(p, 1)
+      else if (h === 0xde) { this.#need(p, 3); p = this.#map(p + 3, this.#u16(p + 1), this.#root, base, 1) } else if (h === 0xdf) { this.#need(p, 5); p = this.#map(p + 5, this.#u32(p + 1), this.#root, base, 1) } else this.#notMap(r, p)
       c.end[r] = p
+      if (checks !== undefined) {
+        const k = checks.row(c, base)
+        if (k >= 0) throw new RecordError(r, checks.problem(k, c, base))
+      }
     }
     if (p !== this.#end) throw new ScanError(`records has ${this.#end - p} bytes after its last record; a batch is exactly one msgpack array`)
     return n
+  }
+
+  /** Record r at p is not a map: refuse it, unless its bytes are not even msgpack (that is the worse problem). */
+  #notMap (r: number, p: number): never {
+    this.#skip(p, 1)
+    throw new RecordError(r, `the record is ${notMap(this.#buf[p])}, not a map; each record is one OCSF object`)
   }
 
   #need (p: number, n: number): void {
@@ -209,6 +261,10 @@ export class Projector {
       }
       if (child.slot < 0) { p = this.#skip(p, depth + 1); continue }
       p = this.#value(p, base + child.slot, depth + 1)
+      if (child.check >= 0) {
+        const checks = this.#checks as RecordChecks
+        if (!checks.cell(child.check, this.cols, base + child.slot)) throw new RecordError(this.#row, checks.problem(child.check, this.cols, base))
+      }
     }
     return p
   }

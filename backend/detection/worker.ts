@@ -1,7 +1,9 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { getHeapStatistics } from 'node:v8'
 import { workerData } from 'node:worker_threads'
-import { DetectionEngine, type BatchOutcome } from './engine.js'
-import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './protocol.js'
+import { internalRefusal } from './admission.js'
+import { DetectionEngine } from './engine.js'
+import type { BatchOutcome, FromWorker, ToWorker, WorkerInit, WorkerStats } from './protocol.js'
 import { compileRuleSet } from './rules/compile.js'
 
 // Detection worker entry: owns the actors of the hosts routed to it.
@@ -16,8 +18,7 @@ function send (m: FromWorker): void {
 let engine: DetectionEngine
 try {
   const rules = compileRuleSet({ docs: init.docs, files: init.files }, { timing: init.timing })
-  engine = new DetectionEngine(rules, { limits: init.limits, productVersion: init.productVersion, fleetRefreshMs: init.fleetRefreshMs })
-  engine.restoreSeqs(init.seqs)
+  engine = new DetectionEngine(rules, { limits: init.limits, productVersion: init.productVersion, fleetRefreshMs: init.fleetRefreshMs, memoryBytes: init.memoryBytes })
 } catch (err) {
   send({ t: 'fatal', message: `detection worker ${init.index} could not compile the rules: ${(err as Error).message}` })
   throw err
@@ -27,38 +28,24 @@ let internalErrors = 0
 const delay = monitorEventLoopDelay({ resolution: 10 })
 delay.enable()
 
-function stats (): WorkerStats {
-  const s: WorkerStats = { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6), internalErrors }
-  delay.reset()
+function stats (reset = true): WorkerStats {
+  const s: WorkerStats = { ...engine.stats, evictions: { ...engine.stats.evictions }, loopDelayMs: Math.round(delay.percentile(99) / 1e6), internalErrors, heapBytes: getHeapStatistics().used_heap_size }
+  if (reset) delay.reset()
   return s
 }
-
-// Test hook: the first worker of a slot dies on the first batch of this host,
-// as an out-of-memory abort would, so tests can show that its batches in
-// flight are answered RETRY and the slot restarts. Only in the first
-// generation, so the resent batch is accepted.
-const CRASH_HOST = process.env.PICKET_TEST_DETECTION_CRASH_HOST
-const crashOn = CRASH_HOST !== undefined && CRASH_HOST !== '' && init.generation === 0 ? CRASH_HOST : undefined
 
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'batch': {
-      if (m.hostId === crashOn) {
-        setImmediate(() => { throw new Error(`detection worker ${init.index} crashed on purpose (PICKET_TEST_DETECTION_CRASH_HOST=${crashOn})`) })
-        return
-      }
       const t0 = performance.now()
       const now = Date.now()
       let outcome: BatchOutcome
       try {
-        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt }, now)
+        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, instance: m.instance, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt, floors: m.floors }, now)
       } catch (err) {
         // a bug must not turn one batch into a crash loop (the agent would
         // resend it to every restarted worker): refuse it and keep going
-        outcome = {
-          status: 'refused', error: 'PICKET_ERR_DECODE', code: 13, limit: '',
-          message: `detection worker ${init.index} failed on this batch (${(err as Error).message}); it was refused and not counted. This is a Picket bug: please report it with the log line`,
-        }
+        outcome = internalRefusal(init.index, err as Error)
         internalErrors++
       }
       const out = engine.drain()
@@ -73,10 +60,13 @@ port.on('message', (m: ToWorker) => {
       break
     }
     case 'skip':
-      engine.skipSeq(m.hostId, m.seq)
+      engine.skipSeq(m.hostId, m.instance, m.seq, Date.now(), m.floors)
+      break
+    case 'forget':
+      engine.forget(m.hosts)
       break
     case 'ping':
-      send({ t: 'pong', id: m.id, stats: { ...engine.stats, loopDelayMs: Math.round(delay.percentile(99) / 1e6), internalErrors } })
+      send({ t: 'pong', id: m.id, stats: stats(false) })
       break
     case 'flush': {
       const now = Date.now()

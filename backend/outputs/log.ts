@@ -1,4 +1,5 @@
 import type { Logger } from '../../shared/logger.js'
+import { isoTime } from '../../shared/time.js'
 import type { FindingEvent } from '../detection/finding.js'
 
 // One pino line per finding event: a created finding at warn (it wants a
@@ -19,8 +20,8 @@ export function logFinding (logger: Logger, ev: FindingEvent): void {
       sources_total: s.sourcesTotal,
       ports: s.portCount,
       records: s.records,
-      first_seen: new Date(s.firstSeen).toISOString(),
-      last_seen: new Date(s.lastSeen).toISOString(),
+      first_seen: isoTime(s.firstSeen),
+      last_seen: isoTime(s.lastSeen),
     },
   }
   if (ev.activity === 'create') logger.warn(fields, `finding: ${s.title}`)

@@ -6,6 +6,9 @@ import type { Metrics } from '../metrics.js'
 // A failed POST is retried with exponential backoff and jitter; a 4xx other
 // than 408/429 is final. The queue is bounded: when it is full the oldest
 // finding is dropped and counted, so a dead receiver cannot grow the backend.
+// A finding the webhook never delivers counts in
+// picket_output_failures_total{output="webhook"}; nothing here throws out of
+// the delivery loop.
 
 export interface WebhookOptions {
   url: string
@@ -38,7 +41,7 @@ export class WebhookOutput {
     if (this.#closed) return
     if (this.#queue.length >= this.#o.maxQueue) {
       this.#queue.shift()
-      this.#o.metrics.webhookDropped.inc()
+      this.#dropped()
       const now = Date.now()
       if (now - this.#lastDropLog > 10_000) {
         this.#lastDropLog = now
@@ -55,14 +58,25 @@ export class WebhookOutput {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const f = this.#queue[0]
-        const ok = await this.#deliver(f)
+        let ok = false
+        try {
+          ok = await this.#deliver(f)
+        } catch (err) {
+          // a finding that cannot be sent (or a logger that throws) costs that finding, not the loop
+          try { this.#o.logger.error({ err, url: this.#o.url }, 'webhook: a finding could not be sent') } catch {}
+        }
         if (this.#queue[0] === f) this.#queue.shift()
-        if (!ok) this.#o.metrics.webhookDropped.inc()
+        if (!ok) this.#dropped()
         this.#o.metrics.webhookQueue.set(this.#queue.length)
       }
     } finally {
       this.#running = false
     }
+  }
+
+  #dropped (): void {
+    this.#o.metrics.webhookDropped.inc()
+    this.#o.metrics.outputFailures.inc({ output: 'webhook' })
   }
 
   async #deliver (f: DetectionFinding): Promise<boolean> {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * picket_bpf: a thin N-API layer over Debian's libbpf. It does only what C
- * must do: open/configure/load/attach a BPF object, read its maps and program
- * stats, and drain a BPF ring buffer into a caller-provided (shared) buffer.
+ * must do: open/configure/load/attach a BPF object (to tracepoints and
+ * cgroups), read its maps and program stats, and drain a BPF ring buffer into
+ * a caller-provided (shared) buffer.
  * bpf/index.ts owns the API, defaults, validation and error wording.
  *
  * Order of use, as in libbpf-bootstrap: open, configure, load, attach, poll;
@@ -21,6 +22,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -328,11 +330,35 @@ static napi_value js_load(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
+/* The program to attach, or NULL with an exception pending. */
+static struct bpf_program *attach_prog(napi_env env, struct obj *o, const char *prog_name)
+{
+	struct bpf_program *prog;
+
+	if (o->nlinks >= MAX_LINKS) {
+		throw_errno(env, "attach", ENOSPC, "attach %s: too many links", o->path);
+		return NULL;
+	}
+	prog = bpf_object__find_program_by_name(o->obj, prog_name);
+	if (!prog)
+		throw_errno(env, "attach", ENOENT, "attach %s: program %s not found", o->path, prog_name);
+	return prog;
+}
+
+/* Keep the link for close(), or throw `err` (errno right after the attach). */
+static napi_value keep_link(napi_env env, struct obj *o, struct bpf_link *link, int err, const char *prog_name, const char *target)
+{
+	if (!link)
+		return throw_errno(env, "attach", err, "attach %s to %s", prog_name, target);
+	o->links[o->nlinks++] = link;
+	return NULL;
+}
+
 /* attachTracepoint(handle, progName, category, name) */
 static napi_value js_attach_tp(napi_env env, napi_callback_info info)
 {
 	napi_value argv[4];
-	char prog_name[128], cat[128], name[128];
+	char prog_name[128], cat[128], name[128], target[300];
 	struct obj *o;
 	struct bpf_program *prog;
 	struct bpf_link *link;
@@ -343,21 +369,67 @@ static napi_value js_attach_tp(napi_env env, napi_callback_info info)
 	if (get_string(env, argv[1], prog_name, sizeof(prog_name)) || get_string(env, argv[2], cat, sizeof(cat)) ||
 	    get_string(env, argv[3], name, sizeof(name)))
 		return NULL;
-	if (o->nlinks >= MAX_LINKS)
-		return throw_errno(env, "attach", ENOSPC, "attach %s: too many links", o->path);
-	prog = bpf_object__find_program_by_name(o->obj, prog_name);
-	if (!prog)
-		return throw_errno(env, "attach", ENOENT, "attach %s: program %s not found", o->path, prog_name);
+	if (!(prog = attach_prog(env, o, prog_name)))
+		return NULL;
 	log_begin();
 	link = bpf_program__attach_tracepoint(prog, cat, name);
 	err = link ? 0 : errno;
-	if (!link) {
-		napi_value r = throw_errno(env, "attach", err, "attach %s to tracepoint %s:%s", prog_name, cat, name);
-		log_end();
-		return r;
-	}
 	log_end();
-	o->links[o->nlinks++] = link;
+	snprintf(target, sizeof(target), "tracepoint %s:%s", cat, name);
+	return keep_link(env, o, link, err, prog_name, target);
+}
+
+/* attachCgroup(handle, progName, cgroupDir): a BPF link (BPF_LINK_CREATE), so
+ * it runs beside programs others attached to the same cgroup instead of
+ * replacing them, and it detaches when the handle closes or the process dies. */
+static napi_value js_attach_cgroup(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3];
+	char prog_name[128], dir[512], target[600];
+	struct obj *o;
+	struct bpf_program *prog;
+	struct bpf_link *link;
+	int fd, err;
+
+	if (get_args(env, info, 3, argv) || !(o = get_obj(env, argv[0])))
+		return NULL;
+	if (get_string(env, argv[1], prog_name, sizeof(prog_name)) || get_string(env, argv[2], dir, sizeof(dir)))
+		return NULL;
+	if (!(prog = attach_prog(env, o, prog_name)))
+		return NULL;
+	snprintf(target, sizeof(target), "cgroup %s", dir);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return keep_link(env, o, NULL, errno, prog_name, target);
+	log_begin();
+	link = bpf_program__attach_cgroup(prog, fd);
+	err = link ? 0 : errno;
+	log_end();
+	close(fd);
+	return keep_link(env, o, link, err, prog_name, target);
+}
+
+/* reuseMap(handle, mapName, fd): before load, make the object use a map
+ * another object already created (two objects writing one ring). */
+static napi_value js_reuse_map(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3];
+	char name[128];
+	struct obj *o;
+	struct bpf_map *map;
+	int32_t fd;
+	int err;
+
+	if (get_args(env, info, 3, argv) || !(o = get_obj(env, argv[0])) || get_string(env, argv[1], name, sizeof(name)))
+		return NULL;
+	NAPI_CALL(env, napi_get_value_int32(env, argv[2], &fd));
+	if (o->loaded)
+		return throw_errno(env, "configure", EBUSY, "configure %s: map %s can only be shared before load", o->path, name);
+	if (!(map = find_map(env, o, name)))
+		return NULL;
+	err = bpf_map__reuse_fd(map, fd);
+	if (err)
+		return throw_errno(env, "configure", -err, "configure %s: reuse fd %d for map %s", o->path, fd, name);
 	return NULL;
 }
 
@@ -742,6 +814,8 @@ NAPI_MODULE_INIT()
 		{ "setMaxEntries", NULL, js_set_max_entries, NULL, NULL, NULL, napi_default, NULL },
 		{ "load", NULL, js_load, NULL, NULL, NULL, napi_default, NULL },
 		{ "attachTracepoint", NULL, js_attach_tp, NULL, NULL, NULL, napi_default, NULL },
+		{ "attachCgroup", NULL, js_attach_cgroup, NULL, NULL, NULL, napi_default, NULL },
+		{ "reuseMap", NULL, js_reuse_map, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapFd", NULL, js_map_fd, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapUpdate", NULL, js_map_update, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapDelete", NULL, js_map_delete, NULL, NULL, NULL, napi_default, NULL },

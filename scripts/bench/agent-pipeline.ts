@@ -229,7 +229,7 @@ function pauses (summary: Array<{ decoders: number, maxGapMs: number, mainUs: nu
   const head = summary.find(s => s.decoders === defaultDecoders) ?? summary[0]
   const worst = summary.reduce((a, b) => b.maxGapMs > a.maxGapMs ? b : a)
   const out = [
-    `**Pauses at the sink.** Slabs reach the decoders in order (piscina \`stricterFIFO: true\` in agent/decoder/pool.ts). Without it,`,
+    `**Pauses at the sink.** Slabs reach the decoders in order (piscina \`stricterFIFO: true\` in agent/decode-pool/pool.ts). Without it,`,
     'piscina puts a task it could not hand to a busy worker back at the *tail* of its queue; a slab overtaken again and again held up',
     'the agent\'s in-order commit, everything decoded after it waited in memory, and an earlier run of this benchmark saw 1.3 s pauses',
     `and 885 MiB peak RSS. With ${defaultDecoders} decoder${defaultDecoders === 1 ? '' : 's'} the longest pause is now ${fmt(head.maxGapMs)} ms.`,

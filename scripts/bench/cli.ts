@@ -1,4 +1,4 @@
-import { parseConfig, formatHelp, type OptSpec } from '../../shared/config.js'
+import { parseCommand, type OptSpec } from '../../shared/config.js'
 import { PicketError } from '../../shared/errors.js'
 import { createProgress } from './lib/progress.js'
 import { writeSection, type Section } from './lib/report.js'
@@ -45,12 +45,9 @@ const SPECS: OptSpec[] = [
 ]
 
 export async function run (argv: string[]): Promise<number> {
-  const cfg = parseConfig<{ quick: boolean, runs?: number, 'no-write': boolean, 'no-progress': boolean }>(SPECS, argv, process.env, { allowPositionals: true })
-  if (cfg.help) {
-    const list = Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(16)}${b.summary}`).join('\n')
-    process.stdout.write(formatHelp('picket bench [name ...] [--quick]', `Run benchmarks (default: all, in this order) and update BENCHMARKS.md:\n${list}`, SPECS))
-    return 0
-  }
+  const list = Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(16)}${b.summary}`).join('\n')
+  const cfg = parseCommand<{ quick: boolean, runs?: number, 'no-write': boolean, 'no-progress': boolean }>(SPECS, argv, 'picket bench [name ...] [--quick]', `Run benchmarks (default: all, in this order) and update BENCHMARKS.md:\n${list}`, { allowPositionals: true })
+  if (cfg === undefined) return 0
   const names = cfg.positionals.length > 0 ? cfg.positionals : Object.keys(BENCHES)
   for (const n of names) {
     if (BENCHES[n] === undefined) throw new PicketError('PICKET_ERR_CONFIG', `unknown benchmark '${n}' (known: ${Object.keys(BENCHES).join(', ')})`)

@@ -1,4 +1,4 @@
-import { DecoderPool } from '../../agent/decoder/pool.js'
+import { DecoderPool } from '../../agent/decode-pool/pool.js'
 import type { BenchContext, BenchResult } from './cli.js'
 import { startDecodeThread } from './lib/decode-thread-client.js'
 import { rawFixture, type RawFixture } from './lib/netfixture.js'
@@ -9,7 +9,7 @@ import { pick } from './lib/size.js'
 // against. The same raw NET_EVENTS slabs go through
 //   - the decoder's code path on one thread: decodeNetRecords (raw C
 //     structs → OCSF objects) then packNetBatch (→ one msgpack batch), its
-//     CRC-32 and its copy into the output buffer, as agent/decoder/worker.ts
+//     CRC-32 and its copy into the output buffer, as agent/decode-pool/worker.ts
 //     runs it per task (lib/decode-thread.ts, in a worker thread with the
 //     decoder pool's heap setting, like the next two variants and the peer);
 //   - the real piscina decoder worker, one thread, two tasks in flight;
@@ -44,7 +44,7 @@ async function timeWorker (f: RawFixture, pool: DecoderPool): Promise<number> {
   const lane = async (): Promise<void> => {
     while (next < f.slabs.length) {
       const s = f.slabs[next++]
-      // output buffers go back to the worker with the next task, as agent/index.ts recycles them
+      // output buffers go back to the worker with the next task, as agent/commit.ts recycles them
       const out = free.pop()
       const o = await pool.decode({ ring: 'net', offset: s.offset, bytes: s.bytes, records: s.records, bootToWallNs: f.ctx.bootToWallNs, ...(out !== undefined ? { out } : {}) })
       if (o.records !== s.records) throw new Error(`the decoder worker decoded ${o.records} of ${s.records} records`)
@@ -106,7 +106,7 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     m[key] === undefined ? [label, 'not run', '—', what] : [label, fmt(m[key]), `${(m[key] / peer).toFixed(2)}×`, what]
   const rows = [
     row('**Picket decoder path** (one thread)', 'picket', 'raw records → OCSF objects → one msgpack batch per slab, its CRC-32 and its copy into the task\'s output buffer'),
-    row('Picket decoder worker (piscina, 1 thread)', 'worker', 'the same, through agent/decoder/worker.ts with 2 tasks in flight'),
+    row('Picket decoder worker (piscina, 1 thread)', 'worker', 'the same, through agent/decode-pool/worker.ts with 2 tasks in flight'),
     row('decode half only', 'decodeOnly', 'raw records → OCSF objects (decodeNetRecords)'),
     row('pack half only', 'packOnly', 'ready-made OCSF objects → msgpack (packNetBatch)'),
     row('peer: msgpackr `pack`', 'msgpackr', 'ready-made OCSF objects → msgpack (shared/codec.ts settings)'),
@@ -126,11 +126,11 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     ]),
     '',
     ratio >= 1
-      ? 'Decoding raw structs and packing them costs less than msgpackr takes just to pack the finished objects: the fast writer (agent/decode/pack-net.ts) copies the encodings of keys, of the metadata and device every record shares, and of repeating runs of values, where msgpackr walks every key of every object.'
+      ? 'Decoding raw structs and packing them costs less than msgpackr takes just to pack the finished objects: the fast writer (agent/normalize/pack-net.ts) copies the encodings of keys, of the metadata and device every record shares, and of repeating runs of values, where msgpackr walks every key of every object.'
       : `Decoding and packing reaches ${(ratio * 100).toFixed(0)}% of the rate at which msgpackr packs objects that are already built.`,
     '',
     'Where one thread\'s time goes (a V8 CPU profile of the decoder path with the same heap setting, dist build, taken while writing',
-    'this benchmark): about half is the msgpack writer (`writeNet`, `str`, `raw`, `writeEndpoint` in agent/decode/pack*.ts), a tenth the',
+    'this benchmark): about half is the msgpack writer (`writeNet`, `str`, `raw`, `writeEndpoint` in agent/normalize/pack*.ts), a tenth the',
     'CRC-32 of the batch, a tenth garbage collection, and under a fifth decoding the raw structs into objects. The cost follows the',
     `bytes: ~${fmt(batchBytes / records)} per record, of which the metadata and device blocks every record repeats and constant strings`,
     '(`protocol_ver` "Internet Protocol version 4 (IPv4)", `type_name`, `status_detail`) are most. Fewer bytes per record, or writing',

@@ -288,7 +288,7 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     `holds ${fmt(state.bytesPerHost / 1024)} KiB of heap per host, so ${fmt(H)} hosts need ~${mib(stateTotal)} in the detection workers alone.`,
     'Where it goes (a V8 heap snapshot of the same engine with 300 hosts, taken while writing this benchmark): the benign traffic',
     'makes ~50 (host, source) groups per host, one per client, and each keeps its distinct-value set, one evidence record per new value',
-    '(backend/detection/engine.ts `#vc`) and their times. A millisecond Unix time is past V8\'s small-integer range, so every stored time',
+    '(backend/detection/correlations/value-count.ts) and their times. A millisecond Unix time is past V8\'s small-integer range, so every stored time',
     'is its own boxed heap number: ~1,300 per host, ~20 KiB; plain objects (value stats, evidence) ~25 KiB; strings ~13 KiB. Keeping times',
     'as small-integer offsets from an engine epoch and the per-value stats in typed arrays would cut this about in half; not done yet.',
     'The connections cost the rest: one HTTP/2 session per agent (compare the rows).',

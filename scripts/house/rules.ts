@@ -25,6 +25,7 @@ export const NODE_FREE: readonly string[] = [
   'shared/enums.ts',
   'shared/ocsf/constants.ts',
   'shared/hostport.ts',
+  'shared/host-id.ts',
   'backend/console/types.ts',
   'backend/console/page/src/',
 ]

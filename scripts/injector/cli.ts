@@ -1,4 +1,4 @@
-import { formatHelp, parseConfig, type HostPort, type OptSpec } from '../../shared/config.js'
+import { parseCommand, type HostPort, type OptSpec } from '../../shared/config.js'
 import { PicketError } from '../../shared/errors.js'
 import { injectScan, formatSummary } from './index.js'
 
@@ -50,9 +50,7 @@ interface Values {
 }
 
 export async function run (argv: string[]): Promise<number> {
-  const cfg = parseConfig<Values>(SPECS, argv)
-  if (cfg.help) {
-    process.stdout.write(formatHelp('picket inject-scan [options]',
+  const cfg = parseCommand<Values>(SPECS, argv, 'picket inject-scan [options]',
       'Ship deterministic, seeded network_activity records to a collector as an agent would (gRPC Ship\n' +
       'stream, seq from 1, msgpack batches, waiting for acks). Patterns: a port scan (--ports), a sweep\n' +
       '(--hosts), a distributed scan (--sources), and benign background traffic (--benign).\n\n' +
@@ -60,9 +58,8 @@ export async function run (argv: string[]): Promise<number> {
       '  picket inject-scan --ports 200                       one source scans 200 ports: one T1046 finding\n' +
       '  picket inject-scan --hosts 30 --host-id web          one source, port 22 on 30 hosts: a sweep\n' +
       '  picket inject-scan --sources 10 --ports 40           10 sources, 4 ports each: a distributed scan\n' +
-      '  picket inject-scan --ports 0 --benign 5000           benign traffic only: no finding', SPECS))
-    return 0
-  }
+      '  picket inject-scan --ports 0 --benign 5000           benign traffic only: no finding')
+  if (cfg === undefined) return 0
   const v = cfg.values
   const tls = v['tls-ca'] !== undefined || v['tls-cert'] !== undefined
     ? { ...(v['tls-ca'] !== undefined ? { ca: v['tls-ca'] } : {}), ...(v['tls-cert'] !== undefined ? { cert: v['tls-cert'] } : {}), ...(v['tls-key'] !== undefined ? { key: v['tls-key'] } : {}) }

@@ -35,9 +35,21 @@ export const NET_ACTIVITY_NAME: Record<number, string> = {
 export const FINDING_ACTIVITY = { CREATE: 1, UPDATE: 2, CLOSE: 3 } as const
 export const FINDING_ACTIVITY_NAME: Record<number, string> = { 1: 'Create', 2: 'Update', 3: 'Close' }
 
+/** Every class_uid OCSF 1.8.0 defines (0 is the base event), as inclusive ranges; a test checks them against the schema. */
+export const OCSF_CLASS_UID_RANGES: ReadonlyArray<readonly [number, number]> = [
+  [0, 0], [1001, 1010], [2001, 2008], [3001, 3006], [4001, 4014], [5001, 5004], [5006, 5023], [5040, 5040],
+  [6001, 6008], [7001, 7004], [8001, 8002],
+]
+
+/** activity_id of any class lies in 0..OCSF_MAX_ACTIVITY_ID or is 99 (Other); a test checks it against the schema. */
+export const OCSF_MAX_ACTIVITY_ID = 17
+
 // network_connection_info.direction_id
 export const DIRECTION = { UNKNOWN: 0, INBOUND: 1, OUTBOUND: 2, LATERAL: 3, LOCAL: 4, OTHER: 99 } as const
 export const DIRECTION_NAME: Record<number, string> = { 0: 'Unknown', 1: 'Inbound', 2: 'Outbound', 3: 'Lateral', 4: 'Local', 99: 'Other' }
+
+// network_connection_info.protocol_ver_id
+export const PROTOCOL_VER = { UNKNOWN: 0, IPV4: 4, IPV6: 6, OTHER: 99 } as const
 
 export const SEVERITY = { UNKNOWN: 0, INFORMATIONAL: 1, LOW: 2, MEDIUM: 3, HIGH: 4, CRITICAL: 5, FATAL: 6, OTHER: 99 } as const
 export const SEVERITY_NAME: Record<number, string> = { 0: 'Unknown', 1: 'Informational', 2: 'Low', 3: 'Medium', 4: 'High', 5: 'Critical', 6: 'Fatal', 99: 'Other' }

@@ -27,7 +27,26 @@ export interface LeanContext {
 /** IANA protocol numbers → OCSF protocol_name (the lower-case keyword). */
 export const IANA_PROTOCOL: Readonly<Record<number, string>> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'ipv6-icmp' }
 
+/** Keys that would reach an object's prototype if a path set them. */
+const UNSAFE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** Why a shape's field path cannot be used, or undefined when it can. */
+export function badPath (path: unknown): string | undefined {
+  if (typeof path !== 'string' || path === '') return `a field path must be a non-empty string, got ${describe(path)}`
+  for (const part of path.split('.')) {
+    if (part === '') return `field path '${path}' has an empty segment`
+    if (UNSAFE_KEYS.has(part)) return `field path '${path}' names '${part}', which is no OCSF field`
+  }
+  return undefined
+}
+
+function describe (v: unknown): string {
+  return v === null ? 'nil' : Array.isArray(v) ? 'an array' : typeof v
+}
+
 function setPath (o: Record<string, unknown>, path: string, v: unknown): void {
+  const bad = badPath(path)
+  if (bad !== undefined) throw new TypeError(bad)
   const parts = path.split('.')
   let cur = o
   for (let i = 0; i < parts.length - 1; i++) {
@@ -42,7 +61,7 @@ function clone (v: unknown): unknown {
   if (Array.isArray(v)) return v.map(clone)
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {}
-    for (const [k, x] of Object.entries(v)) out[k] = clone(x)
+    for (const [k, x] of Object.entries(v)) if (!UNSAFE_KEYS.has(k)) out[k] = clone(x)
     return out
   }
   return v
@@ -127,4 +146,87 @@ export function expandRecord (ctx: LeanContext, rec: unknown, schema?: OcsfSchem
 export function expandBatch (ctx: LeanContext, records: readonly unknown[], schema?: OcsfSchema): Array<Record<string, unknown>> {
   const s = schema ?? loadOcsfSchema()
   return records.map(r => expandRecord(ctx, r, s))
+}
+
+// ---- the reference packer -------------------------------------------------
+// Generic and slow next to the agent's per-class writers (agent/normalize),
+// which must produce what this produces: the injector, the fuzzer, the
+// benchmarks' inputs and the tests pack with it. A caption is left out only
+// when expandRecord gives it back unchanged, so packing never loses a value.
+
+/** Top-level OCSF objects that every record of an agent's batch shares. */
+export const SHARED_KEYS: readonly string[] = ['metadata', 'device']
+
+function isPlainObject (v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array)
+}
+
+function flatten (o: Record<string, unknown>, prefix: string, out: Array<[string, unknown]>): void {
+  for (const [k, v] of Object.entries(o)) {
+    if (v === undefined) continue
+    const path = prefix === '' ? k : `${prefix}.${k}`
+    if (isPlainObject(v) && Object.keys(v).length > 0) flatten(v, path, out)
+    else out.push([path, v])
+  }
+}
+
+function getPath (o: Record<string, unknown>, path: string): unknown {
+  let cur: unknown = o
+  for (const part of path.split('.')) {
+    if (!isPlainObject(cur)) return undefined
+    cur = cur[part]
+  }
+  return cur
+}
+
+/** Leaf names that fillCaptions can derive from an id. */
+const CAPTION_LEAVES: ReadonlySet<string> = new Set(['class_name', 'category_uid', 'category_name', 'type_uid', 'type_name', 'protocol_name'])
+
+function mayBeCaption (path: string, schema: OcsfSchema | undefined): boolean {
+  const leaf = path.slice(path.lastIndexOf('.') + 1)
+  return CAPTION_LEAVES.has(leaf) || (schema?.siblings.has(leaf) ?? false)
+}
+
+/** A batch in the lean form: its context and its records, not yet msgpack-encoded. */
+export interface LeanBatch { context: LeanContext, records: unknown[][] }
+
+/**
+ * Full OCSF objects → the lean form. `shared` is taken from the first record
+ * (SHARED_KEYS by default); a record whose shared objects differ keeps its
+ * own copy in its values, so any mix of records packs without loss.
+ */
+export function packLean (objects: ReadonlyArray<Record<string, unknown>>, sharedKeys: readonly string[] = SHARED_KEYS, schema: OcsfSchema | undefined = loadOcsfSchema()): LeanBatch {
+  const shared: Record<string, unknown> = {}
+  const first = objects[0]
+  if (first !== undefined) for (const k of sharedKeys) if (first[k] !== undefined) shared[k] = first[k]
+  const sharedJson = new Map(Object.entries(shared).map(([k, v]) => [k, JSON.stringify(v)]))
+  const shapes: string[][] = []
+  const shapeIds = new Map<string, number>()
+  const records: unknown[][] = []
+  for (const o of objects) {
+    const own: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(o)) {
+      if (v === undefined) continue
+      if (sharedJson.has(k) && JSON.stringify(v) === sharedJson.get(k)) continue
+      own[k] = v
+    }
+    const leaves: Array<[string, unknown]> = []
+    flatten(own, '', leaves)
+    const kept = leaves.filter(([p]) => !mayBeCaption(p, schema))
+    if (kept.length < leaves.length) {
+      const probe: LeanContext = { shared, shapes: [kept.map(([p]) => p)] }
+      const back = expandRecord(probe, [0, ...kept.map(([, v]) => v)], schema)
+      for (const [p, v] of leaves) {
+        if (mayBeCaption(p, schema) && getPath(back, p) !== v) kept.push([p, v])
+      }
+    }
+    const paths = kept.map(([p]) => p)
+    const key = paths.join('\n')
+    let id = shapeIds.get(key)
+    if (id === undefined) { id = shapes.length; shapes.push(paths); shapeIds.set(key, id) }
+    records.push([id, ...kept.map(([, v]) => v)])
+  }
+  const context: LeanContext = { shapes }
+  if (Object.keys(shared).length > 0) context.shared = shared
+  return { context, records }
 }

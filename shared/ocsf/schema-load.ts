@@ -75,6 +75,8 @@ export interface OcsfSchema {
   readonly classesByName: ReadonlyMap<string, ClassRule>
   readonly objects: ReadonlyMap<string, ObjectRule>
   readonly profiles: ReadonlySet<string>
+  /** every attribute name that is an enum's sibling caption (activity_name, status, ...) */
+  readonly siblings: ReadonlySet<string>
   /** schema features that were skipped or degraded while compiling */
   readonly notes: readonly string[]
 }
@@ -386,5 +388,7 @@ export function compileSchema (dir: string): OcsfSchema {
     objects.get('observable')?.attrs.set('type_id', { ...observable, enumCaptions: merged })
   }
 
-  return { version, dir, classes, classesByName, objects, profiles: new Set(rawProfiles.keys()), notes }
+  const siblings = new Set<string>()
+  for (const a of Object.values<Json>(dictAttrs)) if (typeof a.sibling === 'string') siblings.add(a.sibling)
+  return { version, dir, classes, classesByName, objects, profiles: new Set(rawProfiles.keys()), siblings, notes }
 }

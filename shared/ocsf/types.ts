@@ -39,10 +39,9 @@ export interface OcsfConnectionInfo {
 
 export interface OcsfProcess { pid?: number, name?: string, ptid?: number, uid?: string }
 
-export interface NetworkActivity {
-  class_uid: 4001
+/** The base event attributes every class Picket emits carries (OCSF base_event). */
+export interface OcsfBaseEvent {
   class_name?: string
-  category_uid: 4
   category_name?: string
   activity_id: number
   activity_name?: string
@@ -50,22 +49,27 @@ export interface NetworkActivity {
   type_name?: string
   severity_id: number
   severity?: string
-  time: number
-  start_time?: number
-  duration?: number
   status_id?: number
   status?: string
-  status_code?: string
-  status_detail?: string
+  time: number
+  start_time?: number
   message?: string
   metadata: OcsfMetadata
   device?: OcsfDevice
+  unmapped?: Record<string, unknown>
+}
+
+export interface NetworkActivity extends OcsfBaseEvent {
+  class_uid: 4001
+  category_uid: 4
+  duration?: number
+  status_code?: string
+  status_detail?: string
   actor?: { process?: OcsfProcess }
   src_endpoint?: OcsfNetworkEndpoint
   dst_endpoint?: OcsfNetworkEndpoint
   connection_info?: OcsfConnectionInfo
   is_src_dst_assignment_known?: boolean
-  unmapped?: Record<string, unknown>
 }
 
 export interface OcsfAttack {
@@ -74,26 +78,11 @@ export interface OcsfAttack {
   version?: string
 }
 
-export interface DetectionFinding {
+export interface DetectionFinding extends OcsfBaseEvent {
   class_uid: 2004
-  class_name?: string
   category_uid: 2
-  category_name?: string
-  activity_id: number
-  activity_name?: string
-  type_uid: number
-  type_name?: string
-  severity_id: number
-  severity?: string
-  status_id?: number
-  status?: string
-  time: number
-  start_time?: number
   end_time?: number
   count?: number
-  message?: string
-  metadata: OcsfMetadata
-  device?: OcsfDevice
   finding_info: {
     uid: string
     title: string
@@ -114,7 +103,6 @@ export interface DetectionFinding {
   confidence_id?: number
   confidence?: string
   risk_level_id?: number
-  unmapped?: Record<string, unknown>
 }
 
 export type OcsfRecord = NetworkActivity | (Record<string, unknown> & { class_uid: number })

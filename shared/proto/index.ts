@@ -17,6 +17,10 @@ export interface Batch {
   sent_at_ms?: number
   agent_version?: string
   captured_total?: number
+  /** the agent instance (its spool's seq stream); '' or absent: an agent from before instance ids */
+  instance?: string
+  /** msgpack {shared, shapes} of the lean form (shared/ocsf/lean.ts); empty: full-form records */
+  context?: Buffer
 }
 
 export type { AckStatus } from '../enums.js'
@@ -29,6 +33,8 @@ export interface Ack {
   error?: string
   message?: string
   limit?: string
+  /** the batch's instance, echoed */
+  instance?: string
 }
 
 let cached: grpc.GrpcObject | undefined

@@ -1,9 +1,10 @@
 import t from 'tap'
-import { DecoderPool } from '../../agent/decoder/pool.js'
-import { NET_EVENT } from '../../agent/decode/layout.js'
-import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, synthIdOf, SynthSource } from '../../agent/decode/synth.js'
+import { DecoderPool } from '../../agent/decode-pool/pool.js'
+import { NET_EVENT } from '../../bpf/abi.js'
+import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, synthIdOf, SynthSource } from '../../agent/source/synth.js'
 import { unpackRecords } from '../../shared/codec.js'
-import { crc32 } from '../../agent/ship/crc32.js'
+import { crc32 } from '../../agent/crc32.js'
+import { crashingDecoder } from '../helpers/agent.js'
 
 // The decoder pool on its own: real piscina workers reading a shared slab in
 // place. Malformed records are counted, oversized output is split, the output
@@ -74,10 +75,11 @@ t.test('a worker that exits mid-task: the task runs again on a fresh worker; the
   const retries: number[] = []
   const p = new DecoderPool({
     threads: 1,
+    worker: crashingDecoder(1),
     onRetry: (_err, attempt) => retries.push(attempt),
     workerData: {
       rings: { net: sab }, source: { hostId: 'h', hostname: 'h', agentVersion: '0' }, rstReasons: SYNTH_RST_REASONS, noSocketReason: SYNTH_NO_SOCKET_REASON,
-      maxBatchBytes: 3 << 20, unmapped: true, crash: { onTask: 1, counter: new SharedArrayBuffer(4) },
+      maxBatchBytes: 3 << 20, unmapped: true,
     },
   })
   t.teardown(() => p.close())

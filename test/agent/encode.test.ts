@@ -13,7 +13,7 @@ t.test('encodeBatch reads back through the .proto codec, field for field', async
   const full: Batch = {
     host_id: 'host-ü-1', seq: 2 ** 40 + 7, count: 2520, records,
     drops: { kernel_reserve: 1, kernel_recursion: 2 ** 33, slab_starvation: 127, spool_eviction: 128, decode_error: 16384, refused: 0 },
-    hostname: 'h.example', sent_at_ms: 1_795_000_000_123, agent_version: '0.1.0', captured_total: 2 ** 52,
+    hostname: 'h.example', sent_at_ms: 1_795_000_000_123, agent_version: '0.1.0', captured_total: 2 ** 52, instance: '0f1e2d3c4b5a69788796a5b4c3d2e1f0',
   }
   const got = decode(encodeBatch(full))
   t.same({ ...got, records: undefined }, { ...full, records: undefined })

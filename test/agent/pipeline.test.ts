@@ -3,7 +3,7 @@ import { startAgent, type AgentOptions } from '../../agent/index.js'
 import { isPicketError } from '../../shared/errors.js'
 import { unpackRecords } from '../../shared/codec.js'
 import { VERSION } from '../../shared/version.js'
-import { captureLog, firstDifference, range, receivedIds, waitForStats } from '../helpers/agent.js'
+import { captureLog, crashingDecoder, firstDifference, range, receivedIds, waitForStats } from '../helpers/agent.js'
 import { TestCollector } from '../helpers/collector.js'
 
 // The whole agent pipeline without a kernel: the seeded synthetic source in a
@@ -102,7 +102,7 @@ t.test('a decoder worker that dies mid-task: its slab is decoded again, no recor
   const c = await TestCollector.start()
   t.teardown(() => c.close())
   const N = 20_000
-  const opts = base(t, c, { synth: { total: N }, testDecoderCrashOnTask: 5 })
+  const opts = base(t, c, { synth: { total: N }, decodeWorker: crashingDecoder(5) })
   const agent = await startAgent(opts)
   await c.waitFor(() => c.acceptedRecords >= N, 20_000, `${N} records`)
   const f = await agent.stop()

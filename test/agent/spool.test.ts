@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, t
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import pino from 'pino'
-import { crc32, crc32Js } from '../../agent/ship/crc32.js'
+import { crc32, crc32Js } from '../../agent/crc32.js'
 import { Spool, type Eviction } from '../../agent/ship/spool.js'
 import { isPicketError } from '../../shared/errors.js'
 import { rootPath } from '../../shared/paths.js'

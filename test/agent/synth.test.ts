@@ -1,13 +1,11 @@
 import t from 'tap'
 import { isDeepStrictEqual } from 'node:util'
-import { decodeNetRecords, type DecodeContext } from '../../agent/decode/net.js'
-import { KDIR, KIND, NET_EVENT, RST_REASON_UNKNOWN, TCP } from '../../agent/decode/layout.js'
-import { MsgpackWriter } from '../../agent/decode/pack.js'
-import { packNetBatch } from '../../agent/decode/pack-net.js'
-import {
-  encodeNetRecord, readNetRecord, SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, synthBootToWallNs, synthIdOf, synthRecord, SynthSource,
-  type RawNetRecord,
-} from '../../agent/decode/synth.js'
+import { decodeNetRecords, type DecodeContext } from '../../agent/normalize/net.js'
+import { KDIR, KIND, NET_EVENT, RST_REASON_UNKNOWN, TCP } from '../../bpf/abi.js'
+import { MsgpackWriter } from '../../agent/normalize/pack.js'
+import { packNetBatch } from '../../agent/normalize/pack-net.js'
+import { encodeNetRecord, readNetRecord, type RawNetRecord } from '../../bpf/records.js'
+import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, synthBootToWallNs, synthIdOf, synthRecord, SynthSource } from '../../agent/source/synth.js'
 import { packRecords, unpackRecords } from '../../shared/codec.js'
 import { makeDevice, makeMetadata } from '../../shared/ocsf/network.js'
 import type { NetworkActivity } from '../../shared/ocsf/types.js'

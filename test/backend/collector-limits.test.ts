@@ -132,7 +132,7 @@ t.test('identity and sequence checks refuse the batch, not the stream', async t 
   const seq0 = await s.sendRaw(raw('id-a', 0, records('id-a', 2), 2))
   t.match(seq0, { status: 'REFUSED', error: 'PICKET_ERR_SEQ', code: grpc.status.INVALID_ARGUMENT })
   const foreign = await s.sendRaw(raw('id-a', 2, records('id-c', 2), 2))
-  t.match(foreign, { status: 'REFUSED', error: 'PICKET_ERR_HOST_ID', message: /device\.uid 'id-c'/ }, 'records claiming another host')
+  t.match(foreign, { status: 'REFUSED', error: 'PICKET_ERR_HOST_ID', code: grpc.status.PERMISSION_DENIED, limit: '', message: /device\.uid 'id-c'/ }, 'records claiming another host')
   const junk = await s.sendRaw(raw('id-a', 3, Buffer.from('not msgpack at all'), 1))
   t.match(junk, { status: 'REFUSED', error: 'PICKET_ERR_DECODE', code: grpc.status.INVALID_ARGUMENT })
   t.equal((await s.sendRaw(raw('id-a', 4, records('id-a', 2), 2))).status, 'OK', 'still accepted afterwards')

@@ -7,6 +7,7 @@ import { createLogger } from '../../shared/logger.js'
 import type { DetectionFinding } from '../../shared/ocsf/types.js'
 import { startBackend, type BackendHandle } from '../../backend/server.js'
 import { injectScan } from '../../scripts/injector/index.js'
+import { newToken, writeTokensFile } from '../helpers/tokens.js'
 import { rulesDir, tempDir } from './helpers/records.js'
 
 // The backend's HTTP side and outputs, on a real started backend: /healthz
@@ -63,17 +64,19 @@ t.test('/healthz reports the bridge and every worker; /metrics serves Prometheus
 t.test('an access token guards every route; non-loopback HTTP without one refuses to start', async t => {
   const tmp = tempDir()
   t.teardown(tmp.cleanup)
-  const b = await startBackend({ listen: '127.0.0.1:0', http: '127.0.0.1:0', httpToken: 's3cret-token', db: join(tmp.dir, 'p.db'), workers: 1, console: false, logger: quiet() })
+  const token = newToken()
+  const httpTokensFile = writeTokensFile(tmp.dir, { carol: token })
+  const b = await startBackend({ listen: '127.0.0.1:0', http: '127.0.0.1:0', httpTokensFile, db: join(tmp.dir, 'p.db'), workers: 1, console: false, logger: quiet() })
   t.teardown(b.close)
   const url = b.http?.url ?? ''
-  const no = await fetch(`${url}/healthz`)
+  const no = await fetch(`${url}/metrics`)
   t.equal(no.status, 401)
   t.match(await no.json(), { error: 'PICKET_ERR_CONSOLE_TOKEN' })
   t.equal((await fetch(`${url}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status, 401)
-  t.equal((await fetch(`${url}/healthz`, { headers: { authorization: 'Bearer s3cret-token' } })).status, 200)
-  t.equal((await fetch(`${url}/metrics?access_token=s3cret-token`)).status, 200, 'EventSource cannot set headers: the query works too')
+  t.equal((await fetch(`${url}/healthz`, { headers: { authorization: `Bearer ${token}` } })).status, 200)
+  t.equal((await fetch(`${url}/metrics?access_token=${token}`)).status, 200, 'EventSource cannot set headers: the query works too')
   await t.rejects(startBackend({ listen: '127.0.0.1:0', http: '0.0.0.0:0', db: join(tmp.dir, 'q.db'), workers: 1, console: false, logger: quiet() }),
-    { code: 'PICKET_ERR_CONSOLE_TOKEN', message: /without an access token.*--http-token/s })
+    { code: 'PICKET_ERR_CONSOLE_TOKEN', message: /without an access token.*--http-tokens-file/s })
   await t.rejects(startBackend({ listen: '0.0.0.0:0', http: false, db: join(tmp.dir, 'r.db'), workers: 1, console: false, logger: quiet() }),
     { code: 'PICKET_ERR_CONFIG', message: /without mTLS.*--allow-remote/s })
   const bad = rulesDir({ 'zz.yml': 'title: x\nname: x\ncorrelation:\n  type: nope\n' })

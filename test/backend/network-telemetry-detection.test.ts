@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { createLogger } from '../../shared/logger.js'
 import { validateDetectionFinding } from '../../shared/ocsf/schema.js'
 import { startBackend, type BackendHandle } from '../../backend/server.js'
-import type { StoredFinding } from '../../backend/store.js'
+import type { StoredFinding } from '../../backend/store/index.js'
 import { injectScan, type InjectOptions } from '../../scripts/injector/index.js'
 import { tempDir } from './helpers/records.js'
 

@@ -10,6 +10,7 @@ import { buildPlan } from '../../scripts/injector/plan.js'
 // the limits on everything it skips.
 
 const LIM = { maxStringBytes: 4096, maxDepth: 16, maxRecords: 100_000 }
+const NOW = Date.now()
 
 function get (obj: unknown, path: string): unknown {
   let cur = obj
@@ -43,7 +44,7 @@ t.test('agrees with msgpackr on injector records (real OCSF network_activity)', 
   let rows = 0
   for (const h of plan.hosts) {
     for (const b of h.batches) {
-      const n = p.scan(b, LIM)
+      const n = p.scan(b, LIM, NOW)
       const full = unpackRecords(b)
       t.equal(n, full.length)
       for (let r = 0; r < n; r++) {
@@ -83,14 +84,20 @@ t.test('every msgpack type: read when projected, skipped when not', async t => {
     bin: Buffer.from('abc'),
     ext: new Date(0),
   }
-  const bytes = packr.pack([rec, { a: 'not a number' }, 5])
-  t.equal(p.scan(bytes, LIM), 3)
+  const bytes = packr.pack([rec, { a: 'not a number' }])
+  t.equal(p.scan(bytes, LIM, NOW), 2)
   t.same([...Array(16).keys()].map(s => cell(p, 0, s)), [7, 'see', 70000, -3, 1.5, Math.fround(0.1), null, true, false, 's'.repeat(40), 'w'.repeat(300), 'OTHER', 'OTHER', 2 ** 40, -(2 ** 40), 'OTHER'])
   t.equal(cell(p, 1, 0), 'not a number')
-  t.equal(cell(p, 2, 0), undefined, 'a record that is not a map projects nothing')
   t.equal(cell(p, 1, 1), undefined, 'absent fields are absent, not left over from the previous row')
-  p.scan(packRecords([{ f64: 0.1, big: -70000, neg: -200 }]), LIM)
+  p.scan(packRecords([{ f64: 0.1, big: -70000, neg: -200 }]), LIM, NOW)
   t.same([cell(p, 0, 5), cell(p, 0, 2), cell(p, 0, 3)], [0.1, -70000, -200], 'float64, int32, int16 as the codec writes them')
+})
+
+t.test('a record that is not a map is refused, with its index and what it is', async t => {
+  const p = new Projector(['a'])
+  for (const [rec, what] of [[5, 'a number'], ['x', 'a string'], [[1], 'an array'], [null, 'nil'], [true, 'a boolean'], [Buffer.from('b'), 'binary']] as const) {
+    t.throws(() => p.scan(packRecords([{ a: 1 }, rec as unknown as object]), LIM, NOW), { name: 'RecordError', record: 1, message: `record 1: the record is ${what}, not a map; each record is one OCSF object` })
+  }
 })
 
 function limitOf (f: () => unknown): string | undefined {
@@ -101,36 +108,36 @@ function limitOf (f: () => unknown): string | undefined {
 t.test('limits: string length, nesting depth, record count', async t => {
   const p = new Projector(['a'])
   const str = packRecords([{ a: 1, b: { c: 'x'.repeat(101) } }])
-  t.equal(limitOf(() => p.scan(str, { ...LIM, maxStringBytes: 100 })), 'max_string_bytes', 'a skipped string counts too')
-  t.equal(p.scan(str, { ...LIM, maxStringBytes: 101 }), 1)
+  t.equal(limitOf(() => p.scan(str, { ...LIM, maxStringBytes: 100 }, NOW)), 'max_string_bytes', 'a skipped string counts too')
+  t.equal(p.scan(str, { ...LIM, maxStringBytes: 101 }, NOW), 1)
   const key = packRecords([{ ['k'.repeat(200)]: 1 }])
-  t.equal(limitOf(() => p.scan(key, { ...LIM, maxStringBytes: 100 })), 'max_string_bytes', 'keys count')
+  t.equal(limitOf(() => p.scan(key, { ...LIM, maxStringBytes: 100 }, NOW)), 'max_string_bytes', 'keys count')
   const deep = packRecords([{ a: { b: { c: [1, [2]] } } }])
-  t.equal(limitOf(() => p.scan(deep, { ...LIM, maxDepth: 4 })), 'max_depth')
-  t.equal(p.scan(deep, { ...LIM, maxDepth: 5 }), 1, 'record 1, a 2, b 3, c 4, inner array 5')
+  t.equal(limitOf(() => p.scan(deep, { ...LIM, maxDepth: 4 }, NOW)), 'max_depth')
+  t.equal(p.scan(deep, { ...LIM, maxDepth: 5 }, NOW), 1, 'record 1, a 2, b 3, c 4, inner array 5')
   const many = packRecords(Array.from({ length: 11 }, () => ({ a: 1 })))
-  t.equal(limitOf(() => p.scan(many, { ...LIM, maxRecords: 10 })), 'max_records')
+  t.equal(limitOf(() => p.scan(many, { ...LIM, maxRecords: 10 }, NOW)), 'max_records')
 })
 
 t.test('malformed input is refused, never read past its end', async t => {
   const p = new Projector(['a', 'b'])
   const good = packRecords([{ a: 1, b: 'two' }, { a: 3 }])
-  t.equal(p.scan(good, LIM), 2)
+  t.equal(p.scan(good, LIM, NOW), 2)
   for (let cut = 1; cut < good.length; cut++) {
-    t.throws(() => p.scan(good.subarray(0, cut), LIM), { name: 'ScanError' }, `truncated at ${cut}`)
+    t.throws(() => p.scan(good.subarray(0, cut), LIM, NOW), { name: 'ScanError' }, `truncated at ${cut}`)
   }
-  t.throws(() => p.scan(Buffer.concat([good, Buffer.from([0xc0])]), LIM), /after its last record/)
-  t.throws(() => p.scan(Buffer.from([0x81, 0xa1, 0x61, 0x01]), LIM), /not a msgpack array/)
-  t.throws(() => p.scan(Buffer.from([0x91, 0x81, 0xa1, 0x61, 0xc1]), LIM), /invalid msgpack byte 0xc1/)
-  t.throws(() => p.scan(new Uint8Array(0), LIM), /empty/)
-  t.equal(limitOf(() => p.scan(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]), LIM)), 'max_records', 'a huge array header')
-  t.throws(() => p.scan(Buffer.from([0x91, 0xdf, 0x7f, 0xff, 0xff, 0xff]), LIM), { name: 'ScanError' }, 'a huge map header over few bytes')
+  t.throws(() => p.scan(Buffer.concat([good, Buffer.from([0xc0])]), LIM, NOW), /after its last record/)
+  t.throws(() => p.scan(Buffer.from([0x81, 0xa1, 0x61, 0x01]), LIM, NOW), /not a msgpack array/)
+  t.throws(() => p.scan(Buffer.from([0x91, 0x81, 0xa1, 0x61, 0xc1]), LIM, NOW), /invalid msgpack byte 0xc1/)
+  t.throws(() => p.scan(new Uint8Array(0), LIM, NOW), /empty/)
+  t.equal(limitOf(() => p.scan(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]), LIM, NOW)), 'max_records', 'a huge array header')
+  t.throws(() => p.scan(Buffer.from([0x91, 0xdf, 0x7f, 0xff, 0xff, 0xff]), LIM, NOW), { name: 'ScanError' }, 'a huge map header over few bytes')
   // random bytes: only ScanError, never another exception or a hang
   const rng = new Prng(3)
   for (let i = 0; i < 2000; i++) {
     const buf = Buffer.from(Array.from({ length: 1 + rng.int(64) }, () => rng.int(256)))
     buf[0] = 0x90 | (rng.int(4))
-    try { p.scan(buf, LIM) } catch (err) { if (!(err instanceof ScanError)) t.fail(`random input threw ${(err as Error).name}: ${(err as Error).message}`) }
+    try { p.scan(buf, LIM, NOW) } catch (err) { if (!(err instanceof ScanError)) t.fail(`random input threw ${(err as Error).name}: ${(err as Error).message}`) }
   }
   t.pass('random inputs handled')
 })

@@ -3,7 +3,8 @@ import { packRecords } from '../../shared/codec.js'
 import { isPicketError } from '../../shared/errors.js'
 import { NET_ACTIVITY } from '../../shared/ocsf/constants.js'
 import { routeHost } from '../../backend/bridge/pool.js'
-import { DetectionEngine, type FleetDelta } from '../../backend/detection/engine.js'
+import { DetectionEngine } from '../../backend/detection/engine.js'
+import type { FleetDelta } from '../../backend/detection/protocol.js'
 import { FleetStage } from '../../backend/detection/fleet.js'
 import { compileRuleSet } from '../../backend/detection/rules/compile.js'
 import { loadRuleDir, parseRuleText } from '../../backend/detection/rules/load.js'
@@ -276,15 +277,15 @@ t.test('batches the worker refuses: record-level limits and a foreign device.uid
   const long = probeRecord('lim', { t: T0, src: '198.51.100.1', port: 1 })
   long.status_detail = 'x'.repeat(65)
   const r1 = eng.processBatch({ hostId: 'lim', seq: 1, count: 1, bytes: packRecords([long]), recvAt: T0 }, T0)
-  t.match(r1, { status: 'refused', limit: 'max_string_bytes', error: 'PICKET_ERR_LIMIT' })
+  t.match(r1, { status: 'refused', reason: 'max_string_bytes', error: 'PICKET_ERR_LIMIT' })
   const deep = probeRecord('lim', { t: T0, src: '198.51.100.1', port: 1 })
   deep.unmapped = { a: { b: { c: { d: 1 } } } }
-  t.match(eng.processBatch({ hostId: 'lim', seq: 2, count: 1, bytes: packRecords([deep]), recvAt: T0 }, T0), { status: 'refused', limit: 'max_depth' })
+  t.match(eng.processBatch({ hostId: 'lim', seq: 2, count: 1, bytes: packRecords([deep]), recvAt: T0 }, T0), { status: 'refused', reason: 'max_depth' })
   t.match(eng.processBatch({ hostId: 'lim', seq: 3, count: 2, bytes: packRecords([probeRecord('lim', { t: T0, src: '198.51.100.1', port: 1 })]), recvAt: T0 }, T0),
-    { status: 'refused', error: 'PICKET_ERR_DECODE', message: /count 2 but records holds 1/ })
+    { status: 'refused', reason: 'decode', error: 'PICKET_ERR_DECODE', message: /count 2 but records holds 1/ })
   t.match(eng.processBatch({ hostId: 'lim', seq: 4, count: 1, bytes: packRecords([probeRecord('other-host', { t: T0, src: '198.51.100.1', port: 1 })]), recvAt: T0 }, T0),
-    { status: 'refused', error: 'PICKET_ERR_HOST_ID', code: 7 })
-  t.match(eng.processBatch({ hostId: 'lim', seq: 5, count: 1, bytes: Buffer.from([0x91, 0xdb, 0xff]), recvAt: T0 }, T0), { status: 'refused', error: 'PICKET_ERR_DECODE' })
+    { status: 'refused', reason: 'host_id', error: 'PICKET_ERR_HOST_ID' })
+  t.match(eng.processBatch({ hostId: 'lim', seq: 5, count: 1, bytes: Buffer.from([0x91, 0xdb, 0xff]), recvAt: T0 }, T0), { status: 'refused', reason: 'decode', error: 'PICKET_ERR_DECODE' })
   t.same(eng.processBatch({ hostId: 'lim', seq: 6, count: 1, bytes: packRecords([probeRecord('lim', { t: T0, src: '198.51.100.1', port: 1 })]), recvAt: T0 }, T0), { status: 'accepted', records: 1 })
   t.same(eng.processBatch({ hostId: 'lim', seq: 1, count: 1, bytes: packRecords([long]), recvAt: T0 }, T0), { status: 'duplicate' }, 'a refused seq is spent')
 })

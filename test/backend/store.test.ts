@@ -3,7 +3,7 @@ import t from 'tap'
 import { join } from 'node:path'
 import { isPicketError } from '../../shared/errors.js'
 import type { FindingEvent } from '../../backend/detection/finding.js'
-import { AlertStore, type FindingChange, type HostRow } from '../../backend/store.js'
+import { AlertStore, type FindingChange, type HostRow } from '../../backend/store/index.js'
 import { EngineRig, ports, SHIPPED_RULES, tempDir } from './helpers/records.js'
 
 // The alert store on real SQLite files in a temp folder, fed with findings
@@ -156,14 +156,17 @@ t.test('hosts: counters add up, drops are the latest cumulative report, seqs per
   t.equal(h?.refusedBatches, 1)
   t.equal(h?.duplicateBatches, 2)
   t.equal(rows.length, 2)
-  store.recordSeqs([{ hostId: 'h1', lastSeq: 42 }])
-  store.recordSeqs([{ hostId: 'h1', lastSeq: 40 }])
-  t.same([...store.lastSeqs()], [['h1', 42]], 'the floor never goes back')
+  store.recordSeqs([{ hostId: 'h1', floors: [{ instance: 'a1', lastSeq: 42, lastSeen: T0 }] }], T0)
+  store.recordSeqs([{ hostId: 'h1', floors: [{ instance: 'a1', lastSeq: 40, lastSeen: T0 + 1 }] }], T0)
+  const floors = [['h1', [{ instance: 'a1', lastSeq: 42, lastSeen: T0 + 1 }]]]
+  t.same([...store.lastSeqs(T0)], floors, 'the floor never goes back')
+  t.equal(store.getHost('h1')?.lastSeq, 42, 'the host row shows the floor of its latest instance')
   store.close()
   const again = AlertStore.open(path)
   t.teardown(() => again.close())
-  t.same([...again.lastSeqs()], [['h1', 42]], 'persisted across a restart')
-  t.equal(again.listHosts().length, 1)
+  t.same([...again.lastSeqs(T0)], floors, 'persisted across a restart')
+  t.same(again.floorsOf('h1', T0), floors[0][1], 'one host\'s floors, as the bridge reads them')
+  t.equal(again.listHosts().total, 1)
 })
 
 t.test('read-only access (picket alerts) while the backend writes; missing or foreign files', async t => {

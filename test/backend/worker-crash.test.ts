@@ -10,21 +10,34 @@ import { tempDir } from './helpers/records.js'
 // not lose a batch or touch the hosts of the other workers: its batches in
 // flight are answered RETRY, the agent resends them, the slot restarts, and
 // the backend process stays up. The worker really dies: an uncaught
-// exception on its thread (PICKET_TEST_DETECTION_CRASH_HOST).
+// exception on its thread (test/fixtures/crashing-detection-worker.ts wraps
+// the real worker).
 
 t.test('a detection worker dies mid-batch: RETRY, restart, nothing lost, the other worker untouched', async t => {
   const crashHost = 'crash-host'
   let other = ''
   for (let i = 0; other === ''; i++) if (routeHost(`calm-host-${i}`, 2) !== routeHost(crashHost, 2)) other = `calm-host-${i}`
-  const previous = process.env.PICKET_TEST_DETECTION_CRASH_HOST
-  process.env.PICKET_TEST_DETECTION_CRASH_HOST = crashHost
-  t.teardown(() => {
-    if (previous === undefined) delete process.env.PICKET_TEST_DETECTION_CRASH_HOST
-    else process.env.PICKET_TEST_DETECTION_CRASH_HOST = previous
-  })
   const tmp = tempDir()
   t.teardown(tmp.cleanup)
-  const b = await startBackend({ listen: '127.0.0.1:0', http: false as const, db: join(tmp.dir, 'p.db'), workers: 2, console: false as const, logger: createLogger('test-crash', { level: 'fatal', pretty: false }) })
+  // a worker thread gets a copy of process.env when it starts
+  const env = { CRASHING_WORKER_HOST: crashHost, CRASHING_WORKER_MARKER: join(tmp.dir, 'crashed') }
+  const previous = Object.fromEntries(Object.keys(env).map(k => [k, process.env[k]]))
+  Object.assign(process.env, env)
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(previous)) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+  })
+  const b = await startBackend({
+    listen: '127.0.0.1:0',
+    http: false as const,
+    db: join(tmp.dir, 'p.db'),
+    workers: 2,
+    console: false as const,
+    detectionWorker: new URL('../fixtures/crashing-detection-worker.ts', import.meta.url),
+    logger: createLogger('test-crash', { level: 'fatal', pretty: false }),
+  })
   t.teardown(b.close)
 
   const [crashed, calm] = await Promise.all([

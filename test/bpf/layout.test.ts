@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { COUNTER, HEADER, KDIR, KIND, NET_CONFIG, NET_EVENT, OFF_ABSENT, RST_REASON_UNKNOWN, TP_LAYOUT_FIELDS, TP_LAYOUT_SIZEOF, TP_MAX, ADDR_MODE } from '../../agent/decode/layout.js'
+import { COUNTER, HEADER, KDIR, KIND, NET_CONFIG, NET_EVENT, OFF_ABSENT, RST_REASON_UNKNOWN, TP_LAYOUT_FIELDS, TP_LAYOUT_SIZEOF, TP_MAX, ADDR_MODE } from '../../bpf/abi.js'
 import {
   ARG_MAX, ARGC_MAX, ARGS_MAX, AT_FDCWD, EVENT_HEADER, EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, EXIT_SOURCE, FILE_CONFIG, FILE_CONFIG_SIZEOF,
   FILE_COUNTER, FILE_EVENT, FILE_KIND, FILE_PATH_FLAG, FILE_SYSCALLS, FORK_EVENT, PATH_ACTION, PATH_KEY, PATH_MAX, PREFIX_MAX,
@@ -14,7 +14,7 @@ import { hasCommand, IN_CI } from '../helpers/env.js'
 
 // The TypeScript decoder and the C header must not drift apart silently:
 // compile bpf/layout-print.c against bpf/events.h now and compare every
-// offset and size with agent/decode/layout.ts and bpf/abi-proc.ts.
+// offset and size with bpf/abi.ts and bpf/abi-proc.ts.
 
 type Printed = Record<string, Record<string, number>> & { proc: Record<string, Record<string, number | number[]>> }
 

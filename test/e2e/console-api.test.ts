@@ -1,7 +1,7 @@
 import { request, type IncomingMessage } from 'node:http'
 import t from 'tap'
 import type { FindingDetail, FindingList, HostList, ValidationErrorBody } from '../../backend/console/types.js'
-import { apiFixture, findingEvent } from './helpers/console-api.js'
+import { ALICE, apiFixture, bearer, BOB, findingEvent } from './helpers/console-api.js'
 
 // The console's JSON API through fastify's inject (and, for the event
 // stream, a real socket): validation errors name every bad field, cursor
@@ -42,29 +42,29 @@ t.test('GET /api/findings: a 400 names every invalid query parameter', async t =
   t.same(fieldNames(cursor.json<ValidationErrorBody>().fields), ['query:cursor'])
 })
 
-t.test('PATCH /api/findings/:id: a 400 names every invalid field, over body and headers', async t => {
+t.test('PATCH /api/findings/:id: a 400 names every invalid field', async t => {
   const fx = await apiFixture()
   t.teardown(fx.close)
   const ev = findingEvent()
   fx.store.applyFindingEvents([ev])
   const url = `/api/findings/${ev.summary.id}`
-  const r = await fx.app.inject({ method: 'PATCH', url, payload: { status: 'done', note: 42, by: 'me' }, headers: { 'x-picket-actor': ' ' } })
+  const headers = bearer(ALICE)
+  const r = await fx.app.inject({ method: 'PATCH', url, payload: { status: 'done', note: 42, by: 'me' }, headers })
   t.equal(r.statusCode, 400)
   const body = r.json<ValidationErrorBody>()
-  t.same(fieldNames(body.fields), ['body:by', 'body:note', 'body:status', 'headers:x-picket-actor'])
+  t.same(fieldNames(body.fields), ['body:by', 'body:note', 'body:status'])
   t.match(body.fields.find(f => f.field === 'status')?.message, /must be one of: new, in_progress, resolved, false_positive/)
   t.match(body.fields.find(f => f.field === 'note')?.message, /must be a string/)
   t.match(body.fields.find(f => f.field === 'by')?.message, /not a known field \(known: status, note\)/)
-  t.match(body.fields.find(f => f.field === 'x-picket-actor')?.message, /printable characters/)
 
-  const missing = await fx.app.inject({ method: 'PATCH', url, payload: {} })
+  const missing = await fx.app.inject({ method: 'PATCH', url, payload: {}, headers })
   t.same(missing.json<ValidationErrorBody>().fields, [{ field: 'status', in: 'body', message: 'is required' }])
-  const long = await fx.app.inject({ method: 'PATCH', url, payload: { status: 'resolved', note: 'x'.repeat(2001) } })
+  const long = await fx.app.inject({ method: 'PATCH', url, payload: { status: 'resolved', note: 'x'.repeat(2001) }, headers })
   t.same(fieldNames(long.json<ValidationErrorBody>().fields), ['body:note'])
-  const notJson = await fx.app.inject({ method: 'PATCH', url, payload: '{"status":', headers: { 'content-type': 'application/json' } })
+  const notJson = await fx.app.inject({ method: 'PATCH', url, payload: '{"status":', headers: { ...headers, 'content-type': 'application/json' } })
   t.equal(notJson.statusCode, 400)
   t.same(fieldNames(notJson.json<ValidationErrorBody>().fields), ['body:body'])
-  const badId = await fx.app.inject({ method: 'PATCH', url: '/api/findings/%3Cscript%3E', payload: { status: 'resolved' } })
+  const badId = await fx.app.inject({ method: 'PATCH', url: '/api/findings/%3Cscript%3E', payload: { status: 'resolved' }, headers })
   t.equal(badId.statusCode, 400)
   t.same(fieldNames(badId.json<ValidationErrorBody>().fields), ['params:id'])
   t.equal(fx.store.history(ev.summary.id).length, 1, 'nothing invalid reached the history')
@@ -74,7 +74,7 @@ t.test('404s say PICKET_ERR_NOT_FOUND', async t => {
   const fx = await apiFixture()
   t.teardown(fx.close)
   for (const [method, url] of [['GET', '/api/findings/no-such-id'], ['PATCH', '/api/findings/no-such-id'], ['GET', '/api/hosts/nohost'], ['GET', '/api/nothing/here']] as const) {
-    const r = await fx.app.inject({ method, url, ...(method === 'PATCH' ? { payload: { status: 'resolved' } } : {}) })
+    const r = await fx.app.inject({ method, url, ...(method === 'PATCH' ? { payload: { status: 'resolved' }, headers: bearer(ALICE) } : {}) })
     t.equal(r.statusCode, 404, `${method} ${url}`)
     t.equal(r.json().error, 'PICKET_ERR_NOT_FOUND', `${method} ${url}`)
   }
@@ -129,23 +129,23 @@ t.test('GET /api/findings: cursor pagination returns every finding once, newest 
   t.same(closed.items.map(f => f.id).sort(), [ids[5], ids[6]].sort(), 'repeated and comma-separated status both work')
 })
 
-t.test('PATCH /api/findings/:id records who, when and the note, and the OCSF status follows', async t => {
+t.test('PATCH /api/findings/:id records who (the token\'s analyst), when and the note, and the OCSF status follows', async t => {
   const fx = await apiFixture()
   t.teardown(fx.close)
   const ev = findingEvent()
   fx.store.applyFindingEvents([ev])
   const url = `/api/findings/${ev.summary.id}`
   const t0 = Date.now()
-  const ack = await fx.app.inject({ method: 'PATCH', url, payload: { status: 'in_progress' } })
+  const ack = await fx.app.inject({ method: 'PATCH', url, payload: { status: 'in_progress' }, headers: bearer(BOB) })
   t.equal(ack.statusCode, 200)
-  const res = await fx.app.inject({ method: 'PATCH', url, payload: { status: 'resolved', note: '  blocked at the edge  ' }, headers: { 'x-picket-actor': 'alice' } })
+  const res = await fx.app.inject({ method: 'PATCH', url, payload: { status: 'resolved', note: '  blocked at the edge  ' }, headers: bearer(ALICE) })
   t.equal(res.statusCode, 200)
   const d = res.json<FindingDetail>()
   t.equal(d.status, 'resolved')
   t.equal((d.finding as { status_id: number }).status_id, 4)
   t.match(d.history, [
     { actor: 'picket', from: null, to: 'new' },
-    { actor: 'console', from: 'new', to: 'in_progress', note: '' },
+    { actor: 'bob', from: 'new', to: 'in_progress', note: '' },
     { actor: 'alice', from: 'in_progress', to: 'resolved', note: 'blocked at the edge' },
   ])
   t.ok(d.history[2].at >= t0 && d.history[2].at <= Date.now())
@@ -196,13 +196,14 @@ t.test('security headers, the DNS-rebinding guard, and the access token', async 
     t.equal((await fx.app.inject({ url: '/api/findings', headers: { host } })).statusCode, 200, host)
   }
 
-  const tok = await apiFixture({ token: 'correct horse battery staple' })
+  const tok = await apiFixture({ anonymousReads: false })
   t.teardown(tok.close)
   t.equal((await tok.app.inject({ url: '/api/findings' })).statusCode, 401)
   t.equal((await tok.app.inject({ url: '/api/findings', headers: { authorization: 'Bearer wrong' } })).statusCode, 401)
-  t.equal((await tok.app.inject({ url: '/api/findings', headers: { authorization: 'Bearer correct horse battery staple' } })).statusCode, 200)
-  t.equal((await tok.app.inject({ url: '/api/findings?access_token=correct%20horse%20battery%20staple' })).statusCode, 200, 'the token in the query (EventSource)')
-  t.equal((await tok.app.inject({ url: '/api/findings', headers: { host: 'picket.example.org', authorization: 'Bearer correct horse battery staple' } })).statusCode, 200, 'with a token, a host name is fine')
+  t.equal((await tok.app.inject({ url: '/api/findings', headers: bearer(ALICE) })).statusCode, 200)
+  t.equal((await tok.app.inject({ url: `/api/findings?access_token=${ALICE}` })).statusCode, 200, 'the token in the query (EventSource)')
+  t.equal((await tok.app.inject({ url: '/api/findings', headers: { host: 'picket.example.org', ...bearer(ALICE) } })).statusCode, 200, 'with a token, a host name is fine')
+  t.equal((await fx.app.inject({ url: '/api/findings', headers: { host: 'picket.example.org', authorization: 'Bearer wrong' } })).statusCode, 401, 'a wrong token is refused, never read as no token')
 })
 
 t.test('GET / without a built page says how to build it', async t => {
@@ -249,7 +250,7 @@ async function until (f: () => boolean, ms = 3000, what = 'condition'): Promise<
 }
 
 t.test('GET /api/stream: events, keep-alives, replay from Last-Event-ID, clients let go on disconnect', async t => {
-  const fx = await apiFixture({ console: { keepAliveMs: 100, maxStreams: 2, staleAfterMs: 60_000 } })
+  const fx = await apiFixture({ console: { keepAliveMs: 100, maxAnonymousStreams: 2, staleAfterMs: 60_000 } })
   await fx.app.listen({ host: '127.0.0.1', port: 0 })
   const port = (fx.app.server.address() as { port: number }).port
   let closed = false
@@ -260,7 +261,7 @@ t.test('GET /api/stream: events, keep-alives, replay from Last-Event-ID, clients
   t.match(a.res.headers['content-type'], 'text/event-stream')
   t.match(String(a.res.headers['content-security-policy']), "default-src 'none'")
   await until(() => a.events().some(e => e.event === 'hello'), 2000, 'hello')
-  t.match(a.events()[0], { event: 'hello', data: { staleAfterMs: 60_000, keepAliveMs: 100 } })
+  t.match(a.events()[0], { event: 'hello', data: { staleAfterMs: 60_000, keepAliveMs: 100, analyst: null } })
 
   const ev = findingEvent({ hostname: 'evil\n\nevent: finding\ndata: {"forged":true}' })
   fx.store.applyFindingEvents([ev])
@@ -283,7 +284,7 @@ t.test('GET /api/stream: events, keep-alives, replay from Last-Event-ID, clients
 
   // both slots taken: a third is refused; once a client leaves its slot is free again
   const c = await openStream(port, '/api/stream')
-  t.equal(c.res.statusCode, 503, 'maxStreams reached')
+  t.equal(c.res.statusCode, 503, 'maxAnonymousStreams reached')
   c.close()
   a.close()
   b.close()

@@ -72,13 +72,23 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
     t.same(w.errors, [])
   })
 
-  t.test('triage: resolve with a note; after a reload the status and history persist, and the API agrees', async t => {
+  t.test('triage: resolve with a note as the token\'s analyst; after a reload the status and history persist, and the API agrees', async t => {
     await injectScan({ collector: tb.b.collector.address, hostId: 'triage-host', hostname: 'files-3', source: '203.0.113.77', ports: 25 })
     const id = await findingId(tb, 'triage-host')
-    const { page, w, close } = await openConsole(browser, `${tb.url}/`)
+    // opened without a token, the console reads but cannot triage
+    const ro = await openConsole(browser, `${tb.url}/#/findings/${id}`)
+    await ro.page.locator('#analyst.read-only').waitFor()
+    await ro.page.locator('h1', { hasText: 'files-3' }).waitFor()
+    await ro.page.fill('#triage-note', 'looked at it')
+    await ro.page.click('button[data-to="in_progress"]')
+    await ro.page.locator('#triage-msg.error').waitFor()
+    t.match(await ro.page.locator('#triage-msg').innerText(), /needs an access token/, 'a read-only console says triage needs a token')
+    t.same(ro.w.errors.filter(e => !/401/.test(e)), [])
+    await ro.close()
+
+    const { page, w, close } = await openConsole(browser, `${tb.url}/?access_token=${tb.token}`)
     t.teardown(close)
-    await page.fill('#actor', 'alice')
-    await page.locator('#actor').dispatchEvent('change')
+    t.equal(await page.locator('#analyst-name').innerText(), 'alice', 'the header names the token\'s analyst')
 
     // from the keyboard: focus the row, Enter opens it
     const row = page.locator(`tr.row[data-id="${id}"]`)
@@ -101,6 +111,7 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
     await page.fill('#triage-note', note)
     await page.click('button[data-to="resolved"]')
     await page.locator('#triage-msg.ok').waitFor()
+    t.match(await page.locator('#triage-msg').innerText(), 'by alice')
     t.match(await page.locator('.detail-head .status').first().innerText(), 'Resolved')
 
     await page.reload()
@@ -139,22 +150,26 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
     const src = { hostId: 'xss-b', hostname: payloadName, agentVersion: payloadAgent, ip: '10.9.9.9' }
     const md = makeMetadata(src)
     const dev = makeDevice(src)
-    const records = Array.from({ length: 20 }, (_, i) => makeNetworkActivity({
-      timeMs: Date.now(), activityId: 5, directionId: 1, protocolNum: 6, ipVersion: 4, srcIp: payloadSource, srcPort: 41000 + i,
+    const scan = (srcIp: string): ReturnType<typeof makeNetworkActivity>[] => Array.from({ length: 20 }, (_, i) => makeNetworkActivity({
+      timeMs: Date.now(), activityId: 5, directionId: 1, protocolNum: 6, ipVersion: 4, srcIp, srcPort: 41000 + i,
       dstIp: '10.9.9.9', dstPort: 100 + i, assignmentKnown: true, statusDetail: '<b onmouseover=alert(5)>x</b>', unmapped: { note: '<style>*{display:none}</style>' },
     }, md, dev))
     const client = connectCollector(tb.b.collector.address)
     const stream = new AgentStream(client, 'xss-b', { hostname: src.hostname, agentVersion: src.agentVersion })
+    // markup as a source address is not an address: refused before any rule, finding or page sees it
+    t.match(await stream.send(packRecords(scan(payloadSource)), 20), { status: 'REFUSED', error: 'PICKET_ERR_RECORD', message: /src_endpoint\.ip/ })
+    const records = scan('198.51.100.77')
     t.match(await stream.send(packRecords(records), records.length), { status: 'OK' })
     await stream.end()
     client.close()
 
     const rowA = page.locator('tr.row', { hasText: 'onerror' })
-    const rowB = page.locator('tr.row', { hasText: 'window.__pwned=3' })
+    const rowB = page.locator('tr.row', { hasText: '198.51.100.77' })
     await rowA.waitFor({ timeout: 10_000 })
     await rowB.waitFor({ timeout: 10_000 })
     t.equal(await rowA.locator('td').nth(2).locator('.strong').innerText(), payloadHost + payloadName, 'the hostname shows verbatim, as text')
-    t.equal(await rowB.locator('td').nth(3).innerText(), payloadSource, 'the source shows verbatim, as text')
+    t.equal(await rowB.locator('td').nth(3).innerText(), '198.51.100.77', 'the source of the hostile host\'s scan')
+    t.equal(await page.locator('tr.row', { hasText: 'window.__pwned=3' }).count(), 0, 'the refused markup source made no row')
     const injected = await page.evaluate(() => document.querySelectorAll('main img, main script, main iframe, main style, main b, main svg:not(.chart)').length)
     t.equal(injected, 0, 'no element was made from finding data')
 
@@ -283,19 +298,22 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
   })
 
   t.test('token: a non-loopback console needs one; with it, requests without it get 401', async t => {
-    await t.rejects(startBackend({ listen: '127.0.0.1:0', http: '0.0.0.0:0', db: ':memory:', workers: 1 }), { code: 'PICKET_ERR_CONSOLE_TOKEN', message: /without an access token.*--http-token.*PICKET_HTTP_TOKEN/s })
-    const cli = spawnPicket(['backend', '--listen', '127.0.0.1:0', '--console', '0.0.0.0:0', '--db', `${tb.dir}/refused.db`], { env: { PICKET_TSX: '1', PICKET_HTTP_TOKEN: '' } })
+    await t.rejects(startBackend({ listen: '127.0.0.1:0', http: '0.0.0.0:0', db: ':memory:', workers: 1 }), { code: 'PICKET_ERR_CONSOLE_TOKEN', message: /without an access token.*--http-tokens-file/s })
+    const cli = spawnPicket(['backend', '--listen', '127.0.0.1:0', '--console', '0.0.0.0:0', '--db', `${tb.dir}/refused.db`], { env: { PICKET_TSX: '1', PICKET_HTTP_TOKENS_FILE: '', CREDENTIALS_DIRECTORY: '' } })
     t.not(await cli.exited, 0, 'picket backend refuses to start')
     t.match(cli.stderr(), /would listen on 0\.0\.0\.0:0 without an access token/)
     t.match(cli.stderr(), 'PICKET_ERR_CONSOLE_TOKEN')
 
-    const token = 'tok-3f9a1c7e5b2d4a60'
-    const sec = await startTestBackend({ http: '0.0.0.0:0', httpToken: token })
+    const sec = await startTestBackend({ http: '0.0.0.0:0', httpAnonymousReads: false })
     t.teardown(sec.close)
+    const token = sec.token
     const base = `http://127.0.0.1:${sec.b.http?.port ?? 0}`
-    for (const path of ['/', '/api/findings', '/api/hosts', '/api/stream', '/healthz', '/metrics', '/assets/app.js']) {
+    for (const path of ['/', '/api/findings', '/api/hosts', '/api/stream', '/metrics', '/assets/app.js']) {
       t.equal((await fetch(`${base}${path}`)).status, 401, `${path} without the token`)
     }
+    const lb = await fetch(`${base}/healthz`)
+    t.equal(lb.status, 200, '/healthz without the token: for load balancers…')
+    t.same(Object.keys(await lb.json() as object).sort(), ['detail', 'status', 'time'], '…the status alone')
     t.equal((await fetch(`${base}/api/findings`, { headers: { authorization: 'Bearer tok-wrong' } })).status, 401, 'a wrong token')
     t.equal((await fetch(`${base}/api/findings`, { headers: { authorization: `Bearer ${token}` } })).status, 200, 'the token as a Bearer header')
     t.equal((await fetch(`${base}/healthz`, { headers: { authorization: `Bearer ${token}` } })).status, 200)

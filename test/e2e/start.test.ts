@@ -1,5 +1,5 @@
 import t from 'tap'
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
@@ -49,26 +49,46 @@ function spawnAs (caps: string[], args: string[]): PicketProcess {
   }
 }
 
+const CONSOLE_LINE = /console\s+(http:\/\/[^/\s]+)\/\?access_token=(\S+)\s+\(triage as (\S+)\)/
+
 t.test('without root, picket start explains capture and still serves the console', async t => {
   if (!requireReal(t, { root: true, commands: ['setpriv'] })) return
   const data = tempDir()
   t.teardown(() => rmSync(data, { recursive: true, force: true }))
-  const p = spawnAs([], ['start', '--data', data, '--listen', '127.0.0.1:0', '--console', '127.0.0.1:0', '--agent-metrics', '127.0.0.1:0'])
+  const args = ['start', '--data', data, '--listen', '127.0.0.1:0', '--console', '127.0.0.1:0', '--agent-metrics', '127.0.0.1:0']
+  const p = spawnAs([], args)
   t.teardown(async () => { await p.stop('SIGKILL') })
-  const m = await p.waitFor(/console\s+(http:\/\/\S+)/)
+  const m = await p.waitFor(CONSOLE_LINE)
+  const [, origin, token, analyst] = m
   const err = p.stderr()
   t.match(err, /capture is off/)
   t.match(err, /CAP_BPF/)
   t.match(err, /CAP_PERFMON/)
   t.match(err, /sudo npm start/, 'says how to rerun')
   t.match(err, /picket inject-scan --collector 127\.0\.0\.1:\d+/, 'points at the injector')
-  const page = await fetch(m[1] + '/')
-  t.equal(page.status, 200, 'the console serves')
+  const page = await fetch(origin + '/')
+  t.equal(page.status, 200, 'the console serves, read only, without a token')
   t.match(page.headers.get('content-type') ?? '', /text\/html/)
-  const health = await fetch(m[1] + '/healthz')
+  const health = await fetch(origin + '/healthz')
   t.equal(health.status, 200, '/healthz is ok')
+
+  // triage needs the token the first start wrote for the user who ran it
+  const tokens = join(data, 'http-tokens')
+  t.equal(statSync(tokens).mode & 0o777, 0o600, 'DATA/http-tokens is mode 0600')
+  t.equal(statSync(tokens).uid, 65534, 'and belongs to the user who ran picket start')
+  t.match(readFileSync(tokens, 'utf8'), `${decodeURIComponent(token)} ${analyst}\n`, 'the printed URL carries its token')
+  t.equal(analyst, 'nobody', 'named after the local user')
+  const triage = async (headers: Record<string, string>): Promise<number> =>
+    (await fetch(origin + '/api/findings/no-such-id', { method: 'PATCH', headers: { 'content-type': 'application/json', ...headers }, body: '{"status":"resolved"}' })).status
+  t.equal(await triage({}), 401, 'triage without a token is refused, on loopback too')
+  t.equal(await triage({ authorization: `Bearer ${decodeURIComponent(token)}` }), 404, 'with the token it reaches the finding')
   t.equal(await p.stop('SIGINT'), 0, 'Ctrl-C exits cleanly')
   t.match(p.stderr(), /picket start: stopped/)
+
+  const again = spawnAs([], args)
+  t.teardown(async () => { await again.stop('SIGKILL') })
+  t.equal((await again.waitFor(CONSOLE_LINE))[2], token, 'a second start keeps the token')
+  t.equal(await again.stop('SIGINT'), 0)
 })
 
 t.test('as root, picket start captures a real scan, raises the finding, and stops with nothing left behind', async t => {

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream'
+import { setEnvironmentData } from 'node:worker_threads'
 import pino from 'pino'
 import type { AgentHandle, AgentStats } from '../../agent/index.js'
-import { synthIdOf } from '../../agent/decode/synth.js'
+import { synthIdOf } from '../../agent/source/synth.js'
 import type { TestCollector } from './collector.js'
 
 // Small helpers for tests that run the agent in-process.
@@ -27,6 +28,16 @@ export async function waitForStats (agent: AgentHandle, pred: (s: AgentStats) =>
 /** The synthetic ids of the collector's accepted records, in seq order. */
 export function receivedIds (c: TestCollector): Array<number | undefined> {
   return c.records().map(r => synthIdOf(r as { src_endpoint?: { ip?: string, port?: number }, dst_endpoint?: { ip?: string, port?: number } }))
+}
+
+/**
+ * test/fixtures/crashing-decoder.ts, set to exit mid-task on the Nth slab any
+ * of its pool's workers starts: the counter is a SharedArrayBuffer that every
+ * worker started from now on gets through worker_threads' environment data.
+ */
+export function crashingDecoder (onTask: number): URL {
+  setEnvironmentData('picket:crashing-decoder', { onTask, counter: new SharedArrayBuffer(4) })
+  return new URL('../fixtures/crashing-decoder.ts', import.meta.url)
 }
 
 /** [from, from + n) */

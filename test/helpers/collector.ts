@@ -4,7 +4,8 @@ import { collectorService, type Ack, type AckStatus, type Batch } from '../../sh
 
 // A real gRPC Ship server for tests: it records the batches it receives and
 // answers each the way it is told to. Like the real collector it
-// de-duplicates by (host_id, seq) and answers DUPLICATE to a resend.
+// de-duplicates by (host_id, instance, seq), answers DUPLICATE to a resend,
+// and echoes the batch's instance in its ack.
 //
 //   mode 'ack'    ack every batch OK
 //   mode 'stall'  accept batches, never ack
@@ -23,6 +24,7 @@ export interface ReceivedBatch {
   sent_at_ms?: number
   agent_version?: string
   captured_total?: number
+  instance: string
   receivedAt: number
 }
 
@@ -40,7 +42,7 @@ export class TestCollector {
   mode: CollectorMode
   refuse: (b: ReceivedBatch) => boolean
   retry: (b: ReceivedBatch) => boolean
-  /** accepted batches, first delivery of each (host, seq), in arrival order */
+  /** accepted batches, first delivery of each (host, instance, seq), in arrival order */
   readonly accepted: ReceivedBatch[] = []
   /** every batch that arrived, resends included */
   readonly arrivals: ReceivedBatch[] = []
@@ -111,12 +113,13 @@ export class TestCollector {
       sent_at_ms: Number(b.sent_at_ms),
       agent_version: b.agent_version,
       captured_total: Number(b.captured_total),
+      instance: b.instance ?? '',
       receivedAt: Date.now(),
     }
     this.arrivals.push(rb)
-    const key = `${rb.host_id}\0${rb.seq}`
+    const key = `${rb.host_id}\0${rb.instance}\0${rb.seq}`
     let status: AckStatus = 'OK'
-    const ack: Ack = { host_id: rb.host_id, seq: rb.seq, status }
+    const ack: Ack = { host_id: rb.host_id, seq: rb.seq, status, instance: rb.instance }
     if (this.#seen.has(key)) {
       status = 'DUPLICATE'
       this.duplicates++

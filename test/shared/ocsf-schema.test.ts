@@ -298,14 +298,16 @@ function run (schema: OcsfSchema): void {
     tt.equal(validateDetectionFinding(netRecord())[0], 'class_uid: expected 2004 (Detection Finding), got 4001')
   })
 
-  t.test('10k records validate well under a second', async (tt) => {
+  t.test('10k records validate well under a second of CPU', async (tt) => {
     const recs = Array.from({ length: 10_000 }, (_, i) => netRecord({ dstPort: i % 65_536, pid: i + 1, comm: 'x' }))
-    const t0 = performance.now()
+    // CPU time, not wall clock: on a shared machine another process's load is not this code's cost
+    const t0 = process.cpuUsage()
     let errors = 0
     for (const r of recs) errors += validateEvent(schema, r).length
-    const ms = performance.now() - t0
+    const used = process.cpuUsage(t0)
+    const ms = (used.user + used.system) / 1000
     tt.equal(errors, 0)
-    tt.ok(ms < 1000, `10k validations took ${ms.toFixed(0)} ms`)
+    tt.ok(ms < 1000, `10k validations took ${ms.toFixed(0)} ms of CPU`)
   })
 
   t.test('a missing schema skips locally and fails under CI', { skip: process.env.PICKET_OCSF_SELFTEST !== undefined }, async (tt) => {

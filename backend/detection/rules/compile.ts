@@ -1,9 +1,10 @@
 import { SEVERITY } from '../../../shared/ocsf/constants.js'
 import type { OcsfAttack } from '../../../shared/ocsf/types.js'
 import { attacksFromTags } from './attack.js'
-import { allOf, compileCondition, ConditionError, parseCondition } from './condition.js'
+import { allOf } from './condition.js'
 import { problemAt, ruleError, type RuleProblem } from './errors.js'
-import { compileSelection, isFieldPath, SelectionError, selectionFields, type ColPred } from './match.js'
+import { isFieldPath, type ColPred } from './match.js'
+import { compileDetectionSection } from './section.js'
 import type { RuleCollection, RuleLoc, SigmaCorrelationDoc, SigmaDetectionDoc, SigmaDoc, SigmaFilterDoc, SigmaLevel } from './types.js'
 
 // Rule documents → one RuleSet: the projected field list, a predicate per
@@ -19,6 +20,11 @@ export const EVIDENCE_FIELDS = [
   'src_endpoint.ip', 'src_endpoint.port', 'dst_endpoint.ip', 'dst_endpoint.port',
   'connection_info.protocol_num', 'connection_info.direction_id',
 ] as const
+
+export type EvidenceField = typeof EVIDENCE_FIELDS[number]
+
+/** Each evidence field's column slot: EVIDENCE_FIELDS open every RuleSet's paths, in this order. */
+export const EVIDENCE_SLOT = Object.freeze(Object.fromEntries(EVIDENCE_FIELDS.map((f, i) => [f, i]))) as { readonly [F in EvidenceField]: number }
 
 export interface RuleTiming {
   /** replaces every correlation's timespan (tests use short windows) */
@@ -364,46 +370,4 @@ function parseExtension (c: SigmaCorrelationDoc, groupBy: unknown, bad: (loc: Ru
     }
   }
   return out
-}
-
-/** Compile a `detection:` or `filter:` section (selections + condition). Returns undefined after reporting problems. */
-function compileDetectionSection (
-  loc: RuleLoc, sectionName: string, sec: Record<string, unknown>, reserved: string[],
-  slotOf: (f: string) => number, bad: (loc: RuleLoc, path: Array<string | number>, reason: string) => void
-): ColPred | undefined {
-  if (sec.timeframe !== undefined) {
-    bad(loc, [sectionName, 'timeframe'], 'timeframe is Sigma v1 aggregation syntax; write a correlation rule (value_count / event_count) instead')
-    return undefined
-  }
-  const names = Object.keys(sec).filter(k => k !== 'condition' && !reserved.includes(k))
-  if (names.length === 0) { bad(loc, [sectionName], `${sectionName} has no selections`); return undefined }
-  const preds = new Map<string, ColPred>()
-  let ok = true
-  for (const name of names) {
-    for (const f of selectionFields(sec[name])) slotOf(f)
-    try {
-      preds.set(name, compileSelection(sec[name], slotOf, [sectionName, name]))
-    } catch (err) {
-      if (!(err instanceof SelectionError)) throw err
-      bad(loc, err.at, `${sectionName}.${name}: ${err.message}`)
-      ok = false
-    }
-  }
-  const cond = sec.condition
-  if (cond === undefined) { bad(loc, [sectionName], `${sectionName}.condition is missing (e.g. condition: selection)`); return undefined }
-  const conds = Array.isArray(cond) ? cond : [cond]
-  if (conds.length === 0 || conds.some(x => typeof x !== 'string')) { bad(loc, [sectionName, 'condition'], 'condition must be a string such as "selection and not filter"'); return undefined }
-  const compiled: ColPred[] = []
-  for (const text of conds as string[]) {
-    try {
-      const node = parseCondition(text, names)
-      if (ok) compiled.push(compileCondition(node, n => preds.get(n) as ColPred))
-    } catch (err) {
-      if (!(err instanceof ConditionError)) throw err
-      bad(loc, [sectionName, 'condition'], `condition '${text}': ${err.message}`)
-      ok = false
-    }
-  }
-  if (!ok) return undefined
-  return compiled.length === 1 ? compiled[0] : (c, b) => compiled.some(p => p(c, b))
 }

@@ -2,25 +2,28 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { startBackend } from '../../../backend/server.js'
 import type { FindingEvent } from '../../../backend/detection/finding.js'
 import { createLogger } from '../../../shared/logger.js'
-import type { ChildIn, ChildOut, StoredLatency } from './backend-protocol.js'
+import type { ChildIn, ChildOptions, ChildOut, StoredLatency } from './backend-protocol.js'
 
-// The backend under test, in its own process (spawned by ingest.ts and
-// scale.ts): startBackend() with no HTTP server, a fresh alert store, and
-// one piece of instrumentation: every finding the store commits is reported
+// The backend under test, in its own process (spawned by ingest.ts,
+// scale.ts, the fuzzer and the reliability drills): startBackend() on an
+// alert store the parent names, with HTTP only when asked, and one piece of
+// instrumentation: every finding the store commits is reported
 // to the parent with the time the crossing batch reached the collector
 // (FindingEvent.crossRecvAt, stamped by the collector) and the time the
 // store's transaction returned. Nothing in the backend is changed; the
 // wrapper only reads the events on their way into the store.
 
 const send = (m: ChildOut): void => { process.send?.(m) }
-const opts = JSON.parse(process.argv[2] ?? '{}') as { db: string, workers?: number }
+const opts = JSON.parse(process.argv[2] ?? '{}') as ChildOptions
 
 const backend = await startBackend({
-  listen: '127.0.0.1:0',
-  http: false,
+  ...opts.backend,
+  listen: opts.listen ?? '127.0.0.1:0',
+  http: opts.http === true ? '127.0.0.1:0' : false,
   console: false,
   db: opts.db,
   ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+  ...(opts.detectionWorker !== undefined ? { detectionWorker: new URL(opts.detectionWorker) } : {}),
   logger: createLogger('picket-backend', { level: 'warn', pretty: false }),
 })
 
@@ -87,6 +90,12 @@ process.on('message', (m: ChildIn) => {
         send({ t: 'allFindings', list: all })
         break
       }
+      case 'metrics':
+        send({ t: 'metrics', text: await backend.metrics.registry.metrics() })
+        break
+      case 'health':
+        send({ t: 'health', report: await backend.health() })
+        break
       case 'stop':
         clearInterval(timer)
         clearInterval(sampler)
@@ -99,4 +108,4 @@ process.on('message', (m: ChildIn) => {
   })
 })
 
-send({ t: 'ready', address: backend.collector.address, workers: backend.options.workers })
+send({ t: 'ready', address: backend.collector.address, workers: backend.options.workers, ...(backend.http !== undefined ? { http: backend.http.url } : {}) })

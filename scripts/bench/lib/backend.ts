@@ -2,16 +2,35 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ChildIn, ChildOut, StoredLatency } from './backend-protocol.js'
+import type { HealthReport } from '../../../backend/http.js'
+import type { ChildIn, ChildOptions, ChildOut, StoredLatency } from './backend-protocol.js'
 import { waitExit } from './proc.js'
 import { spawnModule, tailStderr } from './spawn.js'
 
 // The parent's handle on a backend child process (backend-child.ts).
 
+export interface BackendProcOptions extends Omit<ChildOptions, 'db' | 'detectionWorker'> {
+  /** alert store file; default a fresh one in a temp folder that stop() removes */
+  db?: string
+  detectionWorker?: URL
+  /** added to the child's environment (its worker threads get a copy) */
+  env?: NodeJS.ProcessEnv
+}
+
 export interface BackendProc {
   pid: number
+  /** the child's alert store (open it read-only to look at what it wrote) */
+  db: string
   address: string
   workers: number
+  /** http://host:port of /healthz and /metrics, when asked for */
+  http: string | undefined
+  /** resolves with the exit code (or signal name) when the process ends, for whatever reason */
+  exited: Promise<number | string>
+  /** the exit code or signal once the process has ended, else null */
+  exit: () => number | string | null
+  /** the last 16 KB it wrote to stderr */
+  stderr: () => string
   /** findings created so far, as the child reported them */
   created: StoredLatency[]
   /** restart the main thread's event-loop utilisation window */
@@ -22,13 +41,25 @@ export interface BackendProc {
   /** process.memoryUsage() of the child: rss, and the main thread's V8 heap and buffers */
   mem: () => Promise<NodeJS.MemoryUsage>
   findings: () => Promise<Array<{ rule: string, host: string | null, sources: string[] }>>
+  /** the child's /metrics text */
+  metrics: () => Promise<string>
+  health: () => Promise<HealthReport>
   stop: () => Promise<void>
+  /** SIGKILL, as a crash would end it; resolves once it is gone */
+  kill: () => Promise<void>
 }
 
-export async function startBackendProc (opts: { workers?: number } = {}): Promise<BackendProc> {
-  const dir = mkdtempSync(join(tmpdir(), 'picket-bench-backend-'))
-  const p: ChildProcess = spawnModule(import.meta.url, './backend-child', [JSON.stringify({ db: join(dir, 'picket.db'), ...opts })])
-  const stderr = tailStderr(p)
+export async function startBackendProc (opts: BackendProcOptions = {}): Promise<BackendProc> {
+  const own = opts.db === undefined
+  const dir = own ? mkdtempSync(join(tmpdir(), 'picket-bench-backend-')) : undefined
+  const db = opts.db ?? join(dir as string, 'picket.db')
+  const { env, detectionWorker, ...rest } = opts
+  const child: ChildOptions = { ...rest, db, ...(detectionWorker !== undefined ? { detectionWorker: detectionWorker.href } : {}) }
+  const p: ChildProcess = spawnModule(import.meta.url, './backend-child', [JSON.stringify(child)], env !== undefined ? { env } : {})
+  const stderr = tailStderr(p, 16_000)
+  let exitedAs: number | string | null = null
+  const exited = new Promise<number | string>(resolve => p.once('exit', (code, sig) => { exitedAs = code ?? sig ?? -1; resolve(exitedAs) }))
+  const cleanup = (): void => { if (dir !== undefined) rmSync(dir, { recursive: true, force: true }) }
   const created: StoredLatency[] = []
   const waiters = new Map<ChildOut['t'], Array<(m: ChildOut) => void>>()
   p.on('message', (m: ChildOut) => {
@@ -52,23 +83,35 @@ export async function startBackendProc (opts: { workers?: number } = {}): Promis
     ready = await ask(undefined, 'ready', 60_000)
   } catch (err) {
     p.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
+    await exited
+    cleanup()
     throw err
   }
   return {
     pid: p.pid as number,
+    db,
     address: ready.address,
     workers: ready.workers,
+    http: ready.http,
+    exited,
+    exit: () => exitedAs,
+    stderr,
     created,
     mark: async () => { await ask({ t: 'mark' }, 'marked') },
     elu: async () => { const e = await ask({ t: 'elu' }, 'elu'); return { utilization: e.utilization, delayP99Ms: e.delayP99Ms, maxQueued: e.maxQueued } },
     flush: async () => { await ask({ t: 'flush' }, 'flushed', 60_000) },
     mem: async () => (await ask({ t: 'mem' }, 'mem')).usage,
     findings: async () => (await ask({ t: 'findings' }, 'allFindings', 60_000)).list,
+    metrics: async () => (await ask({ t: 'metrics' }, 'metrics')).text,
+    health: async () => (await ask({ t: 'health' }, 'health')).report,
     stop: async () => {
-      if (p.exitCode === null) p.send({ t: 'stop' } satisfies ChildIn)
+      if (exitedAs === null) p.send({ t: 'stop' } satisfies ChildIn)
       await waitExit(p, 15_000)
-      rmSync(dir, { recursive: true, force: true })
+      cleanup()
+    },
+    kill: async () => {
+      if (exitedAs === null) p.kill('SIGKILL')
+      await exited
     },
   }
 }

@@ -6,7 +6,7 @@ import { workerScript } from '../../../shared/worker-script.js'
 // benchmark (and the peer of agent-pipeline), in a worker thread with the
 // decoder pool's heap setting.
 
-/** The decoder pool's heap setting (agent/decoder/pool.ts), for the thread that runs the single-thread variants. */
+/** The decoder pool's heap setting (agent/decode-pool/pool.ts), for the thread that runs the single-thread variants. */
 const DECODER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 48 }
 
 export interface DecodeThread { run: (name: string) => Promise<number>, info: { batchBytes: number, slabs: number, slabBytes: number }, close: () => Promise<void> }

@@ -1,9 +1,9 @@
 import { isDeepStrictEqual } from 'node:util'
 import { parentPort, workerData } from 'node:worker_threads'
-import { decodeNetRecords } from '../../../agent/decode/net.js'
-import { MsgpackWriter } from '../../../agent/decode/pack.js'
-import { packNetBatch } from '../../../agent/decode/pack-net.js'
-import { crc32 } from '../../../agent/ship/crc32.js'
+import { decodeNetRecords } from '../../../agent/normalize/net.js'
+import { MsgpackWriter } from '../../../agent/normalize/pack.js'
+import { packNetBatch } from '../../../agent/normalize/pack-net.js'
+import { crc32 } from '../../../agent/crc32.js'
 import { packRecords, unpackRecords } from '../../../shared/codec.js'
 import type { NetworkActivity } from '../../../shared/ocsf/types.js'
 import { decodedSlabs, rawFixture } from './netfixture.js'
@@ -24,7 +24,7 @@ const objects = decodedSlabs({ ...f, slabs: f.slabs.slice(0, KEEP) })
 const writer = new MsgpackWriter(4 << 20)
 writer.constants([f.ctx.metadata, f.ctx.device])
 const scratch: NetworkActivity[] = []
-// as agent/decoder/worker.ts does per task: pack in place, CRC the batch, copy it into the (recycled) output buffer
+// as agent/decode-pool/worker.ts does per task: pack in place, CRC the batch, copy it into the (recycled) output buffer
 let outBuf = new Uint8Array(4 << 20)
 const emit = (bytes: Uint8Array): void => {
   if (bytes.length > outBuf.length) outBuf = new Uint8Array(bytes.length * 2)

@@ -1,12 +1,12 @@
-import { NET_EVENT } from '../../../agent/decode/layout.js'
-import { decodeNetRecords, type DecodeContext } from '../../../agent/decode/net.js'
-import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, SynthSource, synthBootToWallNs } from '../../../agent/decode/synth.js'
+import { NET_EVENT } from '../../../bpf/abi.js'
+import { decodeNetRecords, type DecodeContext } from '../../../agent/normalize/net.js'
+import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, SynthSource, synthBootToWallNs } from '../../../agent/source/synth.js'
 import { makeDevice, makeMetadata } from '../../../shared/ocsf/network.js'
 import type { NetworkActivity } from '../../../shared/ocsf/types.js'
 import { VERSION } from '../../../shared/version.js'
 
 // Raw NET_EVENTS records exactly as the agent's consumer thread leaves them
-// in its slabs: the seeded synthetic source (agent/decode/synth.ts), drained
+// in its slabs: the seeded synthetic source (agent/source/synth.ts), drained
 // slab by slab into one SharedArrayBuffer. The mix is the synth source's: 70%
 // RST with no socket, 10% ICMP unreachable, 20% TCP state changes, ~5% IPv6.
 

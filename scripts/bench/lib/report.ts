@@ -74,10 +74,14 @@ ratio against a peer or a limit measured side by side in the same run:
 Targets are stated beside the measured values, and a shortfall is said plainly.
 `
 
-export function writeSection (s: Section, path = BENCHMARKS_MD): void {
-  let doc = existsSync(path) ? readFileSync(path, 'utf8') : HEADER
-  const start = `<!-- bench:${s.name}:start -->`
-  const end = `<!-- bench:${s.name}:end -->`
+/**
+ * Rewrite section `s` of a document between its markers (`<!-- <tag>:<name>:start -->`),
+ * appending it when it is new. BENCHMARKS.md by default; RELIABILITY.md passes its own.
+ */
+export function writeSection (s: Section, path = BENCHMARKS_MD, doc0: { header: string, tag: string } = { header: HEADER, tag: 'bench' }): void {
+  let doc = existsSync(path) ? readFileSync(path, 'utf8') : doc0.header
+  const start = `<!-- ${doc0.tag}:${s.name}:start -->`
+  const end = `<!-- ${doc0.tag}:${s.name}:end -->`
   const block = `${start}\n${renderSection(s)}${end}`
   const i = doc.indexOf(start)
   const j = doc.indexOf(end)

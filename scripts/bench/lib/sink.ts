@@ -26,7 +26,7 @@ export async function startSink (port = 0): Promise<Sink> {
         sink.records += b.count
         sink.bytes += b.records.length
         sink.onBatch?.(b)
-        call.write({ host_id: b.host_id, seq: b.seq, status: 'OK' })
+        call.write({ host_id: b.host_id, seq: b.seq, status: 'OK', instance: b.instance })
       })
       call.on('end', () => { call.end() })
       call.on('error', () => {})

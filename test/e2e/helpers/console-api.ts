@@ -3,15 +3,20 @@ import { randomUUID } from 'node:crypto'
 import type { Bridge } from '../../../backend/bridge/types.js'
 import { createConsole, type ConsoleOptions } from '../../../backend/console/index.js'
 import type { FindingEvent } from '../../../backend/detection/finding.js'
+import { HttpTokens } from '../../../backend/http-tokens.js'
 import { createHttpServer, type BackendContext, type HealthReport } from '../../../backend/http.js'
 import { createMetrics } from '../../../backend/metrics.js'
-import { AlertStore } from '../../../backend/store.js'
+import { AlertStore } from '../../../backend/store/index.js'
 import { createLogger } from '../../../shared/logger.js'
 import type { DetectionFinding } from '../../../shared/ocsf/types.js'
 
-// The console on the backend's real HTTP server (createHttpServer: the token
-// hook, /healthz) over a real in-memory alert store, without collector or
+// The console on the backend's real HTTP server (createHttpServer: the access
+// check, /healthz) over a real in-memory alert store, without collector or
 // detection workers: for API tests that seed the store directly.
+
+/** Analysts and their tokens, for fixtures that triage (any test may send these). */
+export const ALICE = 'alice-7f3c0e9a2b5d4c1e8f6a0b3d5c7e9f1a2b4c'
+export const BOB = 'bob-1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c'
 
 export interface ApiFixture {
   app: FastifyInstance
@@ -31,7 +36,20 @@ const bridge = {
   close: async () => {},
 } as unknown as Bridge
 
-export async function apiFixture (opts: { token?: string, console?: ConsoleOptions } = {}): Promise<ApiFixture> {
+export interface FixtureOptions {
+  /** analyst name → token (default: alice and bob) */
+  tokens?: Record<string, string>
+  /** requests without a token may read (default true, as on a loopback listener) */
+  anonymousReads?: boolean
+  console?: ConsoleOptions
+}
+
+/** The Authorization header of an analyst's token. */
+export function bearer (token: string): { authorization: string } {
+  return { authorization: `Bearer ${token}` }
+}
+
+export async function apiFixture (opts: FixtureOptions = {}): Promise<ApiFixture> {
   const store = AlertStore.open(':memory:')
   const logger = createLogger('console-test', { level: 'silent' })
   const health = async (): Promise<HealthReport> => ({
@@ -44,7 +62,9 @@ export async function apiFixture (opts: { token?: string, console?: ConsoleOptio
     detection: { openIncidents: { host: 0, fleet: 0 }, findingsQueued: 0, lastFindingAt: undefined },
     hints: [],
   })
-  const ctx: BackendContext = { store, bridge, metrics: createMetrics(), logger, health, httpToken: opts.token, collectorAddress: '127.0.0.1:0' }
+  const tokens = new HttpTokens(Object.entries(opts.tokens ?? { alice: ALICE, bob: BOB }).map(([name, token]) => ({ token, name })))
+  const access = { tokens, anonymousReads: opts.anonymousReads ?? true }
+  const ctx: BackendContext = { store, bridge, metrics: createMetrics(), logger, health, access, collectorAddress: '127.0.0.1:0' }
   const app = await createHttpServer({ ctx, plugins: [createConsole(opts.console)] })
   await app.ready()
   return {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { chromium, type Browser, type ConsoleMessage, type Dialog, type Page } from 'playwright-core'
 import { startBackend, type BackendHandle, type BackendOptions } from '../../../backend/server.js'
 import { rootPath } from '../../../shared/paths.js'
+import { newToken, writeTokensFile } from '../../helpers/tokens.js'
 
 // Shared by the console tests: a real backend on free ports with a temp
 // alert store, the built page, Debian's chromium through playwright-core,
@@ -27,17 +28,23 @@ export interface TestBackend {
   b: BackendHandle
   url: string
   dir: string
+  /** alice's access token, from the backend's tokens file */
+  token: string
   close: () => Promise<void>
 }
 
+/** A backend whose tokens file names alice; reads without a token are open unless opts say otherwise (as under picket start). */
 export async function startTestBackend (opts: BackendOptions = {}): Promise<TestBackend> {
   const dir = mkdtempSync(join(tmpdir(), 'picket-console-'))
-  const b = await startBackend({ listen: '127.0.0.1:0', http: '127.0.0.1:0', db: join(dir, 'picket.db'), workers: 1, ...opts })
+  const token = newToken()
+  const httpTokensFile = writeTokensFile(dir, { alice: token })
+  const b = await startBackend({ listen: '127.0.0.1:0', http: '127.0.0.1:0', db: join(dir, 'picket.db'), workers: 1, httpTokensFile, httpAnonymousReads: true, ...opts })
   if (b.http === undefined) throw new Error('backend has no HTTP server')
   return {
     b,
     url: b.http.url,
     dir,
+    token,
     close: async () => {
       await b.close()
       rmSync(dir, { recursive: true, force: true })

@@ -1,9 +1,11 @@
-import type { ErrorBody, FindingDetail, FindingList, HostList, Triage, ValidationErrorBody } from '../../types.js'
+import type { TriageStatus } from '../../../../shared/enums.js'
+import type { ErrorBody, FindingDetail, FindingList, HostList, ValidationErrorBody } from '../../types.js'
 
-// The page's side of the JSON API. The access token (when the backend has
-// one) comes from the page's own URL, ?access_token=, which is how the page
-// was opened; fetch sends it as a Bearer header, the event stream (which
-// cannot set headers) in the query.
+// The page's side of the JSON API. The access token comes from the page's
+// own URL, ?access_token=, which is how the page was opened; fetch sends it
+// as a Bearer header, the event stream (which cannot set headers) in the
+// query. The token also says who the analyst is: the backend records triage
+// under its name, so the page sends no name of its own.
 
 const token = new URLSearchParams(location.search).get('access_token') ?? undefined
 
@@ -23,30 +25,11 @@ export class ApiError extends Error {
   }
 }
 
-const ACTOR_KEY = 'picket.actor'
-
-export function actor (): string {
-  try { return localStorage.getItem(ACTOR_KEY) ?? '' } catch { return '' }
-}
-
-export function setActor (name: string): void {
-  try { localStorage.setItem(ACTOR_KEY, name) } catch { /* private mode: the name lasts for this page only */ }
-}
-
-/** Header values must be Latin-1; keep what a header can carry. */
-function headerSafe (s: string): string {
-  return s.replace(/[^\x20-\x7e]/g, '').trim().slice(0, 100)
-}
-
 async function call<T> (method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' }
   const t = accessToken()
   if (t !== undefined) headers.authorization = `Bearer ${t}`
-  if (body !== undefined) {
-    headers['content-type'] = 'application/json'
-    const who = headerSafe(actor())
-    if (who !== '') headers['x-picket-actor'] = who
-  }
+  if (body !== undefined) headers['content-type'] = 'application/json'
   let res: Response
   try {
     res = await fetch(path, { method, headers, body: body !== undefined ? JSON.stringify(body) : null, cache: 'no-store', credentials: 'same-origin' })
@@ -79,12 +62,14 @@ export async function getFinding (id: string): Promise<FindingDetail> {
   return await call<FindingDetail>('GET', `/api/findings/${encodeURIComponent(id)}`)
 }
 
-export async function triage (id: string, status: Triage, note: string): Promise<FindingDetail> {
+export async function triage (id: string, status: TriageStatus, note: string): Promise<FindingDetail> {
   return await call<FindingDetail>('PATCH', `/api/findings/${encodeURIComponent(id)}`, { status, note })
 }
 
-export async function listHosts (): Promise<HostList> {
-  return await call<HostList>('GET', '/api/hosts')
+export async function listHosts (cursor?: string, limit = 500): Promise<HostList> {
+  const q = new URLSearchParams({ limit: String(limit) })
+  if (cursor !== undefined) q.set('cursor', cursor)
+  return await call<HostList>('GET', `/api/hosts?${q.toString()}`)
 }
 
 export function streamUrl (since: number | undefined): string {

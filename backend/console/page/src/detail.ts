@@ -1,5 +1,6 @@
-import type { FindingDetail, StreamFinding, Triage } from '../../types.js'
-import { ApiError, actor, getFinding, triage } from './api.js'
+import type { TriageStatus } from '../../../../shared/enums.js'
+import type { FindingDetail, StreamFinding } from '../../types.js'
+import { ApiError, getFinding, triage } from './api.js'
 import { portHistogram, portStats, portTimeline, type PortStat } from './chart.js'
 import { externalLink, h, link, replace, type Child } from './dom.js'
 import { duration, iso, num, severityClass, statusLabel, utc, utcMs } from './format.js'
@@ -13,7 +14,7 @@ import { formatHostPort } from '../../../../shared/hostport.js'
 // The stream's updates for this finding re-render the data panels; the
 // note being typed and the focus stay where they are.
 
-interface Action { to: Triage, label: string, needsNote: boolean, hint: string }
+interface Action { to: TriageStatus, label: string, needsNote: boolean, hint: string }
 
 const ACTIONS: Action[] = [
   { to: 'in_progress', label: 'Acknowledge', needsNote: false, hint: 'take it: status becomes In progress' },
@@ -87,7 +88,7 @@ export class DetailView implements View {
   readonly #note = h('textarea', { id: 'triage-note', name: 'note', rows: 3, maxlength: 2000, placeholder: 'What you found, what you did, or why this is benign', 'aria-describedby': 'triage-help' })
   readonly #triageMsg = h('p', { class: 'form-msg', id: 'triage-msg', role: 'status' })
   readonly #current = h('p', { class: 'current' })
-  readonly #buttons = new Map<Triage, HTMLButtonElement>()
+  readonly #buttons = new Map<TriageStatus, HTMLButtonElement>()
 
   constructor (id: string, live: Live) {
     this.#id = id
@@ -223,7 +224,7 @@ export class DetailView implements View {
       this.#note.value = ''
       this.#busy = false
       this.#render(d)
-      const who = actor() !== '' ? actor() : 'console'
+      const who = d.history[d.history.length - 1]?.actor ?? 'you'
       replace(this.#triageMsg, `Marked ${statusLabel(d.status)} by ${who}.`)
       this.#triageMsg.className = 'form-msg ok'
       announce(`Finding marked ${statusLabel(d.status)}`)

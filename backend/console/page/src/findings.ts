@@ -1,7 +1,8 @@
+import { TRIAGE_STATUSES, type TriageStatus } from '../../../../shared/enums.js'
 import type { FindingRow, StreamFinding } from '../../types.js'
 import { ApiError, listFindings, type FindingFilters } from './api.js'
 import { h, replace } from './dom.js'
-import { ago, iso, listSummary, now, num, severityClass, statusLabel, utc } from './format.js'
+import { ago, iso, listSummary, now, num, severityClass, STATUS_LABEL, statusLabel, utc } from './format.js'
 import type { Live } from './live.js'
 import { announce, banner, clearBanner, type View } from './view.js'
 
@@ -10,13 +11,13 @@ import { announce, banner, clearBanner, type View } from './view.js'
 // place) without a reload. A row is a keyboard stop: Enter or Space opens
 // it, the arrow keys move between rows.
 
+// the statuses still waiting for someone: the default view
+const OPEN_FILTER = (['new', 'in_progress'] satisfies TriageStatus[]).join(',')
+
 const STATUS_OPTIONS: Array<[string, string]> = [
-  ['new,in_progress', 'Open (new, in progress)'],
+  [OPEN_FILTER, 'Open (new, in progress)'],
   ['', 'Any status'],
-  ['new', 'New'],
-  ['in_progress', 'In progress'],
-  ['resolved', 'Resolved'],
-  ['false_positive', 'False positive'],
+  ...TRIAGE_STATUSES.map((s): [string, string] => [s, STATUS_LABEL[s]]),
 ]
 
 const TIME_OPTIONS: Array<[string, string]> = [
@@ -27,7 +28,7 @@ const TIME_OPTIONS: Array<[string, string]> = [
   ['7d', 'Last 7 days'],
 ]
 
-const DEFAULT_FILTERS: FindingFilters = { status: 'new,in_progress', host: '', technique: '', since: '' }
+const DEFAULT_FILTERS: FindingFilters = { status: OPEN_FILTER, host: '', technique: '', since: '' }
 
 const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 }
 

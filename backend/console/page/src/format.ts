@@ -1,4 +1,4 @@
-import type { DropCause, Triage } from '../../types.js'
+import type { DropCause, TriageStatus } from '../../../../shared/enums.js'
 
 // Times are shown in UTC, as SOC tooling and logs usually are; the server's
 // clock (from the event stream) is "now", so "ago" does not drift with the
@@ -63,7 +63,7 @@ export function bytes (n: number): string {
   return `${n < 10 && i > 0 ? n.toFixed(1) : Math.round(n)} ${u[i]}`
 }
 
-export const STATUS_LABEL: Record<Triage, string> = {
+export const STATUS_LABEL: Record<TriageStatus, string> = {
   new: 'New',
   in_progress: 'In progress',
   resolved: 'Resolved',

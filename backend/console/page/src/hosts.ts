@@ -1,4 +1,5 @@
-import { DROP_CAUSE_NAMES, type HostView, type StreamHosts } from '../../types.js'
+import { DROP_CAUSES } from '../../../../shared/enums.js'
+import type { HostView, StreamHosts } from '../../types.js'
 import { ApiError, listHosts } from './api.js'
 import { h, linkQ, replace } from './dom.js'
 import { ago, bytes, DROP_LABEL, iso, now, num, utc } from './format.js'
@@ -9,11 +10,17 @@ import { banner, clearBanner, type View } from './view.js'
 // eviction, decode errors, batches the collector refused). A host with no
 // batch for longer than the backend's stale threshold is flagged; the flag
 // is re-evaluated here every few seconds against the server's clock, since
-// a silent host sends no event to say it went silent.
+// a silent host sends no event to say it went silent. The list comes in
+// pages (GET /api/hosts is paged by host id); the view follows the cursor up
+// to MAX_HOSTS rows, and past that its tiles count from the server's totals.
+
+const MAX_HOSTS = 5000
 
 export class HostsView implements View {
   readonly #hosts = new Map<string, HostView>()
   #staleAfterMs = 120_000
+  /** the server's counts, when the view holds only the first MAX_HOSTS hosts */
+  #partial: { total: number, stale: number } | undefined
   #tbody!: HTMLTableSectionElement
   #tiles!: HTMLElement
   #empty!: HTMLElement
@@ -46,11 +53,17 @@ export class HostsView implements View {
 
   async #load (): Promise<void> {
     try {
-      const list = await listHosts()
+      let list = await listHosts()
+      const items = [...list.items]
+      while (list.nextCursor !== undefined && items.length < MAX_HOSTS) {
+        list = await listHosts(list.nextCursor)
+        items.push(...list.items)
+      }
       clearBanner()
       this.#staleAfterMs = list.staleAfterMs
+      this.#partial = items.length < list.total ? { total: list.total, stale: list.stale } : undefined
       this.#hosts.clear()
-      for (const x of list.items) this.#hosts.set(x.hostId, x)
+      for (const x of items) this.#hosts.set(x.hostId, x)
       this.#render()
     } catch (err) {
       banner(err instanceof ApiError ? `Hosts could not be loaded: ${err.message}` : String(err))
@@ -67,10 +80,13 @@ export class HostsView implements View {
     const drops = all.reduce((a, x) => a + x.dropsTotal, 0)
     const rate = all.filter(x => !this.#isStale(x)).reduce((a, x) => a + x.recordsPerSec, 0)
     const tile = (label: string, value: string, cls = ''): HTMLElement => h('div', { class: `tile ${cls}` }, h('span', { class: 'tile-value' }, value), h('span', { class: 'tile-label' }, label))
+    const p = this.#partial
+    const total = p?.total ?? all.length
+    const staleN = p?.stale ?? stale.length
     replace(this.#tiles,
-      tile('hosts', num(all.length)),
-      tile('reporting', num(all.length - stale.length), stale.length === 0 && all.length > 0 ? 'good' : ''),
-      tile(`stale (no batch for ${Math.round(this.#staleAfterMs / 1000)} s)`, num(stale.length), stale.length > 0 ? 'warn' : ''),
+      tile(p !== undefined ? `hosts (the first ${num(all.length)} listed)` : 'hosts', num(total)),
+      tile('reporting', num(total - staleN), staleN === 0 && total > 0 ? 'good' : ''),
+      tile(`stale (no batch for ${Math.round(this.#staleAfterMs / 1000)} s)`, num(staleN), staleN > 0 ? 'warn' : ''),
       tile('records/s', num(rate)),
       tile('records dropped', num(drops), drops > 0 ? 'bad' : 'good'))
     all.sort((a, b) => Number(this.#isStale(b)) - Number(this.#isStale(a)) || b.dropsTotal - a.dropsTotal || a.hostId.localeCompare(b.hostId))
@@ -90,7 +106,7 @@ export class HostsView implements View {
 
   #row (x: HostView): HTMLTableRowElement {
     const stale = this.#isStale(x)
-    const causes = DROP_CAUSE_NAMES.filter(c => x.drops[c] > 0)
+    const causes = DROP_CAUSES.filter(c => x.drops[c] > 0)
     const name = x.hostname !== '' ? x.hostname : x.hostId
     return h('tr', { class: stale ? 'stale' : '', 'data-host': x.hostId },
       h('td', { 'data-label': 'Health' }, stale
@@ -110,7 +126,8 @@ export class HostsView implements View {
   }
 
   hosts (ev: StreamHosts): void {
-    for (const x of ev.items) this.#hosts.set(x.hostId, x)
+    // a partial view keeps to the hosts it listed; a full one takes in new ones
+    for (const x of ev.items) if (this.#partial === undefined || this.#hosts.has(x.hostId)) this.#hosts.set(x.hostId, x)
     this.#render()
   }
 

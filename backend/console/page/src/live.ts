@@ -11,7 +11,7 @@ import { setServerTime } from './format.js'
 export type LiveState = 'connecting' | 'live' | 'down'
 
 export interface LiveHandlers {
-  hello: () => void
+  hello: (m: StreamHello) => void
   finding: (ev: StreamFinding) => void
   hosts: (ev: StreamHosts) => void
   resync: (ev: StreamResync) => void
@@ -64,7 +64,7 @@ export class Live {
       this.#keepAliveMs = m.keepAliveMs
       this.#retryMs = 1000
       this.#h.state('live', 'receiving findings and host health as they happen')
-      this.#h.hello()
+      this.#h.hello(m)
     })
     es.addEventListener('ping', (e) => {
       seen()

@@ -1,4 +1,3 @@
-import { actor, setActor } from './api.js'
 import { DetailView } from './detail.js'
 import { byId, replace } from './dom.js'
 import { FindingsView, filtersFromQuery } from './findings.js'
@@ -8,11 +7,14 @@ import { banner, type View } from './view.js'
 
 // The console page: a hash router over three views (#/findings,
 // #/findings/<id>, #/hosts), one live stream feeding whichever is shown,
-// and the header (navigation, live state, who you are for the history).
+// and the header (navigation, live state, and which analyst the access token
+// names: who triage changes are recorded under).
 
 const main = byId('main')
 const liveEl = byId('live')
 const liveText = byId('live-text')
+const analystEl = byId('analyst')
+const analystName = byId('analyst-name')
 let view: View | undefined
 let lastFindingId: string | undefined
 let routeSeq = 0
@@ -25,7 +27,8 @@ const ready = new Promise<void>(resolve => { streamReady = resolve })
 window.setTimeout(() => streamReady(), 2500)
 
 const live = new Live({
-  hello: () => {
+  hello: (m) => {
+    showAnalyst(m.analyst)
     // after a reconnect the lists are fetched again: the stream replays
     // findings, but host counters and closes in between are only in the lists
     if (hellos++ === 0) streamReady()
@@ -81,10 +84,15 @@ async function route (): Promise<void> {
   if (seq === routeSeq && lastFindingId !== undefined && next instanceof FindingsView) lastFindingId = undefined
 }
 
+function showAnalyst (name: string | null): void {
+  analystEl.classList.toggle('read-only', name === null)
+  analystEl.title = name !== null
+    ? 'Your triage changes are recorded under this name: the analyst your access token names'
+    : 'Opened without an access token: you can look, not triage. Open the console with ?access_token=<your token> (picket start prints that URL).'
+  replace(analystName, name ?? 'read only')
+}
+
 function setupHeader (): void {
-  const input = byId<HTMLInputElement>('actor')
-  input.value = actor()
-  input.addEventListener('change', () => { setActor(input.value.trim()) })
   const skip = byId<HTMLAnchorElement>('skip')
   skip.addEventListener('click', (e) => {
     e.preventDefault()

@@ -1,0 +1,125 @@
+import type { Logger } from '../shared/logger.js'
+import { BufferPool } from './buffers.js'
+import type { DecoderPool } from './decode-pool/pool.js'
+import type { DropLedger } from './drops.js'
+import type { DecodeOutput, DecodeTask, SlabDescriptor } from './protocol.js'
+import type { Spool } from './ship/spool.js'
+
+// Slabs go to the decoders in the order the consumer filled them and come
+// back in any order; their batches are committed to the spool in slab order,
+// so seq order is capture order. A slab decoded early waits in the reorder
+// map for the ones before it. Output buffers travel to the decoders and back
+// (BufferPool) instead of being allocated afresh for every slab.
+
+export interface SlabCommitOptions {
+  decoders: Pick<DecoderPool, 'decode'>
+  spool: Spool
+  drops: DropLedger
+  log: Logger
+  /** the slab's records are decoded or given up: the consumer may fill it again */
+  release: (slab: number) => void
+  /** batches went into the spool */
+  onCommit: () => void
+  /** CLOCK_REALTIME - the records' boot clock now, in ns */
+  bootToWallNs: () => number
+  /** slabs per ring: output buffers in flight at most */
+  slabs: number
+  maxBatchBytes: number
+}
+
+export class SlabCommit {
+  /** records taken from the rings */
+  captured = 0
+  spooledRecords = 0
+  spooledBatches = 0
+  /** Date.now() when a batch last went into the spool */
+  lastAppendAt = Date.now()
+  readonly #o: SlabCommitOptions
+  readonly #reorder = new Map<number, DecodeOutput | undefined>()
+  readonly #buffers: BufferPool
+  #nextTicket = 0
+  #nextCommit = 0
+  #inFlight = 0
+  #idleWaiters: Array<() => void> = []
+  #appendErrorLogged = 0
+  #decodeErrorLogged = 0
+
+  constructor (o: SlabCommitOptions) {
+    this.#o = o
+    this.#buffers = new BufferPool(o.slabs + 8, Math.min(o.maxBatchBytes * 2, 16 << 20))
+  }
+
+  /** Decoded slabs waiting for an earlier one before they can be committed. */
+  get reorder (): number {
+    return this.#reorder.size
+  }
+
+  /** Hand a filled slab to the decoders; its batches reach the spool in turn. */
+  decode (d: SlabDescriptor): void {
+    const ticket = this.#nextTicket++
+    this.#inFlight++
+    this.captured += d.records
+    const task: DecodeTask = { ring: d.ring, offset: d.offset, bytes: d.bytes, records: d.records, bootToWallNs: this.#o.bootToWallNs() }
+    // a recycled output buffer for a big slab; a small one gets an exact-size buffer from the worker
+    if (d.records >= 256) {
+      const out = this.#buffers.take()
+      if (out !== undefined) task.out = out
+    }
+    this.#o.decoders.decode(task).then(out => {
+      this.#o.release(d.slab)
+      this.#complete(ticket, out)
+    }, (err: Error) => {
+      this.#o.release(d.slab)
+      this.#o.drops.add('decode_error', d.records)
+      this.#o.log.error({ err: err.message, records: d.records }, 'a slab failed to decode on every attempt; its records are dropped')
+      this.#complete(ticket, undefined)
+    })
+  }
+
+  /** Resolves once every slab handed in so far is committed (or given up). */
+  async idle (): Promise<void> {
+    if (this.#inFlight > 0) await new Promise<void>(resolve => this.#idleWaiters.push(resolve))
+  }
+
+  #complete (ticket: number, out: DecodeOutput | undefined): void {
+    this.#reorder.set(ticket, out)
+    while (this.#reorder.has(this.#nextCommit)) {
+      const o = this.#reorder.get(this.#nextCommit)
+      this.#reorder.delete(this.#nextCommit)
+      this.#nextCommit++
+      this.#commit(o)
+    }
+    if (--this.#inFlight === 0) {
+      const w = this.#idleWaiters
+      this.#idleWaiters = []
+      for (const f of w) f()
+    }
+  }
+
+  #commit (out: DecodeOutput | undefined): void {
+    if (out === undefined) return
+    const { spool, drops, log } = this.#o
+    if (out.errors > 0) {
+      drops.add('decode_error', out.errors)
+      if (Date.now() - this.#decodeErrorLogged > 10_000) {
+        this.#decodeErrorLogged = Date.now()
+        log.warn({ errors: out.errors, firstError: out.firstError, totalSoFar: drops.counters.decode_error }, 'raw records failed to decode (logged at most every 10 s)')
+      }
+    }
+    // the output buffer goes back to the pool once the spool cache lets go of every batch in it
+    let refs = out.batches.length
+    const release = (): void => { if (--refs === 0) this.#buffers.put(out.buffer) }
+    for (const b of out.batches) {
+      try {
+        spool.append(new Uint8Array(out.buffer, b.offset, b.length), b.count, Date.now(), b.crc, release)
+        this.lastAppendAt = Date.now()
+        this.spooledBatches++
+        this.spooledRecords += b.count
+      } catch (err) {
+        drops.add('spool_eviction', b.count)
+        if (Date.now() - this.#appendErrorLogged > 10_000) { this.#appendErrorLogged = Date.now(); log.error({ err: (err as Error).message }, 'cannot spool a batch; its records are dropped') }
+      }
+    }
+    this.#o.onCommit()
+  }
+}

@@ -1,0 +1,56 @@
+import type { Ack } from '../../shared/proto/index.js'
+
+// What the shipper has sent on its current stream and not yet had acked, in
+// send order, and the check each ack must pass against it: an ack frees a
+// batch only when its host id, instance and seq name a batch sent on this
+// stream and not acked yet. Anything else is not an answer from the collector
+// we shipped to (a process that took its port, a proxy mixing streams up, a
+// bug): taking it would drop spooled batches the collector never had.
+
+export interface Sent { sentAt: number, count: number, bytes: number }
+
+export class InFlight {
+  readonly #sent = new Map<number, Sent>()
+  #bytes = 0
+
+  get size (): number { return this.#sent.size }
+  get bytes (): number { return this.#bytes }
+
+  has (seq: number): boolean {
+    return this.#sent.has(seq)
+  }
+
+  add (seq: number, s: Sent): void {
+    this.#sent.set(seq, s)
+    this.#bytes += s.bytes
+  }
+
+  /** The batch `seq`, no longer in flight. */
+  take (seq: number): Sent | undefined {
+    const s = this.#sent.get(seq)
+    if (s !== undefined) {
+      this.#sent.delete(seq)
+      this.#bytes -= s.bytes
+    }
+    return s
+  }
+
+  /** The batch sent longest ago. */
+  oldest (): Sent | undefined {
+    return this.#sent.values().next().value
+  }
+
+  clear (): void {
+    this.#sent.clear()
+    this.#bytes = 0
+  }
+
+  /** What is wrong with `ack` as an answer to a batch in flight; undefined when nothing is. */
+  mismatch (ack: Ack, hostId: string, instance: string): string | undefined {
+    if (ack.host_id !== hostId) return `it is for host '${String(ack.host_id).slice(0, 64)}', not this agent's '${hostId}'`
+    if ((ack.instance ?? '') !== instance) return `it is for instance '${String(ack.instance).slice(0, 64)}', not this agent's '${instance}' (a collector older than this agent does not echo the instance: upgrade the backend first)`
+    const seq = Number(ack.seq)
+    if (!this.#sent.has(seq)) return `seq ${seq} is not in flight on this stream (never sent on it, or acked already)`
+    return undefined
+  }
+}

@@ -1,0 +1,139 @@
+import { release } from 'node:os'
+import { PicketError } from '../shared/errors.js'
+import { rootPath } from '../shared/paths.js'
+import { loadAddon, type NativeBpf, type ObjHandle } from './addon.js'
+import { findCgroup2 } from './cgroup.js'
+import { LoadedObject } from './loaded.js'
+import { ringBytesOption, wakeupBytesOption, wrapNative } from './native-errors.js'
+import { encodePktConfig, PKT_COUNTER, type PktConfig } from './packet-layout.js'
+import type { ProgramCounters } from './types.js'
+
+// The packet capture (bpf/packet.bpf.c): DNS messages into DNS_EVENTS and
+// ICMPv6 destination-unreachable answers into NET_EVENTS, from cgroup_skb
+// programs on the cgroup v2 root, with cgroup sock_addr hooks that tell which
+// process owns each DNS socket.
+
+export const PACKET_OBJECT_PATH = rootPath('bpf', 'build', 'packet.bpf.o')
+
+/** cgroup_skb and cgroup sock_addr programs need CAP_NET_ADMIN to attach. */
+const CAPS = ['CAP_BPF', 'CAP_NET_ADMIN'] as const
+
+export interface PacketProbeOptions {
+  /** capture DNS over UDP and TCP port 53 (default true) */
+  dns?: boolean
+  /** capture ICMPv6 destination unreachable leaving this host (default true) */
+  icmp6?: boolean
+  /** also report queries arriving at and answers leaving port 53 of this host (default false: its own lookups only) */
+  dnsServerSide?: boolean
+  /** DNS_EVENTS ring size in bytes: a power of two, at least one page (default 8 MiB) */
+  dnsRingBytes?: number
+  /** force a consumer wakeup once this many bytes wait in DNS_EVENTS (default a quarter of it) */
+  dnsWakeupBytes?: number
+  /**
+   * The map fd of a NetProbe's NET_EVENTS: ICMPv6 records then arrive in the
+   * same ring as the other network records. Default: a ring of this probe's own.
+   */
+  netRingFd?: number
+  /** size of this probe's own NET_EVENTS when netRingFd is not given (default 1 MiB) */
+  netRingBytes?: number
+  /** force a wakeup once this many bytes wait in NET_EVENTS (default a quarter of netRingBytes) */
+  netWakeupBytes?: number
+  /** the cgroup v2 directory to attach to (default: the mounted root, mounting it when root) */
+  cgroupDir?: string
+  /** BPF object (default bpf/build/packet.bpf.o) */
+  objectPath?: string
+}
+
+export interface PacketCounters {
+  dns: ProgramCounters & { /** emitted with no process: no connect/sendmsg to port 53 seen on the socket */ unattributed: number }
+  icmp6: ProgramCounters
+}
+
+interface ProgSpec { prog: string, attach: string, dns: boolean, icmp6: boolean }
+
+/** Each program, its cgroup attach point, and which capture needs it. */
+export const PACKET_PROGRAMS: readonly ProgSpec[] = [
+  { prog: 'picket_skb_egress', attach: 'cgroup_skb/egress', dns: true, icmp6: true },
+  { prog: 'picket_skb_ingress', attach: 'cgroup_skb/ingress', dns: true, icmp6: false },
+  { prog: 'picket_connect4', attach: 'cgroup/connect4', dns: true, icmp6: false },
+  { prog: 'picket_connect6', attach: 'cgroup/connect6', dns: true, icmp6: false },
+  { prog: 'picket_sendmsg4', attach: 'cgroup/sendmsg4', dns: true, icmp6: false },
+  { prog: 'picket_sendmsg6', attach: 'cgroup/sendmsg6', dns: true, icmp6: false },
+]
+
+const DEFAULT_DNS_RING = 8 << 20
+const DEFAULT_NET_RING = 1 << 20
+
+/**
+ * The packet capture object. Lifecycle as NetProbe: open, configure, load,
+ * attach; close() detaches (the links also go when the process dies).
+ */
+export class PacketProbe extends LoadedObject {
+  readonly dnsRingFd: number
+  /** NET_EVENTS: the fd passed as netRingFd, or this probe's own ring */
+  readonly netRingFd: number
+  readonly cgroupDir: string
+  /** attach points, e.g. 'cgroup_skb/egress' */
+  readonly attached: readonly string[]
+  readonly config: Readonly<PktConfig>
+
+  private constructor (native: NativeBpf, handle: ObjHandle, dnsRingFd: number, netRingFd: number, cgroupDir: string, attached: string[], config: PktConfig) {
+    super(native, handle, 'PacketProbe')
+    this.dnsRingFd = dnsRingFd
+    this.netRingFd = netRingFd
+    this.cgroupDir = cgroupDir
+    this.attached = attached
+    this.config = config
+  }
+
+  static open (opts: PacketProbeOptions = {}): PacketProbe {
+    const dnsRingBytes = ringBytesOption('dnsRingBytes', opts.dnsRingBytes, DEFAULT_DNS_RING)
+    const netRingBytes = ringBytesOption('netRingBytes', opts.netRingBytes, DEFAULT_NET_RING)
+    if (opts.netRingFd !== undefined && (!Number.isInteger(opts.netRingFd) || opts.netRingFd < 0)) {
+      throw new PicketError('PICKET_ERR_CONFIG', `netRingFd must be a file descriptor, got ${opts.netRingFd}`)
+    }
+    const config: PktConfig = {
+      dnsWakeupBytes: wakeupBytesOption('dnsWakeupBytes', opts.dnsWakeupBytes, dnsRingBytes),
+      netWakeupBytes: wakeupBytesOption('netWakeupBytes', opts.netWakeupBytes, netRingBytes),
+      enableDns: opts.dns ?? true,
+      enableIcmp6: opts.icmp6 ?? true,
+      dnsServerSide: opts.dnsServerSide ?? false,
+    }
+    if (!config.enableDns && !config.enableIcmp6) throw new PicketError('PICKET_ERR_CONFIG', 'PacketProbe: enable dns, icmp6 or both')
+    const cgroupDir = findCgroup2({ dir: opts.cgroupDir })
+    const native = loadAddon()
+    const path = opts.objectPath ?? PACKET_OBJECT_PATH
+    let handle: ObjHandle
+    try {
+      handle = native.open(path)
+    } catch (err) {
+      throw wrapNative(err, `open ${path}`, CAPS)
+    }
+    const attached: string[] = []
+    try {
+      native.setMaxEntries(handle, 'DNS_EVENTS', config.enableDns ? dnsRingBytes : 4096)
+      if (opts.netRingFd !== undefined) native.reuseMap(handle, 'NET_EVENTS', opts.netRingFd)
+      else native.setMaxEntries(handle, 'NET_EVENTS', config.enableIcmp6 ? netRingBytes : 4096)
+      native.setGlobal(handle, '.rodata', 'cfg', encodePktConfig(config))
+      native.load(handle)
+      for (const p of PACKET_PROGRAMS) {
+        if (!((p.dns && config.enableDns) || (p.icmp6 && config.enableIcmp6))) continue
+        native.attachCgroup(handle, p.prog, cgroupDir)
+        attached.push(p.attach)
+      }
+      return new PacketProbe(native, handle, native.mapFd(handle, 'DNS_EVENTS'), native.mapFd(handle, 'NET_EVENTS'), cgroupDir, attached, config)
+    } catch (err) {
+      native.close(handle)
+      if (err instanceof PicketError) throw err
+      throw wrapNative(err, `load ${path} (cgroup ${cgroupDir}, kernel ${release()})`, CAPS)
+    }
+  }
+
+  counters (): PacketCounters {
+    const c = this.native.readPercpuArray(this.handle(), 'pkt_counters', PKT_COUNTER.MAX)
+    return {
+      dns: { matched: c[PKT_COUNTER.DNS_MATCHED], reserveFailed: c[PKT_COUNTER.DNS_RESERVE_FAIL], unattributed: c[PKT_COUNTER.DNS_UNATTRIBUTED] },
+      icmp6: { matched: c[PKT_COUNTER.ICMP6_MATCHED], reserveFailed: c[PKT_COUNTER.ICMP6_RESERVE_FAIL] },
+    }
+  }
+}
