@@ -4,7 +4,8 @@ import {
   FILE_CONFIG, FILE_CONFIG_SIZEOF, FILE_COUNTER, FILE_SYSCALLS, OFF_ABSENT, PATH_ACTION, PATH_KEY, PREFIX_MAX, putFields,
   SYS_TP, SYS_TP_MAX, SYS_TP_SIZEOF, type FileSyscall,
 } from './abi-proc.js'
-import { BpfObject, Probe, programCounters, ringOptions, type AttachSpec, type ProbeOptions } from './object.js'
+import { ringOptions } from './native-errors.js'
+import { BpfObject, Probe, programCounters, type ProbeOptions, type TracepointAttach } from './object.js'
 import { findTracefs, need, readFormat, readFormatIf, recordSize, sameOffset, sameRecordSize, type TpFormat } from './tracefs.js'
 import type { ProgramCounters } from './types.js'
 
@@ -102,12 +103,12 @@ function sysLayout (fmt: TpFormat, sys: FileSyscall): SysTpLayout {
 }
 
 /** struct picket_file_config from the running kernel's formats, and the programs to attach. */
-export function fileLayout (tracefs: string, syscalls?: readonly FileSyscall[]): { config: FileConfig, attach: AttachSpec[] } {
+export function fileLayout (tracefs: string, syscalls?: readonly FileSyscall[]): { config: FileConfig, attach: TracepointAttach[] } {
   const off = Object.fromEntries(Object.keys(SYS_TP).map(k => [k, 0])) as SysTpLayout
   const sys = FILE_SYSCALLS.map(() => ({ ...off }))
   const exits: TpFormat[] = []
-  const enters: AttachSpec[] = []
-  const exitTps: AttachSpec[] = []
+  const enters: TracepointAttach[] = []
+  const exitTps: TracepointAttach[] = []
   for (const [i, name] of FILE_SYSCALLS.entries()) {
     const wanted = syscalls === undefined || syscalls.includes(name)
     const required = syscalls !== undefined || REQUIRED.includes(name)
@@ -178,7 +179,7 @@ export class FileProbe extends Probe {
   }
 
   /** Discover layouts and build the configuration without touching the kernel's BPF side. */
-  static configure (opts: FileProbeOptions = {}): { config: FileConfig, attach: AttachSpec[], ringBytes: number } {
+  static configure (opts: FileProbeOptions = {}): { config: FileConfig, attach: TracepointAttach[], ringBytes: number } {
     const { ringBytes, wakeupBytes } = ringOptions(opts, DEFAULT_RING)
     const { config, attach } = fileLayout(findTracefs(opts.tracefsDir), opts.syscalls)
     config.wakeupBytes = wakeupBytes

@@ -1,16 +1,18 @@
 import { PicketError } from '../shared/errors.js'
 import { loadAddon, type NativeBpf, type RingHandle } from './addon.js'
-import { wrapNative } from './object.js'
+import { wrapNative } from './native-errors.js'
 import type { DrainResult, RingSource } from './types.js'
 
-// The kernel side's public entry: the probes, and the ring reader that
-// drains any of their rings.
+// The kernel side's public entry: the probes (one per BPF object, all on
+// the one loader in object.ts), and the ring reader that drains any of their
+// rings.
 
 export type { DrainResult, KernelCounters, KernelDecodeInfo, ProgramCounters, ProgStats, RingSource } from './types.js'
 export type { ProbeOptions, TracepointRef } from './object.js'
 export { kernelDrops, kernelSubmitted, NET_OBJECT_PATH, NET_PROGRAMS, NetProbe, type NetProbeOptions } from './net.js'
 export { PROC_OBJECT_PATH, PROC_TRACEPOINTS, ProcProbe, procDrops, type ProcConfig, type ProcCounters, type ProcProbeOptions } from './proc.js'
 export { DEFAULT_PATH_RULES, FILE_OBJECT_PATH, FileProbe, type FileConfig, type FileCounters, type FileProbeOptions, type PathRule } from './file.js'
+export { PACKET_OBJECT_PATH, PACKET_PROGRAMS, PacketProbe, type PacketCounters, type PacketProbeOptions } from './packet.js'
 export * from './decode-proc.js'
 
 class Ring implements RingSource {

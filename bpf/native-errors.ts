@@ -40,3 +40,9 @@ export function wakeupBytesOption (name: string, value: number | undefined, ring
   }
   return n
 }
+
+/** A probe's ring size and wakeup threshold, checked. */
+export function ringOptions (o: { ringBytes?: number, wakeupBytes?: number }, defaultRing: number): { ringBytes: number, wakeupBytes: number } {
+  const ringBytes = ringBytesOption('ringBytes', o.ringBytes, defaultRing)
+  return { ringBytes, wakeupBytes: wakeupBytesOption('wakeupBytes', o.wakeupBytes, ringBytes) }
+}

@@ -1,13 +1,16 @@
 import { release } from 'node:os'
 import { PicketError } from '../shared/errors.js'
 import { loadAddon, type NativeBpf, type ObjHandle } from './addon.js'
+import { wrapNative } from './native-errors.js'
 import type { ProgramCounters, ProgStats } from './types.js'
 
-// What every probe (NetProbe, ProcProbe, FileProbe) does alike with its BPF
-// object: open, configure (ring sizes, .rodata), load, fill maps, attach,
-// and one cleanup path; errno turned into PICKET_ERR_… that say what to do.
+// The one loader every probe (NetProbe, PacketProbe, ProcProbe, FileProbe)
+// uses for its BPF object, in libbpf-bootstrap's fixed order: open,
+// configure (ring sizes, shared maps, .rodata), load, fill maps, attach;
+// one cleanup path whatever step fails, and errors that name the step and
+// the object.
 
-/** Options every probe takes. */
+/** Options every tracepoint probe takes. */
 export interface ProbeOptions {
   /** the probe's ring size in bytes: a power of two, at least one page */
   ringBytes?: number
@@ -22,48 +25,48 @@ export interface ProbeOptions {
 }
 
 export interface TracepointRef { category: string, name: string }
-export interface AttachSpec extends TracepointRef { prog: string }
+export interface TracepointAttach extends TracepointRef { prog: string }
+export interface CgroupAttach {
+  prog: string
+  /** the cgroup v2 directory */
+  cgroup: string
+  /** the attach point, as `attached` lists it: 'cgroup_skb/egress' */
+  point: string
+}
+export type AttachSpec = TracepointAttach | CgroupAttach
 
 export interface ObjectSpec {
   path: string
-  /** ring buffer maps and their sizes in bytes */
+  /** ring buffer maps this object creates, and their sizes in bytes */
   rings: Readonly<Record<string, number>>
+  /** maps taken over from another loaded object, by map fd (a ring two objects write) */
+  reuse?: Readonly<Record<string, number>>
   /** .rodata variables and their bytes */
   rodata: Readonly<Record<string, Uint8Array>>
   /** programs to attach, in this order */
   attach: readonly AttachSpec[]
   /** after load, before the first attach: fill the maps the programs consult */
   prepare?: (obj: BpfObject) => void
+  /** capabilities besides root the object needs, for the error that says so (default CAP_BPF, CAP_PERFMON) */
+  caps?: readonly string[]
+  /** what a load or attach error adds after the object's path, e.g. where it attaches */
+  context?: string
 }
 
-export function ringOptions (o: ProbeOptions, defaultRing: number): { ringBytes: number, wakeupBytes: number } {
-  const ringBytes = o.ringBytes ?? defaultRing
-  if (!Number.isInteger(ringBytes) || ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) {
-    throw new PicketError('PICKET_ERR_CONFIG', `ringBytes must be a power of two of at least 4096, got ${ringBytes}`)
+function attachOne (native: NativeBpf, handle: ObjHandle, a: AttachSpec): string {
+  if ('cgroup' in a) {
+    native.attachCgroup(handle, a.prog, a.cgroup)
+    return a.point
   }
-  const wakeupBytes = o.wakeupBytes ?? Math.floor(ringBytes / 4)
-  if (!Number.isInteger(wakeupBytes) || wakeupBytes < 0) {
-    throw new PicketError('PICKET_ERR_CONFIG', `wakeupBytes must be a non-negative integer, got ${wakeupBytes}`)
+  try {
+    native.attachTracepoint(handle, a.prog, a.category, a.name)
+  } catch (err) {
+    if ((err as { errno?: number }).errno === 2 /* ENOENT */) {
+      throw new PicketError('PICKET_ERR_TRACEPOINT_MISSING', `cannot attach ${a.prog}: tracepoint ${a.category}:${a.name} does not exist on kernel ${release()}`, { tracepoint: `${a.category}:${a.name}`, kernel: release() })
+    }
+    throw err
   }
-  return { ringBytes, wakeupBytes }
-}
-
-export function wrapNative (err: unknown, what: string): PicketError {
-  const e = err as Error & { errno?: number, step?: string }
-  const errno = e.errno ?? 0
-  // the verifier answers EACCES (or EINVAL) for a program it refuses; only
-  // EPERM, or EACCES outside load, means we lack privileges
-  if (errno === 1 /* EPERM */ || (errno === 13 /* EACCES */ && e.step !== 'load')) {
-    return new PicketError('PICKET_ERR_BPF_PRIVILEGE',
-      `${what}: permission denied — capture needs root, or the capabilities CAP_BPF and CAP_PERFMON (rerun with sudo, or grant them: setcap cap_bpf,cap_perfmon+ep $(readlink -f $(which node)))`,
-      { step: e.step, errno })
-  }
-  switch (e.step) {
-    case 'open': return new PicketError('PICKET_ERR_BPF_OPEN', `${e.message}; rebuild with npm run build`, { errno })
-    case 'load': return new PicketError('PICKET_ERR_BPF_LOAD', e.message, { errno })
-    case 'attach': return new PicketError('PICKET_ERR_BPF_ATTACH', `${e.message} (kernel ${release()})`, { errno })
-    default: return new PicketError('PICKET_ERR_BPF_MAP', `${what}: ${e.message}`, { errno })
-  }
+  return `${a.category}:${a.name}`
 }
 
 /** A loaded, attached BPF object. */
@@ -71,16 +74,19 @@ export class BpfObject {
   readonly #native: NativeBpf
   #handle: ObjHandle | undefined
   readonly path: string
-  /** `category:name` of each tracepoint attached */
+  readonly #caps: readonly string[] | undefined
+  /** each attach point: `category:name` for a tracepoint, e.g. `cgroup_skb/egress` for a cgroup hook */
   readonly attached: readonly string[]
-  /** map fd of each ring, by map name */
+  /** map fd of each ring, created or reused, by map name */
   readonly ringFds: Readonly<Record<string, number>>
+  /** size of each ring this object created */
   readonly ringBytes: Readonly<Record<string, number>>
 
   private constructor (native: NativeBpf, handle: ObjHandle, spec: ObjectSpec, attached: string[], ringFds: Record<string, number>) {
     this.#native = native
     this.#handle = handle
     this.path = spec.path
+    this.#caps = spec.caps
     this.attached = attached
     this.ringFds = ringFds
     this.ringBytes = spec.rings
@@ -92,43 +98,30 @@ export class BpfObject {
     try {
       handle = native.open(spec.path)
     } catch (err) {
-      throw wrapNative(err, `open ${spec.path}`)
+      throw wrapNative(err, `open ${spec.path}`, spec.caps)
     }
     const attached: string[] = []
     const ringFds: Record<string, number> = {}
     const obj = new BpfObject(native, handle, spec, attached, ringFds)
     try {
       for (const [map, bytes] of Object.entries(spec.rings)) native.setMaxEntries(handle, map, bytes)
+      for (const [map, fd] of Object.entries(spec.reuse ?? {})) native.reuseMap(handle, map, fd)
       for (const [name, bytes] of Object.entries(spec.rodata)) native.setGlobal(handle, '.rodata', name, bytes)
       native.load(handle)
-      for (const map of Object.keys(spec.rings)) ringFds[map] = native.mapFd(handle, map)
+      for (const map of [...Object.keys(spec.rings), ...Object.keys(spec.reuse ?? {})]) ringFds[map] = native.mapFd(handle, map)
       spec.prepare?.(obj)
-      for (const { prog, category, name } of spec.attach) {
-        try {
-          native.attachTracepoint(handle, prog, category, name)
-        } catch (err) {
-          if ((err as { errno?: number }).errno === 2 /* ENOENT */) {
-            throw new PicketError('PICKET_ERR_TRACEPOINT_MISSING', `cannot attach ${prog}: tracepoint ${category}:${name} does not exist on kernel ${release()}`, { tracepoint: `${category}:${name}`, kernel: release() })
-          }
-          throw err
-        }
-        attached.push(`${category}:${name}`)
-      }
+      for (const a of spec.attach) attached.push(attachOne(native, handle, a))
       return obj
     } catch (err) {
       obj.close()
       if (err instanceof PicketError) throw err
-      throw wrapNative(err, `load ${spec.path}`)
+      throw wrapNative(err, `load ${spec.path}${spec.context !== undefined ? ` (${spec.context})` : ''}`, spec.caps)
     }
   }
 
   #h (): ObjHandle {
     if (this.#handle === undefined) throw new PicketError('PICKET_ERR_BPF_MAP', `the BPF object ${this.path} is closed`)
     return this.#handle
-  }
-
-  mapFd (map: string): number {
-    return this.#native.mapFd(this.#h(), map)
   }
 
   /** The first n slots of a per-CPU u64 array, each summed over the CPUs. */
@@ -140,7 +133,7 @@ export class BpfObject {
     try {
       this.#native.mapUpdate(this.#h(), map, key, value)
     } catch (err) {
-      throw wrapNative(err, `update ${map} in ${this.path}`)
+      throw wrapNative(err, `update ${map} in ${this.path}`, this.#caps)
     }
   }
 
@@ -148,7 +141,7 @@ export class BpfObject {
     try {
       this.#native.mapDelete(this.#h(), map, key)
     } catch (err) {
-      throw wrapNative(err, `delete from ${map} in ${this.path}`)
+      throw wrapNative(err, `delete from ${map} in ${this.path}`, this.#caps)
     }
   }
 
@@ -156,6 +149,7 @@ export class BpfObject {
     return this.#native.progStats(this.#h()).map(({ name, runCount, runTimeNs, recursionMisses }) => ({ name, runCount, runTimeNs, recursionMisses }))
   }
 
+  /** Detach every program and free the object. */
   close (): void {
     if (this.#handle === undefined) return
     this.#native.close(this.#handle)
@@ -168,13 +162,13 @@ export function programCounters (c: readonly number[], matched: number, reserveF
   return { matched: c[matched], reserveFailed: c[reserveFailed] }
 }
 
-/** What the probes share: one object, one ring, the same lifecycle. */
+/** What the probes share: one object, the ring of its class, the same lifecycle. */
 export class Probe {
   protected readonly obj: BpfObject
-  /** the ring buffer's map fd, for openRing() in the thread that drains it */
+  /** the class's ring buffer map fd, for openRing() in the thread that drains it */
   readonly ringFd: number
   readonly ringBytes: number
-  /** `category:name` of each tracepoint attached */
+  /** each attach point (BpfObject.attached) */
   readonly attached: readonly string[]
 
   protected constructor (obj: BpfObject, ring: string) {
@@ -188,6 +182,7 @@ export class Probe {
     return this.obj.progStats()
   }
 
+  /** Detach every program and free the object (the links also go when the process dies). */
   close (): void {
     this.obj.close()
   }

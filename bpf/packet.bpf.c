@@ -54,6 +54,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "events.h"
+#include "picket.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -68,23 +69,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct picket_pkt_config cfg = {};
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* resized by the loader */
-} DNS_EVENTS SEC(".maps");
-
+PICKET_RINGBUF(DNS_EVENTS, 8 << 20);
 /* ICMPv6 records; the loader may point this at net.bpf.o's ring instead. */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} NET_EVENTS SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PICKET_PKT_CNT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} pkt_counters SEC(".maps");
+PICKET_RINGBUF(NET_EVENTS, 1 << 20);
+PICKET_COUNTERS(PICKET_PKT_CNT_MAX);
 
 /* socket cookie -> the process that last sent to port 53 on it */
 struct {
@@ -137,15 +125,7 @@ struct pkt {
 
 static __always_inline void count(__u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&pkt_counters, &idx);
-
-	if (v)
-		__sync_fetch_and_add(v, 1);
-}
-
-static __always_inline __u64 wakeup_flag(void *ring, __u32 wakeup_bytes)
-{
-	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	picket_count(&counters, idx);
 }
 
 /* An IPv6 header at off, then up to MAX_EXT_HDRS hop-by-hop, routing or
@@ -350,7 +330,7 @@ static __always_inline void dns_fill(struct __sk_buff *skb, struct pkt *p, __u8 
 	e->dns_len = m->dns_len;
 	e->captured = captured;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
-	if (bpf_ringbuf_output(&DNS_EVENTS, e, size, wakeup_flag(&DNS_EVENTS, cfg.dns_wakeup_bytes)))
+	if (bpf_ringbuf_output(&DNS_EVENTS, e, size, picket_wakeup(&DNS_EVENTS, cfg.dns_wakeup_bytes)))
 		count(PICKET_PKT_CNT_DNS_RESERVE_FAIL);
 }
 
@@ -425,7 +405,7 @@ static __always_inline void icmp6(struct __sk_buff *skb, struct pkt *p)
 	e->icmp_type = ih[0];
 	e->icmp_code = ih[1];
 	e->reason = PICKET_RST_REASON_UNKNOWN;
-	bpf_ringbuf_submit(e, wakeup_flag(&NET_EVENTS, cfg.net_wakeup_bytes));
+	bpf_ringbuf_submit(e, picket_wakeup(&NET_EVENTS, cfg.net_wakeup_bytes));
 }
 
 SEC("cgroup_skb/egress")

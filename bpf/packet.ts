@@ -1,10 +1,9 @@
 import { release } from 'node:os'
 import { PicketError } from '../shared/errors.js'
 import { rootPath } from '../shared/paths.js'
-import { loadAddon, type NativeBpf, type ObjHandle } from './addon.js'
 import { findCgroup2 } from './cgroup.js'
-import { LoadedObject } from './loaded.js'
-import { ringBytesOption, wakeupBytesOption, wrapNative } from './native-errors.js'
+import { ringBytesOption, wakeupBytesOption } from './native-errors.js'
+import { BpfObject, Probe } from './object.js'
 import { encodePktConfig, PKT_COUNTER, type PktConfig } from './packet-layout.js'
 import type { ProgramCounters } from './types.js'
 
@@ -65,24 +64,20 @@ const DEFAULT_DNS_RING = 8 << 20
 const DEFAULT_NET_RING = 1 << 20
 
 /**
- * The packet capture object. Lifecycle as NetProbe: open, configure, load,
- * attach; close() detaches (the links also go when the process dies).
+ * The packet capture object: its class ring (ringFd) is DNS_EVENTS; its
+ * ICMPv6 records go to NET_EVENTS (netRingFd). Lifecycle as every probe:
+ * open (configure, load, attach), drain with openRing, close.
  */
-export class PacketProbe extends LoadedObject {
-  readonly dnsRingFd: number
-  /** NET_EVENTS: the fd passed as netRingFd, or this probe's own ring */
+export class PacketProbe extends Probe {
+  /** NET_EVENTS: this probe's fd of the ring passed as netRingFd, or of its own */
   readonly netRingFd: number
   readonly cgroupDir: string
-  /** attach points, e.g. 'cgroup_skb/egress' */
-  readonly attached: readonly string[]
   readonly config: Readonly<PktConfig>
 
-  private constructor (native: NativeBpf, handle: ObjHandle, dnsRingFd: number, netRingFd: number, cgroupDir: string, attached: string[], config: PktConfig) {
-    super(native, handle, 'PacketProbe')
-    this.dnsRingFd = dnsRingFd
-    this.netRingFd = netRingFd
+  private constructor (obj: BpfObject, cgroupDir: string, config: PktConfig) {
+    super(obj, 'DNS_EVENTS')
+    this.netRingFd = obj.ringFds.NET_EVENTS
     this.cgroupDir = cgroupDir
-    this.attached = attached
     this.config = config
   }
 
@@ -101,36 +96,26 @@ export class PacketProbe extends LoadedObject {
     }
     if (!config.enableDns && !config.enableIcmp6) throw new PicketError('PICKET_ERR_CONFIG', 'PacketProbe: enable dns, icmp6 or both')
     const cgroupDir = findCgroup2({ dir: opts.cgroupDir })
-    const native = loadAddon()
-    const path = opts.objectPath ?? PACKET_OBJECT_PATH
-    let handle: ObjHandle
-    try {
-      handle = native.open(path)
-    } catch (err) {
-      throw wrapNative(err, `open ${path}`, CAPS)
-    }
-    const attached: string[] = []
-    try {
-      native.setMaxEntries(handle, 'DNS_EVENTS', config.enableDns ? dnsRingBytes : 4096)
-      if (opts.netRingFd !== undefined) native.reuseMap(handle, 'NET_EVENTS', opts.netRingFd)
-      else native.setMaxEntries(handle, 'NET_EVENTS', config.enableIcmp6 ? netRingBytes : 4096)
-      native.setGlobal(handle, '.rodata', 'cfg', encodePktConfig(config))
-      native.load(handle)
-      for (const p of PACKET_PROGRAMS) {
-        if (!((p.dns && config.enableDns) || (p.icmp6 && config.enableIcmp6))) continue
-        native.attachCgroup(handle, p.prog, cgroupDir)
-        attached.push(p.attach)
-      }
-      return new PacketProbe(native, handle, native.mapFd(handle, 'DNS_EVENTS'), native.mapFd(handle, 'NET_EVENTS'), cgroupDir, attached, config)
-    } catch (err) {
-      native.close(handle)
-      if (err instanceof PicketError) throw err
-      throw wrapNative(err, `load ${path} (cgroup ${cgroupDir}, kernel ${release()})`, CAPS)
-    }
+    const obj = BpfObject.open({
+      path: opts.objectPath ?? PACKET_OBJECT_PATH,
+      // a capture that is off keeps a one-page ring: the map must exist
+      rings: {
+        DNS_EVENTS: config.enableDns ? dnsRingBytes : 4096,
+        ...(opts.netRingFd === undefined ? { NET_EVENTS: config.enableIcmp6 ? netRingBytes : 4096 } : {}),
+      },
+      reuse: opts.netRingFd !== undefined ? { NET_EVENTS: opts.netRingFd } : {},
+      rodata: { cfg: encodePktConfig(config) },
+      attach: PACKET_PROGRAMS
+        .filter(p => (p.dns && config.enableDns) || (p.icmp6 && config.enableIcmp6))
+        .map(p => ({ prog: p.prog, cgroup: cgroupDir, point: p.attach })),
+      caps: CAPS,
+      context: `cgroup ${cgroupDir}, kernel ${release()}`,
+    })
+    return new PacketProbe(obj, cgroupDir, config)
   }
 
   counters (): PacketCounters {
-    const c = this.native.readPercpuArray(this.handle(), 'pkt_counters', PKT_COUNTER.MAX)
+    const c = this.obj.readCounters('counters', PKT_COUNTER.MAX)
     return {
       dns: { matched: c[PKT_COUNTER.DNS_MATCHED], reserveFailed: c[PKT_COUNTER.DNS_RESERVE_FAIL], unattributed: c[PKT_COUNTER.DNS_UNATTRIBUTED] },
       icmp6: { matched: c[PKT_COUNTER.ICMP6_MATCHED], reserveFailed: c[PKT_COUNTER.ICMP6_RESERVE_FAIL] },

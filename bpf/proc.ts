@@ -1,6 +1,7 @@
 import { rootPath } from '../shared/paths.js'
 import { OFF_ABSENT, PROC_CONFIG, PROC_CONFIG_SIZEOF, PROC_COUNTER, putFields, SYS_TP_MAX } from './abi-proc.js'
-import { BpfObject, Probe, programCounters, ringOptions, type AttachSpec, type ProbeOptions } from './object.js'
+import { ringOptions } from './native-errors.js'
+import { BpfObject, Probe, programCounters, type ProbeOptions, type TracepointAttach } from './object.js'
 import { findTracefs, need, needLoc, optional, readFormat, readFormatIf, recordSize, sameOffset, sameRecordSize, type TpFormat } from './tracefs.js'
 import type { ProgramCounters } from './types.js'
 
@@ -27,7 +28,7 @@ export interface ProcCounters {
 
 const DEFAULT_RING = 4 << 20
 
-const tp = (prog: string, category: string, name: string): AttachSpec => ({ prog, category, name })
+const tp = (prog: string, category: string, name: string): TracepointAttach => ({ prog, category, name })
 
 // Consumers before producers: a parked exec or exit status is never left
 // without the program that takes it, even while attaching.
@@ -46,16 +47,16 @@ const EXIT_TPS = {
   signal: tp('picket_signal', 'signal', 'signal_deliver'),
 }
 
-export const PROC_TRACEPOINTS: readonly AttachSpec[] = [...Object.values(EXEC_TPS), FORK_TP, ...Object.values(EXIT_TPS)]
+export const PROC_TRACEPOINTS: readonly TracepointAttach[] = [...Object.values(EXEC_TPS), FORK_TP, ...Object.values(EXIT_TPS)]
 
 /**
  * Build struct picket_proc_config from the running kernel's tracepoint
  * formats, and the list of programs to attach.
  */
-export function procLayout (tracefs: string, want: { exec: boolean, fork: boolean, exit: boolean }): { config: ProcConfig, attach: AttachSpec[] } {
+export function procLayout (tracefs: string, want: { exec: boolean, fork: boolean, exit: boolean }): { config: ProcConfig, attach: TracepointAttach[] } {
   const c = Object.fromEntries(Object.keys(PROC_CONFIG).map(k => [k, 0])) as ProcConfig
-  const attach: AttachSpec[] = []
-  const fmt = (t: AttachSpec): TpFormat => readFormat(tracefs, t.category, t.name)
+  const attach: TracepointAttach[] = []
+  const fmt = (t: TracepointAttach): TpFormat => readFormat(tracefs, t.category, t.name)
   const size = (f: TpFormat): number => recordSize(f, SYS_TP_MAX)
   if (want.exec) {
     const exec = fmt(EXEC_TPS.exec)
@@ -124,7 +125,7 @@ export class ProcProbe extends Probe {
   }
 
   /** Discover layouts and build the configuration without touching the kernel's BPF side. */
-  static configure (opts: ProcProbeOptions = {}): { config: ProcConfig, attach: AttachSpec[], ringBytes: number } {
+  static configure (opts: ProcProbeOptions = {}): { config: ProcConfig, attach: TracepointAttach[], ringBytes: number } {
     const { ringBytes, wakeupBytes } = ringOptions(opts, DEFAULT_RING)
     const want = { exec: opts.programs?.exec ?? true, fork: opts.programs?.fork ?? true, exit: opts.programs?.exit ?? true }
     const { config, attach } = procLayout(findTracefs(opts.tracefsDir), want)

@@ -23,7 +23,7 @@ type Probe = ReturnType<typeof PacketProbe.open>
 
 /** Records the probe emitted while `fn` ran, for names under `suffix` only. */
 async function captured (probe: Probe, suffix: string, fn: () => Promise<unknown>): Promise<DnsRecord[]> {
-  const rs = await recordsDuring(probe.dnsRingFd, fn, readDnsRecords)
+  const rs = await recordsDuring(probe.ringFd, fn, readDnsRecords)
   return rs.filter(r => parseDns(r.payload).qname.endsWith(suffix))
 }
 
