@@ -1,13 +1,8 @@
-// The TypeScript mirror of bpf/events.h's process and file telemetry:
-// record offsets, the .rodata configuration, and constants. Kept apart from
-// any loader so it can join the shared kernel ABI module as it is;
-// test/bpf/layout.test.ts compiles bpf/layout-print.c against events.h and
-// checks every number here. Config fields are [offset, bytes].
+import type { FieldSpec } from './abi.js'
 
-/** struct picket_event_header, which every record starts with (the same numbers as the net mirror's HEADER) */
-export const EVENT_HEADER = { kind: 0, size: 2, cpu: 4, boot_ns: 8, pid: 16, tgid: 20, comm: 24, COMM_LEN: 16, SIZEOF: 40 } as const
-
-export const TASK_INFO = { cgroup_id: 0, uid: 8, gid: 12, SIZEOF: 16 } as const
+// The process class of bpf/events.h (PROC_EVENTS, proc.bpf.c), in the scheme
+// of bpf/abi.ts (which holds the header, the kinds and the task info every
+// record here starts with). Checked by test/bpf/layout.test.ts.
 
 export const EXEC_EVENT = {
   task: 40,
@@ -44,35 +39,9 @@ export const EXIT_EVENT = {
   SIZEOF: 72,
 } as const
 
-export const FILE_EVENT = {
-  task: 40,
-  ret: 56,
-  flags: 64,
-  dirfd: 72,
-  dirfd2: 76,
-  mode: 80,
-  path_len: 84,
-  path2_len: 86,
-  syscall: 88,
-  path_flags: 89,
-  pad0: 90,
-  path: 96,
-  path2: 352,
-  SIZEOF: 608,
-} as const
-
-export const PROC_KIND = { EXEC: 16, FORK: 17, EXIT: 18 } as const
-export const FILE_KIND = { OPEN: 32, UNLINK: 33, RENAME: 34, CHMOD: 35, MEMFD: 36 } as const
-
-export const SYS_TP_MAX = 64
-export const PATH_MAX = 256
 export const ARGC_MAX = 20
 export const ARGS_MAX = 1024
 export const ARG_MAX = 256
-export const PREFIX_MAX = 64
-export const AT_FDCWD = -100
-/** PICKET_OFF_ABSENT: a field the running kernel's format lacks */
-export const OFF_ABSENT = 0xffff
 
 export const EXEC_FLAG = {
   ARGC_TRUNCATED: 0x01,
@@ -96,30 +65,6 @@ export const PROC_COUNTER = {
   READ_FAIL: 7,
   MAX: 8,
 } as const
-
-/** enum picket_file_syscall: the record's `syscall` and the index into FILE_CONFIG.sys */
-export const FILE_SYSCALLS = [
-  'openat', 'openat2', 'open', 'creat', 'unlinkat', 'unlink', 'rmdir', 'renameat2', 'renameat', 'rename',
-  'fchmodat', 'fchmodat2', 'chmod', 'memfd_create',
-] as const
-export type FileSyscall = typeof FILE_SYSCALLS[number]
-
-export const FILE_PATH_FLAG = { PATH_TRUNCATED: 0x01, PATH2_TRUNCATED: 0x02, PATH_FAULT: 0x04 } as const
-
-export const FILE_COUNTER = {
-  MATCHED: 0,
-  RESERVE_FAIL: 1,
-  FILTERED: 2,
-  PENDING_FAIL: 3,
-  READ_FAIL: 4,
-  MAX: 5,
-} as const
-
-export const PATH_ACTION = { EMIT: 1, DROP: 2 } as const
-
-export const PATH_KEY = { prefixlen: 0, data: 4, SIZEOF: 68 } as const
-
-export type FieldSpec = Readonly<Record<string, readonly [offset: number, bytes: number]>>
 
 export const PROC_CONFIG = {
   exec_size: [0, 2],
@@ -152,42 +97,3 @@ export const PROC_CONFIG = {
   threads: [55, 1],
 } as const satisfies FieldSpec
 export const PROC_CONFIG_SIZEOF = 56
-
-export const SYS_TP = {
-  record_size: [0, 2],
-  nr: [2, 2],
-  dfd: [4, 2],
-  path: [6, 2],
-  dfd2: [8, 2],
-  path2: [10, 2],
-  flags: [12, 2],
-  mode: [14, 2],
-  how: [16, 2],
-  pad0: [18, 2],
-} as const satisfies FieldSpec
-export const SYS_TP_SIZEOF = 20
-
-export const FILE_CONFIG = {
-  sys: [0, SYS_TP_SIZEOF * FILE_SYSCALLS.length],
-  exit_size: [280, 2],
-  exit_nr: [282, 2],
-  exit_ret: [284, 2],
-  pad0: [286, 2],
-  wakeup_bytes: [288, 4],
-  ignore_tgid: [292, 4],
-  path_default: [296, 1],
-  pad1: [297, 3],
-} as const satisfies FieldSpec
-export const FILE_CONFIG_SIZEOF = 300
-
-/** Write `values` into `dv` at `base` as the little-endian fields of `spec`; unnamed fields stay zero. */
-export function putFields<S extends FieldSpec> (dv: DataView, base: number, spec: S, values: Partial<Record<keyof S, number>>): void {
-  for (const [name, v] of Object.entries(values) as Array<[keyof S & string, number | undefined]>) {
-    if (v === undefined) continue
-    const [off, bytes] = spec[name]
-    if (bytes === 1) dv.setUint8(base + off, v)
-    else if (bytes === 2) dv.setUint16(base + off, v, true)
-    else if (bytes === 4) dv.setUint32(base + off, v, true)
-    else throw new Error(`putFields: ${name} is ${bytes} bytes, not a scalar`)
-  }
-}

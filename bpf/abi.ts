@@ -1,6 +1,15 @@
-// The kernel ABI in TypeScript: the mirror of bpf/events.h (record offsets,
-// kinds, counters, the loader's read-only configuration). test/bpf/layout.test.ts
-// compiles bpf/layout-print.c against events.h and checks every number here.
+// The kernel ABI in TypeScript: the mirror of bpf/events.h. This file holds
+// what every class shares (the header, the kinds and which class each is,
+// the task info) and the network class; each other class has a file of its
+// own in the same scheme: abi-packet.ts (dns), abi-proc.ts (process),
+// abi-file.ts (file). Records are byte offsets; the .rodata configuration
+// structs are [offset, bytes] (FieldSpec), written with putFields.
+// test/bpf/layout.test.ts compiles bpf/layout-print.c against events.h and
+// checks every number here.
+
+// ---- common to every class ----
+
+export const ABI_VERSION = 1
 
 export const HEADER = {
   kind: 0,
@@ -13,6 +22,60 @@ export const HEADER = {
   COMM_LEN: 16,
   SIZEOF: 40,
 } as const
+
+/** struct picket_task_info: process and file records carry it right after the header */
+export const TASK_INFO = { cgroup_id: 0, uid: 8, gid: 12, SIZEOF: 16 } as const
+
+/** picket_event_header.kind */
+export const KIND = {
+  NET_STATE: 1,
+  NET_RESET: 2,
+  NET_ICMP: 3,
+  NET_ICMP6: 4,
+  DNS: 5,
+  PROC_EXEC: 16,
+  PROC_FORK: 17,
+  PROC_EXIT: 18,
+  FILE_OPEN: 32,
+  FILE_UNLINK: 33,
+  FILE_RENAME: 34,
+  FILE_CHMOD: 35,
+  FILE_MEMFD: 36,
+} as const
+
+export type EventClass = 'network' | 'dns' | 'process' | 'file'
+
+/** Each class's kinds and the ring buffer map they arrive in (events.h's table). */
+export const CLASSES: Readonly<Record<EventClass, { ring: string, kinds: readonly number[] }>> = {
+  network: { ring: 'NET_EVENTS', kinds: [KIND.NET_STATE, KIND.NET_RESET, KIND.NET_ICMP, KIND.NET_ICMP6] },
+  dns: { ring: 'DNS_EVENTS', kinds: [KIND.DNS] },
+  process: { ring: 'PROC_EVENTS', kinds: [KIND.PROC_EXEC, KIND.PROC_FORK, KIND.PROC_EXIT] },
+  file: { ring: 'FILE_EVENTS', kinds: [KIND.FILE_OPEN, KIND.FILE_UNLINK, KIND.FILE_RENAME, KIND.FILE_CHMOD, KIND.FILE_MEMFD] },
+}
+
+/** PICKET_OFF_ABSENT: a tracepoint field the running kernel's format lacks */
+export const OFF_ABSENT = 0xffff
+/** bytes of a syscall or sched tracepoint record proc.bpf.c and file.bpf.c copy */
+export const SYS_TP_MAX = 64
+/** bytes kept of a path, NUL included */
+export const PATH_MAX = 256
+
+/** A .rodata struct's fields: [offset, bytes]. */
+export type FieldSpec = Readonly<Record<string, readonly [offset: number, bytes: number]>>
+
+/** Write `values` into `dv` at `base` as the little-endian fields of `spec`; unnamed fields stay zero. */
+export function putFields<S extends FieldSpec> (dv: DataView, base: number, spec: S, values: Partial<Record<keyof S, number>>): void {
+  for (const [name, v] of Object.entries(values) as Array<[keyof S & string, number | undefined]>) {
+    if (v === undefined) continue
+    const [off, bytes] = spec[name]
+    if (bytes === 1) dv.setUint8(base + off, v)
+    else if (bytes === 2) dv.setUint16(base + off, v, true)
+    else if (bytes === 4) dv.setUint32(base + off, v, true)
+    else throw new Error(`putFields: ${name} is ${bytes} bytes, not a scalar`)
+  }
+}
+
+// ---- the network class: NET_EVENTS ----
 
 export const NET_EVENT = {
   laddr: 40,
@@ -32,8 +95,6 @@ export const NET_EVENT = {
   SIZEOF: 104,
 } as const
 
-export const KIND = { NET_STATE: 1, NET_RESET: 2, NET_ICMP: 3 } as const
-
 export const KDIR = { UNKNOWN: 0, INBOUND: 1, OUTBOUND: 2, LOCAL: 4 } as const
 
 export const RST_REASON_UNKNOWN = 0xffffffff
@@ -49,27 +110,44 @@ export const COUNTER = {
   MAX: 7,
 } as const
 
-// struct picket_tp_layout: 18 x __u16
-export const TP_LAYOUT_FIELDS = [
-  'record_size', 'addr_mode', 'skaddr', 'oldstate', 'newstate', 'protocol', 'family', 'sport', 'dport',
-  'saddr', 'daddr', 'saddr_v6', 'daddr_v6', 'reason', 'type', 'code', 'state_size', 'pad0',
-] as const
-export type TpLayoutField = typeof TP_LAYOUT_FIELDS[number]
+/** struct picket_tp_layout: 18 x __u16 */
+export const TP_LAYOUT = {
+  record_size: [0, 2],
+  addr_mode: [2, 2],
+  skaddr: [4, 2],
+  oldstate: [6, 2],
+  newstate: [8, 2],
+  protocol: [10, 2],
+  family: [12, 2],
+  sport: [14, 2],
+  dport: [16, 2],
+  saddr: [18, 2],
+  daddr: [20, 2],
+  saddr_v6: [22, 2],
+  daddr_v6: [24, 2],
+  reason: [26, 2],
+  type: [28, 2],
+  code: [30, 2],
+  state_size: [32, 2],
+  pad0: [34, 2],
+} as const satisfies FieldSpec
+export type TpLayoutField = keyof typeof TP_LAYOUT
+export const TP_LAYOUT_FIELDS = Object.keys(TP_LAYOUT) as readonly TpLayoutField[]
 export const TP_LAYOUT_SIZEOF = 36
 
 export const NET_CONFIG = {
-  state: 0,
-  reset: 36,
-  icmp: 72,
-  wakeup_bytes: 108,
-  ignore_tgid: 112,
-  enable_state: 116,
-  enable_reset: 117,
-  enable_icmp: 118,
-  SIZEOF: 124,
-} as const
+  state: [0, TP_LAYOUT_SIZEOF],
+  reset: [36, TP_LAYOUT_SIZEOF],
+  icmp: [72, TP_LAYOUT_SIZEOF],
+  wakeup_bytes: [108, 4],
+  ignore_tgid: [112, 4],
+  enable_state: [116, 1],
+  enable_reset: [117, 1],
+  enable_icmp: [118, 1],
+  pad1: [119, 5],
+} as const satisfies FieldSpec
+export const NET_CONFIG_SIZEOF = 124
 
-export const OFF_ABSENT = 0xffff
 export const ADDR_MODE = { NONE: 0, SPLIT: 1, SOCKADDR: 2 } as const
 export const TP_MAX = 128
 

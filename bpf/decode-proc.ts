@@ -1,7 +1,6 @@
-import {
-  EVENT_HEADER as H, EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, FILE_EVENT, FILE_KIND, FILE_SYSCALLS, FORK_EVENT, PROC_KIND, TASK_INFO,
-  type FileSyscall,
-} from './abi-proc.js'
+import { HEADER as H, KIND, TASK_INFO } from './abi.js'
+import { FILE_EVENT, FILE_SYSCALLS, type FileSyscall } from './abi-file.js'
+import { EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, FORK_EVENT } from './abi-proc.js'
 
 // Decoders of the process and file records (bpf/events.h) into plain
 // objects: the kernel's words, no OCSF yet. Strings the kernel copied from
@@ -74,7 +73,7 @@ export interface FileRecord extends RecordBase {
 export type ProcRecord = ExecRecord | ForkRecord | ExitRecord
 
 const FILE_OPS: Record<number, FileOp> = {
-  [FILE_KIND.OPEN]: 'open', [FILE_KIND.UNLINK]: 'unlink', [FILE_KIND.RENAME]: 'rename', [FILE_KIND.CHMOD]: 'chmod', [FILE_KIND.MEMFD]: 'memfd',
+  [KIND.FILE_OPEN]: 'open', [KIND.FILE_UNLINK]: 'unlink', [KIND.FILE_RENAME]: 'rename', [KIND.FILE_CHMOD]: 'chmod', [KIND.FILE_MEMFD]: 'memfd',
 }
 
 function text (buf: Uint8Array, off: number, len: number): string {
@@ -136,7 +135,7 @@ export function decodeProcRecord (buf: Uint8Array, p: number): ProcRecord | unde
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
   const b = base(buf, dv, p)
   switch (b.kind) {
-    case PROC_KIND.EXEC: {
+    case KIND.PROC_EXEC: {
       const flags = dv.getUint16(p + EXEC_EVENT.flags, true)
       return {
         ...b,
@@ -149,7 +148,7 @@ export function decodeProcRecord (buf: Uint8Array, p: number): ProcRecord | unde
         truncated: (flags & (EXEC_FLAG.ARGC_TRUNCATED | EXEC_FLAG.ARGS_TRUNCATED)) !== 0,
       }
     }
-    case PROC_KIND.FORK:
+    case KIND.PROC_FORK:
       return {
         ...b,
         type: 'fork',
@@ -158,7 +157,7 @@ export function decodeProcRecord (buf: Uint8Array, p: number): ProcRecord | unde
         childTgid: dv.getUint32(p + FORK_EVENT.child_tgid, true),
         thread: buf[p + FORK_EVENT.thread] !== 0,
       }
-    case PROC_KIND.EXIT:
+    case KIND.PROC_EXIT:
       return {
         ...b,
         type: 'exit',

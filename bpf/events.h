@@ -5,11 +5,21 @@
  *
  * Rules: fixed-size little-endian structs of __u8..__u64 and fixed arrays;
  * every padding byte is a named field; every record starts with
- * struct picket_event_header. Its TypeScript mirror is bpf/abi.ts for the
- * network records (the record codec built on it: bpf/records.ts),
- * bpf/packet-layout.ts for packet.bpf.c's and bpf/abi-proc.ts for the process
- * and file ones; test/bpf/layout.test.ts checks the mirror against
- * bpf/layout-print.c, compiled against this header.
+ * struct picket_event_header, whose kind names the struct that follows.
+ * Each event class has its own kinds, its own record struct(s) and its own
+ * ring buffer, so each ring can have a consumer of its own:
+ *
+ *   class    kinds   record                            ring         written by
+ *   network  1..4    struct picket_net_event           NET_EVENTS   net.bpf.c; packet.bpf.c (4)
+ *   dns      5       struct picket_dns_event           DNS_EVENTS   packet.bpf.c
+ *   process  16..18  struct picket_{exec,fork,exit}_event PROC_EVENTS proc.bpf.c
+ *   file     32..36  struct picket_file_event          FILE_EVENTS  file.bpf.c
+ *
+ * A new class takes the next free block of 16 kinds (48..63) and a ring of
+ * its own. The TypeScript mirror is bpf/abi.ts (this common part and the
+ * network class) with one file per other class (bpf/abi-packet.ts,
+ * bpf/abi-proc.ts, bpf/abi-file.ts); test/bpf/layout.test.ts checks every
+ * number in them against bpf/layout-print.c, compiled against this header.
  */
 #ifndef PICKET_EVENTS_H
 #define PICKET_EVENTS_H
@@ -19,21 +29,23 @@
 #define PICKET_ABI_VERSION 1
 #define PICKET_COMM_LEN 16
 
-/* Record kinds (picket_event_header.kind). */
+/* ---- Common to every class ---- */
+
+/* Record kinds (picket_event_header.kind), by class. */
 enum picket_event_kind {
-	PICKET_EV_NET_STATE = 1, /* sock:inet_sock_set_state */
-	PICKET_EV_NET_RESET = 2, /* tcp:tcp_send_reset */
-	PICKET_EV_NET_ICMP = 3,  /* icmp:icmp_send */
-	PICKET_EV_NET_ICMP6 = 4, /* packet.bpf.c: an ICMPv6 destination unreachable leaving this host */
-	PICKET_EV_DNS = 5,       /* packet.bpf.c: struct picket_dns_event */
-	PICKET_EV_PROC_EXEC = 16,   /* sched:sched_process_exec, argv from sys_enter_execve(at) */
-	PICKET_EV_PROC_FORK = 17,   /* task:task_newtask */
-	PICKET_EV_PROC_EXIT = 18,   /* sched:sched_process_exit */
-	PICKET_EV_FILE_OPEN = 32,   /* openat, openat2, open, creat with write intent */
-	PICKET_EV_FILE_UNLINK = 33, /* unlinkat, unlink, rmdir */
-	PICKET_EV_FILE_RENAME = 34, /* renameat2, renameat, rename */
-	PICKET_EV_FILE_CHMOD = 35,  /* fchmodat, fchmodat2, chmod */
-	PICKET_EV_FILE_MEMFD = 36,  /* memfd_create */
+	PICKET_EV_NET_STATE = 1,    /* network: sock:inet_sock_set_state */
+	PICKET_EV_NET_RESET = 2,    /* network: tcp:tcp_send_reset */
+	PICKET_EV_NET_ICMP = 3,     /* network: icmp:icmp_send */
+	PICKET_EV_NET_ICMP6 = 4,    /* network: packet.bpf.c, an ICMPv6 destination unreachable leaving this host */
+	PICKET_EV_DNS = 5,          /* dns: packet.bpf.c, one DNS message */
+	PICKET_EV_PROC_EXEC = 16,   /* process: sched:sched_process_exec, argv from sys_enter_execve(at) */
+	PICKET_EV_PROC_FORK = 17,   /* process: task:task_newtask */
+	PICKET_EV_PROC_EXIT = 18,   /* process: sched:sched_process_exit */
+	PICKET_EV_FILE_OPEN = 32,   /* file: openat, openat2, open, creat with write intent */
+	PICKET_EV_FILE_UNLINK = 33, /* file: unlinkat, unlink, rmdir */
+	PICKET_EV_FILE_RENAME = 34, /* file: renameat2, renameat, rename */
+	PICKET_EV_FILE_CHMOD = 35,  /* file: fchmodat, fchmodat2, chmod */
+	PICKET_EV_FILE_MEMFD = 36,  /* file: memfd_create */
 };
 
 struct picket_event_header {
@@ -45,6 +57,33 @@ struct picket_event_header {
 	__u32 tgid;      /* kernel tgid = user-space process id */
 	__u8 comm[PICKET_COMM_LEN];
 };
+
+/*
+ * Who did it, beside the header's pid/tgid/comm: process and file records
+ * carry it right after the header. (Network records predate it; DNS records
+ * carry cgroup_id and uid of the socket's owner in their own fields.)
+ */
+struct picket_task_info {
+	__u64 cgroup_id; /* bpf_get_current_cgroup_id(): the cgroup v2 inode */
+	__u32 uid;       /* real uid and gid (bpf_get_current_uid_gid) */
+	__u32 gid;
+};
+
+/*
+ * Tracepoint field offsets, parsed from tracefs at load time and written into
+ * .rodata before load (const volatile). PICKET_OFF_ABSENT marks a field the
+ * running kernel's format does not have.
+ */
+#define PICKET_OFF_ABSENT 0xffff
+
+/* The syscall and sched tracepoint records proc.bpf.c and file.bpf.c read
+ * are small; each is copied whole to a stack buffer of this size before its
+ * fields are read (picket.bpf.h). */
+#define PICKET_SYS_TP_MAX 64
+
+#define PICKET_PATH_MAX 256 /* bytes kept of a path, NUL included (process and file records) */
+
+/* ---- Network class: NET_EVENTS (net.bpf.c; packet.bpf.c's ICMPv6) ---- */
 
 /* Direction as the kernel side can tell it (picket_net_event.direction). */
 enum picket_direction {
@@ -92,12 +131,6 @@ enum picket_counter {
 	PICKET_CNT_MAX,
 };
 
-/*
- * Tracepoint field offsets, parsed from tracefs at load time and written into
- * .rodata before load (const volatile). PICKET_OFF_ABSENT marks a field the
- * running kernel's format does not have.
- */
-#define PICKET_OFF_ABSENT 0xffff
 
 /* How a tracepoint carries its addresses. */
 enum picket_addr_mode {
@@ -141,10 +174,10 @@ struct picket_net_config {
 	__u8 pad1[5];
 };
 
-/* ---- packet capture (packet.bpf.c): cgroup_skb and cgroup sock_addr ---- */
+/* ---- DNS class: DNS_EVENTS, and packet.bpf.c (cgroup_skb and cgroup sock_addr) ---- */
 
 /*
- * ICMPv6 errors reuse struct picket_net_event (kind PICKET_EV_NET_ICMP6) in
+ * packet.bpf.c's ICMPv6 errors are network records, in NET_EVENTS: they reuse struct picket_net_event (kind PICKET_EV_NET_ICMP6) in
  * the shape of PICKET_EV_NET_ICMP: r* is the offending packet's source (the
  * prober), l* its destination (this host), protocol its next header (UDP or
  * TCP, else 0 and no ports), direction INBOUND, icmp_type/icmp_code the
@@ -220,23 +253,11 @@ struct picket_pkt_config {
 	__u8 pad0[5];
 };
 
-/* ---- Process and file telemetry (proc.bpf.c: PROC_EVENTS, file.bpf.c: FILE_EVENTS) ---- */
+/* ---- Process class: PROC_EVENTS (proc.bpf.c) ---- */
 
-/* Tracepoint records these programs read are small; each is copied whole to
- * a stack buffer of this size before its fields are read. */
-#define PICKET_SYS_TP_MAX 64
-
-#define PICKET_PATH_MAX 256   /* bytes kept of a path, NUL included */
 #define PICKET_ARGC_MAX 20    /* exec arguments kept */
 #define PICKET_ARGS_MAX 1024  /* bytes of argv kept, the NUL after each argument included */
 #define PICKET_ARG_MAX 256    /* bytes kept of one argument, NUL included */
-
-/* Who did it, beside the header's pid/tgid/comm. */
-struct picket_task_info {
-	__u64 cgroup_id; /* bpf_get_current_cgroup_id(): the cgroup v2 inode */
-	__u32 uid;       /* real uid and gid (bpf_get_current_uid_gid) */
-	__u32 gid;
-};
 
 /* picket_exec_event.flags */
 #define PICKET_EXEC_ARGC_TRUNCATED 0x01 /* more than PICKET_ARGC_MAX arguments */
@@ -341,6 +362,8 @@ struct picket_proc_config {
 	__u8 enable_exit;
 	__u8 threads;             /* also emit thread creation and thread exits, marked */
 };
+
+/* ---- File class: FILE_EVENTS (file.bpf.c) ---- */
 
 /* The syscalls file.bpf.c hooks: picket_file_event.syscall, and the index
  * into picket_file_config.sys. */

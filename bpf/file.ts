@@ -1,9 +1,9 @@
 import { PicketError } from '../shared/errors.js'
 import { rootPath } from '../shared/paths.js'
+import { OFF_ABSENT, putFields, SYS_TP_MAX } from './abi.js'
 import {
-  FILE_CONFIG, FILE_CONFIG_SIZEOF, FILE_COUNTER, FILE_SYSCALLS, OFF_ABSENT, PATH_ACTION, PATH_KEY, PREFIX_MAX, putFields,
-  SYS_TP, SYS_TP_MAX, SYS_TP_SIZEOF, type FileSyscall,
-} from './abi-proc.js'
+  FILE_CONFIG, FILE_CONFIG_SIZEOF, FILE_COUNTER, FILE_SYSCALLS, PATH_ACTION, PATH_KEY, PREFIX_MAX, SYS_TP, SYS_TP_SIZEOF, type FileSyscall,
+} from './abi-file.js'
 import { ringOptions } from './native-errors.js'
 import { BpfObject, Probe, programCounters, type ProbeOptions, type TracepointAttach } from './object.js'
 import { findTracefs, need, readFormat, readFormatIf, recordSize, sameOffset, sameRecordSize, type TpFormat } from './tracefs.js'

@@ -5,7 +5,7 @@ import type { DrainResult, RingSource } from './types.js'
 
 // The kernel side's public entry: the probes (one per BPF object, all on
 // the one loader in object.ts), and the ring reader that drains any of their
-// rings.
+// rings. Which class arrives in which ring: CLASSES in abi.ts.
 
 export type { DrainResult, KernelCounters, KernelDecodeInfo, ProgramCounters, ProgStats, RingSource } from './types.js'
 export type { ProbeOptions, TracepointRef } from './object.js'
@@ -13,6 +13,7 @@ export { kernelDrops, kernelSubmitted, NET_OBJECT_PATH, NET_PROGRAMS, NetProbe, 
 export { PROC_OBJECT_PATH, PROC_TRACEPOINTS, ProcProbe, procDrops, type ProcConfig, type ProcCounters, type ProcProbeOptions } from './proc.js'
 export { DEFAULT_PATH_RULES, FILE_OBJECT_PATH, FileProbe, type FileConfig, type FileCounters, type FileProbeOptions, type PathRule } from './file.js'
 export { PACKET_OBJECT_PATH, PACKET_PROGRAMS, PacketProbe, type PacketCounters, type PacketProbeOptions } from './packet.js'
+export { CLASSES, type EventClass } from './abi.js'
 export * from './decode-proc.js'
 
 class Ring implements RingSource {

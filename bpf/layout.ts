@@ -1,4 +1,4 @@
-import { ADDR_MODE, NET_CONFIG, OFF_ABSENT, TP_LAYOUT_FIELDS, TP_LAYOUT_SIZEOF, TP_MAX, type TpLayoutField } from './abi.js'
+import { ADDR_MODE, NET_CONFIG, NET_CONFIG_SIZEOF, OFF_ABSENT, putFields, TP_LAYOUT, TP_LAYOUT_FIELDS, TP_MAX, type TpLayoutField } from './abi.js'
 import { need, optional, recordSize, type TpFormat } from './tracefs.js'
 
 // Turn parsed tracepoint formats into struct picket_net_config (events.h),
@@ -93,19 +93,17 @@ export function disabledLayout (): TpLayout {
 
 /** Serialise to the bytes of struct picket_net_config. */
 export function encodeNetConfig (c: NetConfig): Uint8Array {
-  const buf = new Uint8Array(NET_CONFIG.SIZEOF)
+  const buf = new Uint8Array(NET_CONFIG_SIZEOF)
   const dv = new DataView(buf.buffer)
-  const put = (base: number, l: TpLayout): void => {
-    TP_LAYOUT_FIELDS.forEach((f, i) => dv.setUint16(base + 2 * i, l[f], true))
-  }
-  put(NET_CONFIG.state, c.state)
-  put(NET_CONFIG.reset, c.reset)
-  put(NET_CONFIG.icmp, c.icmp)
-  dv.setUint32(NET_CONFIG.wakeup_bytes, c.wakeupBytes, true)
-  dv.setUint32(NET_CONFIG.ignore_tgid, c.ignoreTgid, true)
-  buf[NET_CONFIG.enable_state] = c.enableState ? 1 : 0
-  buf[NET_CONFIG.enable_reset] = c.enableReset ? 1 : 0
-  buf[NET_CONFIG.enable_icmp] = c.enableIcmp ? 1 : 0
-  if (TP_LAYOUT_FIELDS.length * 2 !== TP_LAYOUT_SIZEOF) throw new Error('TP_LAYOUT_FIELDS out of step with TP_LAYOUT_SIZEOF')
+  putFields(dv, NET_CONFIG.state[0], TP_LAYOUT, c.state)
+  putFields(dv, NET_CONFIG.reset[0], TP_LAYOUT, c.reset)
+  putFields(dv, NET_CONFIG.icmp[0], TP_LAYOUT, c.icmp)
+  putFields(dv, 0, NET_CONFIG, {
+    wakeup_bytes: c.wakeupBytes,
+    ignore_tgid: c.ignoreTgid,
+    enable_state: c.enableState ? 1 : 0,
+    enable_reset: c.enableReset ? 1 : 0,
+    enable_icmp: c.enableIcmp ? 1 : 0,
+  })
   return buf
 }

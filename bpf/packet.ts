@@ -1,10 +1,11 @@
 import { release } from 'node:os'
 import { PicketError } from '../shared/errors.js'
 import { rootPath } from '../shared/paths.js'
+import { putFields } from './abi.js'
+import { PKT_CONFIG, PKT_CONFIG_SIZEOF, PKT_COUNTER } from './abi-packet.js'
 import { findCgroup2 } from './cgroup.js'
 import { ringBytesOption, wakeupBytesOption } from './native-errors.js'
 import { BpfObject, Probe } from './object.js'
-import { encodePktConfig, PKT_COUNTER, type PktConfig } from './packet-layout.js'
 import type { ProgramCounters } from './types.js'
 
 // The packet capture (bpf/packet.bpf.c): DNS messages into DNS_EVENTS and
@@ -62,6 +63,27 @@ export const PACKET_PROGRAMS: readonly ProgSpec[] = [
 
 const DEFAULT_DNS_RING = 8 << 20
 const DEFAULT_NET_RING = 1 << 20
+
+export interface PktConfig {
+  dnsWakeupBytes: number
+  netWakeupBytes: number
+  enableDns: boolean
+  enableIcmp6: boolean
+  dnsServerSide: boolean
+}
+
+/** Serialise to the bytes of struct picket_pkt_config. */
+export function encodePktConfig (c: PktConfig): Uint8Array {
+  const buf = new Uint8Array(PKT_CONFIG_SIZEOF)
+  putFields(new DataView(buf.buffer), 0, PKT_CONFIG, {
+    dns_wakeup_bytes: c.dnsWakeupBytes,
+    net_wakeup_bytes: c.netWakeupBytes,
+    enable_dns: c.enableDns ? 1 : 0,
+    enable_icmp6: c.enableIcmp6 ? 1 : 0,
+    dns_server_side: c.dnsServerSide ? 1 : 0,
+  })
+  return buf
+}
 
 /**
  * The packet capture object: its class ring (ringFd) is DNS_EVENTS; its

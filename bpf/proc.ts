@@ -1,5 +1,6 @@
 import { rootPath } from '../shared/paths.js'
-import { OFF_ABSENT, PROC_CONFIG, PROC_CONFIG_SIZEOF, PROC_COUNTER, putFields, SYS_TP_MAX } from './abi-proc.js'
+import { OFF_ABSENT, putFields, SYS_TP_MAX } from './abi.js'
+import { PROC_CONFIG, PROC_CONFIG_SIZEOF, PROC_COUNTER } from './abi-proc.js'
 import { ringOptions } from './native-errors.js'
 import { BpfObject, Probe, programCounters, type ProbeOptions, type TracepointAttach } from './object.js'
 import { findTracefs, need, needLoc, optional, readFormat, readFormatIf, recordSize, sameOffset, sameRecordSize, type TpFormat } from './tracefs.js'

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PacketProbe } from '../../bpf/packet.js'
-import { DNS_SNAP, PKT_KIND, SKB_DIR } from '../../bpf/packet-layout.js'
+import { KIND } from '../../bpf/abi.js'
+import { DNS_SNAP, SKB_DIR } from '../../bpf/abi-packet.js'
 import { requireReal } from '../helpers/env.js'
 import { ANSWER_V4, ANSWER_V6, BIG_NAME, dig, DNS_V4, DNS_V6, parseDns, readDnsRecords, startDnsmasq, type DnsRecord } from '../helpers/dns.js'
 import { recordsDuring } from '../helpers/ring.js'
@@ -47,7 +48,7 @@ t.test('DNS capture on the cgroup v2 root', async t => {
     const [q] = queries(rs)
     const [a] = answers(rs)
     t.ok(q !== undefined && a !== undefined, 'a query and an answer')
-    t.equal(q.kind, PKT_KIND.DNS)
+    t.equal(q.kind, KIND.DNS)
     t.equal(q.skbDir, SKB_DIR.EGRESS, 'the query leaves')
     t.equal(a.skbDir, SKB_DIR.INGRESS, 'the answer arrives')
     for (const r of [q, a]) {

@@ -3,7 +3,6 @@ import { ipv6At } from '../../agent/normalize/ip.js'
 import { HEADER, KDIR, KIND, NET_EVENT, RST_REASON_UNKNOWN } from '../../bpf/abi.js'
 import { NetProbe } from '../../bpf/index.js'
 import { PacketProbe } from '../../bpf/packet.js'
-import { PKT_KIND } from '../../bpf/packet-layout.js'
 import { requireReal } from '../helpers/env.js'
 import { recordsDuring } from '../helpers/ring.js'
 import { listeningPorts, nmap, nmapPorts, run } from '../helpers/scan.js'
@@ -77,7 +76,7 @@ t.test('nmap -6 -sU on ::1: one ICMPv6 port-unreachable record per closed port',
   const recs = await drained(probe.netRingFd, async () => { stdout = (await nmap({ type: '-sU', ports: PORTS, target: '::1' })).stdout })
   const closed = PORT_LIST.filter(p => !open.has(p))
   t.same(nmapPorts(stdout, 'closed'), closed, 'nmap saw them closed')
-  t.ok(recs.every(r => r.kind === PKT_KIND.NET_ICMP6))
+  t.ok(recs.every(r => r.kind === KIND.NET_ICMP6))
   checkOnePerClosedPort(t, recs, closed)
   const c = probe.counters()
   t.equal(c.icmp6.matched, recs.length, 'counted')
@@ -97,10 +96,10 @@ t.test('sharing NetProbe\'s ring: ICMPv6 records arrive among the tracepoint rec
     await nmap({ type: '-sU', ports: PORTS, source: '127.0.0.71' })
   })
   const closed = PORT_LIST.filter(p => !open.has(p))
-  checkOnePerClosedPort(t, recs.filter(r => r.kind === PKT_KIND.NET_ICMP6), closed)
+  checkOnePerClosedPort(t, recs.filter(r => r.kind === KIND.NET_ICMP6), closed)
   const v4 = recs.filter(r => r.kind === KIND.NET_ICMP && r.family === 2)
   t.ok(v4.length >= closed.length, `the IPv4 scan still comes from icmp:icmp_send (${v4.length})`)
-  t.equal(recs.filter(r => r.kind === PKT_KIND.NET_ICMP6).length, closed.length, 'IPv4 ICMP is not reported twice')
+  t.equal(recs.filter(r => r.kind === KIND.NET_ICMP6).length, closed.length, 'IPv4 ICMP is not reported twice')
 })
 
 t.test('a scan inside another network namespace is seen too', async t => {

@@ -3,22 +3,29 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { COUNTER, HEADER, KDIR, KIND, NET_CONFIG, NET_EVENT, OFF_ABSENT, RST_REASON_UNKNOWN, TP_LAYOUT_FIELDS, TP_LAYOUT_SIZEOF, TP_MAX, ADDR_MODE } from '../../bpf/abi.js'
 import {
-  ARG_MAX, ARGC_MAX, ARGS_MAX, AT_FDCWD, EVENT_HEADER, EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, EXIT_SOURCE, FILE_CONFIG, FILE_CONFIG_SIZEOF,
-  FILE_COUNTER, FILE_EVENT, FILE_KIND, FILE_PATH_FLAG, FILE_SYSCALLS, FORK_EVENT, PATH_ACTION, PATH_KEY, PATH_MAX, PREFIX_MAX,
-  PROC_CONFIG, PROC_CONFIG_SIZEOF, PROC_COUNTER, PROC_KIND, SYS_TP, SYS_TP_MAX, SYS_TP_SIZEOF, TASK_INFO,
-} from '../../bpf/abi-proc.js'
+  ABI_VERSION, ADDR_MODE, CLASSES, COUNTER, HEADER, KDIR, KIND, NET_CONFIG, NET_CONFIG_SIZEOF, NET_EVENT, OFF_ABSENT, PATH_MAX,
+  RST_REASON_UNKNOWN, SYS_TP_MAX, TASK_INFO, TP_LAYOUT, TP_LAYOUT_SIZEOF, TP_MAX, type EventClass,
+} from '../../bpf/abi.js'
+import {
+  AT_FDCWD, FILE_CONFIG, FILE_CONFIG_SIZEOF, FILE_COUNTER, FILE_EVENT, FILE_PATH_FLAG, FILE_SYSCALLS, PATH_ACTION, PATH_KEY, PREFIX_MAX,
+  SYS_TP, SYS_TP_SIZEOF,
+} from '../../bpf/abi-file.js'
+import { DNS_EVENT, DNS_SNAP, PKT_CONFIG, PKT_CONFIG_SIZEOF, PKT_COUNTER, SKB_DIR, SOCK_OWNER } from '../../bpf/abi-packet.js'
+import { ARG_MAX, ARGC_MAX, ARGS_MAX, EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, EXIT_SOURCE, FORK_EVENT, PROC_CONFIG, PROC_CONFIG_SIZEOF, PROC_COUNTER } from '../../bpf/abi-proc.js'
+import { encodePktConfig } from '../../bpf/packet.js'
 import { rootPath } from '../../shared/paths.js'
 import { hasCommand, IN_CI } from '../helpers/env.js'
 
-// The TypeScript decoder and the C header must not drift apart silently:
+// The TypeScript mirror and the C header must not drift apart silently:
 // compile bpf/layout-print.c against bpf/events.h now and compare every
-// offset and size with bpf/abi.ts and bpf/abi-proc.ts.
+// offset, size and constant with bpf/abi.ts and its class files, class by class.
 
-type Printed = Record<string, Record<string, number>> & { proc: Record<string, Record<string, number | number[]>> }
+type Printed = Record<'common' | EventClass, Record<string, Record<string, number | number[]>>>
 
+let printed: Printed | undefined
 function printLayout (t: Test): Printed | undefined {
+  if (printed !== undefined) return printed
   if (!hasCommand('cc')) {
     if (IN_CI) t.fail('CI=true and no C compiler (scripts/setup.sh installs gcc)')
     else t.skip('needs a C compiler')
@@ -30,95 +37,116 @@ function printLayout (t: Test): Printed | undefined {
   t.equal(cc.status, 0, `layout-print.c compiles: ${cc.stderr}`)
   const run = spawnSync(exe, { encoding: 'utf8' })
   t.equal(run.status, 0)
-  return JSON.parse(run.stdout) as Printed
+  printed = JSON.parse(run.stdout) as Printed
+  return printed
 }
 
-t.test('decoder offsets match events.h as compiled by the C compiler', async t => {
-  const c = printLayout(t)
+/** { PREFIX + name: value } for each entry of a constant table (MAX included). */
+const prefixed = (prefix: string, table: Readonly<Record<string, number>>): Record<string, number> =>
+  Object.fromEntries(Object.entries(table).map(([k, v]) => [prefix + k, v]))
+
+/** The PICKET_EV_* constants of a class's kinds, by the TypeScript class table. */
+const kindsOf = (cls: EventClass): Record<string, number> =>
+  Object.fromEntries(Object.entries(KIND).filter(([, v]) => CLASSES[cls].kinds.includes(v)).map(([k, v]) => [`PICKET_EV_${k}`, v]))
+
+t.test('the common part: header, task info, constants; every kind in exactly one class', async t => {
+  const c = printLayout(t)?.common
   if (c === undefined) return
+  const { COMM_LEN, ...header } = HEADER
+  t.same(c.header, header, 'struct picket_event_header')
+  t.same(c.task_info, TASK_INFO, 'struct picket_task_info')
+  t.same(c.constants, {
+    PICKET_ABI_VERSION: ABI_VERSION, PICKET_COMM_LEN: COMM_LEN, PICKET_OFF_ABSENT: OFF_ABSENT, PICKET_SYS_TP_MAX: SYS_TP_MAX, PICKET_PATH_MAX: PATH_MAX,
+  })
+  const all = Object.values(CLASSES).flatMap(c => c.kinds)
+  t.same([...all].sort((a, b) => a - b), Object.values(KIND).sort((a, b) => a - b), 'the class table holds every kind once')
+  t.equal(new Set(Object.values(CLASSES).map(c => c.ring)).size, Object.keys(CLASSES).length, 'one ring per class')
+})
 
-  const { COMM_LEN, SIZEOF: headerSize, ...headerFields } = HEADER
-  t.same(c.header, { ...headerFields, SIZEOF: headerSize, COMM_LEN }, 'struct picket_event_header')
-  t.same(c.net_event, { ...NET_EVENT }, 'struct picket_net_event')
-  const tp: Record<string, number> = {}
-  TP_LAYOUT_FIELDS.forEach((f, i) => { tp[f] = 2 * i })
-  t.same(c.tp_layout, { ...tp, SIZEOF: TP_LAYOUT_SIZEOF }, 'struct picket_tp_layout')
-  t.same(c.net_config, { ...NET_CONFIG }, 'struct picket_net_config')
-
-  const k = c.constants
-  t.equal(k.PICKET_EV_NET_STATE, KIND.NET_STATE)
-  t.equal(k.PICKET_EV_NET_RESET, KIND.NET_RESET)
-  t.equal(k.PICKET_EV_NET_ICMP, KIND.NET_ICMP)
-  t.equal(k.PICKET_CNT_MAX, COUNTER.MAX)
-  t.equal(k.PICKET_CNT_STATE_MATCHED, COUNTER.STATE_MATCHED)
-  t.equal(k.PICKET_CNT_STATE_RESERVE_FAIL, COUNTER.STATE_RESERVE_FAIL)
-  t.equal(k.PICKET_CNT_RESET_MATCHED, COUNTER.RESET_MATCHED)
-  t.equal(k.PICKET_CNT_RESET_RESERVE_FAIL, COUNTER.RESET_RESERVE_FAIL)
-  t.equal(k.PICKET_CNT_ICMP_MATCHED, COUNTER.ICMP_MATCHED)
-  t.equal(k.PICKET_CNT_ICMP_RESERVE_FAIL, COUNTER.ICMP_RESERVE_FAIL)
-  t.equal(k.PICKET_CNT_READ_FAIL, COUNTER.READ_FAIL)
-  t.equal(k.PICKET_OFF_ABSENT, OFF_ABSENT)
-  t.equal(k.PICKET_TP_MAX, TP_MAX)
-  t.equal(k.PICKET_RST_REASON_UNKNOWN, RST_REASON_UNKNOWN)
-  t.equal(k.PICKET_DIR_INBOUND, KDIR.INBOUND)
-  t.equal(k.PICKET_DIR_OUTBOUND, KDIR.OUTBOUND)
-  t.equal(k.PICKET_DIR_LOCAL, KDIR.LOCAL)
-  t.equal(k.PICKET_ADDR_SPLIT, ADDR_MODE.SPLIT)
-  t.equal(k.PICKET_ADDR_SOCKADDR, ADDR_MODE.SOCKADDR)
+t.test('the network class (NET_EVENTS, net.bpf.c)', async t => {
+  const c = printLayout(t)?.network
+  if (c === undefined) return
+  t.same(c.net_event, NET_EVENT, 'struct picket_net_event')
+  t.same(c.tp_layout, { ...TP_LAYOUT, SIZEOF: TP_LAYOUT_SIZEOF }, 'struct picket_tp_layout')
+  t.same(c.net_config, { ...NET_CONFIG, SIZEOF: NET_CONFIG_SIZEOF }, 'struct picket_net_config')
+  t.same(c.constants, {
+    ...kindsOf('network'),
+    ...prefixed('PICKET_DIR_', KDIR),
+    PICKET_RST_REASON_UNKNOWN: RST_REASON_UNKNOWN,
+    ...prefixed('PICKET_CNT_', COUNTER),
+    ...prefixed('PICKET_ADDR_', ADDR_MODE),
+    PICKET_TP_MAX: TP_MAX,
+  }, 'kinds, directions, counters, address modes')
   t.equal(NET_EVENT.SIZEOF % 8, 0, 'records are a multiple of 8 bytes, so they pack back to back in a slab')
 })
 
-t.test('the process and file mirror (bpf/abi-proc.ts) matches events.h', async t => {
-  const c = printLayout(t)
+t.test('the dns class (DNS_EVENTS, packet.bpf.c)', async t => {
+  const c = printLayout(t)?.dns
   if (c === undefined) return
-  const p = c.proc
-  const { COMM_LEN, SIZEOF: headerSize, ...headerFields } = EVENT_HEADER
-  t.same(c.header, { ...headerFields, SIZEOF: headerSize, COMM_LEN }, 'struct picket_event_header')
-  t.same(p.task_info, { ...TASK_INFO }, 'struct picket_task_info')
-  t.same(p.exec_event, { ...EXEC_EVENT }, 'struct picket_exec_event')
-  t.same(p.fork_event, { ...FORK_EVENT }, 'struct picket_fork_event')
-  t.same(p.exit_event, { ...EXIT_EVENT }, 'struct picket_exit_event')
-  t.same(p.file_event, { ...FILE_EVENT }, 'struct picket_file_event')
-  t.same(p.path_key, { ...PATH_KEY }, 'struct picket_path_key')
-  t.same(p.proc_config, { ...PROC_CONFIG, SIZEOF: PROC_CONFIG_SIZEOF }, 'struct picket_proc_config')
-  t.same(p.sys_tp, { ...SYS_TP, SIZEOF: SYS_TP_SIZEOF }, 'struct picket_sys_tp')
-  t.same(p.file_config, { ...FILE_CONFIG, SIZEOF: FILE_CONFIG_SIZEOF }, 'struct picket_file_config')
-  for (const s of [EXEC_EVENT, FORK_EVENT, EXIT_EVENT, FILE_EVENT]) {
-    t.equal(s.task, EVENT_HEADER.SIZEOF, 'the task info follows the header in every record')
-    t.equal(s.SIZEOF % 8, 0, 'records are a multiple of 8 bytes')
-  }
+  t.same(c.dns_event, DNS_EVENT, 'struct picket_dns_event')
+  t.same(c.sock_owner, SOCK_OWNER, 'struct picket_sock_owner')
+  t.same(c.pkt_config, { ...PKT_CONFIG, SIZEOF: PKT_CONFIG_SIZEOF }, 'struct picket_pkt_config')
+  t.same(c.constants, {
+    ...kindsOf('dns'),
+    PICKET_DNS_SNAP: DNS_SNAP,
+    ...prefixed('PICKET_SKB_', SKB_DIR),
+    ...prefixed('PICKET_PKT_CNT_', PKT_COUNTER),
+  }, 'kinds, snap length, directions, counters')
+  t.equal(DNS_EVENT.payload % 8, 0, 'the payload starts 8-aligned, so a record rounded up to 8 packs back to back')
+  t.equal(DNS_EVENT.SIZEOF, DNS_EVENT.payload + DNS_SNAP)
+})
 
-  const k = p.constants as Record<string, number>
-  const expect: Record<string, number> = {
-    PICKET_EV_PROC_EXEC: PROC_KIND.EXEC,
-    PICKET_EV_PROC_FORK: PROC_KIND.FORK,
-    PICKET_EV_PROC_EXIT: PROC_KIND.EXIT,
-    PICKET_EV_FILE_OPEN: FILE_KIND.OPEN,
-    PICKET_EV_FILE_UNLINK: FILE_KIND.UNLINK,
-    PICKET_EV_FILE_RENAME: FILE_KIND.RENAME,
-    PICKET_EV_FILE_CHMOD: FILE_KIND.CHMOD,
-    PICKET_EV_FILE_MEMFD: FILE_KIND.MEMFD,
-    PICKET_SYS_TP_MAX: SYS_TP_MAX,
-    PICKET_PATH_MAX: PATH_MAX,
+t.test('the process class (PROC_EVENTS, proc.bpf.c)', async t => {
+  const c = printLayout(t)?.process
+  if (c === undefined) return
+  t.same(c.exec_event, EXEC_EVENT, 'struct picket_exec_event')
+  t.same(c.fork_event, FORK_EVENT, 'struct picket_fork_event')
+  t.same(c.exit_event, EXIT_EVENT, 'struct picket_exit_event')
+  t.same(c.proc_config, { ...PROC_CONFIG, SIZEOF: PROC_CONFIG_SIZEOF }, 'struct picket_proc_config')
+  t.same(c.constants, {
+    ...kindsOf('process'),
     PICKET_ARGC_MAX: ARGC_MAX,
     PICKET_ARGS_MAX: ARGS_MAX,
     PICKET_ARG_MAX: ARG_MAX,
-    PICKET_PREFIX_MAX: PREFIX_MAX,
-    PICKET_AT_FDCWD: AT_FDCWD,
+    ...prefixed('PICKET_EXEC_', EXEC_FLAG),
     PICKET_EXIT_UNKNOWN: EXIT_SOURCE.UNKNOWN,
     PICKET_EXIT_GROUP: EXIT_SOURCE.EXIT_GROUP,
     PICKET_EXIT_SIGNAL: EXIT_SOURCE.SIGNAL,
+    ...prefixed('PICKET_PCNT_', PROC_COUNTER),
+  }, 'kinds, limits, flags, exit sources, counters')
+  for (const s of [EXEC_EVENT, FORK_EVENT, EXIT_EVENT]) {
+    t.equal(s.task, HEADER.SIZEOF, 'the task info follows the header')
+    t.equal(s.SIZEOF % 8, 0, 'records are a multiple of 8 bytes')
+  }
+})
+
+t.test('the file class (FILE_EVENTS, file.bpf.c)', async t => {
+  const c = printLayout(t)?.file
+  if (c === undefined) return
+  t.same(c.file_event, FILE_EVENT, 'struct picket_file_event')
+  t.same(c.path_key, PATH_KEY, 'struct picket_path_key')
+  t.same(c.sys_tp, { ...SYS_TP, SIZEOF: SYS_TP_SIZEOF }, 'struct picket_sys_tp')
+  t.same(c.file_config, { ...FILE_CONFIG, SIZEOF: FILE_CONFIG_SIZEOF }, 'struct picket_file_config')
+  t.same(c.constants, {
+    ...kindsOf('file'),
+    PICKET_PREFIX_MAX: PREFIX_MAX,
+    PICKET_AT_FDCWD: AT_FDCWD,
+    ...Object.fromEntries(FILE_SYSCALLS.map((name, i) => [`PICKET_FSYS_${name.toUpperCase()}`, i])),
+    PICKET_FSYS_MAX: FILE_SYSCALLS.length,
+    ...prefixed('PICKET_FILE_', FILE_PATH_FLAG),
+    ...prefixed('PICKET_FCNT_', FILE_COUNTER),
     PICKET_PATH_EMIT: PATH_ACTION.EMIT,
     PICKET_PATH_DROP: PATH_ACTION.DROP,
-    PICKET_FSYS_MAX: FILE_SYSCALLS.length,
-    PICKET_PCNT_MAX: PROC_COUNTER.MAX,
-    PICKET_FCNT_MAX: FILE_COUNTER.MAX,
-  }
-  const upper = (name: string): string => name.toUpperCase()
-  for (const [name, v] of Object.entries(EXEC_FLAG)) expect[`PICKET_EXEC_${name}`] = v
-  for (const [name, v] of Object.entries(FILE_PATH_FLAG)) expect[`PICKET_FILE_${name}`] = v
-  for (const [name, v] of Object.entries(PROC_COUNTER)) if (name !== 'MAX') expect[`PICKET_PCNT_${name}`] = v
-  for (const [name, v] of Object.entries(FILE_COUNTER)) if (name !== 'MAX') expect[`PICKET_FCNT_${name}`] = v
-  FILE_SYSCALLS.forEach((name, i) => { expect[`PICKET_FSYS_${upper(name)}`] = i })
-  t.same(k, expect, 'every constant, kind, flag, counter and syscall index')
+  }, 'kinds, limits, syscall indexes, flags, counters, path actions')
+  t.equal(FILE_EVENT.task, HEADER.SIZEOF, 'the task info follows the header')
+  t.equal(FILE_EVENT.SIZEOF % 8, 0, 'records are a multiple of 8 bytes')
+})
+
+t.test('encodePktConfig writes each field where the struct has it', async t => {
+  const b = encodePktConfig({ dnsWakeupBytes: 0x01020304, netWakeupBytes: 7, enableDns: true, enableIcmp6: false, dnsServerSide: true })
+  t.equal(b.length, PKT_CONFIG_SIZEOF)
+  const dv = new DataView(b.buffer)
+  t.equal(dv.getUint32(PKT_CONFIG.dns_wakeup_bytes[0], true), 0x01020304)
+  t.equal(dv.getUint32(PKT_CONFIG.net_wakeup_bytes[0], true), 7)
+  t.same([b[PKT_CONFIG.enable_dns[0]], b[PKT_CONFIG.enable_icmp6[0]], b[PKT_CONFIG.dns_server_side[0]]], [1, 0, 1])
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs'
 import { release, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ADDR_MODE, NET_CONFIG, OFF_ABSENT, TP_LAYOUT_FIELDS } from '../../bpf/abi.js'
+import { ADDR_MODE, NET_CONFIG, OFF_ABSENT, TP_LAYOUT, TP_LAYOUT_FIELDS } from '../../bpf/abi.js'
 import { encodeNetConfig } from '../../bpf/layout.js'
 import { NetProbe } from '../../bpf/index.js'
 import { parseFormat, parseSymbolic, readFormat } from '../../bpf/tracefs.js'
@@ -41,7 +41,7 @@ t.test('layout discovery: shifted offsets in the format give a shifted configura
   const sb = encodeNetConfig(shifted)
   const dvA = new DataView(ra.buffer)
   const dvB = new DataView(sb.buffer)
-  const saddrAt = NET_CONFIG.reset + 2 * TP_LAYOUT_FIELDS.indexOf('saddr')
+  const saddrAt = NET_CONFIG.reset[0] + TP_LAYOUT.saddr[0]
   t.equal(dvA.getUint16(saddrAt, true), 32)
   t.equal(dvB.getUint16(saddrAt, true), 40)
 })
