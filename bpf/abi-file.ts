@@ -1,6 +1,6 @@
 import type { FieldSpec } from './abi.js'
 
-// The file class of bpf/events.h (FILE_EVENTS, file.bpf.c), in the scheme of
+// The file class (bpf/events-file.h: FILE_EVENTS, file.bpf.c), in the scheme of
 // bpf/abi.ts (which holds the header, the kinds and the task info every
 // record here starts with). Checked by test/bpf/layout.test.ts.
 

@@ -1,6 +1,6 @@
 import type { FieldSpec } from './abi.js'
 
-// The process class of bpf/events.h (PROC_EVENTS, proc.bpf.c), in the scheme
+// The process class (bpf/events-proc.h: PROC_EVENTS, proc.bpf.c), in the scheme
 // of bpf/abi.ts (which holds the header, the kinds and the task info every
 // record here starts with). Checked by test/bpf/layout.test.ts.
 

@@ -1,8 +1,8 @@
 // The kernel ABI in TypeScript: the mirror of bpf/events.h. This file holds
 // what every class shares (the header, the kinds and which class each is,
-// the task info) and the network class; each other class has a file of its
-// own in the same scheme: abi-packet.ts (dns), abi-proc.ts (process),
-// abi-file.ts (file). Records are byte offsets; the .rodata configuration
+// the task info) and the network class, as events.h does; each other class
+// has a file of its own in the same scheme, as it has a header:
+// abi-dns.ts (dns), abi-proc.ts (process), abi-file.ts (file). Records are byte offsets; the .rodata configuration
 // structs are [offset, bytes] (FieldSpec), written with putFields.
 // test/bpf/layout.test.ts compiles bpf/layout-print.c against events.h and
 // checks every number here.

@@ -11,7 +11,7 @@ import {
   AT_FDCWD, FILE_CONFIG, FILE_CONFIG_SIZEOF, FILE_COUNTER, FILE_EVENT, FILE_PATH_FLAG, FILE_SYSCALLS, PATH_ACTION, PATH_KEY, PREFIX_MAX,
   SYS_TP, SYS_TP_SIZEOF,
 } from '../../bpf/abi-file.js'
-import { DNS_EVENT, DNS_SNAP, PKT_CONFIG, PKT_CONFIG_SIZEOF, PKT_COUNTER, SKB_DIR, SOCK_OWNER } from '../../bpf/abi-packet.js'
+import { DNS_EVENT, DNS_SNAP, PKT_CONFIG, PKT_CONFIG_SIZEOF, PKT_COUNTER, SKB_DIR, SOCK_OWNER } from '../../bpf/abi-dns.js'
 import { ARG_MAX, ARGC_MAX, ARGS_MAX, EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, EXIT_SOURCE, FORK_EVENT, PROC_CONFIG, PROC_CONFIG_SIZEOF, PROC_COUNTER } from '../../bpf/abi-proc.js'
 import { encodePktConfig } from '../../bpf/packet.js'
 import { rootPath } from '../../shared/paths.js'

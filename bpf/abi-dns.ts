@@ -1,6 +1,6 @@
 import type { FieldSpec } from './abi.js'
 
-// The DNS class of bpf/events.h and packet.bpf.c's own structs, in the
+// The DNS class (bpf/events-dns.h) and packet.bpf.c's own structs, in the
 // scheme of bpf/abi.ts (which holds the header, the kinds and the network
 // record packet.bpf.c's ICMPv6 answers use). Checked by test/bpf/layout.test.ts.
 
