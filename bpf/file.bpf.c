@@ -53,7 +53,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct picket_file_config cfg = {};
 
 PICKET_RINGBUF(FILE_EVENTS, 4 << 20);
-PICKET_COUNTERS(PICKET_FCNT_MAX);
+PICKET_COUNTERS(PICKET_FCNT_MAX)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -102,11 +102,6 @@ struct open_how {
 	__u64 mode;
 	__u64 resolve;
 };
-
-static __always_inline void count(__u32 idx)
-{
-	picket_count(&counters, idx);
-}
 
 static __always_inline __u64 arg(const __u8 *buf, __u16 off)
 {

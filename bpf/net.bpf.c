@@ -48,7 +48,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct picket_net_config cfg = {};
 
 PICKET_RINGBUF(NET_EVENTS, 8 << 20);
-PICKET_COUNTERS(PICKET_CNT_MAX);
+PICKET_COUNTERS(PICKET_CNT_MAX)
 
 /* Direction and establishment time of established sockets, so CLOSE can say
  * which way the connection went and how long it lived. LRU: never full, never
@@ -65,11 +65,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sock_info);
 } socks SEC(".maps");
-
-static __always_inline void count(__u32 idx)
-{
-	picket_count(&counters, idx);
-}
 
 /* Field readers over the stack copy. Offsets come from .rodata, which the
  * verifier sees as constants, so every bounds check below is resolved at load. */

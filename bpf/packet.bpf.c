@@ -72,7 +72,7 @@ const volatile struct picket_pkt_config cfg = {};
 PICKET_RINGBUF(DNS_EVENTS, 8 << 20);
 /* ICMPv6 records; the loader may point this at net.bpf.o's ring instead. */
 PICKET_RINGBUF(NET_EVENTS, 1 << 20);
-PICKET_COUNTERS(PICKET_PKT_CNT_MAX);
+PICKET_COUNTERS(PICKET_PKT_CNT_MAX)
 
 /* socket cookie -> the process that last sent to port 53 on it */
 struct {
@@ -122,11 +122,6 @@ struct pkt {
 	__u8 proto;
 	__u8 pad;
 };
-
-static __always_inline void count(__u32 idx)
-{
-	picket_count(&counters, idx);
-}
 
 /* An IPv6 header at off, then up to MAX_EXT_HDRS hop-by-hop, routing or
  * destination options headers. A fragment header ends the walk: only the

@@ -8,7 +8,8 @@
 #define PICKET_BPF_H
 
 /* A ring (max_entries resized by the loader) and the per-CPU counters
- * every program keeps, indexed by its enum picket_*counter. */
+ * every program keeps, indexed by its enum picket_*counter, with count(idx)
+ * to bump one. */
 #define PICKET_RINGBUF(name, bytes)                      \
 	struct {                                         \
 		__uint(type, BPF_MAP_TYPE_RINGBUF);      \
@@ -21,7 +22,11 @@
 		__uint(max_entries, n);                  \
 		__type(key, __u32);                      \
 		__type(value, __u64);                    \
-	} counters SEC(".maps")
+	} counters SEC(".maps");                         \
+	static __always_inline void count(__u32 idx)     \
+	{                                                \
+		picket_count(&counters, idx);            \
+	}
 
 static __always_inline void picket_count(void *counters, __u32 idx)
 {

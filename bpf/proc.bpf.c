@@ -50,7 +50,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct picket_proc_config cfg = {};
 
 PICKET_RINGBUF(PROC_EVENTS, 4 << 20);
-PICKET_COUNTERS(PICKET_PCNT_MAX);
+PICKET_COUNTERS(PICKET_PCNT_MAX)
 
 /* An exec record under construction. An argument of up to PICKET_ARG_MAX
  * bytes read at any offset below PICKET_ARGS_MAX lands inside the slot; what
@@ -93,11 +93,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct exit_status);
 } exit_codes SEC(".maps");
-
-static __always_inline void count(__u32 idx)
-{
-	picket_count(&counters, idx);
-}
 
 static __always_inline int copy_record(__u8 *buf, __u16 size, void *ctx)
 {
