@@ -1,6 +1,7 @@
-import { HEADER as H, KIND, TASK_INFO } from './abi.js'
+import { KIND, TASK_INFO } from './abi.js'
 import { FILE_EVENT, FILE_SYSCALLS, type FileSyscall } from './abi-file.js'
 import { EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, FORK_EVENT } from './abi-proc.js'
+import { readHeader, type RawHeader } from './records.js'
 
 // Decoders of the process and file records (bpf/events.h) into plain
 // objects: the kernel's words, no OCSF yet. Strings the kernel copied from
@@ -8,18 +9,7 @@ import { EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, FORK_EVENT } from './abi-proc.js'
 
 export interface TaskInfo { cgroupId: bigint, uid: number, gid: number }
 
-export interface RecordBase {
-  kind: number
-  /** record size in bytes: the next record starts this far on */
-  size: number
-  cpu: number
-  /** CLOCK_BOOTTIME nanoseconds */
-  bootNs: bigint
-  /** kernel pid: the thread */
-  pid: number
-  /** kernel tgid: the process */
-  tgid: number
-  comm: string
+export interface RecordBase extends RawHeader {
   task: TaskInfo
 }
 
@@ -80,21 +70,9 @@ function text (buf: Uint8Array, off: number, len: number): string {
   return Buffer.from(buf.buffer, buf.byteOffset + off, len).toString('utf8')
 }
 
-function cstr (buf: Uint8Array, off: number, max: number): string {
-  let end = off
-  while (end < off + max && buf[end] !== 0) end++
-  return text(buf, off, end - off)
-}
-
 function base (buf: Uint8Array, dv: DataView, p: number): RecordBase {
   return {
-    kind: dv.getUint16(p + H.kind, true),
-    size: dv.getUint16(p + H.size, true),
-    cpu: dv.getUint32(p + H.cpu, true),
-    bootNs: dv.getBigUint64(p + H.boot_ns, true),
-    pid: dv.getUint32(p + H.pid, true),
-    tgid: dv.getUint32(p + H.tgid, true),
-    comm: cstr(buf, p + H.comm, H.COMM_LEN),
+    ...readHeader(buf, p, dv),
     task: {
       // every record's task info follows the header, at the same offset
       cgroupId: dv.getBigUint64(p + EXEC_EVENT.task + TASK_INFO.cgroup_id, true),
@@ -116,18 +94,6 @@ function argvAt (buf: Uint8Array, off: number, len: number, argc: number): strin
     p = q + 1
   }
   return out
-}
-
-/** Offsets of the back-to-back records in buf[offset, offset + length). */
-export function * recordOffsets (buf: Uint8Array, offset: number, length: number): Generator<number> {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  const end = offset + length
-  for (let p = offset; p + H.SIZEOF <= end;) {
-    const size = dv.getUint16(p + H.size, true)
-    if (size < H.SIZEOF || p + size > end) throw new Error(`record at ${p} has size ${size}: the slab is corrupt`)
-    yield p
-    p += size
-  }
 }
 
 /** A PROC_EVENTS record at p, or undefined for a kind this decoder does not know. */

@@ -15,6 +15,7 @@ export { DEFAULT_PATH_RULES, FILE_OBJECT_PATH, FileProbe, type FileConfig, type 
 export { PACKET_OBJECT_PATH, PACKET_PROGRAMS, PacketProbe, type PacketCounters, type PacketProbeOptions } from './packet.js'
 export { CLASSES, type EventClass } from './abi.js'
 export * from './decode-proc.js'
+export { readHeader, recordOffsets, type RawHeader } from './records.js'
 
 class Ring implements RingSource {
   readonly #native: NativeBpf

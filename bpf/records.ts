@@ -1,9 +1,10 @@
 import { AF_INET, HEADER, NET_EVENT } from './abi.js'
 
-// The raw-record codec: one NET_EVENTS record (bpf/events.h struct
-// picket_net_event) to and from its bytes, field for field. readNetRecord is
-// the inverse of encodeNetRecord; the synthetic source (agent/source/synth.ts)
-// and the tests write records with it exactly as the BPF programs do.
+// The raw-record codec: the common header of any record, and one NET_EVENTS
+// record (bpf/events.h struct picket_net_event) to and from its bytes, field
+// for field. readNetRecord is the inverse of encodeNetRecord; the synthetic
+// source (agent/source/synth.ts) and the tests write records with it exactly
+// as the BPF programs do.
 
 /** One NET_EVENTS record, field for field (bpf/events.h struct picket_net_event). */
 export interface RawNetRecord {
@@ -112,19 +113,61 @@ export function encodeNetRecord (rec: RawNetRecord, buf: Uint8Array, off: number
   return off + NET_EVENT.SIZEOF
 }
 
-/** Read one record back (the inverse of encodeNetRecord; IPv6 comes back uncompressed). */
-export function readNetRecord (buf: Uint8Array, off: number): RawNetRecord {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  const family = dv.getUint16(off + NET_EVENT.family, true)
+/** The common header every record starts with (bpf/events.h struct picket_event_header), field for field. */
+export interface RawHeader {
+  kind: number
+  /** record size in bytes: the next record starts this far on */
+  size: number
+  cpu: number
+  /** CLOCK_BOOTTIME nanoseconds */
+  bootNs: bigint
+  /** kernel pid (thread id) */
+  pid: number
+  /** kernel tgid (process id) */
+  tgid: number
+  comm: string
+}
+
+/** The header of the record at `off` of `buf`. */
+export function readHeader (buf: Uint8Array, off: number, dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)): RawHeader {
   let end = off + HEADER.comm
   while (end < off + HEADER.comm + HEADER.COMM_LEN && buf[end] !== 0) end++
   return {
     kind: dv.getUint16(off + HEADER.kind, true),
+    size: dv.getUint16(off + HEADER.size, true),
     cpu: dv.getUint32(off + HEADER.cpu, true),
     bootNs: dv.getBigUint64(off + HEADER.boot_ns, true),
     pid: dv.getUint32(off + HEADER.pid, true),
     tgid: dv.getUint32(off + HEADER.tgid, true),
+    // comm is whatever a process named itself (prctl PR_SET_NAME): byte for byte, never thrown on
     comm: Buffer.from(buf.buffer, buf.byteOffset + off + HEADER.comm, end - off - HEADER.comm).toString('latin1'),
+  }
+}
+
+/** Offsets of the back-to-back records in buf[offset, offset + length). */
+export function * recordOffsets (buf: Uint8Array, offset: number, length: number): Generator<number> {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const end = offset + length
+  for (let p = offset; p + HEADER.SIZEOF <= end;) {
+    const size = dv.getUint16(p + HEADER.size, true)
+    if (size < HEADER.SIZEOF || p + size > end) throw new Error(`record at ${p} has size ${size}: the slab is corrupt`)
+    yield p
+    p += size
+  }
+}
+
+/** Read one record back (the inverse of encodeNetRecord; IPv6 comes back uncompressed). */
+export function readNetRecord (buf: Uint8Array, off: number): RawNetRecord {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const family = dv.getUint16(off + NET_EVENT.family, true)
+  const { kind, cpu, bootNs, pid, tgid, comm } = readHeader(buf, off, dv)
+  return {
+    kind,
+    cpu,
+    bootNs,
+    pid,
+    tgid,
+    comm,
     family,
     laddr: readIp(buf, off + NET_EVENT.laddr, family),
     raddr: readIp(buf, off + NET_EVENT.raddr, family),

@@ -3,7 +3,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openRing, type RingSource } from '../../bpf/index.js'
-import { recordOffsets } from '../../bpf/decode-proc.js'
+import { recordOffsets } from '../../bpf/records.js'
 
 // Draining a probe's ring in a test, and tracefs copies to configure a probe
 // as if the kernel lacked a tracepoint or a field.
