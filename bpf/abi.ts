@@ -75,6 +75,13 @@ export function putFields<S extends FieldSpec> (dv: DataView, base: number, spec
   }
 }
 
+/** The bytes of a .rodata struct of `size` bytes: `values` at their fields, the rest zero. */
+export function encodeStruct<S extends FieldSpec> (spec: S, size: number, values: Partial<Record<keyof S, number>>): Uint8Array {
+  const buf = new Uint8Array(size)
+  putFields(new DataView(buf.buffer), 0, spec, values)
+  return buf
+}
+
 // ---- the network class: NET_EVENTS ----
 
 export const NET_EVENT = {

@@ -1,11 +1,11 @@
 import { PicketError } from '../shared/errors.js'
 import { rootPath } from '../shared/paths.js'
-import { OFF_ABSENT, putFields, SYS_TP_MAX } from './abi.js'
+import { encodeStruct, OFF_ABSENT, putFields, SYS_TP_MAX } from './abi.js'
 import {
   FILE_CONFIG, FILE_CONFIG_SIZEOF, FILE_COUNTER, FILE_SYSCALLS, PATH_ACTION, PATH_KEY, PREFIX_MAX, SYS_TP, SYS_TP_SIZEOF, type FileSyscall,
 } from './abi-file.js'
 import { ringOptions } from './native-errors.js'
-import { BpfObject, Probe, programCounters, type ProbeOptions, type TracepointAttach } from './object.js'
+import { BpfObject, Probe, type ProbeOptions, type TracepointAttach } from './object.js'
 import { findTracefs, need, readFormat, readFormatIf, recordSize, sameOffset, sameRecordSize, type TpFormat } from './tracefs.js'
 import type { ProgramCounters } from './types.js'
 
@@ -135,12 +135,11 @@ export function fileLayout (tracefs: string, syscalls?: readonly FileSyscall[]):
 }
 
 export function encodeFileConfig (c: FileConfig): Uint8Array {
-  const buf = new Uint8Array(FILE_CONFIG_SIZEOF)
-  const dv = new DataView(buf.buffer)
-  c.sys.forEach((l, i) => putFields(dv, FILE_CONFIG.sys[0] + i * SYS_TP_SIZEOF, SYS_TP, l))
-  putFields(dv, 0, FILE_CONFIG, {
+  const buf = encodeStruct(FILE_CONFIG, FILE_CONFIG_SIZEOF, {
     exit_size: c.exitSize, exit_nr: c.exitNr, exit_ret: c.exitRet, wakeup_bytes: c.wakeupBytes, ignore_tgid: c.ignoreTgid, path_default: c.pathDefault,
   })
+  const dv = new DataView(buf.buffer)
+  c.sys.forEach((l, i) => putFields(dv, FILE_CONFIG.sys[0] + i * SYS_TP_SIZEOF, SYS_TP, l))
   return buf
 }
 
@@ -213,13 +212,10 @@ export class FileProbe extends Probe {
   }
 
   counters (): FileCounters {
-    const c = this.obj.readCounters('counters', FILE_COUNTER.MAX)
-    return {
-      file: programCounters(c, FILE_COUNTER.MATCHED, FILE_COUNTER.RESERVE_FAIL),
-      filtered: c[FILE_COUNTER.FILTERED],
-      pendingFailed: c[FILE_COUNTER.PENDING_FAIL],
-      readFailed: c[FILE_COUNTER.READ_FAIL],
-    }
+    const C = FILE_COUNTER
+    return this.namedCounters(C.MAX, {
+      file: [C.MATCHED, C.RESERVE_FAIL], filtered: C.FILTERED, pendingFailed: C.PENDING_FAIL, readFailed: C.READ_FAIL,
+    })
   }
 }
 

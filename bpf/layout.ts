@@ -1,4 +1,4 @@
-import { ADDR_MODE, NET_CONFIG, NET_CONFIG_SIZEOF, OFF_ABSENT, putFields, TP_LAYOUT, TP_LAYOUT_FIELDS, TP_MAX, type TpLayoutField } from './abi.js'
+import { ADDR_MODE, encodeStruct, NET_CONFIG, NET_CONFIG_SIZEOF, OFF_ABSENT, putFields, TP_LAYOUT, TP_LAYOUT_FIELDS, TP_MAX, type TpLayoutField } from './abi.js'
 import { need, optional, recordSize, type TpFormat } from './tracefs.js'
 
 // Turn parsed tracepoint formats into struct picket_net_config (events.h),
@@ -93,17 +93,11 @@ export function disabledLayout (): TpLayout {
 
 /** Serialise to the bytes of struct picket_net_config. */
 export function encodeNetConfig (c: NetConfig): Uint8Array {
-  const buf = new Uint8Array(NET_CONFIG_SIZEOF)
-  const dv = new DataView(buf.buffer)
-  putFields(dv, NET_CONFIG.state[0], TP_LAYOUT, c.state)
-  putFields(dv, NET_CONFIG.reset[0], TP_LAYOUT, c.reset)
-  putFields(dv, NET_CONFIG.icmp[0], TP_LAYOUT, c.icmp)
-  putFields(dv, 0, NET_CONFIG, {
-    wakeup_bytes: c.wakeupBytes,
-    ignore_tgid: c.ignoreTgid,
-    enable_state: c.enableState ? 1 : 0,
-    enable_reset: c.enableReset ? 1 : 0,
-    enable_icmp: c.enableIcmp ? 1 : 0,
+  const buf = encodeStruct(NET_CONFIG, NET_CONFIG_SIZEOF, {
+    wakeup_bytes: c.wakeupBytes, ignore_tgid: c.ignoreTgid,
+    enable_state: Number(c.enableState), enable_reset: Number(c.enableReset), enable_icmp: Number(c.enableIcmp),
   })
+  const dv = new DataView(buf.buffer)
+  for (const tp of ['state', 'reset', 'icmp'] as const) putFields(dv, NET_CONFIG[tp][0], TP_LAYOUT, c[tp])
   return buf
 }

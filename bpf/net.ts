@@ -4,7 +4,7 @@ import { rootPath } from '../shared/paths.js'
 import { COUNTER } from './abi.js'
 import { disabledLayout, encodeNetConfig, icmpLayout, resetLayout, stateLayout, type NetConfig } from './layout.js'
 import { ringOptions } from './native-errors.js'
-import { BpfObject, Probe, programCounters, type ProbeOptions, type TracepointRef } from './object.js'
+import { BpfObject, Probe, type ProbeOptions, type TracepointRef } from './object.js'
 import { findTracefs, parseSymbolic, readFormat, type TpFormat } from './tracefs.js'
 import type { KernelCounters, KernelDecodeInfo } from './types.js'
 
@@ -86,13 +86,11 @@ export class NetProbe extends Probe {
   }
 
   counters (): KernelCounters {
-    const c = this.obj.readCounters('counters', COUNTER.MAX)
-    return {
-      state: programCounters(c, COUNTER.STATE_MATCHED, COUNTER.STATE_RESERVE_FAIL),
-      reset: programCounters(c, COUNTER.RESET_MATCHED, COUNTER.RESET_RESERVE_FAIL),
-      icmp: programCounters(c, COUNTER.ICMP_MATCHED, COUNTER.ICMP_RESERVE_FAIL),
-      readFailed: c[COUNTER.READ_FAIL],
-    }
+    const C = COUNTER
+    return this.namedCounters(C.MAX, {
+      state: [C.STATE_MATCHED, C.STATE_RESERVE_FAIL], reset: [C.RESET_MATCHED, C.RESET_RESERVE_FAIL], icmp: [C.ICMP_MATCHED, C.ICMP_RESERVE_FAIL],
+      readFailed: C.READ_FAIL,
+    })
   }
 }
 

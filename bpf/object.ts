@@ -157,9 +157,14 @@ export class BpfObject {
   }
 }
 
-/** One program's pair of counters out of a probe's counter array. */
-export function programCounters (c: readonly number[], matched: number, reserveFailed: number): ProgramCounters {
-  return { matched: c[matched], reserveFailed: c[reserveFailed] }
+/** Where a probe's counters sit in its `counters` array: [matched, reserveFailed] per program, a slot per other count. */
+export type CounterSlots = Readonly<Record<string, number | readonly [matched: number, reserveFailed: number]>>
+export type NamedCounters<S extends CounterSlots> = { -readonly [K in keyof S]: S[K] extends number ? number : ProgramCounters }
+
+function nameCounters<S extends CounterSlots> (c: readonly number[], slots: S): NamedCounters<S> {
+  const out: Record<string, number | ProgramCounters> = {}
+  for (const [name, at] of Object.entries(slots)) out[name] = typeof at === 'number' ? c[at] : { matched: c[at[0]], reserveFailed: c[at[1]] }
+  return out as NamedCounters<S>
 }
 
 /** What the probes share: one object, the ring of its class, the same lifecycle. */
@@ -180,6 +185,11 @@ export class Probe {
 
   progStats (): ProgStats[] {
     return this.obj.progStats()
+  }
+
+  /** The object's `counters` array (`max` slots, each summed over the CPUs), named by `slots`. */
+  protected namedCounters<S extends CounterSlots> (max: number, slots: S): NamedCounters<S> {
+    return nameCounters(this.obj.readCounters('counters', max), slots)
   }
 
   /** Detach every program and free the object (the links also go when the process dies). */

@@ -1,7 +1,7 @@
 import { release } from 'node:os'
 import { PicketError } from '../shared/errors.js'
 import { rootPath } from '../shared/paths.js'
-import { putFields } from './abi.js'
+import { encodeStruct } from './abi.js'
 import { PKT_CONFIG, PKT_CONFIG_SIZEOF, PKT_COUNTER } from './abi-dns.js'
 import { findCgroup2 } from './cgroup.js'
 import { ringBytesOption, wakeupBytesOption } from './native-errors.js'
@@ -74,15 +74,10 @@ export interface PktConfig {
 
 /** Serialise to the bytes of struct picket_pkt_config. */
 export function encodePktConfig (c: PktConfig): Uint8Array {
-  const buf = new Uint8Array(PKT_CONFIG_SIZEOF)
-  putFields(new DataView(buf.buffer), 0, PKT_CONFIG, {
-    dns_wakeup_bytes: c.dnsWakeupBytes,
-    net_wakeup_bytes: c.netWakeupBytes,
-    enable_dns: c.enableDns ? 1 : 0,
-    enable_icmp6: c.enableIcmp6 ? 1 : 0,
-    dns_server_side: c.dnsServerSide ? 1 : 0,
+  return encodeStruct(PKT_CONFIG, PKT_CONFIG_SIZEOF, {
+    dns_wakeup_bytes: c.dnsWakeupBytes, net_wakeup_bytes: c.netWakeupBytes,
+    enable_dns: Number(c.enableDns), enable_icmp6: Number(c.enableIcmp6), dns_server_side: Number(c.dnsServerSide),
   })
-  return buf
 }
 
 /**
@@ -137,10 +132,10 @@ export class PacketProbe extends Probe {
   }
 
   counters (): PacketCounters {
-    const c = this.obj.readCounters('counters', PKT_COUNTER.MAX)
-    return {
-      dns: { matched: c[PKT_COUNTER.DNS_MATCHED], reserveFailed: c[PKT_COUNTER.DNS_RESERVE_FAIL], unattributed: c[PKT_COUNTER.DNS_UNATTRIBUTED] },
-      icmp6: { matched: c[PKT_COUNTER.ICMP6_MATCHED], reserveFailed: c[PKT_COUNTER.ICMP6_RESERVE_FAIL] },
-    }
+    const C = PKT_COUNTER
+    const n = this.namedCounters(C.MAX, {
+      dns: [C.DNS_MATCHED, C.DNS_RESERVE_FAIL], unattributed: C.DNS_UNATTRIBUTED, icmp6: [C.ICMP6_MATCHED, C.ICMP6_RESERVE_FAIL],
+    })
+    return { dns: { ...n.dns, unattributed: n.unattributed }, icmp6: n.icmp6 }
   }
 }

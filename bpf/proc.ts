@@ -1,8 +1,8 @@
 import { rootPath } from '../shared/paths.js'
-import { OFF_ABSENT, putFields, SYS_TP_MAX } from './abi.js'
+import { encodeStruct, OFF_ABSENT, SYS_TP_MAX } from './abi.js'
 import { PROC_CONFIG, PROC_CONFIG_SIZEOF, PROC_COUNTER } from './abi-proc.js'
 import { ringOptions } from './native-errors.js'
-import { BpfObject, Probe, programCounters, type ProbeOptions, type TracepointAttach } from './object.js'
+import { BpfObject, Probe, type ProbeOptions, type TracepointAttach } from './object.js'
 import { findTracefs, need, needLoc, optional, readFormat, readFormatIf, recordSize, sameOffset, sameRecordSize, type TpFormat } from './tracefs.js'
 import type { ProgramCounters } from './types.js'
 
@@ -107,9 +107,7 @@ export function procLayout (tracefs: string, want: { exec: boolean, fork: boolea
 }
 
 export function encodeProcConfig (c: ProcConfig): Uint8Array {
-  const buf = new Uint8Array(PROC_CONFIG_SIZEOF)
-  putFields(new DataView(buf.buffer), 0, PROC_CONFIG, c)
-  return buf
+  return encodeStruct(PROC_CONFIG, PROC_CONFIG_SIZEOF, c)
 }
 
 /**
@@ -148,14 +146,11 @@ export class ProcProbe extends Probe {
   }
 
   counters (): ProcCounters {
-    const c = this.obj.readCounters('counters', PROC_COUNTER.MAX)
-    return {
-      exec: programCounters(c, PROC_COUNTER.EXEC_MATCHED, PROC_COUNTER.EXEC_RESERVE_FAIL),
-      fork: programCounters(c, PROC_COUNTER.FORK_MATCHED, PROC_COUNTER.FORK_RESERVE_FAIL),
-      exit: programCounters(c, PROC_COUNTER.EXIT_MATCHED, PROC_COUNTER.EXIT_RESERVE_FAIL),
-      execNoArgs: c[PROC_COUNTER.EXEC_NO_ARGS],
-      readFailed: c[PROC_COUNTER.READ_FAIL],
-    }
+    const C = PROC_COUNTER
+    return this.namedCounters(C.MAX, {
+      exec: [C.EXEC_MATCHED, C.EXEC_RESERVE_FAIL], fork: [C.FORK_MATCHED, C.FORK_RESERVE_FAIL], exit: [C.EXIT_MATCHED, C.EXIT_RESERVE_FAIL],
+      execNoArgs: C.EXEC_NO_ARGS, readFailed: C.READ_FAIL,
+    })
   }
 }
 
