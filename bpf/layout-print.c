@@ -21,7 +21,7 @@ static int first;
 static void common(void)
 {
 	OPEN("common");
-	OPEN("header");
+	OPEN("event_header");
 	F(picket_event_header, kind); F(picket_event_header, size); F(picket_event_header, cpu);
 	F(picket_event_header, boot_ns); F(picket_event_header, pid); F(picket_event_header, tgid);
 	F(picket_event_header, comm); SZ(picket_event_header);

@@ -19,7 +19,8 @@ import { hasCommand, IN_CI } from '../helpers/env.js'
 
 // The TypeScript mirror and the C header must not drift apart silently:
 // compile bpf/layout-print.c against bpf/events.h now and compare every
-// offset, size and constant with bpf/abi.ts and its class files, class by class.
+// offset, size and constant with bpf/abi.ts and its class files, class by
+// class; a struct layout-print.c prints and the mirror lacks fails too.
 
 type Printed = Record<'common' | EventClass, Record<string, Record<string, number | number[]>>>
 
@@ -49,97 +50,61 @@ const prefixed = (prefix: string, table: Readonly<Record<string, number>>): Reco
 const kindsOf = (cls: EventClass): Record<string, number> =>
   Object.fromEntries(Object.entries(KIND).filter(([, v]) => CLASSES[cls].kinds.includes(v)).map(([k, v]) => [`PICKET_EV_${k}`, v]))
 
-t.test('the common part: header, task info, constants; every kind in exactly one class', async t => {
-  const c = printLayout(t)?.common
-  if (c === undefined) return
-  const { COMM_LEN, ...header } = HEADER
-  t.same(c.header, header, 'struct picket_event_header')
-  t.same(c.task_info, TASK_INFO, 'struct picket_task_info')
-  t.same(c.constants, {
-    PICKET_ABI_VERSION: ABI_VERSION, PICKET_COMM_LEN: COMM_LEN, PICKET_OFF_ABSENT: OFF_ABSENT, PICKET_SYS_TP_MAX: SYS_TP_MAX, PICKET_PATH_MAX: PATH_MAX,
-  })
-  const all = Object.values(CLASSES).flatMap(c => c.kinds)
-  t.same([...all].sort((a, b) => a - b), Object.values(KIND).sort((a, b) => a - b), 'the class table holds every kind once')
-  t.equal(new Set(Object.values(CLASSES).map(c => c.ring)).size, Object.keys(CLASSES).length, 'one ring per class')
-})
+/** Each class's structs as layout-print.c names them, and their mirrors (configuration structs with their sizes). */
+const STRUCTS: Record<keyof Printed, Record<string, object>> = {
+  common: { event_header: (({ COMM_LEN, ...h }) => h)(HEADER), task_info: TASK_INFO },
+  network: {
+    net_event: NET_EVENT,
+    tp_layout: { ...TP_LAYOUT, SIZEOF: TP_LAYOUT_SIZEOF },
+    net_config: { ...NET_CONFIG, SIZEOF: NET_CONFIG_SIZEOF },
+  },
+  dns: { dns_event: DNS_EVENT, sock_owner: SOCK_OWNER, pkt_config: { ...PKT_CONFIG, SIZEOF: PKT_CONFIG_SIZEOF } },
+  process: { exec_event: EXEC_EVENT, fork_event: FORK_EVENT, exit_event: EXIT_EVENT, proc_config: { ...PROC_CONFIG, SIZEOF: PROC_CONFIG_SIZEOF } },
+  file: { file_event: FILE_EVENT, path_key: PATH_KEY, sys_tp: { ...SYS_TP, SIZEOF: SYS_TP_SIZEOF }, file_config: { ...FILE_CONFIG, SIZEOF: FILE_CONFIG_SIZEOF } },
+}
 
-t.test('the network class (NET_EVENTS, net.bpf.c)', async t => {
-  const c = printLayout(t)?.network
-  if (c === undefined) return
-  t.same(c.net_event, NET_EVENT, 'struct picket_net_event')
-  t.same(c.tp_layout, { ...TP_LAYOUT, SIZEOF: TP_LAYOUT_SIZEOF }, 'struct picket_tp_layout')
-  t.same(c.net_config, { ...NET_CONFIG, SIZEOF: NET_CONFIG_SIZEOF }, 'struct picket_net_config')
-  t.same(c.constants, {
-    ...kindsOf('network'),
-    ...prefixed('PICKET_DIR_', KDIR),
-    PICKET_RST_REASON_UNKNOWN: RST_REASON_UNKNOWN,
-    ...prefixed('PICKET_CNT_', COUNTER),
-    ...prefixed('PICKET_ADDR_', ADDR_MODE),
-    PICKET_TP_MAX: TP_MAX,
-  }, 'kinds, directions, counters, address modes')
-  t.equal(NET_EVENT.SIZEOF % 8, 0, 'records are a multiple of 8 bytes, so they pack back to back in a slab')
-})
-
-t.test('the dns class (DNS_EVENTS, packet.bpf.c)', async t => {
-  const c = printLayout(t)?.dns
-  if (c === undefined) return
-  t.same(c.dns_event, DNS_EVENT, 'struct picket_dns_event')
-  t.same(c.sock_owner, SOCK_OWNER, 'struct picket_sock_owner')
-  t.same(c.pkt_config, { ...PKT_CONFIG, SIZEOF: PKT_CONFIG_SIZEOF }, 'struct picket_pkt_config')
-  t.same(c.constants, {
-    ...kindsOf('dns'),
-    PICKET_DNS_SNAP: DNS_SNAP,
-    ...prefixed('PICKET_SKB_', SKB_DIR),
-    ...prefixed('PICKET_PKT_CNT_', PKT_COUNTER),
-  }, 'kinds, snap length, directions, counters')
-  t.equal(DNS_EVENT.payload % 8, 0, 'the payload starts 8-aligned, so a record rounded up to 8 packs back to back')
-  t.equal(DNS_EVENT.SIZEOF, DNS_EVENT.payload + DNS_SNAP)
-})
-
-t.test('the process class (PROC_EVENTS, proc.bpf.c)', async t => {
-  const c = printLayout(t)?.process
-  if (c === undefined) return
-  t.same(c.exec_event, EXEC_EVENT, 'struct picket_exec_event')
-  t.same(c.fork_event, FORK_EVENT, 'struct picket_fork_event')
-  t.same(c.exit_event, EXIT_EVENT, 'struct picket_exit_event')
-  t.same(c.proc_config, { ...PROC_CONFIG, SIZEOF: PROC_CONFIG_SIZEOF }, 'struct picket_proc_config')
-  t.same(c.constants, {
-    ...kindsOf('process'),
-    PICKET_ARGC_MAX: ARGC_MAX,
-    PICKET_ARGS_MAX: ARGS_MAX,
-    PICKET_ARG_MAX: ARG_MAX,
-    ...prefixed('PICKET_EXEC_', EXEC_FLAG),
-    PICKET_EXIT_UNKNOWN: EXIT_SOURCE.UNKNOWN,
-    PICKET_EXIT_GROUP: EXIT_SOURCE.EXIT_GROUP,
-    PICKET_EXIT_SIGNAL: EXIT_SOURCE.SIGNAL,
+/** Each class's constants by their C names: kinds, limits, flags, counters. */
+const CONSTANTS: Record<keyof Printed, Record<string, number>> = {
+  common: { PICKET_ABI_VERSION: ABI_VERSION, PICKET_COMM_LEN: HEADER.COMM_LEN, PICKET_OFF_ABSENT: OFF_ABSENT, PICKET_SYS_TP_MAX: SYS_TP_MAX, PICKET_PATH_MAX: PATH_MAX },
+  network: {
+    ...kindsOf('network'), ...prefixed('PICKET_DIR_', KDIR), PICKET_RST_REASON_UNKNOWN: RST_REASON_UNKNOWN,
+    ...prefixed('PICKET_CNT_', COUNTER), ...prefixed('PICKET_ADDR_', ADDR_MODE), PICKET_TP_MAX: TP_MAX,
+  },
+  dns: { ...kindsOf('dns'), PICKET_DNS_SNAP: DNS_SNAP, ...prefixed('PICKET_SKB_', SKB_DIR), ...prefixed('PICKET_PKT_CNT_', PKT_COUNTER) },
+  process: {
+    ...kindsOf('process'), PICKET_ARGC_MAX: ARGC_MAX, PICKET_ARGS_MAX: ARGS_MAX, PICKET_ARG_MAX: ARG_MAX, ...prefixed('PICKET_EXEC_', EXEC_FLAG),
+    PICKET_EXIT_UNKNOWN: EXIT_SOURCE.UNKNOWN, PICKET_EXIT_GROUP: EXIT_SOURCE.EXIT_GROUP, PICKET_EXIT_SIGNAL: EXIT_SOURCE.SIGNAL,
     ...prefixed('PICKET_PCNT_', PROC_COUNTER),
-  }, 'kinds, limits, flags, exit sources, counters')
-  for (const s of [EXEC_EVENT, FORK_EVENT, EXIT_EVENT]) {
-    t.equal(s.task, HEADER.SIZEOF, 'the task info follows the header')
-    t.equal(s.SIZEOF % 8, 0, 'records are a multiple of 8 bytes')
-  }
+  },
+  file: {
+    ...kindsOf('file'), PICKET_PREFIX_MAX: PREFIX_MAX, PICKET_AT_FDCWD: AT_FDCWD,
+    ...Object.fromEntries(FILE_SYSCALLS.map((name, i) => [`PICKET_FSYS_${name.toUpperCase()}`, i])), PICKET_FSYS_MAX: FILE_SYSCALLS.length,
+    ...prefixed('PICKET_FILE_', FILE_PATH_FLAG), ...prefixed('PICKET_FCNT_', FILE_COUNTER),
+    PICKET_PATH_EMIT: PATH_ACTION.EMIT, PICKET_PATH_DROP: PATH_ACTION.DROP,
+  },
+}
+
+for (const cls of Object.keys(STRUCTS) as Array<keyof Printed>) {
+  t.test(`the ${cls} part of events.h matches the mirror, struct by struct`, async t => {
+    const c = printLayout(t)?.[cls]
+    if (c === undefined) return
+    t.same(Object.keys(c), [...Object.keys(STRUCTS[cls]), 'constants'], 'every struct printed is mirrored')
+    for (const [name, mirror] of Object.entries(STRUCTS[cls])) t.same(c[name], mirror, `struct picket_${name}`)
+    t.same(c.constants, CONSTANTS[cls], 'every constant, its kinds included')
+  })
+}
+
+t.test('every kind is in exactly one class, each class has its own ring', async t => {
+  const all = Object.values(CLASSES).flatMap(c => c.kinds)
+  t.same([...all].sort((a, b) => a - b), Object.values(KIND).sort((a, b) => a - b))
+  t.equal(new Set(Object.values(CLASSES).map(c => c.ring)).size, Object.keys(CLASSES).length)
 })
 
-t.test('the file class (FILE_EVENTS, file.bpf.c)', async t => {
-  const c = printLayout(t)?.file
-  if (c === undefined) return
-  t.same(c.file_event, FILE_EVENT, 'struct picket_file_event')
-  t.same(c.path_key, PATH_KEY, 'struct picket_path_key')
-  t.same(c.sys_tp, { ...SYS_TP, SIZEOF: SYS_TP_SIZEOF }, 'struct picket_sys_tp')
-  t.same(c.file_config, { ...FILE_CONFIG, SIZEOF: FILE_CONFIG_SIZEOF }, 'struct picket_file_config')
-  t.same(c.constants, {
-    ...kindsOf('file'),
-    PICKET_PREFIX_MAX: PREFIX_MAX,
-    PICKET_AT_FDCWD: AT_FDCWD,
-    ...Object.fromEntries(FILE_SYSCALLS.map((name, i) => [`PICKET_FSYS_${name.toUpperCase()}`, i])),
-    PICKET_FSYS_MAX: FILE_SYSCALLS.length,
-    ...prefixed('PICKET_FILE_', FILE_PATH_FLAG),
-    ...prefixed('PICKET_FCNT_', FILE_COUNTER),
-    PICKET_PATH_EMIT: PATH_ACTION.EMIT,
-    PICKET_PATH_DROP: PATH_ACTION.DROP,
-  }, 'kinds, limits, syscall indexes, flags, counters, path actions')
-  t.equal(FILE_EVENT.task, HEADER.SIZEOF, 'the task info follows the header')
-  t.equal(FILE_EVENT.SIZEOF % 8, 0, 'records are a multiple of 8 bytes')
+t.test('records pack back to back: multiples of 8 bytes, the task info right after the header', async t => {
+  for (const r of [NET_EVENT, EXEC_EVENT, FORK_EVENT, EXIT_EVENT, FILE_EVENT]) t.equal(r.SIZEOF % 8, 0)
+  for (const r of [EXEC_EVENT, FORK_EVENT, EXIT_EVENT, FILE_EVENT]) t.equal(r.task, HEADER.SIZEOF)
+  t.equal(DNS_EVENT.payload % 8, 0, 'a DNS record rounded up to 8 from its payload packs too')
+  t.equal(DNS_EVENT.SIZEOF, DNS_EVENT.payload + DNS_SNAP)
 })
 
 t.test('encodePktConfig writes each field where the struct has it', async t => {
