@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
-import { KDIR, KIND, NET_EVENT, HEADER, RST_REASON_UNKNOWN } from '../../agent/decode/layout.js'
-import { ipv6At } from '../../agent/decode/ip.js'
+import { KDIR, KIND, NET_EVENT, HEADER, RST_REASON_UNKNOWN } from '../../bpf/abi.js'
+import { ipv6At } from '../../agent/normalize/ip.js'
 import { NetProbe } from '../../bpf/index.js'
 import { PacketProbe } from '../../bpf/packet.js'
 import { PKT_KIND } from '../../bpf/packet-layout.js'

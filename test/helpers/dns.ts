@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { DNS_EVENT } from '../../bpf/packet-layout.js'
-import { HEADER } from '../../agent/decode/layout.js'
-import { ipv4At, ipv6At } from '../../agent/decode/ip.js'
+import { HEADER } from '../../bpf/abi.js'
+import { ipv4At, ipv6At } from '../../agent/normalize/ip.js'
 import { run, type ScanResult } from './scan.js'
 
 // A real DNS server (Debian's dnsmasq) on loopback for the DNS capture tests,
