@@ -13,4 +13,6 @@ elif [ ! -f dist/cli/main.js ] || [ ! -d node_modules ] || ! node24_installed; t
   exit 1
 fi
 use_node24
-exec node bin/picket.js start "$@"
+# the one process holds the backend: bound its main thread's young generation
+# as the backend unit does (scripts/systemd/picket-backend.service)
+exec node --max-semi-space-size=16 bin/picket.js start "$@"

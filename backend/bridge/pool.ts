@@ -174,7 +174,10 @@ export class WorkerPoolBridge implements Bridge {
       workerData: init,
       transferList: [port2],
       name: `picket-detection-${slot.index}`,
-      resourceLimits: { maxOldGenerationSizeMb: workerHeapMb(this.#o.memoryBytes) },
+      // V8 on Node 24 lets a busy thread's young generation grow to 128 MiB
+      // and keeps it: a flood's garbage then holds RSS far above the state
+      // budget. 48 MiB is the decoders' bound too (agent/decode-pool/pool.ts).
+      resourceLimits: { maxOldGenerationSizeMb: workerHeapMb(this.#o.memoryBytes), maxYoungGenerationSizeMb: 48 },
     })
     slot.worker = worker
     slot.port = port1

@@ -10,7 +10,7 @@ import { collectorService } from '../../shared/proto/index.js'
 import { nthAddress } from '../injector/plan.js'
 import { Entries, HostilePacker, Raw, describeValue, materializeValue, nestedValue, rangeValue, typeValue, type HostileValue } from './values.js'
 
-// The fuzzer's one generator, shared by the fuzz CLI (npm run fuzz),
+// The fuzzer's one generator, shared by test/fuzz/collector-fuzz.test.ts,
 // `npm run fuzz` and the reliability drills. fast-check generates an
 // EpisodeSpec (plain data: one Ship stream of 1 to 4 batches, each a real
 // network_activity scan built by makeNetworkActivity plus the mutations of

@@ -10,7 +10,7 @@ import { peakRssBytes, rssBytes, sleep } from '../bench/lib/proc.js'
 import { injectScan } from '../injector/index.js'
 import { episodeSpecs, materialize, type Episode, type MutationClass } from './batches.js'
 import { findCulprit, type Culprit } from './bisect.js'
-import { RawShipClient, wireBytes, type Answer } from './ship.js'
+import { ANSWER_MS, RawShipClient, wireBytes, type Answer, type EpisodeAnswers } from './ship.js'
 
 // Runs the fuzzer against a live backend in a child process (its own RSS; a
 // crash is its death): episodes from the seeded generator on `concurrency`
@@ -30,10 +30,19 @@ export const HONEST_PORTS = 16
  * bound covers that state, gRPC's buffers for the batches in flight (8
  * streams of batches up to max_batch_bytes, each decoded and copied) and V8's
  * heaps; a default budget (256 MiB per worker) would let honest state alone
- * outgrow any tight bound. Measured peaks on 2 cores: 189-237 MiB over idle.
+ * outgrow any tight bound. Measured peaks on 2 cores: 189-237 MiB over idle
+ * on Node 20, 219-223 MiB on Node 24 with FUZZ_NODE_ARGS (266-288 MiB without).
  */
 export const RSS_HEADROOM_BYTES = 256 * 2 ** 20
 export const FUZZ_DETECTION_MEMORY = 32 * 2 ** 20
+/**
+ * The backend's V8 young generation as Node 20 sized it. Node 24's V8 sizes
+ * an isolate's semi-spaces from its heap limit (64 MiB each on a machine
+ * with 24 GiB, against Node 20's 16 MiB) and a busy isolate keeps them:
+ * capacity for garbage, not state, up to ~100 MiB per isolate (the main
+ * thread and each worker), which would hide in the bound a leak of that size.
+ */
+export const FUZZ_NODE_ARGS: readonly string[] = ['--max-semi-space-size=16']
 
 export interface FuzzOptions {
   seed?: number
@@ -95,6 +104,8 @@ export interface FuzzReport {
   invalidAccepted: Findings<Example>
   /** acks that match no message sent */
   extraAcks: number
+  /** the slowest answer after its message's last byte left, and the slowest message to leave, in ms, with their episodes */
+  slowest: { answerMs: number, answerEpisode: number, writeMs: number, writeEpisode: number }
   /** the run stopped before `batches` because the backend died maxCrashes times */
   stoppedEarly: boolean
   /** messages in flight when the backend died (their answers are not judged) */
@@ -150,7 +161,7 @@ function readRss (pid: number): { rss: number, hwm: number } {
 }
 
 async function startLife (db: string, workers: number): Promise<Life> {
-  const be = await startBackendProc({ db, workers, http: true, backend: { detectionMemory: FUZZ_DETECTION_MEMORY } })
+  const be = await startBackendProc({ db, workers, http: true, backend: { detectionMemory: FUZZ_DETECTION_MEMORY }, execArgv: [...FUZZ_NODE_ARGS] })
   await sleep(1000)
   const idle = readRss(be.pid).rss
   // reset VmHWM to the current RSS (proc(5), clear_refs "5"), so the peak is this run's
@@ -171,7 +182,9 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
   const empty = (): Findings<Example> => ({ count: 0, examples: [] })
   const r: FuzzReport = {
     seed, firstEpisode: first, episodes: 0, batches: 0, elapsedMs: 0, answers: {}, reasons: {}, byClass: {},
-    unnamed: empty(), unanswered: empty(), internal: empty(), invalidAccepted: empty(), extraAcks: 0, stoppedEarly: false, lostToCrash: 0, crashes: [],
+    unnamed: empty(), unanswered: empty(), internal: empty(), invalidAccepted: empty(), extraAcks: 0,
+    slowest: { answerMs: 0, answerEpisode: -1, writeMs: 0, writeEpisode: -1 },
+    stoppedEarly: false, lostToCrash: 0, crashes: [],
     honest: { host: HONEST_HOST, source: HONEST_SOURCE, acks: 'not sent', findings: 0 },
     health: { alive: false },
     metricsBytes: NaN,
@@ -233,9 +246,11 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
   }
   watch(life)
 
-  const record = (ep: Episode, answers: Answer[], extra: number): void => {
+  const record = (ep: Episode, { answers, extra, slowest }: EpisodeAnswers): void => {
     r.episodes++
-    r.extraAcks += extra
+    r.extraAcks += extra.length
+    if (slowest.answerMs > r.slowest.answerMs) Object.assign(r.slowest, { answerMs: slowest.answerMs, answerEpisode: ep.index })
+    if (slowest.writeMs > r.slowest.writeMs) Object.assign(r.slowest, { writeMs: slowest.writeMs, writeEpisode: ep.index })
     ep.shipments.forEach((s, i) => {
       const a = answers[i]
       const key = answerKey(a)
@@ -275,7 +290,7 @@ export async function runFuzz (o: FuzzOptions): Promise<FuzzReport> {
       if (l.be.exit() !== null) { r.lostToCrash += wires.length; continue }
       recent.push({ index: ep.index, at: Date.now(), labels: ep.shipments.flatMap(s => s.labels) })
       if (recent.length > 64) recent.shift()
-      record(ep, res.answers, res.extra.length)
+      record(ep, res)
     }
   }
   const progress = o.progress !== undefined
@@ -373,6 +388,7 @@ export function formatFuzzReport (r: FuzzReport): string {
     `  internal    ${r.internal.count} refusals because the engine threw (gRPC INTERNAL)`,
     `  unchecked   ${r.invalidAccepted.count} batches acked OK though a record breaks its contract`,
     ...(r.extraAcks > 0 ? [`  extra acks  ${r.extraAcks}`] : []),
+    `  slowest     answer ${r.slowest.answerMs} ms after its message's last byte left (episode ${r.slowest.answerEpisode}; due within ${ANSWER_MS} ms), message ${r.slowest.writeMs} ms to leave (episode ${r.slowest.writeEpisode})`,
     `  honest      ${r.honest.host} from ${r.honest.source}, ${HONEST_PORTS} ports: ${r.honest.acks}${r.honest.error !== undefined ? `; failed: ${r.honest.error}` : ''}; ${r.honest.findings} finding(s), expected 1`,
     `  health      ${r.health.alive ? `alive${r.crashes.length > 0 ? ` (after ${r.crashes.length} restart(s))` : ''}, /healthz ${r.health.code ?? 'no answer'} ${r.health.status ?? r.health.error ?? ''}` : 'the backend is not running'}`,
     `  rss         idle ${mib(r.rss.idle)}, peak ${mib(r.rss.peak)} (bound ${mib(r.rss.bound)}), after ${mib(r.rss.final)}`,

@@ -85,8 +85,9 @@ t.test('10,000 fake host ids: /metrics keeps its size, /api/hosts is paged, idle
   const after = await (await fetch(`${url}/metrics`)).text()
   const grown = [...series(after)].filter(s => !before.has(s))
   // Values widen (1 becomes 10001), so bytes are no measure; series are.
-  // A few series appear on their first observation, none per host.
-  t.ok(grown.length <= 16, `/metrics has ${grown.length} new series after 10,000 hosts (${before.size} before): no per-host series`)
+  // Some series appear on their first observation (a GC kind, a worker's
+  // first batch): a bounded set. Per-host series would add 10,000 or more.
+  t.ok(grown.length < 100, `/metrics has ${grown.length} new series after 10,000 hosts (${before.size} before): none per host; new: ${grown.slice(0, 40).join(', ')}`)
   t.notMatch(after, /fake-0/, 'no host id on /metrics')
 
   const first = await (await fetch(`${url}/api/hosts?limit=100`)).json() as HostList

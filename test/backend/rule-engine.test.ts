@@ -290,6 +290,21 @@ t.test('batches the worker refuses: record-level limits and a foreign device.uid
   t.same(eng.processBatch({ hostId: 'lim', seq: 1, count: 1, bytes: packRecords([long]), recvAt: T0 }, T0), { status: 'duplicate' }, 'a refused seq is spent')
 })
 
+t.test('a numeric device.uid is refused, even one that spells the batch\'s host id', async t => {
+  // what the fuzz test once reported acked OK (seed 388817 episode 3189): the harness had paired the acks wrongly, the engine refuses it
+  const eng = new DetectionEngine(compileRuleSet(loadRuleDir(SHIPPED_RULES)), { limits: LIMITS, productVersion: 'test' })
+  const numeric = (hostId: string, uid: number): Buffer => {
+    const r = probeRecord(hostId, { t: T0, src: '198.51.100.1', port: 1 })
+    r.device.uid = uid as unknown as string
+    return packRecords([probeRecord(hostId, { t: T0, src: '198.51.100.1', port: 2 }), r])
+  }
+  t.match(eng.processBatch({ hostId: 'num-host', seq: 1, count: 2, bytes: numeric('num-host', 28733), recvAt: T0 }, T0),
+    { status: 'refused', reason: 'host_id', error: 'PICKET_ERR_HOST_ID', message: /^record 1 has device.uid 28733 but the batch is from host 'num-host'/ })
+  t.match(eng.processBatch({ hostId: '12345', seq: 1, count: 2, bytes: numeric('12345', 12345), recvAt: T0 }, T0),
+    { status: 'refused', reason: 'host_id', error: 'PICKET_ERR_HOST_ID', message: /^record 1 has device.uid 12345 but the batch is from host '12345'/ })
+  t.same(eng.processBatch({ hostId: '12345', seq: 2, count: 1, bytes: packRecords([probeRecord('12345', { t: T0, src: '198.51.100.1', port: 3 })]), recvAt: T0 }, T0), { status: 'accepted', records: 1 }, 'the same host\'s records with device.uid as a string are accepted')
+})
+
 t.test('a malformed rule file fails with its file, line and reason', async t => {
   const yamlBroken = `title: Broken
 name: broken

@@ -31,10 +31,13 @@ t.test('the units run Picket on the Node 24 that setup.sh installs in the checko
   const runtime = readFileSync(rootPath('scripts', 'runtime.sh'), 'utf8')
   t.match(runtime, /^NODE24_LINK=\$PICKET_ROOT\/\.runtime\/node$/m, 'scripts/runtime.sh links .runtime/node to Node 24')
   for (const name of Object.keys(BOUNDS)) {
-    const exec = /^ExecStart=(\S+) (\S+)/m.exec(unit(name))
+    const exec = /^ExecStart=(\S+) (?:--[\w-]+=\S+ )*(\S+)/m.exec(unit(name))
     t.equal(exec?.[1], '/opt/picket/.runtime/node/bin/node', `${name} runs the checkout's Node 24`)
     t.equal(exec?.[2], '/opt/picket/bin/picket.js', `${name} runs the checkout's picket`)
   }
+  // Node 24's V8 grows a busy main thread's young generation to 128 MiB and
+  // keeps it; the backend's main thread takes every flood's garbage first.
+  t.match(unit('picket-backend.service'), /^ExecStart=\S+ --max-semi-space-size=16 /m, 'the backend bounds its main thread\'s young generation')
 })
 
 t.test('the console token reaches the backend as a credential file, never on its command line', async t => {

@@ -15,6 +15,8 @@ export interface BackendProcOptions extends Omit<ChildOptions, 'db' | 'detection
   detectionWorker?: URL
   /** added to the child's environment (its worker threads get a copy) */
   env?: NodeJS.ProcessEnv
+  /** node (and V8) flags of the child */
+  execArgv?: string[]
 }
 
 export interface BackendProc {
@@ -53,9 +55,9 @@ export async function startBackendProc (opts: BackendProcOptions = {}): Promise<
   const own = opts.db === undefined
   const dir = own ? mkdtempSync(join(tmpdir(), 'picket-bench-backend-')) : undefined
   const db = opts.db ?? join(dir as string, 'picket.db')
-  const { env, detectionWorker, ...rest } = opts
+  const { env, execArgv, detectionWorker, ...rest } = opts
   const child: ChildOptions = { ...rest, db, ...(detectionWorker !== undefined ? { detectionWorker: detectionWorker.href } : {}) }
-  const p: ChildProcess = spawnModule(import.meta.url, './backend-child', [JSON.stringify(child)], env !== undefined ? { env } : {})
+  const p: ChildProcess = spawnModule(import.meta.url, './backend-child', [JSON.stringify(child)], { ...(env !== undefined ? { env } : {}), ...(execArgv !== undefined ? { execArgv } : {}) })
   const stderr = tailStderr(p, 16_000)
   let exitedAs: number | string | null = null
   const exited = new Promise<number | string>(resolve => p.once('exit', (code, sig) => { exitedAs = code ?? sig ?? -1; resolve(exitedAs) }))
