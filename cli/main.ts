@@ -13,6 +13,7 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
   agent: { summary: 'run the sensor: capture, decode and ship OCSF records to a collector', load: async () => await import('./agent.js') },
   backend: { summary: 'run the collector, detection plane, alert store and console', load: async () => await import('./backend.js') },
   detect: { summary: 'run a detection node in cluster mode (partitions of the NATS JetStream batch stream)', load: async () => await import('./detect.js') },
+  doctor: { summary: 'check every hop from tracepoint to store, and say how to fix what is broken', load: async () => await import('./doctor.js') },
   capture: { summary: 'print live OCSF records as NDJSON, like tcpdump for OCSF', load: async () => await import('./capture.js') },
   'inject-scan': { summary: 'ship deterministic scan-shaped records to a collector, as an agent would', load: async () => await import('../scripts/injector/cli.js') },
   alerts: { summary: 'list findings from the alert store (works while the backend is down)', load: async () => await import('./alerts.js') },

@@ -47,6 +47,18 @@ t.test('cluster drills', async t => {
     return a.length > 0 && b.length > 0 && a.length + b.length === PARTITIONS
   }, 'the two detection nodes to share the 16 partitions', 30_000)
 
+  await t.test('picket doctor sees the streams, the consumers and every partition owned', async t => {
+    const p = spawnPicket(['doctor', '--bridge', cluster.spec, '--collector', backend.collector, '--db', db])
+    const code = await p.exited
+    const out = p.stdout()
+    t.match(out, new RegExp(`ok\\s+stream PICKET_BATCHES\\s+${PARTITIONS} partitions`))
+    for (let i = 0; i < PARTITIONS; i++) t.match(out, new RegExp(`ok\\s+partition ${i}\\s+owned by d[12] \\(lease token \\d+\\); lag \\d+ batches`), `partition ${i} owned`)
+    t.match(out, /ok\s+store /)
+    // tracefs and cgroup lines depend on the machine; the cluster's lines must not fail
+    t.notMatch(out, /FAIL\s+(bridge|stream|partition|collector|store)/, out)
+    t.ok(code === 0 || /FAIL\s+(tracefs|tracepoint|cgroup)/.test(out), 'exit 0 unless the machine lacks tracefs or cgroup v2')
+  })
+
   await t.test('SIGKILL the node that owns the scanned host mid-scan: exactly one finding within the lease TTL plus a few seconds', async t => {
     const host = 'drill-kill'
     const p = partitionOf(host, PARTITIONS)
