@@ -1,28 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
+import { freePort } from '../../scripts/bench/lib/spawn.js'
+
+export { freePort }
 
 // A real nats-server cluster for the cluster-mode drills: N servers with
 // JetStream on loopback ports, each its own process (spawned directly, so
 // the pid is the server's and a signal reaches it, not a wrapper).
 
 export const NATS_SERVER = '/usr/sbin/nats-server'
-
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 export interface NatsCluster {
   urls: string[]
