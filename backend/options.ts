@@ -61,6 +61,10 @@ export interface BackendOptions {
   fleetRefreshMs?: number
   /** the detection worker module (default backend/detection/worker); tests pass a wrapper */
   detectionWorker?: URL
+  /** cluster mode: publish batches to these NATS servers (nats://HOST:PORT) and run no detection here */
+  bridge?: string[]
+  /** cluster mode: partitions of a batch stream the backend creates (default 16) */
+  partitions?: number
 }
 
 export interface ResolvedOptions {
@@ -83,6 +87,8 @@ export interface ResolvedOptions {
   tickMs: number
   fleetRefreshMs: number
   detectionWorker: URL | undefined
+  bridge: string[] | undefined
+  partitions: number
 }
 
 function hp (v: string | HostPort, name: string, errors: string[]): HostPort | undefined {
@@ -104,6 +110,8 @@ export function resolveOptions (o: BackendOptions): ResolvedOptions {
   errors.push(...validateStreamLimits(streams))
   const detectionMemory = o.detectionMemory ?? DEFAULT_DETECTION_MEMORY
   if (!Number.isInteger(detectionMemory) || detectionMemory < 1024 * 1024) errors.push('detectionMemory must be an integer number of bytes, at least 1 MiB')
+  const partitions = o.partitions ?? 16
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > 1024) errors.push('partitions must be an integer from 1 to 1024')
   const hostIdleMs = o.hostIdleMs ?? 600_000
   if (!(hostIdleMs >= 1000)) errors.push('hostIdleMs must be at least 1000 (ms)')
   if (o.webhook !== undefined) {
@@ -154,6 +162,8 @@ export function resolveOptions (o: BackendOptions): ResolvedOptions {
     tickMs,
     fleetRefreshMs,
     detectionWorker: o.detectionWorker,
+    bridge: o.bridge !== undefined && o.bridge.length > 0 ? [...o.bridge] : undefined,
+    partitions,
   })
 }
 
@@ -182,5 +192,7 @@ export const BACKEND_OPTIONS: readonly OptSpec[] = [
   { name: 'max-streams-per-connection', type: 'int', default: DEFAULT_STREAM_LIMITS.maxStreamsPerConnection, min: 1, help: 'concurrent Ship streams on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)' },
   { name: 'detection-memory', type: 'bytes', default: '256MiB', min: 1024 * 1024, help: 'memory budget of each detection worker\'s correlation state (all hosts and rules), and of the fleet stage\'s; least recently active state is evicted past it' },
   { name: 'host-idle-timeout', type: 'duration', default: '10m', min: 1000, help: 'let a host with no batch for this long go from every per-host map (its store row stays)' },
+  { name: 'bridge', type: 'string', help: 'cluster mode: publish batches to NATS JetStream at nats://HOST:PORT[,HOST:PORT...] and leave detection to picket detect nodes' },
+  { name: 'partitions', type: 'int', default: 16, min: 1, max: 1024, help: 'cluster mode: partitions of the batch stream when the backend creates it (fixed afterwards)' },
   { name: 'log-level', type: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], help: 'log level' },
 ]

@@ -8,6 +8,7 @@ import { siblingModule } from '../shared/paths.js'
 import { VERSION } from '../shared/version.js'
 import { WorkerPoolBridge } from './bridge/pool.js'
 import type { Bridge } from './bridge/types.js'
+import { startClusterBridge } from './cluster/backend-side.js'
 import { Collector } from './collector.js'
 import { STATE_KINDS } from './detection/budget.js'
 import { FleetStage } from './detection/fleet.js'
@@ -73,7 +74,8 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       logger.error({ err, event }, 'a listener of the alert store (the console) failed on a change; the change is stored')
     },
   })
-  const orphans = store.closeOrphans()
+  // in cluster mode the detection nodes, not this process, hold the open incidents' windows
+  const orphans = o.bridge === undefined ? store.closeOrphans() : 0
   if (orphans > 0) logger.info({ findings: orphans }, 'closed findings a previous run left open (sliding windows restart empty)')
   // shutdown order: collector (no new batches), workers (their last updates
   // and dedup floors), outputs, HTTP, store
@@ -153,24 +155,33 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       }
       for (const [cause, v] of Object.entries(hosts.dropTotals())) metrics.agentDrops.set({ cause }, v)
     }
-    const bridge = new WorkerPoolBridge({
-      workers: o.workers,
-      rules: collection,
-      timing: o.timing,
-      limits: o.limits,
-      productVersion: VERSION,
-      floorsOf: (hostId: string) => store.floorsOf(hostId),
-      memoryBytes: o.detectionMemory,
-      hostIdleMs: o.hostIdleMs,
-      sink,
-      logger,
-      tickMs: o.tickMs,
-      fleetRefreshMs: o.fleetRefreshMs,
-      workerScript: o.detectionWorker,
-    })
-    await bridge.start()
+    let bridge: Bridge
+    let closeBridge: () => Promise<void>
+    if (o.bridge !== undefined) {
+      const cluster = await startClusterBridge({ servers: o.bridge, partitions: o.partitions, rules, store, sink, registry: metrics.registry, logger })
+      bridge = cluster.bridge
+      closeBridge = cluster.close
+    } else {
+      bridge = new WorkerPoolBridge({
+        workers: o.workers,
+        rules: collection,
+        timing: o.timing,
+        limits: o.limits,
+        productVersion: VERSION,
+        floorsOf: (hostId: string) => store.floorsOf(hostId),
+        memoryBytes: o.detectionMemory,
+        hostIdleMs: o.hostIdleMs,
+        sink,
+        logger,
+        tickMs: o.tickMs,
+        fleetRefreshMs: o.fleetRefreshMs,
+        workerScript: o.detectionWorker,
+      })
+      await bridge.start()
+      closeBridge = bridge.close.bind(bridge)
+    }
     at(RANK.bridge, async () => {
-      await bridge.close()
+      await closeBridge()
       fleet.flush(Date.now())
       void findings.push(fleet.drain())
       findings.stop()

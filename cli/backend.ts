@@ -5,6 +5,7 @@ import { PicketError } from '../shared/errors.js'
 import { createLogger } from '../shared/logger.js'
 import { TOKENS_CREDENTIAL } from '../backend/http-tokens.js'
 import { BACKEND_OPTIONS } from '../backend/options.js'
+import { parseNatsUrls } from '../backend/cluster/nats.js'
 import { startBackend } from '../backend/server.js'
 import { containUnhandledRejections } from './last-resort.js'
 
@@ -35,6 +36,8 @@ interface Values {
   'max-streams-per-connection': number
   'detection-memory': number
   'host-idle-timeout': number
+  bridge?: string
+  partitions: number
   'log-level': string
 }
 
@@ -100,6 +103,7 @@ export async function run (argv: string[]): Promise<number> {
     streams: { maxStreams: v['max-streams'], maxConnections: v['max-connections'], maxStreamsPerConnection: v['max-streams-per-connection'] },
     detectionMemory: v['detection-memory'],
     hostIdleMs: v['host-idle-timeout'],
+    ...(v.bridge !== undefined ? { bridge: parseNatsUrls(v.bridge, '--bridge'), partitions: v.partitions } : {}),
     logger,
   })
   const uncontain = containUnhandledRejections(backend, logger)

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { BYTES } from './budget.js'
 import { PortSet } from './port-set.js'
 import type { CorrelationSpec } from './rules/compile.js'
@@ -63,8 +63,20 @@ function merge<K> (m: Map<K, ValStat>, k: K, s: ValStat): boolean {
   return true
 }
 
+/**
+ * An incident's id, from what defines it: the rule, the group (host and
+ * grouped values) and the event time of the first record in the window that
+ * crossed. A detection node that takes a partition over and replays it
+ * crosses on the same records, so it names the same finding instead of a
+ * second one. UUID-shaped (version 8: custom) for the OCSF uid fields.
+ */
+export function incidentId (rule: string, key: string, firstSeen: number): string {
+  const h = createHash('sha256').update(`${rule}\u0000${key}\u0000${firstSeen}`).digest('hex')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16], 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`
+}
+
 export class Incident {
-  readonly id: string = randomUUID()
+  #id: string | undefined
   readonly spec: CorrelationSpec
   readonly key: string
   readonly groupValues: Record<string, string | number>
@@ -99,6 +111,12 @@ export class Incident {
     this.lastWall = nowWall
     this.crossRecvAt = recvAt
     this.#portField = spec.field === PORT_FIELD
+  }
+
+  /** Fixed when first read: at the Create, after the crossing window seeded it. */
+  get id (): string {
+    this.#id ??= incidentId(this.spec.ref, this.key, this.firstSeen)
+    return this.#id
   }
 
   /** How many distinct values of the rule's field it holds. */

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { FindingEvent } from '../detection/finding.js'
 import type { InstanceFloor } from '../detection/seq.js'
 import { closeDb, openDb, type StoreDb } from './db.js'
+import { Fences } from './fences.js'
 import { Findings } from './findings.js'
 import { Hosts } from './hosts.js'
 import { Triage } from './triage.js'
@@ -24,6 +25,7 @@ export class AlertStore extends EventEmitter<StoreEvents> {
   readonly #findings: Findings
   readonly #triage: Triage
   readonly #hosts: Hosts
+  readonly #fences: Fences
   readonly #onListenerError: NonNullable<StoreOptions['onListenerError']>
   #changeSeq: number
   readonly #nextSeq = (): number => ++this.#changeSeq
@@ -41,6 +43,7 @@ export class AlertStore extends EventEmitter<StoreEvents> {
     this.#triage = new Triage(this.#db)
     this.#findings = new Findings(this.#db, this.#triage)
     this.#hosts = new Hosts(this.#db)
+    this.#fences = new Fences(this.#db)
     this.#changeSeq = this.#findings.lastChangeSeq()
     this.#onListenerError = opts.onListenerError ?? ((err, event) => { process.emitWarning(`alert store: a '${event}' listener failed: ${err.message}`) })
   }
@@ -137,6 +140,16 @@ export class AlertStore extends EventEmitter<StoreEvents> {
 
   getHost (hostId: string): HostRow | undefined {
     return this.#hosts.get(hostId)
+  }
+
+  /** Cluster mode: may a writer holding lease `token` on `partition` write? Refuses a stale owner (fences.ts). */
+  admitFence (partition: number, token: number): boolean {
+    return this.#fences.admit(partition, token)
+  }
+
+  /** Each partition's fence: the lease token of its last writer. */
+  fences (): Map<number, number> {
+    return this.#fences.all()
   }
 
   close (): void {
