@@ -3,7 +3,7 @@ import { DetectionEngine } from '../../backend/detection/engine.js'
 import { compileRuleSet } from '../../backend/detection/rules/compile.js'
 import { loadRuleDir } from '../../backend/detection/rules/load.js'
 import { DEFAULT_LIMITS } from '../../backend/limits.js'
-import { unpackRecords } from '../../shared/codec.js'
+import { unpackRecords, unpackValue } from '../../shared/codec.js'
 import { rootPath } from '../../shared/paths.js'
 import { AgentStream } from '../injector/index.js'
 import type { BenchContext, BenchResult } from './cli.js'
@@ -103,7 +103,7 @@ function workload (hosts: number, batchRecords: number, scans: number): Workload
   return { hosts: ids, bg, scans: sc, records: batchRecords }
 }
 
-/** One thread, no gRPC: msgpackr decoding every record of the same batches (the limit), and the detection engine alone. */
+/** One thread, no gRPC: msgpackr decoding the same batches, records and context (the limit), and the detection engine alone. */
 function limits (w: Workload, minRecords: number): { unpack: number, engine: number } {
   const sample: Array<{ host: string, b: Packed }> = []
   for (let i = 0; i < Math.min(w.hosts.length, 64); i++) sample.push({ host: w.hosts[i], b: w.bg[i] })
@@ -116,7 +116,7 @@ function limits (w: Workload, minRecords: number): { unpack: number, engine: num
     for (let k = 0; n < minRecords; k++) { const s = sample[k % sample.length]; f(s.host, s.b); n += s.b.count }
     return n / ((performance.now() - t0) / 1000)
   }
-  const unpack = loop((_h, b) => { unpackRecords(b.bytes) })
+  const unpack = loop((_h, b) => { unpackRecords(b.bytes); if (b.context.byteLength > 0) unpackValue(b.context) })
   const rules = compileRuleSet(loadRuleDir(rootPath('backend', 'rules')))
   const engine = new DetectionEngine(rules, { limits: DEFAULT_LIMITS, productVersion: 'bench' })
   const seqs = new Map<string, number>()
@@ -124,7 +124,7 @@ function limits (w: Workload, minRecords: number): { unpack: number, engine: num
     const seq = (seqs.get(host) ?? 0) + 1
     seqs.set(host, seq)
     const now = Date.now()
-    engine.processBatch({ hostId: host, seq, count: b.count, bytes: b.bytes, recvAt: now }, now)
+    engine.processBatch({ hostId: host, seq, count: b.count, bytes: b.bytes, context: b.context, recvAt: now }, now)
     engine.drain()
   })
   return { unpack, engine: engineRate }
@@ -164,7 +164,7 @@ async function runOnce (w: Workload, warmupMs: number, measureMs: number): Promi
         h = s.host
         b = s
       }
-      const ack = await streams[h].send(b.bytes, b.count)
+      const ack = await streams[h].send(b.bytes, b.count, b.count, b.context)
       if (ack.status === 'OK' && measuring) windowRecords += b.count
     }
   }
