@@ -129,12 +129,11 @@ export class Projector {
     const c = this.cols
     const S = this.S
     const typ = c.typ
-    const str = c.str
     let shapes = NO_SHAPES
     let fillN = 0
     const tpl = n * S
     if (context !== undefined && context.byteLength > 0) {
-      this.#clear(tpl)
+      typ.fill(0, tpl, tpl + S)
       rd.reset(context, limits, 'context')
       const ctx = this.#ctx.read(rd, tpl, limits)
       shapes = ctx.shapes
@@ -144,8 +143,8 @@ export class Projector {
     this.#checks?.at(now)
     for (let r = 0; r < n; r++) {
       const base = r * S
+      // a cell is read only where typ says it holds a value: str is not cleared
       typ.fill(0, base, base + S)
-      for (let s = 0; s < S; s++) str[base + s] = undefined
       if (p >= rd.end) throw new ScanError(`records is truncated: record ${r} of ${n} is missing`)
       const h = buf[p]
       if (h >= 0x80 && h <= 0x8f) p = rd.map(p + 1, h & 15, this.#root, base, 1)
@@ -158,11 +157,6 @@ export class Projector {
     return n
   }
 
-  #clear (base: number): void {
-    const c = this.cols
-    c.typ.fill(0, base, base + this.S)
-    for (let s = 0; s < this.S; s++) c.str[base + s] = undefined
-  }
 
   /** The template's filled slots, deepest first; returns how many. */
   #fillList (tpl: number): number {
@@ -204,7 +198,7 @@ export class Projector {
     }
     c.cls[r] = plan.index
     const drop = plan.drop
-    for (let j = 0; j < drop.length; j++) { c.typ[base + drop[j]] = T_ABSENT; c.str[base + drop[j]] = undefined }
+    for (let j = 0; j < drop.length; j++) c.typ[base + drop[j]] = T_ABSENT
     const checks = this.#checks
     if (checks === undefined) return
     const ks = plan.checks

@@ -8,7 +8,7 @@ import { CLASS } from '../../../shared/ocsf/constants.js'
 export const HOST_FIELD = 'device.uid'
 
 /** The base event's fields: every record fills them, whatever its class. */
-export const BASE_FIELDS = ['time', 'class_uid', 'activity_id', HOST_FIELD, 'device.hostname'] as const
+export const BASE_FIELDS = ['time', 'class_uid', 'activity_id', HOST_FIELD, 'device.hostname', 'device.type_id'] as const
 
 /** network_activity's evidence fields. */
 export const NETWORK_EVIDENCE = [
