@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import {
-  ANALYTIC_TYPE, CATEGORY, CLASS, FINDING_ACTIVITY, FINDING_ACTIVITY_NAME, FINDING_STATUS,
-  OBSERVABLE_TYPE, OCSF_VERSION, PRODUCT, SEVERITY_NAME, typeUid,
+  ANALYTIC_TYPE, CATEGORY, CLASS, DEVICE_TYPE_NAME, DIRECTION_NAME, FINDING_ACTIVITY, FINDING_ACTIVITY_NAME, FINDING_STATUS,
+  NET_ACTIVITY_NAME, OBSERVABLE_TYPE, OCSF_VERSION, PRODUCT, SEVERITY_NAME, typeUid,
 } from '../../shared/ocsf/constants.js'
-import { fillCaptions } from '../../shared/ocsf/lean.js'
+import { IANA_PROTOCOL } from '../../shared/ocsf/lean.js'
 import type { DetectionFinding } from '../../shared/ocsf/types.js'
 import type { Ev, Incident, ValStat } from './incident.js'
 
@@ -59,29 +59,33 @@ function statList<K extends string | number> (entries: Iterable<[K, ValStat]>, k
 
 /**
  * One evidence record as the finding shows it: the record's own values, and
- * the captions expandRecord would give them (shared/ocsf/lean.ts
- * fillCaptions, from the OCSF schema). Where OCSF requires a field the
- * record did not carry (device.type_id, connection_info.direction_id), it
- * shows 0, Unknown.
+ * the captions expandRecord gives them (shared/ocsf/lean.ts fillCaptions;
+ * the tables here are the schema's, test/backend/evidence-shows-the-record
+ * checks them). Where OCSF requires a field the record did not carry
+ * (device.type_id, connection_info.direction_id), it shows 0, Unknown.
  */
 function evidence (e: Ev, role: string): Record<string, unknown> {
-  const rec = fillCaptions({
-    class_uid: CLASS.NETWORK_ACTIVITY.uid,
-    activity_id: e.act,
-    device: { type_id: e.dtype >= 0 ? e.dtype : 0, uid: e.host, ...(e.hostname !== undefined ? { hostname: e.hostname } : {}) },
-    ...(e.dir >= 0 || e.proto >= 0 ? { connection_info: { direction_id: e.dir >= 0 ? e.dir : 0, ...(e.proto >= 0 ? { protocol_num: e.proto } : {}) } } : {}),
-  })
-  const device = rec.device as Record<string, unknown>
-  device.type ??= 'Unknown'
+  const dtype = e.dtype >= 0 ? e.dtype : 0
   const out: Record<string, unknown> = {
     name: role,
     src_endpoint: { ...(e.sip !== undefined ? { ip: e.sip } : {}), ...(e.sport >= 0 ? { port: e.sport } : {}) },
     dst_endpoint: { ...(e.dip !== undefined ? { ip: e.dip } : {}), ...(e.dport >= 0 ? { port: e.dport } : {}) },
-    device,
-    data: { ...(Number.isFinite(e.rt) ? { time: e.rt } : {}), class_uid: rec.class_uid, activity_id: e.act, activity_name: rec.activity_name ?? 'Unknown' },
+    device: { type_id: dtype, ...caption('type', DEVICE_TYPE_NAME[dtype]), uid: e.host, ...(e.hostname !== undefined ? { hostname: e.hostname } : {}) },
+    data: { ...(Number.isFinite(e.rt) ? { time: e.rt } : {}), class_uid: CLASS.NETWORK_ACTIVITY.uid, activity_id: e.act, ...caption('activity_name', NET_ACTIVITY_NAME[e.act]) },
   }
-  if (rec.connection_info !== undefined) out.connection_info = rec.connection_info
+  if (e.dir >= 0 || e.proto >= 0) {
+    const dir = e.dir >= 0 ? e.dir : 0
+    out.connection_info = {
+      direction_id: dir,
+      ...caption('direction', DIRECTION_NAME[dir]),
+      ...(e.proto >= 0 ? { protocol_num: e.proto, ...caption('protocol_name', IANA_PROTOCOL[e.proto]) } : {}),
+    }
+  }
   return out
+}
+
+function caption (key: string, value: string | undefined): Record<string, string> {
+  return value !== undefined ? { [key]: value } : {}
 }
 
 function humanDuration (ms: number): string {

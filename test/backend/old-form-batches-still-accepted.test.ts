@@ -54,7 +54,12 @@ t.test('old-form batches are accepted and give the same stored findings as the s
         const r = await injectScan({ collector: be.collector.address, seed: 7, startTime: start, batchSize: 100, wire, ...s })
         t.equal(r.batches.ok, r.batches.sent, `${wire} ${s.hostId}: every batch acked OK`)
       }
-      await be.flush()
+      // the sweep's finding is the fleet stage's, updated at most once a second: wait for all 30 hosts
+      const deadline = Date.now() + 15_000
+      do {
+        await be.flush()
+        await new Promise(resolve => setTimeout(resolve, 100))
+      } while (Date.now() < deadline && stored(be).find(f => f.rule === 'picket_t1046_horizontal_sweep')?.hostsCount !== 30)
       return stored(be)
     } finally {
       await be.close()
