@@ -1,5 +1,6 @@
-import { RecordError, ScanError, T_ABSENT, T_MAP, T_NUM, type Cols, type ScanLimits } from './columns.js'
+import { RecordError, ScanError, T_ABSENT, T_MAP, T_NULL, T_NUM, T_STR, type Cols, type ScanLimits } from './columns.js'
 import type { RecordChecks } from './field-checks.js'
+import type { DerivedCaption } from './rules/captions.js'
 import { ContextReader, type ShapePlan } from './lean-context.js'
 import { MsgReader, typeName } from './msgpack-reader.js'
 import { buildTrie, withPrefixes, type TrieNode } from './trie.js'
@@ -29,13 +30,13 @@ export * from './columns.js'
 export interface ClassRouting {
   /** slots every record fills, whatever its class (time, class_uid, device.uid, ...) */
   base: readonly number[]
-  /** per class_uid the rules select: the further slots its records fill; a row's Cols.cls is its index here */
-  classes: ReadonlyArray<{ uid: number, slots: readonly number[] }>
+  /** per class_uid the rules select: the further slots its records fill, and the captions among them filled from ids; a row's Cols.cls is its index here */
+  classes: ReadonlyArray<{ uid: number, slots: readonly number[], captions?: readonly DerivedCaption[] }>
   /** the class_uid slot */
   classSlot: number
 }
 
-interface ClassPlan { index: number, drop: Int32Array, checks: Int32Array }
+interface ClassPlan { index: number, drop: Int32Array, checks: Int32Array, captions: readonly DerivedCaption[] }
 
 const NO_SHAPES: ShapePlan[] = []
 
@@ -78,14 +79,15 @@ export class Projector {
     this.#byDepth = Int32Array.from(all.map((_, s) => s).sort((a, b) => depth[b] - depth[a]))
     this.#fill = new Int32Array(this.S)
     const checked = checks?.slots ?? new Int32Array(0)
-    const plan = (index: number, keep: ReadonlySet<number> | undefined): ClassPlan => ({
+    const plan = (index: number, keep: ReadonlySet<number> | undefined, captions: readonly DerivedCaption[] = []): ClassPlan => ({
       index,
+      captions,
       drop: Int32Array.from(paths.keys()).filter(s => keep !== undefined && !keep.has(s)),
       checks: Int32Array.from(checked.keys()).filter(k => keep === undefined || keep.has(checked[k])),
     })
     this.#classSlot = routing?.classSlot ?? -1
     this.#other = plan(-1, routing !== undefined ? new Set(routing.base) : undefined)
-    routing?.classes.forEach((c, i) => this.#byUid.set(c.uid, plan(i, new Set([...routing.base, ...c.slots]))))
+    routing?.classes.forEach((c, i) => this.#byUid.set(c.uid, plan(i, new Set([...routing.base, ...c.slots]), c.captions)))
     this.#lastPlan = this.#other
     this.#grow(rows)
   }
@@ -199,6 +201,7 @@ export class Projector {
     c.cls[r] = plan.index
     const drop = plan.drop
     for (let j = 0; j < drop.length; j++) c.typ[base + drop[j]] = T_ABSENT
+    if (plan.captions.length > 0) this.#captions(plan.captions, base)
     const checks = this.#checks
     if (checks === undefined) return
     const ks = plan.checks
@@ -210,6 +213,21 @@ export class Projector {
     }
     const k = checks.row(c, base)
     if (k >= 0) throw new RecordError(r, checks.problem(k, c, base))
+  }
+
+  /** Fill the captions the record left out from their ids, as fillCaptions does. */
+  #captions (captions: readonly DerivedCaption[], base: number): void {
+    const { typ, num, str } = this.cols
+    for (const d of captions) {
+      const i = base + d.slot
+      const t = typ[i]
+      if (t !== T_ABSENT && !(d.overNull && t === T_NULL)) continue
+      const f = base + d.from
+      // fillCaptions looks an enum up by String(id): a numeric string finds it too
+      const id = typ[f] === T_NUM ? num[f] : typ[f] === T_STR && /^-?\d+$/.test(str[f] as string) ? Number(str[f]) : NaN
+      const v = d.table[id]
+      if (typeof v === 'string') { typ[i] = T_STR; str[i] = v } else if (typeof v === 'number') { typ[i] = T_NUM; num[i] = v }
+    }
   }
 
   /** A lean record of `n` elements at p: its shape index, then the values of that shape's paths. */

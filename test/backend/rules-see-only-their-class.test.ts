@@ -109,3 +109,37 @@ t.test('a rule names its class in logsource.category', async t => {
   const filter = `title: f\nlogsource: {category: process_creation}\nfilter:\n  rules: [r]\n  sel: {activity_id: 2}\n  condition: not sel\n`
   t.match(compile(`${rule('network_connection')}---\n${filter}`), /'r' reads class 4001 records but this filter's logsource is class 1007; a filter applies to rules of its own class/)
 })
+
+t.test('a rule that reads a caption matches lean records, which leave captions out, as it matches full ones', async t => {
+  const captions: Array<[string, string | number]> = [
+    ['activity_name', 'Refuse'],
+    ['class_name', 'Network Activity'],
+    ['category_name', 'Network Activity'],
+    ['category_uid', 4],
+    ['type_uid', 400105],
+    ['type_name', 'Network Activity: Refuse'],
+    ['severity', 'Informational'],
+    ['connection_info.direction', 'Inbound'],
+    ['connection_info.protocol_name', 'tcp'],
+    ['connection_info.protocol_ver', 'Internet Protocol version 4 (IPv4)'],
+    ['device.type', 'Server'],
+  ]
+  const text = captions.map(([path, value], i) => `title: caption ${i}\nname: test_caption_${i}\nlogsource: {category: network_connection}\ndetection:\n  sel: {${path}: ${JSON.stringify(value)}}\n  condition: sel\nlevel: low\n`).join('---\n')
+  const rules = rulesDir({ 'captions.yml': text }, false)
+  t.teardown(rules.cleanup)
+  const records = ports(3).map((port, i) => probeRecord('cap', { t: T0 + i, src: '198.51.100.9', port })) as unknown as Array<Record<string, unknown>>
+  // a record whose own caption differs from the schema's keeps it, in both forms: it does not match
+  const own = { ...records[2], activity_name: 'Refused by policy' }
+  const fired = (wire: 'lean' | 'full'): Record<string, number> => {
+    const rig = new EngineRig(rules.dir)
+    t.same(rig.sendBatch('cap', pack([records[0], records[1], own], wire), T0), { status: 'accepted', records: 3 })
+    rig.engine.flush(T0 + 10_000)
+    const out: FindingEvent[] = [...rig.findings, ...rig.engine.drain().findings]
+    const seen: Record<string, number> = {}
+    for (const f of out) seen[f.summary.rule] = Math.max(seen[f.summary.rule] ?? 0, f.summary.records)
+    return seen
+  }
+  const full = fired('full')
+  t.same(full, Object.fromEntries(captions.map(([path], i) => [`test_caption_${i}`, path === 'activity_name' ? 2 : 3])), 'full form: each caption rule matches (activity_name not on the record that says otherwise)')
+  t.same(fired('lean'), full, 'lean form: the same matches')
+})
