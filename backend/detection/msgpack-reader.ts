@@ -72,19 +72,19 @@ export class MsgReader {
 
   /** The map header at p: [entries, first entry], or undefined when p holds no map. */
   mapHeader (p: number): [number, number] | undefined {
-    const b = this.buf[p]
-    if (b >= 0x80 && b <= 0x8f) return [b & 15, p + 1]
-    if (b === 0xde) { this.need(p, 3); return [this.u16(p + 1), p + 3] }
-    if (b === 0xdf) { this.need(p, 5); return [this.u32(p + 1), p + 5] }
-    return undefined
+    return this.#header(p, 0x80, 0xde, 0xdf)
   }
 
   /** The array header at p: [elements, first element], or undefined when p holds no array. */
   arrayHeader (p: number): [number, number] | undefined {
+    return this.#header(p, 0x90, 0xdc, 0xdd)
+  }
+
+  #header (p: number, fix: number, b16: number, b32: number): [number, number] | undefined {
     const b = this.buf[p]
-    if (b >= 0x90 && b <= 0x9f) return [b & 15, p + 1]
-    if (b === 0xdc) { this.need(p, 3); return [this.u16(p + 1), p + 3] }
-    if (b === 0xdd) { this.need(p, 5); return [this.u32(p + 1), p + 5] }
+    if (b >= fix && b <= fix + 15) return [b & 15, p + 1]
+    if (b === b16) { this.need(p, 3); return [this.u16(p + 1), p + 3] }
+    if (b === b32) { this.need(p, 5); return [this.u32(p + 1), p + 5] }
     return undefined
   }
 

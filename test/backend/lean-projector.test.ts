@@ -1,9 +1,10 @@
 import t from 'tap'
 import { packValue } from '../../shared/codec.js'
 import { expandRecord, type LeanContext } from '../../shared/ocsf/lean.js'
-import { Projector, RecordError, ScanError, T_ABSENT, T_FALSE, T_MAP, T_NULL, T_NUM, T_OTHER, T_STR, T_TRUE } from '../../backend/detection/projector.js'
+import { Projector, RecordError, ScanError } from '../../backend/detection/projector.js'
 import { RecordChecks } from '../../backend/detection/field-checks.js'
 import { Prng } from '../../scripts/injector/prng.js'
+import { cell, get } from './helpers/cells.js'
 
 // The projector reads lean records ([shape, v1, ...] described by the
 // batch's context) and merges the context's shared fields into each row. The
@@ -14,31 +15,6 @@ import { Prng } from '../../scripts/injector/prng.js'
 
 const LIM = { maxStringBytes: 4096, maxDepth: 16, maxRecords: 100_000 }
 const NOW = Date.now()
-
-function get (obj: unknown, path: string): unknown {
-  let cur = obj
-  for (const k of path.split('.')) {
-    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined
-    cur = (cur as Record<string, unknown>)[k]
-  }
-  return cur
-}
-
-function cell (p: Projector, r: number, s: number): unknown {
-  const c = p.cols
-  const i = r * c.S + s
-  switch (c.typ[i]) {
-    case T_ABSENT: return undefined
-    case T_NUM: return c.num[i]
-    case T_STR: return c.str[i]
-    case T_TRUE: return true
-    case T_FALSE: return false
-    case T_NULL: return null
-    case T_OTHER: return 'OTHER'
-    case T_MAP: return 'MAP'
-  }
-  return 'BAD'
-}
 
 /** What the projector should hold for an expanded value: a map it walks into is MAP, other containers OTHER. */
 function want (v: unknown, path: string, paths: readonly string[]): unknown {

@@ -2,7 +2,8 @@ import t from 'tap'
 import { Packr } from 'msgpackr'
 import { packRecords, unpackRecords, unpackValue } from '../../shared/codec.js'
 import { expandRecord, type LeanContext } from '../../shared/ocsf/lean.js'
-import { Projector, ScanError, T_ABSENT, T_FALSE, T_NULL, T_NUM, T_OTHER, T_STR, T_TRUE } from '../../backend/detection/projector.js'
+import { Projector, ScanError } from '../../backend/detection/projector.js'
+import { cell, get } from './helpers/cells.js'
 import { Prng } from '../../scripts/injector/prng.js'
 import { buildPlan } from '../../scripts/injector/plan.js'
 
@@ -12,30 +13,6 @@ import { buildPlan } from '../../scripts/injector/plan.js'
 
 const LIM = { maxStringBytes: 4096, maxDepth: 16, maxRecords: 100_000 }
 const NOW = Date.now()
-
-function get (obj: unknown, path: string): unknown {
-  let cur = obj
-  for (const k of path.split('.')) {
-    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined
-    cur = (cur as Record<string, unknown>)[k]
-  }
-  return cur
-}
-
-function cell (p: Projector, r: number, s: number): unknown {
-  const c = p.cols
-  const i = r * c.S + s
-  switch (c.typ[i]) {
-    case T_ABSENT: return undefined
-    case T_NUM: return c.num[i]
-    case T_STR: return c.str[i]
-    case T_TRUE: return true
-    case T_FALSE: return false
-    case T_NULL: return null
-    case T_OTHER: return 'OTHER'
-  }
-  return 'BAD'
-}
 
 for (const wire of ['lean', 'full'] as const) {
   t.test(`agrees with expandRecord on injector records (real OCSF network_activity, ${wire} form)`, async t => {
