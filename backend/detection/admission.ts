@@ -6,10 +6,9 @@ import { EVIDENCE_SLOT, HOST_FIELD } from './rules/compile.js'
 
 // What a batch passes before its rows reach the rules: a seq its agent
 // instance has not sent before, a scan within the limits over well-formed
-// msgpack (a context that describes the lean records), records whose
-// fields mean something
-// (field-checks.ts), as many records as the batch says, and no record of
-// another host. A refused batch's seq is spent. A refusal names its reason
+// msgpack (with a context that describes its lean records), records whose
+// fields mean something (field-checks.ts), as many records as the batch
+// says, and no record of another host. A refused batch's seq is spent. A refusal names its reason
 // and says what to do; the gRPC status is the collector's business.
 
 const HOST = EVIDENCE_SLOT[HOST_FIELD]

@@ -19,9 +19,8 @@ import { EVIDENCE_SLOT, type DetectionRule, type RuleSet } from './rules/compile
 // thread; inside it one actor per host, holding that host's sliding windows.
 // A batch is admitted, scanned into columns, and each row a detection rule
 // of the row's event class matches is handed to the correlations that
-// consume that rule. Everything
-// is driven by the caller's clock (nowWall), so the unit tests replay exact
-// timelines. All correlation state, of every host and rule, sits under one
+// consume that rule. Everything is driven by the caller's clock (nowWall), so
+// the unit tests replay exact timelines. All correlation state, of every host and rule, sits under one
 // memory budget (budget.ts), enforced after each batch and each tick.
 
 export interface EngineOptions {
