@@ -4,6 +4,7 @@ import { compileRuleSet } from '../../backend/detection/rules/compile.js'
 import { loadRuleDir } from '../../backend/detection/rules/load.js'
 import { DEFAULT_LIMITS } from '../../backend/limits.js'
 import { unpackRecords, unpackValue } from '../../shared/codec.js'
+import { expandBatch, type LeanContext } from '../../shared/ocsf/lean.js'
 import { rootPath } from '../../shared/paths.js'
 import { AgentStream } from '../injector/index.js'
 import type { BenchContext, BenchResult } from './cli.js'
@@ -67,6 +68,8 @@ interface IngestRun {
   peakRss: number
   /** the bare msgpack decode rate measured right after this run */
   limit?: number
+  /** the full decode to OCSF objects (unpack and expandBatch), measured with it */
+  expandLimit?: number
 }
 
 export interface IngestSeries {
@@ -77,6 +80,8 @@ export interface IngestSeries {
   e2eP50: number
   e2eP99: number
   ratio: number
+  /** against the full decode to OCSF objects */
+  ratioExpand: number
   samples: number
   runs: number
   peakRss: number
@@ -88,7 +93,7 @@ export interface IngestData {
   /** wire bytes per record (records and context) of the benign batches */
   bytesPerRecord: number
   lanes: number
-  limit: { unpack: number, engine: number }
+  limit: Limits
   series: IngestSeries[]
   runs: IngestRun[]
 }
@@ -106,7 +111,9 @@ function workload (hosts: number, batchRecords: number, scans: number): Workload
 }
 
 /** One thread, no gRPC: msgpackr decoding the same batches, records and context (the limit), and the detection engine alone. */
-function limits (w: Workload, minRecords: number): { unpack: number, engine: number } {
+interface Limits { unpack: number, expand: number, engine: number }
+
+function limits (w: Workload, minRecords: number): Limits {
   const sample: Array<{ host: string, b: Packed }> = []
   for (let i = 0; i < Math.min(w.hosts.length, 64); i++) sample.push({ host: w.hosts[i], b: w.bg[i] })
   for (const s of w.scans.slice(0, 16)) sample.push({ host: w.hosts[s.host], b: s })
@@ -119,6 +126,7 @@ function limits (w: Workload, minRecords: number): { unpack: number, engine: num
     return n / ((performance.now() - t0) / 1000)
   }
   const unpack = loop((_h, b) => { unpackRecords(b.bytes); if (b.context.byteLength > 0) unpackValue(b.context) })
+  const expand = loop((_h, b) => { expandBatch((b.context.byteLength > 0 ? unpackValue(b.context) : {}) as LeanContext, unpackRecords(b.bytes)) })
   const rules = compileRuleSet(loadRuleDir(rootPath('backend', 'rules')))
   const engine = new DetectionEngine(rules, { limits: DEFAULT_LIMITS, productVersion: 'bench' })
   const seqs = new Map<string, number>()
@@ -129,7 +137,7 @@ function limits (w: Workload, minRecords: number): { unpack: number, engine: num
     engine.processBatch({ hostId: host, seq, count: b.count, bytes: b.bytes, context: b.context, recvAt: now }, now)
     engine.drain()
   })
-  return { unpack, engine: engineRate }
+  return { unpack, expand, engine: engineRate }
 }
 
 async function runOnce (w: Workload, warmupMs: number, measureMs: number): Promise<IngestRun> {
@@ -264,7 +272,7 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
   const runsFor = (h: number): number => ctx.quick && h !== head ? 1 : ctx.runs
   const total = hostCounts.reduce((s, h) => s + runsFor(h), 0)
   const runs: IngestRun[] = []
-  const lims: Array<{ unpack: number, engine: number }> = []
+  const lims: Limits[] = []
   const workloads = new Map(hostCounts.map(h => [h, workload(h, batchRecords, TINY ? 20 : Math.max(h, 200))]))
   ctx.progress.start('ingest', total)
   try {
@@ -275,7 +283,7 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
         const w = workloads.get(h) as Workload
         const run = await runOnce(w, warmupMs, measureMs)
         const lim = limits(w, TINY ? 20_000 : 200_000)
-        runs.push({ ...run, limit: lim.unpack })
+        runs.push({ ...run, limit: lim.unpack, expandLimit: lim.expand })
         lims.push(lim)
         ctx.progress.tick(1, `${h} hosts: ${fmt(run.rate)} records/s, p99 ${fmt(quantile(run.latBackend, 0.99))} ms`)
       }
@@ -284,7 +292,7 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     ctx.progress.stop()
   }
 
-  const limit = { unpack: median(lims.map(l => l.unpack)), engine: median(lims.map(l => l.engine)) }
+  const limit = { unpack: median(lims.map(l => l.unpack)), expand: median(lims.map(l => l.expand)), engine: median(lims.map(l => l.engine)) }
   const bg = (workloads.get(head) as Workload).bg
   const bytesPerRecord = bg.reduce((n, b) => n + b.bytes.byteLength + b.context.byteLength, 0) / bg.reduce((n, b) => n + b.count, 0)
   const series: IngestSeries[] = hostCounts.map(h => {
@@ -299,6 +307,7 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
       e2eP50: quantile(le, 0.5),
       e2eP99: quantile(le, 0.99),
       ratio: median(rs.map(r => r.rate / (r.limit ?? limit.unpack))),
+      ratioExpand: median(rs.map(r => r.rate / (r.expandLimit ?? limit.expand))),
       samples: lb.length,
       runs: rs.length,
       peakRss: median(rs.map(r => r.peakRss)),
@@ -333,15 +342,20 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     'transaction returned. "Injector → store" starts instead when the injector wrote the batch, so it adds the wait in front of the',
     'collector (the batches queued ahead of it on the connection). Percentiles are over every scan of every run.',
     '',
-    table(['hosts', 'runs', 'records/s', 'vs bare msgpack decode (per-run ratio)', 'latency p50', 'latency p99', 'injector → store p50 / p99', 'scans', 'backend CPU µs/record', 'backend peak RSS'],
-      series.map(s => [fmt(s.hosts), s.runs, fmt(s.rate), `${(s.ratio * 100).toFixed(0)}%`, `${fmt(s.p50)} ms`, `${fmt(s.p99)} ms`, `${fmt(s.e2eP50)} / ${fmt(s.e2eP99)} ms`, fmt(s.samples), s.cpuUs.toFixed(2), `${fmt(s.peakRss / 2 ** 20)} MiB`])),
+    table(['hosts', 'runs', 'records/s', 'vs bare msgpack decode / vs full decode (per-run ratios)', 'latency p50', 'latency p99', 'injector → store p50 / p99', 'scans', 'backend CPU µs/record', 'backend peak RSS'],
+      series.map(s => [fmt(s.hosts), s.runs, fmt(s.rate), `${(s.ratio * 100).toFixed(0)}% / ${(s.ratioExpand * 100).toFixed(0)}%`, `${fmt(s.p50)} ms`, `${fmt(s.p99)} ms`, `${fmt(s.e2eP50)} / ${fmt(s.e2eP99)} ms`, fmt(s.samples), s.cpuUs.toFixed(2), `${fmt(s.peakRss / 2 ** 20)} MiB`])),
     '',
     `Limits on one thread of this machine, same batches, no gRPC: msgpackr \`unpack\` of each batch, records and context (the bare decode) ${fmt(limit.unpack)} records/s;`,
+    `the full decode to OCSF objects (that unpack, then shared/ocsf/lean.ts \`expandBatch\`) ${fmt(limit.expand)} records/s;`,
     `the detection engine alone (backend/detection/engine.ts processBatch: projector scan, dedup, rules) ${fmt(limit.engine)} records/s.`,
+    'The bare decode of a lean batch is no longer a decode of its records: it yields positional arrays of ~100 bytes a record that',
+    'mean nothing without the context and expandRecord. It is the cheaper bound now, so the ratio to it falls; the full decode is',
+    'what the old bare decode did (OCSF objects), and the ratio to it is the second figure.',
     '',
     table(['target', 'measured', 'met'], [
       [`≥ 1,000,000 records/s across ${fmt(head)} hosts`, fmt(hs.rate), hs.rate >= 1e6 ? 'yes' : '**no**'],
       ['≥ 50% of a bare msgpack decode of the same batches (one thread)', `${(hs.ratio * 100).toFixed(0)}%`, hs.ratio >= 0.5 ? 'yes' : '**no**'],
+      ['≥ 50% of a full decode of the same batches to OCSF objects (one thread)', `${(hs.ratioExpand * 100).toFixed(0)}%`, hs.ratioExpand >= 0.5 ? 'yes' : '**no**'],
       ['p99 crossing record → stored finding ≤ 100 ms', `${fmt(hs.p99)} ms (p50 ${fmt(hs.p50)} ms)`, hs.p99 <= 100 ? 'yes' : '**no**'],
       ['every scan gives exactly one finding, nothing else', `${fmt(scans - missing)} of ${fmt(scans)} scans found; ${fmt(missing)} missing, ${fmt(extra)} extra`, missing === 0 && extra === 0 ? 'yes' : '**no**'],
     ]),
