@@ -9,7 +9,7 @@ import { rootPath } from '../../shared/paths.js'
 import { AgentStream } from '../injector/index.js'
 import type { BenchContext, BenchResult } from './cli.js'
 import { startBackendProc, type BackendProc } from './lib/backend.js'
-import { benignBatch, connectClients, hostId, PORT_SCAN_RULE, scanBatch, scanSource, type Packed, type Scan } from './lib/fleet.js'
+import { benignBatch, connectClients, hostId, PORT_SCAN_RULE, scanBatch, scanSource, type Packed, type Scan, type Wire } from './lib/fleet.js'
 import { peakRssBytes, sleep, threadCpu, totalCpu } from './lib/proc.js'
 import { fmt, median, quantile, table } from './lib/report.js'
 import { pick, TINY } from './lib/size.js'
@@ -92,20 +92,22 @@ export interface IngestData {
   batchRecords: number
   /** wire bytes per record (records and context) of the benign batches */
   bytesPerRecord: number
+  /** the same hosts sending the full form, in the same runs (absent in the tiny run) */
+  fullForm?: IngestSeries
   lanes: number
   limit: Limits
   series: IngestSeries[]
   runs: IngestRun[]
 }
 
-function workload (hosts: number, batchRecords: number, scans: number): Workload {
+function workload (hosts: number, batchRecords: number, scans: number, wire: Wire = 'lean'): Workload {
   const width = String(hosts).length
   const ids = Array.from({ length: hosts }, (_, i) => hostId('ingest', i, width))
   const startTime = Date.now()
-  const bg = ids.map((id, i) => benignBatch(id, batchRecords, i + 1, startTime))
+  const bg = ids.map((id, i) => benignBatch(id, batchRecords, i + 1, startTime, wire))
   const sc = Array.from({ length: scans }, (_, j) => {
     const h = j % hosts
-    return scanBatch(ids[h], h, scanSource(j), PORTS_PER_SCAN, batchRecords, 1000 + j, startTime)
+    return scanBatch(ids[h], h, scanSource(j), PORTS_PER_SCAN, batchRecords, 1000 + j, startTime, wire)
   })
   return { hosts: ids, bg, scans: sc, records: batchRecords }
 }
@@ -117,16 +119,17 @@ function limits (w: Workload, minRecords: number): Limits {
   const sample: Array<{ host: string, b: Packed }> = []
   for (let i = 0; i < Math.min(w.hosts.length, 64); i++) sample.push({ host: w.hosts[i], b: w.bg[i] })
   for (const s of w.scans.slice(0, 16)) sample.push({ host: w.hosts[s.host], b: s })
-  const loop = (f: (host: string, b: Packed) => void): number => {
+  const loop = (f: (host: string, b: Packed) => void, records = minRecords): number => {
     let n = 0
-    for (let k = 0; n < minRecords / 4; k++) { const s = sample[k % sample.length]; f(s.host, s.b); n += s.b.count } // warm
+    for (let k = 0; n < records / 4; k++) { const s = sample[k % sample.length]; f(s.host, s.b); n += s.b.count } // warm
     n = 0
     const t0 = performance.now()
-    for (let k = 0; n < minRecords; k++) { const s = sample[k % sample.length]; f(s.host, s.b); n += s.b.count }
+    for (let k = 0; n < records; k++) { const s = sample[k % sample.length]; f(s.host, s.b); n += s.b.count }
     return n / ((performance.now() - t0) / 1000)
   }
   const unpack = loop((_h, b) => { unpackRecords(b.bytes); if (b.context.byteLength > 0) unpackValue(b.context) })
-  const expand = loop((_h, b) => { expandBatch((b.context.byteLength > 0 ? unpackValue(b.context) : {}) as LeanContext, unpackRecords(b.bytes)) })
+  // a tenth as many records: it is about as slow as the rest are fast
+  const expand = loop((_h, b) => { expandBatch((b.context.byteLength > 0 ? unpackValue(b.context) : {}) as LeanContext, unpackRecords(b.bytes)) }, minRecords / 10)
   const rules = compileRuleSet(loadRuleDir(rootPath('backend', 'rules')))
   const engine = new DetectionEngine(rules, { limits: DEFAULT_LIMITS, productVersion: 'bench' })
   const seqs = new Map<string, number>()
@@ -274,7 +277,10 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
   const runs: IngestRun[] = []
   const lims: Limits[] = []
   const workloads = new Map(hostCounts.map(h => [h, workload(h, batchRecords, TINY ? 20 : Math.max(h, 200))]))
-  ctx.progress.start('ingest', total)
+  // the peer: the same hosts sending the full form of agents before the lean one, in the same runs
+  const full = TINY ? undefined : workload(head, batchRecords, Math.max(head, 200), 'full')
+  const fullRuns: IngestRun[] = []
+  ctx.progress.start('ingest', total + (full !== undefined ? runsFor(head) : 0))
   try {
     // host counts take turns run by run, so the machine's noise hits them alike
     for (let r = 0; r < ctx.runs; r++) {
@@ -287,16 +293,21 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
         lims.push(lim)
         ctx.progress.tick(1, `${h} hosts: ${fmt(run.rate)} records/s, p99 ${fmt(quantile(run.latBackend, 0.99))} ms`)
       }
+      if (full !== undefined && r < runsFor(head)) {
+        const run = await runOnce(full, warmupMs, measureMs)
+        const lim = limits(full, 200_000)
+        fullRuns.push({ ...run, limit: lim.unpack, expandLimit: lim.expand })
+        ctx.progress.tick(1, `${head} hosts, full form: ${fmt(run.rate)} records/s`)
+      }
     }
   } finally {
     ctx.progress.stop()
   }
 
   const limit = { unpack: median(lims.map(l => l.unpack)), expand: median(lims.map(l => l.expand)), engine: median(lims.map(l => l.engine)) }
-  const bg = (workloads.get(head) as Workload).bg
-  const bytesPerRecord = bg.reduce((n, b) => n + b.bytes.byteLength + b.context.byteLength, 0) / bg.reduce((n, b) => n + b.count, 0)
-  const series: IngestSeries[] = hostCounts.map(h => {
-    const rs = runs.filter(r => r.hosts === h)
+  const wireBytes = (w: Workload): number => w.bg.reduce((n, b) => n + b.bytes.byteLength + b.context.byteLength, 0) / w.bg.reduce((n, b) => n + b.count, 0)
+  const bytesPerRecord = wireBytes(workloads.get(head) as Workload)
+  const summarize = (h: number, rs: IngestRun[]): IngestSeries => {
     const lb = rs.flatMap(r => r.latBackend)
     const le = rs.flatMap(r => r.latE2e)
     return {
@@ -313,14 +324,17 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
       peakRss: median(rs.map(r => r.peakRss)),
       cpuUs: median(rs.map(r => r.backendCpuUs)),
     }
-  })
+  }
+  const series: IngestSeries[] = hostCounts.map(h => summarize(h, runs.filter(r => r.hosts === h)))
   const hs = series[series.length - 1]
+  const fs = full !== undefined ? summarize(head, fullRuns) : undefined
   const hr = runs.filter(r => r.hosts === head)
   const m = (f: (r: IngestRun) => number): number => median(hr.map(f))
-  const scans = runs.reduce((s, r) => s + r.scans, 0)
-  const missing = runs.reduce((s, r) => s + r.missing, 0)
-  const extra = runs.reduce((s, r) => s + r.extra, 0)
-  const retried = runs.reduce((s, r) => s + r.retried, 0)
+  const every = [...runs, ...fullRuns]
+  const scans = every.reduce((s, r) => s + r.scans, 0)
+  const missing = every.reduce((s, r) => s + r.missing, 0)
+  const extra = every.reduce((s, r) => s + r.extra, 0)
+  const retried = every.reduce((s, r) => s + r.retried, 0)
   const injElu = m(r => r.injectorElu)
   const beMain = m(r => r.backendMain)
   const bottleneck = injElu > 0.9 && beMain < 0.9
@@ -343,8 +357,12 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     'collector (the batches queued ahead of it on the connection). Percentiles are over every scan of every run.',
     '',
     table(['hosts', 'runs', 'records/s', 'vs bare msgpack decode / vs full decode (per-run ratios)', 'latency p50', 'latency p99', 'injector → store p50 / p99', 'scans', 'backend CPU µs/record', 'backend peak RSS'],
-      series.map(s => [fmt(s.hosts), s.runs, fmt(s.rate), `${(s.ratio * 100).toFixed(0)}% / ${(s.ratioExpand * 100).toFixed(0)}%`, `${fmt(s.p50)} ms`, `${fmt(s.p99)} ms`, `${fmt(s.e2eP50)} / ${fmt(s.e2eP99)} ms`, fmt(s.samples), s.cpuUs.toFixed(2), `${fmt(s.peakRss / 2 ** 20)} MiB`])),
+      [...series.map(s => ({ ...s, label: fmt(s.hosts) })), ...(fs !== undefined ? [{ ...fs, label: `${fmt(fs.hosts)}, full form` }] : [])].map(s => [s.label, s.runs, fmt(s.rate), `${(s.ratio * 100).toFixed(0)}% / ${(s.ratioExpand * 100).toFixed(0)}%`, `${fmt(s.p50)} ms`, `${fmt(s.p99)} ms`, `${fmt(s.e2eP50)} / ${fmt(s.e2eP99)} ms`, fmt(s.samples), s.cpuUs.toFixed(2), `${fmt(s.peakRss / 2 ** 20)} MiB`])),
     '',
+    ...(fs !== undefined
+      ? [`The last row is the peer, in the same runs, turn by turn with the others: the same ${fmt(head)} hosts sending the full form of agents`,
+          `before the lean one (${fmt(wireBytes(full as Workload))} bytes a record, no context). The lean form moves ${(hs.rate / fs.rate).toFixed(1)}× its records/s at ${(fs.cpuUs / hs.cpuUs).toFixed(1)}× less backend CPU a record.`, '']
+      : []),
     `Limits on one thread of this machine, same batches, no gRPC: msgpackr \`unpack\` of each batch, records and context (the bare decode) ${fmt(limit.unpack)} records/s;`,
     `the full decode to OCSF objects (that unpack, then shared/ocsf/lean.ts \`expandBatch\`) ${fmt(limit.expand)} records/s;`,
     `the detection engine alone (backend/detection/engine.ts processBatch: projector scan, dedup, rules) ${fmt(limit.engine)} records/s.`,
@@ -378,6 +396,6 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
   return {
     title: 'ingest: injector → collector → detection across 1,000 hosts; crossing record → stored finding',
     body,
-    data: { batchRecords, bytesPerRecord, lanes: LANES, limit, series, runs: runs.map(r => ({ ...r, latBackend: [], latE2e: [], latBackendP: [quantile(r.latBackend, 0.5), quantile(r.latBackend, 0.99)], latE2eP: [quantile(r.latE2e, 0.5), quantile(r.latE2e, 0.99)] })) },
+    data: { batchRecords, bytesPerRecord, lanes: LANES, limit, series, fullForm: fs, runs: runs.map(r => ({ ...r, latBackend: [], latE2e: [], latBackendP: [quantile(r.latBackend, 0.5), quantile(r.latBackend, 0.99)], latE2eP: [quantile(r.latE2e, 0.5), quantile(r.latE2e, 0.99)] })) },
   }
 }
