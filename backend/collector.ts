@@ -16,7 +16,7 @@ import { serverOptions, StreamGate } from './transport.js'
 // The gRPC Ship server. Per batch: host id and instance well-formed
 // (shared/host-id.ts) and the same for the whole stream (the host id equal to
 // the client certificate's name under mTLS); seq a positive integer; limits
-// on bytes, record count and string length here, string length and nesting
+// on bytes (records and context), record count and string length here, string length and nesting
 // depth again record by record in the worker's scan. A refused batch gets Ack REFUSED with the gRPC code, the
 // PICKET_ERR_ code, the limit's name and what to do; the stream stays up.
 // Everything else is acked only once the detection plane has accepted it.
@@ -69,14 +69,22 @@ const DETECTION_REFUSALS: Readonly<Record<DetectionRefusalReason, { code: grpc.s
  * May we detach `records.buffer`? grpc-js (1.14, stream-decoder.ts) gathers
  * each framed message into its own Buffer.concat() allocation; messages of
  * 4 KiB and more get an ArrayBuffer of their own, which it drops once the
- * message is deserialized. When the ArrayBuffer is no bigger than the records
- * plus the other Batch fields, nothing else lives in it and the worker may
- * take it whole. Otherwise (small messages share Node's buffer pool) we copy.
+ * message is deserialized, and the records and context are slices of it.
+ * When the ArrayBuffer is no bigger than the records and context plus the
+ * other Batch fields, nothing else lives in it and the worker may take it
+ * whole. Otherwise (small messages share Node's buffer pool) we copy.
  */
-function ownsBuffer (records: Buffer, maxOverhead: number): boolean {
+function ownsBuffer (records: Buffer, context: Uint8Array, maxOverhead: number): boolean {
   const ab = records.buffer
-  if (!(ab instanceof ArrayBuffer)) return false
-  return ab.byteLength >= 4096 && ab.byteLength - records.byteLength <= maxOverhead
+  if (!(ab instanceof ArrayBuffer) || (context.byteLength > 0 && context.buffer !== ab)) return false
+  return ab.byteLength >= 4096 && ab.byteLength - records.byteLength - context.byteLength <= maxOverhead
+}
+
+const NO_CONTEXT = new Uint8Array(0)
+
+/** The bytes of a batch that count toward max_batch_bytes: its records and its context. */
+function batchBytes (b: Batch | undefined): number {
+  return (b?.records?.byteLength ?? 0) + (b?.context?.byteLength ?? 0)
 }
 
 /** The instance an ack echoes for a batch that may not be well-formed: the agent matches acks by it. */
@@ -203,7 +211,7 @@ export class Collector {
     const refuse = (b: Batch, reason: RefusalReason, error: ErrorCode, code: grpc.status, message: string, skip: boolean): void => {
       m.batches.inc({ status: 'REFUSED' })
       if (streamHost !== undefined && b.host_id === streamHost) {
-        o.hosts.note(b.host_id, { records: 0, bytes: b.records?.byteLength ?? 0 }, 'REFUSED', Date.now())
+        o.hosts.note(b.host_id, { records: 0, bytes: batchBytes(b) }, 'REFUSED', Date.now())
         if (skip) o.bridge.skip(b.host_id, streamInstance, b.seq)
       }
       this.#refused(b, reason, error, code, message, write, peer)
@@ -212,7 +220,7 @@ export class Collector {
     const onBatch = (b: Batch): void => {
       const recvAt = Date.now()
       const L = o.limits
-      const bytes = b.records?.byteLength ?? 0
+      const bytes = batchBytes(b)
       m.bytes.inc(bytes)
       // identity first: nothing about a batch is trusted before we know whose it is
       const badId = checkHostId(b.host_id) ?? checkInstance(b.instance)
@@ -241,7 +249,7 @@ export class Collector {
         return
       }
       if (bytes > L.maxBatchBytes) {
-        refuse(b, 'max_batch_bytes', 'PICKET_ERR_LIMIT', S.RESOURCE_EXHAUSTED, `the batch's records are ${bytes} bytes, over max_batch_bytes ${L.maxBatchBytes}; send smaller batches (fewer records per batch) or raise the collector's --max-batch-bytes`, true)
+        refuse(b, 'max_batch_bytes', 'PICKET_ERR_LIMIT', S.RESOURCE_EXHAUSTED, `the batch's records and context are ${bytes} bytes, over max_batch_bytes ${L.maxBatchBytes}; send smaller batches (fewer records per batch) or raise the collector's --max-batch-bytes`, true)
         return
       }
       if (b.count > L.maxRecords) {
@@ -256,9 +264,10 @@ export class Collector {
       }
       inFlight++
       if (inFlight >= o.maxInFlightPerStream && !paused) { paused = true; call.pause() }
-      const owned = o.transferBuffers && ownsBuffer(b.records, 4096 + Buffer.byteLength(b.hostname ?? '') + Buffer.byteLength(b.agent_version ?? '') + b.host_id.length)
+      const context = b.context ?? NO_CONTEXT
+      const owned = o.transferBuffers && ownsBuffer(b.records, context, 4096 + Buffer.byteLength(b.hostname ?? '') + Buffer.byteLength(b.agent_version ?? '') + b.host_id.length)
       if (owned) m.transferred.inc()
-      o.bridge.submit({ hostId: b.host_id, hostname: b.hostname ?? '', instance: streamInstance, seq: b.seq, count: b.count, records: b.records, owned, recvAt })
+      o.bridge.submit({ hostId: b.host_id, hostname: b.hostname ?? '', instance: streamInstance, seq: b.seq, count: b.count, records: b.records, context, owned, recvAt })
         .then((r: SubmitResult) => this.#answer(b, r, bytes, recvAt, write, peer), (err: Error) => {
           o.logger.error({ err, host: b.host_id, seq: b.seq }, 'bridge submit failed')
           write({ host_id: b.host_id, instance: streamInstance, seq: b.seq, status: 'RETRY', code: S.UNAVAILABLE, error: 'PICKET_ERR_BRIDGE', message: `the detection plane failed: ${err.message}; resend`, limit: '' })

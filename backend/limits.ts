@@ -5,7 +5,7 @@ import { RECORD_WINDOW } from './detection/field-checks.js'
 // stream stays up and picket_collector_refusals_total{limit} goes up.
 
 export interface Limits {
-  /** size of Batch.records */
+  /** size of Batch.records and Batch.context together */
   maxBatchBytes: number
   /** records in one batch (Batch.count and the array itself) */
   maxRecords: number

@@ -181,7 +181,7 @@ export const BACKEND_OPTIONS: readonly OptSpec[] = [
   { name: 'workers', type: 'int', min: 1, max: 256, help: 'detection worker threads (default: the number of cores)' },
   { name: 'rules', type: 'path', help: 'folder of Sigma-layout *.yml rules (default: the shipped backend/rules)' },
   { name: 'webhook', type: 'string', help: 'POST each finding (OCSF JSON) to this http(s) URL, with retry' },
-  { name: 'max-batch-bytes', type: 'bytes', default: String(DEFAULT_LIMITS.maxBatchBytes), min: 1024, help: 'refuse batches whose records are larger' },
+  { name: 'max-batch-bytes', type: 'bytes', default: String(DEFAULT_LIMITS.maxBatchBytes), min: 1024, help: 'refuse batches whose records and context are larger' },
   { name: 'max-records', type: 'int', default: DEFAULT_LIMITS.maxRecords, min: 1, help: 'refuse batches with more records' },
   { name: 'max-string-bytes', type: 'bytes', default: String(DEFAULT_LIMITS.maxStringBytes), min: 64, help: 'refuse batches holding a longer string' },
   { name: 'max-depth', type: 'int', default: DEFAULT_LIMITS.maxDepth, min: 2, max: 256, help: 'refuse batches whose records nest deeper' },

@@ -5,7 +5,7 @@ import { siblingModule } from '../../shared/paths.js'
 import { workerScript } from '../../shared/worker-script.js'
 import { DEFAULT_DETECTION_MEMORY } from '../detection/budget.js'
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from '../detection/protocol.js'
-import type { ScanLimits } from '../detection/projector.js'
+import type { ScanLimits } from '../detection/columns.js'
 import type { InstanceFloor } from '../detection/seq.js'
 import type { RuleTiming } from '../detection/rules/compile.js'
 import type { RuleCollection } from '../detection/rules/types.js'
@@ -283,24 +283,32 @@ export class WorkerPoolBridge implements Bridge {
       return { status: 'retry', message: `detection worker ${slot.index} has ${slot.queuedBytes} bytes queued, over its bound; resend the batch later` }
     }
     const r = b.records
+    const x = b.context
+    const bytes = r.byteLength + x.byteLength
     let buf: ArrayBuffer
     let off: number
-    if (b.owned && r.buffer instanceof ArrayBuffer) {
+    let ctxOff: number
+    // one buffer crosses to the worker: gRPC's own when records and context
+    // both lie in it (they do, as slices of one message), else a copy of both
+    if (b.owned && r.buffer instanceof ArrayBuffer && (x.byteLength === 0 || x.buffer === r.buffer)) {
       buf = r.buffer
       off = r.byteOffset
+      ctxOff = x.byteLength === 0 ? 0 : x.byteOffset
     } else {
-      const copy = new Uint8Array(r.byteLength)
+      const copy = new Uint8Array(bytes)
       copy.set(r)
+      copy.set(x, r.byteLength)
       buf = copy.buffer
       off = 0
+      ctxOff = r.byteLength
     }
     const id = ++this.#nextId
     const floors = this.#introduce(slot, b.hostId, b.recvAt)
-    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, instance: b.instance, seq: b.seq, count: b.count, buf, off, len: r.byteLength, recvAt: b.recvAt, ...(floors !== undefined ? { floors } : {}) }
+    const msg: ToWorker = { t: 'batch', id, hostId: b.hostId, hostname: b.hostname, instance: b.instance, seq: b.seq, count: b.count, buf, off, len: r.byteLength, ctxOff, ctxLen: x.byteLength, recvAt: b.recvAt, ...(floors !== undefined ? { floors } : {}) }
     slot.lastBatchAt = b.recvAt
     return await new Promise<SubmitResult>(resolve => {
-      slot.pending.set(id, { resolve, bytes: r.byteLength })
-      slot.queuedBytes += r.byteLength
+      slot.pending.set(id, { resolve, bytes })
+      slot.queuedBytes += bytes
       ;(slot.port as MessagePort).postMessage(msg, [buf])
     })
   }

@@ -14,9 +14,12 @@ export interface BridgeBatch {
   seq: number
   count: number
   records: Uint8Array
+  /** the lean form's context (Batch.context): empty for full-form records */
+  context: Uint8Array
   /**
-   * The caller gives up `records.buffer`: the bridge may transfer (detach) it
-   * instead of copying. Set only when nothing else can hold a view of it.
+   * The caller gives up `records.buffer` (and `context.buffer`): the bridge
+   * may transfer (detach) it instead of copying. Set only when nothing else
+   * can hold a view of it.
    */
   owned: boolean
   /** wall time the collector received the batch */

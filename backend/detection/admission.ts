@@ -6,9 +6,9 @@ import { EVIDENCE_SLOT, HOST_FIELD } from './rules/compile.js'
 
 // What a batch passes before its rows reach the rules: a seq its agent
 // instance has not sent before, a scan within the limits over well-formed
-// msgpack, records that are maps whose fields mean something
-// (field-checks.ts), as many records as the batch says, and no record of
-// another host. A refused batch's seq is spent. A refusal names its reason
+// msgpack (with a context that describes its lean records), records whose
+// fields mean something (field-checks.ts), as many records as the batch
+// says, and no record of another host. A refused batch's seq is spent. A refusal names its reason
 // and says what to do; the gRPC status is the collector's business.
 
 const HOST = EVIDENCE_SLOT[HOST_FIELD]
@@ -24,7 +24,7 @@ function scanRefusal (err: ScanError): Refusal {
   }
   const limit = err.limit
   if (limit === undefined) {
-    return refusal('decode', 'PICKET_ERR_DECODE', `${err.message}; the batch was refused: records must be one msgpack array of OCSF objects (shared/codec.ts packRecords)`)
+    return refusal('decode', 'PICKET_ERR_DECODE', `${err.message}; the batch was refused: records must be one msgpack array of OCSF objects, or of lean records [shape, value, ...] whose shapes the batch's context lists (shared/ocsf/lean.ts packLean)`)
   }
   return refusal(limit, 'PICKET_ERR_LIMIT', `${err.message}; the batch was refused: make the agent send smaller or flatter records, or raise the collector's --${limit.replace(/_/g, '-')}`)
 }
@@ -60,7 +60,7 @@ export function admit (input: BatchInput, actor: Actor, projector: Projector, li
 function check (input: BatchInput, projector: Projector, limits: ScanLimits): number | Refusal {
   let n: number
   try {
-    n = projector.scan(input.bytes, limits, input.recvAt)
+    n = projector.scan(input.bytes, limits, input.recvAt, input.context)
   } catch (err) {
     if (!(err instanceof ScanError)) throw err
     return scanRefusal(err)

@@ -30,10 +30,10 @@ export const BYTES = {
   entry: 96,
   /** one distinct value with its first/last/count (an object of three heap numbers) */
   valStat: 120,
-  /** one evidence record (ten fields, a time, up to three strings shared with the batch) */
-  evidence: 200,
+  /** one evidence record (twelve fields, two times, up to three strings shared with the batch) */
+  evidence: 232,
   /** one evidence record that crossed threads: structured clone gave it strings of its own */
-  clonedEvidence: 360,
+  clonedEvidence: 392,
   /** a group of one host: the group object, its group-by values, its map entry */
   group: 360,
   /** a host's actor: its dedup window, counters and one slot per rule */

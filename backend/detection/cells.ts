@@ -1,7 +1,7 @@
 import type { Actor } from './actors.js'
 import type { Ev } from './incident.js'
-import { T_FALSE, T_NUM, T_STR, T_TRUE, type Cols } from './projector.js'
-import { EVIDENCE_SLOT } from './rules/compile.js'
+import { T_FALSE, T_NUM, T_STR, T_TRUE, type Cols } from './columns.js'
+import { EVIDENCE_SLOT } from './rules/evidence.js'
 
 // Reading the projector's columns: one cell as a group key, a number or a
 // string, and a row's evidence record.
@@ -26,6 +26,9 @@ export function cellStr (c: Cols, i: number): string | undefined {
   return c.typ[i] === T_STR ? c.str[i] : undefined
 }
 
+const TIME = EVIDENCE_SLOT.time
+const HOSTNAME = EVIDENCE_SLOT['device.hostname']
+const DTYPE = EVIDENCE_SLOT['device.type_id']
 const ACT = EVIDENCE_SLOT.activity_id
 const SIP = EVIDENCE_SLOT['src_endpoint.ip']
 const SPORT = EVIDENCE_SLOT['src_endpoint.port']
@@ -38,8 +41,10 @@ const DIR = EVIDENCE_SLOT['connection_info.direction_id']
 export function evidenceAt (actor: Actor, c: Cols, b: number, t: number): Ev {
   return {
     t,
+    rt: cellNum(c, b + TIME, NaN),
     host: actor.hostId,
-    hostname: actor.hostname,
+    hostname: cellStr(c, b + HOSTNAME) ?? actor.hostname,
+    dtype: cellNum(c, b + DTYPE, -1),
     sip: cellStr(c, b + SIP),
     sport: cellNum(c, b + SPORT, -1),
     dip: cellStr(c, b + DIP),

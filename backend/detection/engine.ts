@@ -18,9 +18,9 @@ import { EVIDENCE_SLOT, type DetectionRule, type RuleSet } from './rules/compile
 // The host stage of the detection plane. One DetectionEngine per worker
 // thread; inside it one actor per host, holding that host's sliding windows.
 // A batch is admitted, scanned into columns, and each row a detection rule
-// matches is handed to the correlations that consume that rule. Everything
-// is driven by the caller's clock (nowWall), so the unit tests replay exact
-// timelines. All correlation state, of every host and rule, sits under one
+// of the row's event class matches is handed to the correlations that
+// consume that rule. Everything is driven by the caller's clock (nowWall), so
+// the unit tests replay exact timelines. All correlation state, of every host and rule, sits under one
 // memory budget (budget.ts), enforced after each batch and each tick.
 
 export interface EngineOptions {
@@ -58,8 +58,8 @@ export class DetectionEngine {
   /** by CorrelationSpec.index, with each one's kind */
   readonly #correlations: Array<Correlation<unknown>>
   readonly #kinds: Uint8Array
-  /** detections that feed at least one host-side correlation */
-  readonly #active: DetectionRule[]
+  /** per class of ClassRouting (a row's Cols.cls): its detections that feed a correlation */
+  readonly #active: DetectionRule[][]
   #lastGc = 0
 
   constructor (rules: RuleSet, opts: EngineOptions) {
@@ -74,7 +74,7 @@ export class DetectionEngine {
     this.projector = new Projector(rules.paths, 1024, new RecordChecks(rules.paths, {
       maxAgeMs: l.maxRecordAgeMs ?? RECORD_WINDOW.maxAgeMs,
       maxAheadMs: l.maxRecordAheadMs ?? RECORD_WINDOW.maxAheadMs,
-    }))
+    }), rules.routing)
     this.#actors = new ActorRegistry(rules.correlations.length, this.#opts.maxSeqAhead, this.stats, this.#budget)
     this.#incidents = new IncidentLifecycle(this.#opts.productVersion, this.stats, this.#budget)
     this.#fleet = new FleetReports(this.#opts.fleetRefreshMs)
@@ -92,7 +92,7 @@ export class DetectionEngine {
       const below = k.spec.sources?.below
       if (k instanceof Distributed && below !== undefined) k.below = this.#correlations[below] as ValueCount
     }
-    this.#active = rules.detections.filter(d => d.correlations.length > 0)
+    this.#active = rules.routing.classes.map(c => rules.detections.filter(d => d.classUid === c.uid && d.correlations.length > 0))
   }
 
   /** A batch the collector refused: its seq is spent, so the instance's dedup window moves past it. */
@@ -119,7 +119,7 @@ export class DetectionEngine {
   #rows (actor: Actor, n: number, recvAt: number, nowWall: number): void {
     const c = this.projector.cols
     const S = c.S
-    const active = this.#active
+    const byClass = this.#active
     const cors = this.#correlations
     const kinds = this.#kinds
     const future = nowWall + this.#opts.maxClockSkewMs
@@ -129,6 +129,9 @@ export class DetectionEngine {
       let t = cellNum(c, b + TIME, recvAt)
       if (t > future) t = recvAt
       if (t > actor.clock) actor.clock = t
+      const cls = c.cls[r]
+      if (cls < 0) continue
+      const active = byClass[cls]
       for (let d = 0; d < active.length; d++) {
         const det = active[d]
         if (!det.match(c, b)) continue

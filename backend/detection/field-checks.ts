@@ -3,13 +3,13 @@ import {
 } from '../../shared/ocsf/constants.js'
 import { isoTime } from '../../shared/time.js'
 import { isIp } from './ip.js'
-import { T_FALSE, T_NULL, T_NUM, T_STR, T_TRUE, type Cols } from './projector.js'
+import { T_FALSE, T_NULL, T_NUM, T_STR, T_TRUE, type Cols } from './columns.js'
 
 // What a projected field must hold to mean anything. The check of a field is
 // decided once, from its path, by the table below; the projector runs it on
-// each cell as it fills it, so a record that reaches a rule has passed. A
-// field that is absent (or null) is not there for the rules either, and
-// passes.
+// each cell of a row its class keeps, once the row is read, so a record that
+// reaches a rule has passed. A field that is absent (or null) is not there
+// for the rules either, and passes.
 
 /** How far a record's time may lie from the collector's clock. */
 export interface RecordWindow {
@@ -156,9 +156,9 @@ export class RecordChecks {
     }
   }
 
-  /** The check of column slot `slot` (an index for cell() and problem()), or -1 when its field has none. */
-  checkOf (slot: number): number {
-    return this.#slot.indexOf(slot)
+  /** The column slot of each check k. */
+  get slots (): Int32Array {
+    return this.#slot
   }
 
   /** Does cell `i`, just filled, hold what check `k` wants? Absent and null pass. */

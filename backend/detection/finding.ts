@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import {
-  ANALYTIC_TYPE, CATEGORY, CLASS, DIRECTION_NAME, FINDING_ACTIVITY, FINDING_ACTIVITY_NAME, FINDING_STATUS, NET_ACTIVITY_NAME,
-  OBSERVABLE_TYPE, OCSF_VERSION, PRODUCT, SEVERITY_NAME, typeUid,
+  ANALYTIC_TYPE, CATEGORY, CLASS, DEVICE_TYPE_NAME, DIRECTION_NAME, FINDING_ACTIVITY, FINDING_ACTIVITY_NAME, FINDING_STATUS,
+  NET_ACTIVITY_NAME, OBSERVABLE_TYPE, OCSF_VERSION, PRODUCT, SEVERITY_NAME, typeUid,
 } from '../../shared/ocsf/constants.js'
+import { IANA_PROTOCOL } from '../../shared/ocsf/lean.js'
 import type { DetectionFinding } from '../../shared/ocsf/types.js'
 import type { Ev, Incident, ValStat } from './incident.js'
 
@@ -42,7 +43,6 @@ export interface FindingEvent {
 }
 
 const LIST_CAP = 1000
-const PROTO_NAME: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'ipv6-icmp' }
 
 const ACTIVITY_ID: Record<FindingActivity, number> = { create: FINDING_ACTIVITY.CREATE, update: FINDING_ACTIVITY.UPDATE, close: FINDING_ACTIVITY.CLOSE }
 
@@ -57,22 +57,35 @@ function statList<K extends string | number> (entries: Iterable<[K, ValStat]>, k
     .map(([k, s]) => ({ [key]: k, count: s.count, first_seen_time: s.first, last_seen_time: s.last }))
 }
 
+/**
+ * One evidence record as the finding shows it: the record's own values, and
+ * the captions expandRecord gives them (shared/ocsf/lean.ts fillCaptions;
+ * the tables here are the schema's, test/backend/evidence-shows-the-record
+ * checks them). Where OCSF requires a field the record did not carry
+ * (device.type_id, connection_info.direction_id), it shows 0, Unknown.
+ */
 function evidence (e: Ev, role: string): Record<string, unknown> {
+  const dtype = e.dtype >= 0 ? e.dtype : 0
   const out: Record<string, unknown> = {
     name: role,
     src_endpoint: { ...(e.sip !== undefined ? { ip: e.sip } : {}), ...(e.sport >= 0 ? { port: e.sport } : {}) },
     dst_endpoint: { ...(e.dip !== undefined ? { ip: e.dip } : {}), ...(e.dport >= 0 ? { port: e.dport } : {}) },
-    device: { type_id: 0, type: 'Unknown', uid: e.host, ...(e.hostname !== undefined ? { hostname: e.hostname } : {}) },
-    data: { time: e.t, class_uid: CLASS.NETWORK_ACTIVITY.uid, activity_id: e.act, activity_name: NET_ACTIVITY_NAME[e.act] ?? 'Unknown' },
+    device: { type_id: dtype, ...caption('type', DEVICE_TYPE_NAME[dtype]), uid: e.host, ...(e.hostname !== undefined ? { hostname: e.hostname } : {}) },
+    data: { ...(Number.isFinite(e.rt) ? { time: e.rt } : {}), class_uid: CLASS.NETWORK_ACTIVITY.uid, activity_id: e.act, ...caption('activity_name', NET_ACTIVITY_NAME[e.act]) },
   }
   if (e.dir >= 0 || e.proto >= 0) {
+    const dir = e.dir >= 0 ? e.dir : 0
     out.connection_info = {
-      direction_id: e.dir >= 0 ? e.dir : 0,
-      direction: DIRECTION_NAME[e.dir] ?? 'Unknown',
-      ...(e.proto >= 0 ? { protocol_num: e.proto, protocol_name: PROTO_NAME[e.proto] ?? 'unknown' } : {}),
+      direction_id: dir,
+      ...caption('direction', DIRECTION_NAME[dir]),
+      ...(e.proto >= 0 ? { protocol_num: e.proto, ...caption('protocol_name', IANA_PROTOCOL[e.proto]) } : {}),
     }
   }
   return out
+}
+
+function caption (key: string, value: string | undefined): Record<string, string> {
+  return value !== undefined ? { [key]: value } : {}
 }
 
 function humanDuration (ms: number): string {

@@ -9,11 +9,16 @@ const PORT_FIELD = 'dst_endpoint.port'
 // threshold, accumulates what the scan touches while it goes on, is emitted
 // as Update at most every updateIntervalMs, and closes after a quiet period.
 
-/** One evidence record, reduced to the fields that replay the decision. */
+/** One evidence record, reduced to the fields that replay the decision and show what the record said. */
 export interface Ev {
+  /** event time as the windows count it (a time too far ahead is the arrival time) */
   t: number
+  /** the record's own time, NaN when it has none */
+  rt: number
   host: string
   hostname: string | undefined
+  /** device.type_id, -1 when absent */
+  dtype: number
   sip: string | undefined
   sport: number
   dip: string | undefined
@@ -30,7 +35,7 @@ export const EVIDENCE_FIRST = 10
 export const EVIDENCE_LAST = 10
 
 export function copyEv (e: Ev): Ev {
-  return { t: e.t, host: e.host, hostname: e.hostname, sip: e.sip, sport: e.sport, dip: e.dip, dport: e.dport, act: e.act, proto: e.proto, dir: e.dir }
+  return { t: e.t, rt: e.rt, host: e.host, hostname: e.hostname, dtype: e.dtype, sip: e.sip, sport: e.sport, dip: e.dip, dport: e.dport, act: e.act, proto: e.proto, dir: e.dir }
 }
 
 /** Distinct keys an incident tracks per map (values, sources, hosts); past it, sightings of new keys are counted, not kept. */

@@ -1,137 +1,94 @@
+import { RecordError, ScanError, T_ABSENT, T_MAP, T_NULL, T_NUM, T_STR, type Cols, type ScanLimits } from './columns.js'
+import type { RecordChecks } from './field-checks.js'
+import type { DerivedCaption } from './rules/captions.js'
+import { ContextReader, type ShapePlan } from './lean-context.js'
+import { MsgReader, typeName } from './msgpack-reader.js'
+import { buildTrie, withPrefixes, type TrieNode } from './trie.js'
+
+export * from './columns.js'
+
 // A msgpack scanner that walks a batch once, checks the collector's structural
 // limits (string length, nesting depth, record count) and copies only the
 // fields the compiled rules read into flat columns. Everything else is
 // skipped without being materialised: a full decode allocates every key,
 // string and nested object of every record, and that allocation is what
-// bounds a detection worker's throughput. The batch must be a msgpack array
-// of maps, as shared/codec.ts writes it. Given RecordChecks, it checks each
-// record's cells for meaning (field-checks.ts) as soon as the record is read.
+// bounds a detection worker's throughput.
+//
+// A batch is a msgpack array of records, each either a full OCSF map (older
+// agents) or a lean record [shape, v1, ...] whose shape the batch's context
+// describes (shared/ocsf/lean.ts; lean-context.ts compiles each shape into
+// column slots once per batch). The context's shared fields are projected
+// once into a template row and copied into every row whose record does not
+// carry its own, by expandRecord's rule: a record's own top-level object is
+// merged over the shared one key by key, anything else replaces it.
+//
+// Given a ClassRouting, a row keeps only the fields the rules of its class
+// (class_uid) read, plus the base fields every record has: a rule never sees
+// another class's fields, and no check runs on them. Given RecordChecks, the
+// row's cells are then checked for meaning (field-checks.ts).
 
-import type { RecordChecks } from './field-checks.js'
-
-export const T_ABSENT = 0
-export const T_NUM = 1
-export const T_STR = 2
-export const T_TRUE = 3
-export const T_FALSE = 4
-export const T_NULL = 5
-export const T_OTHER = 6
-
-/** Row r, slot s lives at index r * S + s of each array. */
-export interface Cols {
-  S: number
-  num: Float64Array
-  typ: Uint8Array
-  str: Array<string | undefined>
-  /** byte range of row r's record inside the batch, for full decode of evidence */
-  start: Int32Array
-  end: Int32Array
+export interface ClassRouting {
+  /** slots every record fills, whatever its class (time, class_uid, device.uid, ...) */
+  base: readonly number[]
+  /** per class_uid the rules select: the further slots its records fill, and the captions among them filled from ids; a row's Cols.cls is its index here */
+  classes: ReadonlyArray<{ uid: number, slots: readonly number[], captions?: readonly DerivedCaption[] }>
+  /** the class_uid slot */
+  classSlot: number
 }
 
-export interface ScanLimits {
-  maxStringBytes: number
-  maxDepth: number
-  maxRecords: number
-  /** how far before the collector's clock a record's time may lie (default RECORD_WINDOW) */
-  maxRecordAgeMs?: number
-  /** how far after it */
-  maxRecordAheadMs?: number
-}
+interface ClassPlan { index: number, drop: Int32Array, checks: Int32Array, captions: readonly DerivedCaption[] }
 
-export type ScanLimitName = 'max_string_bytes' | 'max_depth' | 'max_records'
-
-export class ScanError extends Error {
-  readonly limit: ScanLimitName | undefined
-  constructor (message: string, limit?: ScanLimitName) {
-    super(message)
-    this.name = 'ScanError'
-    this.limit = limit
-  }
-}
-
-/** A well-formed record whose value means nothing: it names the record and the field. */
-export class RecordError extends ScanError {
-  readonly record: number
-  constructor (record: number, message: string) {
-    super(`record ${record}: ${message}`)
-    this.name = 'RecordError'
-    this.record = record
-  }
-}
-
-/** What a msgpack value that is not a map is, by its first byte. */
-function notMap (b: number): string {
-  if (b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3) || b === 0xca || b === 0xcb) return 'a number'
-  if (b >= 0x90 && b <= 0x9f) return 'an array'
-  if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)) return 'a string'
-  switch (b) {
-    case 0xc0: return 'nil'
-    case 0xc2: case 0xc3: return 'a boolean'
-    case 0xc4: case 0xc5: case 0xc6: return 'binary'
-    case 0xdc: case 0xdd: return 'an array'
-  }
-  return 'a msgpack extension'
-}
-
-/** A key on a projected path: its column slot (-1 inside the path) and its field's check (-1 for none). */
-interface TrieChild { bytes: Uint8Array, slot: number, check: number, node: TrieNode | undefined }
-interface TrieNode { byLen: Array<TrieChild[] | undefined> }
-
-const enc = new TextEncoder()
-
-// Buffer's own slice decoders (what toString(enc, start, end) calls after its
-// argument checks); declared here because @types/node leaves them out.
-interface SliceBuffer extends Buffer {
-  latin1Slice: (start: number, end: number) => string
-  utf8Slice: (start: number, end: number) => string
-}
-const INTERN_SIZE = 8192
-const INTERN_MAX_LEN = 64
-
-function buildTrie (paths: readonly string[], checks: RecordChecks | undefined): TrieNode {
-  const root: TrieNode = { byLen: [] }
-  paths.forEach((path, slot) => {
-    let node = root
-    const parts = path.split('.')
-    parts.forEach((part, i) => {
-      const bytes = enc.encode(part)
-      const list = node.byLen[bytes.length] ?? (node.byLen[bytes.length] = [])
-      let child = list.find(c => c.bytes.every((b, j) => bytes[j] === b))
-      if (child === undefined) {
-        child = { bytes, slot: -1, check: -1, node: undefined }
-        list.push(child)
-      }
-      if (i === parts.length - 1) {
-        child.slot = slot
-        child.check = checks?.checkOf(slot) ?? -1
-      } else node = child.node ??= { byLen: [] }
-    })
-  })
-  return root
-}
+const NO_SHAPES: ShapePlan[] = []
 
 export class Projector {
+  /** the projected paths; slot i holds paths[i] */
   readonly paths: readonly string[]
+  /** the row stride: the projected paths, then the prefixes shared fields are merged by */
   readonly S: number
   readonly cols: Cols
   readonly #root: TrieNode
+  readonly #rd: MsgReader
+  readonly #ctx: ContextReader
   readonly #checks: RecordChecks | undefined
-  #buf: Uint8Array = new Uint8Array(0)
-  #dv: DataView = new DataView(new ArrayBuffer(8))
-  #text: SliceBuffer = Buffer.alloc(0) as SliceBuffer
-  #end = 0
-  #maxStr = 0
-  #maxDepth = 0
-  /** the record being read, for RecordError */
-  #row = 0
-  readonly #intern: Array<string | undefined> = new Array<string | undefined>(INTERN_SIZE)
+  #rows = 0
+  /** per slot: the slot of its path's first segment, and of its first two (-1 for a one-segment path) */
+  readonly #kSlot: Int32Array
+  readonly #kjSlot: Int32Array
+  /** slots, deepest path first: a shared field is merged before the objects that hold it */
+  readonly #byDepth: Int32Array
+  /** the template row's filled slots, deepest first, for this batch */
+  readonly #fill: Int32Array
+  readonly #classSlot: number
+  readonly #byUid = new Map<number, ClassPlan>()
+  readonly #other: ClassPlan
+  #lastUid = NaN
+  #lastPlan: ClassPlan
 
-  constructor (paths: readonly string[], rows = 1024, checks?: RecordChecks) {
+  constructor (paths: readonly string[], rows = 1024, checks?: RecordChecks, routing?: ClassRouting) {
     this.paths = paths
-    this.S = paths.length
-    this.#root = buildTrie(paths, checks)
+    const all = withPrefixes(paths)
+    this.S = all.length
+    this.#root = buildTrie(all)
     this.#checks = checks
-    this.cols = { S: this.S, num: new Float64Array(0), typ: new Uint8Array(0), str: [], start: new Int32Array(0), end: new Int32Array(0) }
+    this.cols = { S: this.S, num: new Float64Array(0), typ: new Uint8Array(0), str: [], cls: new Int16Array(0) }
+    this.#rd = new MsgReader(this.cols)
+    this.#ctx = new ContextReader(this.#root)
+    const depth = all.map(p => p.split('.').length)
+    this.#kSlot = Int32Array.from(all, p => all.indexOf(p.split('.')[0]))
+    this.#kjSlot = Int32Array.from(all, (p, s) => depth[s] === 1 ? -1 : all.indexOf(p.split('.').slice(0, 2).join('.')))
+    this.#byDepth = Int32Array.from(all.map((_, s) => s).sort((a, b) => depth[b] - depth[a]))
+    this.#fill = new Int32Array(this.S)
+    const checked = checks?.slots ?? new Int32Array(0)
+    const plan = (index: number, keep: ReadonlySet<number> | undefined, captions: readonly DerivedCaption[] = []): ClassPlan => ({
+      index,
+      captions,
+      drop: Int32Array.from(paths.keys()).filter(s => keep !== undefined && !keep.has(s)),
+      checks: Int32Array.from(checked.keys()).filter(k => keep === undefined || keep.has(checked[k])),
+    })
+    this.#classSlot = routing?.classSlot ?? -1
+    this.#other = plan(-1, routing !== undefined ? new Set(routing.base) : undefined)
+    routing?.classes.forEach((c, i) => this.#byUid.set(c.uid, plan(i, new Set([...routing.base, ...c.slots]), c.captions)))
+    this.#lastPlan = this.#other
     this.#grow(rows)
   }
 
@@ -142,243 +99,181 @@ export class Projector {
   }
 
   #grow (rows: number): void {
+    if (this.#rows >= rows) return
     const c = this.cols
-    if (c.start.length >= rows) return
-    const n = Math.max(rows, c.start.length * 2)
+    const n = Math.max(rows, this.#rows * 2)
     c.num = new Float64Array(n * this.S)
     c.typ = new Uint8Array(n * this.S)
     c.str = new Array<string | undefined>(n * this.S).fill(undefined)
-    c.start = new Int32Array(n)
-    c.end = new Int32Array(n)
+    c.cls = new Int16Array(n)
+    this.#rows = n
   }
 
   /**
-   * Scan `buf` (one batch: a msgpack array of records). Returns the number of
-   * rows. Throws ScanError when a limit is exceeded or the bytes are not a
-   * well-formed msgpack array, RecordError when a record is not a map or
-   * fails a check (`now` is the collector's clock, for the time window); the
-   * columns are then partially filled and must not be used.
+   * Scan `buf` (one batch: a msgpack array of records) with its `context`
+   * (empty or absent for full-form records). Returns the number of rows.
+   * Throws ScanError when a limit is exceeded or the bytes are not a
+   * well-formed batch, RecordError when a record fails a check (`now` is the
+   * collector's clock, for the time window); the columns are then partially
+   * filled and must not be used.
    */
-  scan (buf: Uint8Array, limits: ScanLimits, now: number): number {
-    this.#buf = buf
-    this.#dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-    this.#text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength) as SliceBuffer
-    this.#end = buf.byteLength
-    this.#maxStr = limits.maxStringBytes
-    this.#maxDepth = limits.maxDepth
-    if (this.#end === 0) throw new ScanError('records is empty; send a msgpack array (an empty batch is the one-byte array 0x90)')
-    const b0 = buf[0]
-    let n: number
-    let p: number
-    if (b0 >= 0x90 && b0 <= 0x9f) { n = b0 & 15; p = 1 } else if (b0 === 0xdc) { this.#need(0, 3); n = this.#u16(1); p = 3 } else if (b0 === 0xdd) { this.#need(0, 5); n = this.#u32(1); p = 5 } else throw new ScanError('records is not a msgpack array of records')
+  scan (buf: Uint8Array, limits: ScanLimits, now: number, context?: Uint8Array): number {
+    const rd = this.#rd
+    rd.reset(buf, limits, 'records')
+    if (rd.end === 0) throw new ScanError('records is empty; send a msgpack array (an empty batch is the one-byte array 0x90)')
+    const head = rd.arrayHeader(0)
+    if (head === undefined) throw new ScanError('records is not a msgpack array of records')
+    const n = head[0]
+    let p = head[1]
     if (n > limits.maxRecords) throw new ScanError(`the batch holds ${n} records, over max_records ${limits.maxRecords}`, 'max_records')
-    this.#grow(n)
+    // one row more than the records: the context's shared fields
+    this.#grow(n + 1)
     const c = this.cols
     const S = this.S
     const typ = c.typ
-    const str = c.str
-    const checks = this.#checks
-    checks?.at(now)
+    let shapes = NO_SHAPES
+    let fillN = 0
+    const tpl = n * S
+    if (context !== undefined && context.byteLength > 0) {
+      typ.fill(0, tpl, tpl + S)
+      rd.reset(context, limits, 'context')
+      const ctx = this.#ctx.read(rd, tpl, limits)
+      shapes = ctx.shapes
+      if (ctx.shared) fillN = this.#fillList(tpl)
+      rd.reset(buf, limits, 'records')
+    }
+    this.#checks?.at(now)
     for (let r = 0; r < n; r++) {
       const base = r * S
+      // a cell is read only where typ says it holds a value: str is not cleared
       typ.fill(0, base, base + S)
-      for (let s = 0; s < S; s++) str[base + s] = undefined
-      c.start[r] = p
-      this.#row = r
-      if (p >= this.#end) throw new ScanError(`records is truncated: record ${r} of ${n} is missing`)
+      if (p >= rd.end) throw new ScanError(`records is truncated: record ${r} of ${n} is missing`)
       const h = buf[p]
-      if (h >= 0x80 && h <= 0x8f) p = this.#map(p + 1, h & 15, this.#root, base, 1)
-      else if (h === 0xde) { this.#need(p, 3); p = this.#map(p + 3, this.#u16(p + 1), this.#root, base, 1) } else if (h === 0xdf) { this.#need(p, 5); p = this.#map(p + 5, this.#u32(p + 1), this.#root, base, 1) } else this.#notMap(r, p)
-      c.end[r] = p
-      if (checks !== undefined) {
-        const k = checks.row(c, base)
-        if (k >= 0) throw new RecordError(r, checks.problem(k, c, base))
-      }
+      if (h >= 0x80 && h <= 0x8f) p = rd.map(p + 1, h & 15, this.#root, base, 1)
+      else if (h >= 0x90 && h <= 0x9f) p = this.#lean(p + 1, h & 15, r, base, shapes)
+      else if (h === 0xde) { rd.need(p, 3); p = rd.map(p + 3, rd.u16(p + 1), this.#root, base, 1) } else if (h === 0xdf) { rd.need(p, 5); p = rd.map(p + 5, rd.u32(p + 1), this.#root, base, 1) } else if (h === 0xdc) { rd.need(p, 3); p = this.#lean(p + 3, rd.u16(p + 1), r, base, shapes) } else if (h === 0xdd) { rd.need(p, 5); p = this.#lean(p + 5, rd.u32(p + 1), r, base, shapes) } else this.#notRecord(r, p)
+      if (fillN > 0) this.#merge(base, tpl, fillN)
+      this.#route(r, base)
     }
-    if (p !== this.#end) throw new ScanError(`records has ${this.#end - p} bytes after its last record; a batch is exactly one msgpack array`)
+    if (p !== rd.end) throw new ScanError(`records has ${rd.end - p} bytes after its last record; a batch is exactly one msgpack array`)
     return n
   }
 
-  /** Record r at p is not a map: refuse it, unless its bytes are not even msgpack (that is the worse problem). */
-  #notMap (r: number, p: number): never {
-    this.#skip(p, 1)
-    throw new RecordError(r, `the record is ${notMap(this.#buf[p])}, not a map; each record is one OCSF object`)
+
+  /** The template's filled slots, deepest first; returns how many. */
+  #fillList (tpl: number): number {
+    const typ = this.cols.typ
+    let n = 0
+    for (const s of this.#byDepth) if (typ[tpl + s] !== T_ABSENT) this.#fill[n++] = s
+    return n
   }
 
-  #need (p: number, n: number): void {
-    if (p + n > this.#end) throw new ScanError('records is truncated inside a msgpack value')
-  }
-
-  #u16 (p: number): number { const b = this.#buf; return (b[p] << 8) | b[p + 1] }
-  #u32 (p: number): number { const b = this.#buf; return ((b[p] << 24) >>> 0) + ((b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) }
-
-  #str (len: number): void {
-    if (len > this.#maxStr) throw new ScanError(`a string of ${len} bytes is over max_string_bytes ${this.#maxStr}`, 'max_string_bytes')
-  }
-
-  #find (node: TrieNode, p: number, len: number): TrieChild | undefined {
-    const list = node.byLen[len]
-    if (list === undefined) return undefined
-    const buf = this.#buf
-    outer: for (let i = 0; i < list.length; i++) {
-      const kb = list[i].bytes
-      for (let j = 0; j < len; j++) if (kb[j] !== buf[p + j]) continue outer
-      return list[i]
+  /** Copy the shared fields the record at `base` does not override (expandRecord's merge). */
+  #merge (base: number, tpl: number, fillN: number): void {
+    const { typ, num, str } = this.cols
+    const fill = this.#fill
+    for (let f = 0; f < fillN; f++) {
+      const s = fill[f]
+      const ks = this.#kSlot[s]
+      const tk = typ[base + ks]
+      // an own top-level value hides the shared one, unless both are maps: then only its own keys do
+      if (tk !== T_ABSENT && (ks === s || tk !== T_MAP || typ[base + this.#kjSlot[s]] !== T_ABSENT)) continue
+      typ[base + s] = typ[tpl + s]
+      num[base + s] = num[tpl + s]
+      str[base + s] = str[tpl + s]
     }
-    return undefined
   }
 
-  #map (p: number, n: number, node: TrieNode, base: number, depth: number): number {
-    if (depth > this.#maxDepth) throw new ScanError(`records nest ${depth} levels deep, over max_depth ${this.#maxDepth}`, 'max_depth')
-    const buf = this.#buf
-    const end = this.#end
-    for (let k = 0; k < n; k++) {
-      if (p >= end) throw new ScanError('records is truncated inside a map')
-      const kb = buf[p]
-      let child: TrieChild | undefined
-      if (kb >= 0xa0 && kb <= 0xbf) {
-        const len = kb & 31
-        this.#str(len)
-        if (p + 1 + len > end) throw new ScanError('records is truncated inside a map key')
-        child = this.#find(node, p + 1, len)
-        p += 1 + len
-      } else if (kb === 0xd9) {
-        this.#need(p, 2)
-        const len = buf[p + 1]
-        this.#str(len)
-        if (p + 2 + len > end) throw new ScanError('records is truncated inside a map key')
-        child = this.#find(node, p + 2, len)
-        p += 2 + len
-      } else {
-        p = this.#skip(p, depth + 1)
-      }
-      if (p >= end) throw new ScanError('records is truncated: a map key has no value')
-      if (child === undefined) { p = this.#skip(p, depth + 1); continue }
-      const vb = buf[p]
-      if (child.node !== undefined) {
-        if (vb >= 0x80 && vb <= 0x8f) { p = this.#map(p + 1, vb & 15, child.node, base, depth + 1); if (child.slot >= 0) this.cols.typ[base + child.slot] = T_OTHER; continue }
-        if (vb === 0xde) { this.#need(p, 3); p = this.#map(p + 3, this.#u16(p + 1), child.node, base, depth + 1); if (child.slot >= 0) this.cols.typ[base + child.slot] = T_OTHER; continue }
-      }
-      if (child.slot < 0) { p = this.#skip(p, depth + 1); continue }
-      p = this.#value(p, base + child.slot, depth + 1)
-      if (child.check >= 0) {
-        const checks = this.#checks as RecordChecks
-        if (!checks.cell(child.check, this.cols, base + child.slot)) throw new RecordError(this.#row, checks.problem(child.check, this.cols, base))
-      }
-    }
-    return p
-  }
-
-  /** Read a scalar into column index `i`; containers are skipped and typed OTHER. */
-  #value (p: number, i: number, depth: number): number {
+  /** The row's class: drop what its rules do not read, then check the rest. */
+  #route (r: number, base: number): void {
     const c = this.cols
-    const buf = this.#buf
-    const b = buf[p]
-    if (b < 0x80) { c.num[i] = b; c.typ[i] = T_NUM; return p + 1 }
-    if (b >= 0xe0) { c.num[i] = b - 256; c.typ[i] = T_NUM; return p + 1 }
-    if (b >= 0xa0 && b <= 0xbf) {
-      const len = b & 31
-      this.#str(len)
-      if (p + 1 + len > this.#end) throw new ScanError('records is truncated inside a string')
-      c.str[i] = this.#decode(p + 1, len); c.typ[i] = T_STR
-      return p + 1 + len
-    }
-    switch (b) {
-      case 0xc0: c.typ[i] = T_NULL; return p + 1
-      case 0xc2: c.typ[i] = T_FALSE; return p + 1
-      case 0xc3: c.typ[i] = T_TRUE; return p + 1
-      case 0xcc: this.#need(p, 2); c.num[i] = buf[p + 1]; c.typ[i] = T_NUM; return p + 2
-      case 0xcd: this.#need(p, 3); c.num[i] = this.#u16(p + 1); c.typ[i] = T_NUM; return p + 3
-      case 0xce: this.#need(p, 5); c.num[i] = this.#u32(p + 1); c.typ[i] = T_NUM; return p + 5
-      case 0xcf: this.#need(p, 9); c.num[i] = Number(this.#dv.getBigUint64(p + 1)); c.typ[i] = T_NUM; return p + 9
-      case 0xd0: this.#need(p, 2); c.num[i] = this.#dv.getInt8(p + 1); c.typ[i] = T_NUM; return p + 2
-      case 0xd1: this.#need(p, 3); c.num[i] = this.#dv.getInt16(p + 1); c.typ[i] = T_NUM; return p + 3
-      case 0xd2: this.#need(p, 5); c.num[i] = this.#dv.getInt32(p + 1); c.typ[i] = T_NUM; return p + 5
-      case 0xd3: this.#need(p, 9); c.num[i] = Number(this.#dv.getBigInt64(p + 1)); c.typ[i] = T_NUM; return p + 9
-      case 0xca: this.#need(p, 5); c.num[i] = this.#dv.getFloat32(p + 1); c.typ[i] = T_NUM; return p + 5
-      case 0xcb: this.#need(p, 9); c.num[i] = this.#dv.getFloat64(p + 1); c.typ[i] = T_NUM; return p + 9
-      case 0xd9: case 0xda: case 0xdb: {
-        const hl = b === 0xd9 ? 2 : b === 0xda ? 3 : 5
-        this.#need(p, hl)
-        const len = b === 0xd9 ? buf[p + 1] : b === 0xda ? this.#u16(p + 1) : this.#u32(p + 1)
-        this.#str(len)
-        if (p + hl + len > this.#end) throw new ScanError('records is truncated inside a string')
-        c.str[i] = this.#decode(p + hl, len); c.typ[i] = T_STR
-        return p + hl + len
+    let plan = this.#other
+    const cs = this.#classSlot
+    if (cs >= 0 && c.typ[base + cs] === T_NUM) {
+      const uid = c.num[base + cs]
+      if (uid === this.#lastUid) plan = this.#lastPlan
+      else {
+        plan = this.#byUid.get(uid) ?? this.#other
+        this.#lastUid = uid
+        this.#lastPlan = plan
       }
     }
-    c.typ[i] = T_OTHER
-    return this.#skip(p, depth)
+    c.cls[r] = plan.index
+    const drop = plan.drop
+    for (let j = 0; j < drop.length; j++) c.typ[base + drop[j]] = T_ABSENT
+    if (plan.captions.length > 0) this.#captions(plan.captions, base)
+    const checks = this.#checks
+    if (checks === undefined) return
+    const ks = plan.checks
+    const slots = checks.slots
+    for (let j = 0; j < ks.length; j++) {
+      const k = ks[j]
+      const i = base + slots[k]
+      if (c.typ[i] !== T_ABSENT && !checks.cell(k, c, i)) throw new RecordError(r, checks.problem(k, c, base))
+    }
+    const k = checks.row(c, base)
+    if (k >= 0) throw new RecordError(r, checks.problem(k, c, base))
   }
 
-  #decode (p: number, len: number): string {
-    const buf = this.#buf
-    if (len <= INTERN_MAX_LEN) {
-      let h = 0x811c9dc5
-      let ascii = true
-      for (let j = 0; j < len; j++) {
-        const x = buf[p + j]
-        if (x > 0x7f) { ascii = false; break }
-        h = Math.imul(h ^ x, 0x01000193)
-      }
-      if (ascii) {
-        const slot = (h >>> 0) & (INTERN_SIZE - 1)
-        const cand = this.#intern[slot]
-        if (cand !== undefined && cand.length === len) {
-          let same = true
-          for (let j = 0; j < len; j++) if (cand.charCodeAt(j) !== buf[p + j]) { same = false; break }
-          if (same) return cand
+  /** Fill the captions the record left out from their ids, as fillCaptions does. */
+  #captions (captions: readonly DerivedCaption[], base: number): void {
+    const { typ, num, str } = this.cols
+    for (const d of captions) {
+      const i = base + d.slot
+      const t = typ[i]
+      if (t !== T_ABSENT && !(d.overNull && t === T_NULL)) continue
+      const f = base + d.from
+      // fillCaptions looks an enum up by String(id): a numeric string finds it too
+      const id = typ[f] === T_NUM ? num[f] : typ[f] === T_STR && /^-?\d+$/.test(str[f] as string) ? Number(str[f]) : NaN
+      const v = d.table[id]
+      if (typeof v === 'string') { typ[i] = T_STR; str[i] = v } else if (typeof v === 'number') { typ[i] = T_NUM; num[i] = v }
+    }
+  }
+
+  /** A lean record of `n` elements at p: its shape index, then the values of that shape's paths. */
+  #lean (p: number, n: number, r: number, base: number, shapes: ShapePlan[]): number {
+    const rd = this.#rd
+    const buf = rd.buf
+    if (n === 0) throw new ScanError(`record ${r} is an empty array; a lean record is [shape, value, ...]`)
+    if (p >= rd.end) throw new ScanError(`records is truncated inside record ${r}`)
+    const sb = buf[p]
+    let idx: number
+    if (sb < 0x80) { idx = sb; p++ } else if (sb === 0xcc) { rd.need(p, 2); idx = buf[p + 1]; p += 2 } else if (sb === 0xcd) { rd.need(p, 3); idx = rd.u16(p + 1); p += 3 } else {
+      throw new ScanError(`record ${r} is an array that starts with ${typeName(sb)}; a lean record starts with its shape's index in the batch's context`)
+    }
+    const shape = shapes[idx]
+    if (shape === undefined) throw new ScanError(`record ${r} has shape ${idx}, but the batch's context lists ${shapes.length} shape${shapes.length === 1 ? '' : 's'}; send the shapes a batch's records use in that batch's context`)
+    const m = n - 1
+    if (m > shape.n) throw new ScanError(`record ${r} has ${m} values for the ${shape.n} fields of its shape ${idx}; a lean record holds at most one value per field of its shape`)
+    const typ = this.cols.typ
+    const { slot, node, marks } = shape
+    for (let i = 0; i < m; i++) {
+      if (p >= rd.end) throw new ScanError(`records is truncated inside record ${r}`)
+      const vb = buf[p]
+      // nil: the field is absent
+      if (vb === 0xc0) { p++; continue }
+      const mk = marks[i]
+      if (mk !== undefined) for (let j = 0; j < mk.length; j++) typ[base + mk[j]] = T_MAP
+      const s = slot[i]
+      const nd = node[i]
+      if (nd !== undefined) {
+        let entries = -1
+        let at = 0
+        if (vb >= 0x80 && vb <= 0x8f) { entries = vb & 15; at = p + 1 } else if (vb === 0xde) { rd.need(p, 3); entries = rd.u16(p + 1); at = p + 3 } else if (vb === 0xdf) { rd.need(p, 5); entries = rd.u32(p + 1); at = p + 5 }
+        if (entries >= 0) {
+          p = rd.map(at, entries, nd, base, 2)
+          if (s >= 0) typ[base + s] = T_MAP
+          continue
         }
-        const s = this.#text.latin1Slice(p, p + len)
-        this.#intern[slot] = s
-        return s
       }
+      p = s >= 0 ? rd.value(p, base + s, 2) : rd.skip(p, 2)
     }
-    return this.#text.utf8Slice(p, p + len)
-  }
-
-  /** Skip one value whose containers would sit at `depth`. */
-  #skip (p: number, depth: number): number {
-    if (p >= this.#end) throw new ScanError('records is truncated inside a msgpack value')
-    const buf = this.#buf
-    const b = buf[p]
-    if (b < 0x80 || b >= 0xe0) return p + 1
-    if (b <= 0x8f) return this.#skipN(p + 1, (b & 15) * 2, depth)
-    if (b <= 0x9f) return this.#skipN(p + 1, b & 15, depth)
-    if (b <= 0xbf) { const len = b & 31; this.#str(len); return this.#to(p + 1 + len) }
-    switch (b) {
-      case 0xc0: case 0xc2: case 0xc3: return p + 1
-      case 0xcc: case 0xd0: return this.#to(p + 2)
-      case 0xcd: case 0xd1: return this.#to(p + 3)
-      case 0xce: case 0xd2: case 0xca: return this.#to(p + 5)
-      case 0xcf: case 0xd3: case 0xcb: return this.#to(p + 9)
-      case 0xd4: return this.#to(p + 3)
-      case 0xd5: return this.#to(p + 4)
-      case 0xd6: return this.#to(p + 6)
-      case 0xd7: return this.#to(p + 10)
-      case 0xd8: return this.#to(p + 18)
-      case 0xc4: case 0xd9: { this.#need(p, 2); const len = buf[p + 1]; this.#str(len); return this.#to(p + 2 + len) }
-      case 0xc5: case 0xda: { this.#need(p, 3); const len = this.#u16(p + 1); this.#str(len); return this.#to(p + 3 + len) }
-      case 0xc6: case 0xdb: { this.#need(p, 5); const len = this.#u32(p + 1); this.#str(len); return this.#to(p + 5 + len) }
-      case 0xc7: { this.#need(p, 3); const len = buf[p + 1]; this.#str(len); return this.#to(p + 3 + len) }
-      case 0xc8: { this.#need(p, 4); const len = this.#u16(p + 1); this.#str(len); return this.#to(p + 4 + len) }
-      case 0xc9: { this.#need(p, 6); const len = this.#u32(p + 1); this.#str(len); return this.#to(p + 6 + len) }
-      case 0xdc: { this.#need(p, 3); return this.#skipN(p + 3, this.#u16(p + 1), depth) }
-      case 0xdd: { this.#need(p, 5); return this.#skipN(p + 5, this.#u32(p + 1), depth) }
-      case 0xde: { this.#need(p, 3); return this.#skipN(p + 3, this.#u16(p + 1) * 2, depth) }
-      case 0xdf: { this.#need(p, 5); return this.#skipN(p + 5, this.#u32(p + 1) * 2, depth) }
-    }
-    throw new ScanError(`records holds the invalid msgpack byte 0x${b.toString(16)} at offset ${p}`)
-  }
-
-  #to (p: number): number {
-    if (p > this.#end) throw new ScanError('records is truncated inside a msgpack value')
     return p
   }
 
-  #skipN (p: number, n: number, depth: number): number {
-    if (depth > this.#maxDepth) throw new ScanError(`records nest ${depth} levels deep, over max_depth ${this.#maxDepth}`, 'max_depth')
-    for (let i = 0; i < n; i++) p = this.#skip(p, depth + 1)
-    return p
+  /** Record r at p is neither a map nor an array: refuse it, unless its bytes are not even msgpack (that is the worse problem). */
+  #notRecord (r: number, p: number): never {
+    this.#rd.skip(p, 1)
+    throw new RecordError(r, `the record is ${typeName(this.#rd.buf[p])}, not a map or a lean record [shape, value, ...]; each record is one OCSF object`)
   }
 }

@@ -8,7 +8,7 @@ import type { ErrorCode } from '../../shared/errors.js'
 import type { StateEvictions } from './budget.js'
 import type { FindingEvent } from './finding.js'
 import type { Ev } from './incident.js'
-import type { ScanLimitName, ScanLimits } from './projector.js'
+import type { ScanLimitName, ScanLimits } from './columns.js'
 import type { RuleTiming } from './rules/compile.js'
 import type { SigmaDoc } from './rules/types.js'
 import type { InstanceFloor, InstanceStats } from './seq.js'
@@ -22,6 +22,8 @@ export interface BatchInput {
   seq: number
   count: number
   bytes: Uint8Array
+  /** the lean form's context (shared/ocsf/lean.ts): absent or empty for full-form records */
+  context?: Uint8Array
   /** wall time the collector received the batch */
   recvAt: number
   /** the host's dedup floors, per instance, as the store has them: sent when the worker may hold no actor for the host */
@@ -116,10 +118,12 @@ export type ToWorker =
     instance: string
     seq: number
     count: number
-    /** transferred, not copied; the records are bytes [off, off + len) */
+    /** transferred, not copied; the records are bytes [off, off + len), the context [ctxOff, ctxOff + ctxLen) */
     buf: ArrayBuffer
     off: number
     len: number
+    ctxOff: number
+    ctxLen: number
     recvAt: number
     /** set when the bridge (re)introduces the host to this worker: its persisted dedup floors, per instance */
     floors?: InstanceFloor[]

@@ -41,7 +41,7 @@ port.on('message', (m: ToWorker) => {
       const now = Date.now()
       let outcome: BatchOutcome
       try {
-        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, instance: m.instance, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), recvAt: m.recvAt, floors: m.floors }, now)
+        outcome = engine.processBatch({ hostId: m.hostId, hostname: m.hostname, instance: m.instance, seq: m.seq, count: m.count, bytes: new Uint8Array(m.buf, m.off, m.len), context: new Uint8Array(m.buf, m.ctxOff, m.ctxLen), recvAt: m.recvAt, floors: m.floors }, now)
       } catch (err) {
         // a bug must not turn one batch into a crash loop (the agent would
         // resend it to every restarted worker): refuse it and keep going

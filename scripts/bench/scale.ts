@@ -81,7 +81,7 @@ async function runOnce (H: number, measureMs: number, hostsPerConn: number): Pro
   const scans = scanned.map((h, k) => {
     const source = scanSource(k)
     const plan = buildPlan({ hostId: ids[h], hosts: 1, source, ports: SCAN_PORTS, batchSize: 100, seed: 7000 + k, startTime })
-    return { host: h, source, batches: plan.hosts[0].batches.map((b, i): Packed => ({ bytes: b, count: plan.hosts[0].counts[i] })) }
+    return { host: h, source, batches: plan.hosts[0].batches.map((b, i): Packed => ({ bytes: b, context: plan.hosts[0].contexts[i], count: plan.hosts[0].counts[i] })) }
   })
 
   const be = await startBackendProc()
@@ -94,7 +94,7 @@ async function runOnce (H: number, measureMs: number, hostsPerConn: number): Pro
   let failed = 0
   const acked = new Uint8Array(H)
   const send = (h: number, b: Packed, trickled: boolean): void => {
-    streams[h].send(b.bytes, b.count).then(ack => {
+    streams[h].send(b.bytes, b.count, b.count, b.context).then(ack => {
       if (ack.status === 'OK') { acked[h] = 1; if (measuring && trickled) records += b.count }
     }, () => { failed++ })
   }

@@ -19,6 +19,7 @@ const SPECS: readonly OptSpec[] = [
   { name: 'seed', type: 'int', default: 1, env: false, help: 'PRNG seed: the same seed sends the same records' },
   { name: 'start-time', type: 'int', min: 0, env: false, help: 'timestamp of the first record, ms since the epoch (default: now)' },
   { name: 'batch', type: 'int', default: 500, min: 1, env: false, help: 'records per batch' },
+  { name: 'wire', type: 'enum', choices: ['lean', 'full'], default: 'lean', env: false, help: 'lean: a context and shaped records, as agents send them; full: full OCSF maps, as agents before the lean form did' },
   { name: 'window', type: 'int', default: 32, min: 1, env: false, help: 'batches in flight per host stream' },
   { name: 'start-seq', type: 'int', default: 1, min: 1, env: false, help: 'first seq of each host stream (a fresh agent starts at 1)' },
   { name: 'json', type: 'bool', default: false, env: false, help: 'print the summary as JSON' },
@@ -41,6 +42,7 @@ interface Values {
   seed: number
   'start-time'?: number
   batch: number
+  wire: 'lean' | 'full'
   window: number
   'start-seq': number
   json: boolean
@@ -78,6 +80,7 @@ export async function run (argv: string[]): Promise<number> {
     seed: v.seed,
     ...(v['start-time'] !== undefined ? { startTime: v['start-time'] } : {}),
     batchSize: v.batch,
+    wire: v.wire,
     window: v.window,
     startSeq: v['start-seq'],
     ...(tls !== undefined ? { tls } : {}),

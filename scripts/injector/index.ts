@@ -58,7 +58,7 @@ export async function shipPlan (plan: Plan, o: Pick<InjectOptions, 'collector' |
       for (let i = 0; i < h.batches.length; i++) {
         const wait = h.due[i] - (Date.now() - t0)
         if (wait > 0) await sleep(wait)
-        acks.push(s.send(h.batches[i], h.counts[i]))
+        acks.push(s.send(h.batches[i], h.counts[i], h.counts[i], h.contexts[i]))
       }
       await Promise.all(acks)
       await s.end()

@@ -1,5 +1,6 @@
-import { packRecords } from '../../shared/codec.js'
+import { packRecords, packValue } from '../../shared/codec.js'
 import { DIRECTION, NET_ACTIVITY } from '../../shared/ocsf/constants.js'
+import { packLean } from '../../shared/ocsf/lean.js'
 import { makeDevice, makeMetadata, makeNetworkActivity, type NetFields } from '../../shared/ocsf/network.js'
 import type { NetworkActivity } from '../../shared/ocsf/types.js'
 import { Prng } from './prng.js'
@@ -7,7 +8,10 @@ import { Prng } from './prng.js'
 // What the injector sends, decided up front from the options and the seed:
 // the same options give the same records, byte for byte (times are offsets
 // from startTime). Records are built by makeNetworkActivity, the builder the
-// agent's decoder uses, so they are shaped exactly like captured ones:
+// agent's decoder uses, so they are shaped exactly like captured ones, and
+// sent in the lean form (shared/ocsf/lean.ts packLean: a context per batch,
+// positional records), or, with wire 'full', as the full OCSF maps older
+// agents send:
 //   probe of a closed TCP port  Refuse (5), inbound, "TCP RST sent: no socket listening"
 //   probe of a closed UDP port  Refuse (5), inbound, ICMP port unreachable
 //   probe of an open port       Open (1), inbound, LISTEN -> SYN_RECV
@@ -42,13 +46,18 @@ export interface PlanOptions {
   startTime?: number
   batchSize?: number
   agentVersion?: string
+  /** 'lean' (default): context + shaped records, as agents send them; 'full': full OCSF maps, no context, as older agents did */
+  wire?: 'lean' | 'full'
 }
 
 export interface PlannedHost {
   hostId: string
   hostname: string
   ip: string
+  /** each batch's records (Batch.records) */
   batches: Buffer[]
+  /** each batch's context (Batch.context); empty in the full form */
+  contexts: Buffer[]
   counts: number[]
   /** ms after the start at which each batch is due (all 0 without a rate) */
   due: number[]
@@ -141,11 +150,19 @@ export function buildPlan (o: PlanOptions): Plan {
   // records are packed into a host's batch as soon as it is full (or, with a
   // rate, once it spans ~100 ms, as an agent flushes): memory holds packed
   // bytes, not record objects
-  const out = hostIds.map(() => ({ batches: [] as Buffer[], counts: [] as number[], due: [] as number[], pending: [] as NetworkActivity[], first: 0, last: 0, records: 0 }))
+  const out = hostIds.map(() => ({ batches: [] as Buffer[], contexts: [] as Buffer[], counts: [] as number[], due: [] as number[], pending: [] as NetworkActivity[], first: 0, last: 0, records: 0 }))
+  const lean = (o.wire ?? 'lean') === 'lean'
   const flush = (h: number): void => {
     const o = out[h]
     if (o.pending.length === 0) return
-    o.batches.push(packRecords(o.pending))
+    if (lean) {
+      const b = packLean(o.pending as unknown as Array<Record<string, unknown>>)
+      o.batches.push(packValue(b.records))
+      o.contexts.push(packValue(b.context))
+    } else {
+      o.batches.push(packRecords(o.pending))
+      o.contexts.push(Buffer.alloc(0))
+    }
     o.counts.push(o.pending.length)
     o.due.push(rate > 0 ? o.last : 0)
     o.pending = []
@@ -226,7 +243,7 @@ export function buildPlan (o: PlanOptions): Plan {
   const hosts: PlannedHost[] = hostIds.map((hostId, h) => {
     flush(h)
     const o = out[h]
-    return { hostId, hostname: hostnames[h], ip: hostIps[h], batches: o.batches, counts: o.counts, due: o.due, records: o.records }
+    return { hostId, hostname: hostnames[h], ip: hostIps[h], batches: o.batches, contexts: o.contexts, counts: o.counts, due: o.due, records: o.records }
   })
 
   // what the shipped rules should make of it

@@ -9,6 +9,10 @@ import { collectorClientCtor, type Ack, type Batch, type DropCounters } from '..
 // same batch again after a backoff. A broken stream is reopened and every
 // unacked batch is resent in order.
 
+function asBuffer (b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+}
+
 export interface ClientOptions {
   /** PEM files for a TLS collector; with cert and key the client does mTLS */
   tls?: { ca?: string, cert?: string, key?: string, serverName?: string }
@@ -152,8 +156,8 @@ export class AgentStream {
     for (const w of this.#waiters.splice(0)) w()
   }
 
-  /** Send one batch (a packed msgpack array of `count` records); resolves with its final ack. */
-  async send (records: Uint8Array, count: number, capturedDelta = count): Promise<Ack> {
+  /** Send one batch (a packed msgpack array of `count` records, and the lean form's context); resolves with its final ack. */
+  async send (records: Uint8Array, count: number, capturedDelta = count, context?: Uint8Array): Promise<Ack> {
     if (this.#failed !== undefined) throw this.#failed
     while (this.#pending.size >= this.#o.window) {
       await new Promise<void>(resolve => this.#waiters.push(resolve))
@@ -166,7 +170,8 @@ export class AgentStream {
       host_id: this.hostId,
       seq,
       count,
-      records: Buffer.isBuffer(records) ? records : Buffer.from(records.buffer, records.byteOffset, records.byteLength),
+      records: asBuffer(records),
+      ...(context !== undefined && context.byteLength > 0 ? { context: asBuffer(context) } : {}),
       hostname: this.#o.hostname,
       sent_at_ms: Date.now(),
       agent_version: this.#o.agentVersion,

@@ -48,6 +48,12 @@ export const OCSF_MAX_ACTIVITY_ID = 17
 export const DIRECTION = { UNKNOWN: 0, INBOUND: 1, OUTBOUND: 2, LATERAL: 3, LOCAL: 4, OTHER: 99 } as const
 export const DIRECTION_NAME: Record<number, string> = { 0: 'Unknown', 1: 'Inbound', 2: 'Outbound', 3: 'Lateral', 4: 'Local', 99: 'Other' }
 
+// device.type_id: its captions, as the schema gives them (a test checks)
+export const DEVICE_TYPE_NAME: Record<number, string> = {
+  0: 'Unknown', 1: 'Server', 2: 'Desktop', 3: 'Laptop', 4: 'Tablet', 5: 'Mobile', 6: 'Virtual', 7: 'IOT', 8: 'Browser',
+  9: 'Firewall', 10: 'Switch', 11: 'Hub', 12: 'Router', 13: 'IDS', 14: 'IPS', 15: 'Load Balancer', 99: 'Other',
+}
+
 // network_connection_info.protocol_ver_id
 export const PROTOCOL_VER = { UNKNOWN: 0, IPV4: 4, IPV6: 6, OTHER: 99 } as const
 

@@ -1,12 +1,12 @@
 import * as grpc from '@grpc/grpc-js'
 import t from 'tap'
 import { join } from 'node:path'
-import { packRecords } from '../../shared/codec.js'
+import { packRecords, packValue, unpackValue } from '../../shared/codec.js'
 import { createLogger } from '../../shared/logger.js'
 import type { Ack, Batch } from '../../shared/proto/index.js'
 import { startBackend, type BackendHandle } from '../../backend/server.js'
 import { AgentStream, connectCollector } from '../../scripts/injector/index.js'
-import { probeRecord, tempDir } from './helpers/records.js'
+import { pack, probeRecord, tempDir } from './helpers/records.js'
 
 // Each limit: a batch over it is refused with an Ack naming the limit, a gRPC
 // code and what to do; the counter for that limit goes up; and the next valid
@@ -42,6 +42,11 @@ function records (host: string, n: number, from = 0): Buffer {
 function raw (host: string, seq: number, recs: Buffer, count: number, extra: Partial<Batch> = {}): Batch {
   return { host_id: host, seq, count, records: recs, hostname: host, agent_version: 'test', ...extra }
 }
+/** One lean record whose context is changed by `spoil`. */
+function lean (host: string, seq: number, spoil: (ctx: Record<string, any>) => unknown): Batch {
+  const b = pack([probeRecord(host, { t: T, src: '198.51.100.20', port: 1 })])
+  return raw(host, seq, b.bytes, 1, { context: packValue(spoil(unpackValue(b.context) as Record<string, any>)) })
+}
 
 async function refusals (): Promise<Record<string, number>> {
   const text = await (await fetch(`${backend.http?.url ?? ''}/metrics`)).text()
@@ -64,9 +69,25 @@ const CASES: Case[] = [
     build: (host, seq) => raw(host, seq, Buffer.concat([records(host, 1), Buffer.alloc(LIMITS.maxBatchBytes + 10_000)]), 1),
   },
   {
+    limit: 'max_batch_bytes',
+    code: grpc.status.RESOURCE_EXHAUSTED,
+    // small records, a context that makes the batch too big: the two count together
+    build: (host, seq) => lean(host, seq, ctx => ({ ...ctx, pad: Buffer.alloc(LIMITS.maxBatchBytes) })),
+  },
+  {
     limit: 'max_records',
     code: grpc.status.RESOURCE_EXHAUSTED,
     build: (host, seq) => raw(host, seq, records(host, LIMITS.maxRecords + 1), LIMITS.maxRecords + 1),
+  },
+  {
+    limit: 'max_string_bytes',
+    code: grpc.status.INVALID_ARGUMENT,
+    build: (host, seq) => lean(host, seq, ctx => ({ ...ctx, shapes: [[...ctx.shapes[0], 'x'.repeat(LIMITS.maxStringBytes + 1)]] })),
+  },
+  {
+    limit: 'max_depth',
+    code: grpc.status.INVALID_ARGUMENT,
+    build: (host, seq) => lean(host, seq, ctx => ({ ...ctx, shared: { ...ctx.shared, unmapped: { a: { b: { c: { d: { e: { f: 1 } } } } } } } })),
   },
   {
     limit: 'max_records',
@@ -135,8 +156,14 @@ t.test('identity and sequence checks refuse the batch, not the stream', async t 
   t.match(foreign, { status: 'REFUSED', error: 'PICKET_ERR_HOST_ID', code: grpc.status.PERMISSION_DENIED, limit: '', message: /device\.uid 'id-c'/ }, 'records claiming another host')
   const junk = await s.sendRaw(raw('id-a', 3, Buffer.from('not msgpack at all'), 1))
   t.match(junk, { status: 'REFUSED', error: 'PICKET_ERR_DECODE', code: grpc.status.INVALID_ARGUMENT })
-  t.equal((await s.sendRaw(raw('id-a', 4, records('id-a', 2), 2))).status, 'OK', 'still accepted afterwards')
-  t.equal((await s.sendRaw(raw('id-a', 4, records('id-a', 2), 2))).status, 'DUPLICATE', 'a resent seq is a duplicate')
+  const noShape = await s.sendRaw(lean('id-a', 4, ctx => ({ shared: ctx.shared })))
+  t.match(noShape, { status: 'REFUSED', error: 'PICKET_ERR_DECODE', code: grpc.status.INVALID_ARGUMENT, message: /^record 0 has shape 0, but the batch's context lists 0 shapes; send the shapes .*shared\/ocsf\/lean\.ts packLean/ }, 'a lean record whose shape the context does not list')
+  const badPath = await s.sendRaw(lean('id-a', 5, ctx => ({ ...ctx, shapes: [['__proto__.x']] })))
+  t.match(badPath, { status: 'REFUSED', error: 'PICKET_ERR_DECODE', message: /^context\.shapes\[0\]\[0\]: field path '__proto__\.x' names '__proto__'/ }, 'a shape path that reaches a prototype')
+  const hostile = await s.sendRaw(lean('id-a', 6, ctx => ({ ...ctx, shared: { device: { uid: 'id-c' } } })))
+  t.match(hostile, { status: 'REFUSED', error: 'PICKET_ERR_HOST_ID', message: /device\.uid 'id-c'/ }, 'a shared device of another host')
+  t.equal((await s.sendRaw(raw('id-a', 7, records('id-a', 2), 2))).status, 'OK', 'still accepted afterwards')
+  t.equal((await s.sendRaw(raw('id-a', 7, records('id-a', 2), 2))).status, 'DUPLICATE', 'a resent seq is a duplicate')
   await s.end()
 
   const anon = new AgentStream(client, '')
@@ -148,10 +175,10 @@ t.test('identity and sequence checks refuse the batch, not the stream', async t 
   const r = await refusals()
   t.ok(r.host_id >= 4, 'host_id refusals counted')
   t.ok(r.seq >= 1, 'seq refusals counted')
-  t.ok(r.decode >= 1, 'decode refusals counted')
+  t.ok(r.decode >= 3, 'decode refusals counted')
   await backend.flush()
   const row = backend.store.getHost('id-a')
-  t.equal(row?.refusedBatches, 3, 'the host row counts its refused batches (seq 0, foreign records, junk)')
+  t.equal(row?.refusedBatches, 6, 'the host row counts its refused batches (seq 0, foreign records, junk, two contexts that do not describe their records, a foreign shared device)')
   t.equal(row?.duplicateBatches, 1)
   t.equal(row?.records, 4, 'only accepted records count')
 })

@@ -35,18 +35,19 @@ t.test('a record that means nothing is refused by index and field, and never rea
     const r = probeRecord(host, { t: T + i, src: '198.51.100.77', port }) as unknown as Record<string, any>
     return i === at ? spoil(r) : r
   }))
-  const cases: Array<{ what: string, at: number, spoil: (r: Record<string, any>) => unknown, message: string }> = [
+  const cases: Array<{ what: string, at: number, spoil: (r: Record<string, any>) => unknown, message: string, error?: string }> = [
     { what: 'a source that is not an IP', at: 0, spoil: r => { r.src_endpoint.ip = 'not-an-ip'; return r }, message: "record 0: src_endpoint.ip 'not-an-ip' is not an IPv4 or IPv6 address" },
     { what: 'a port over 65535', at: 5, spoil: r => { r.dst_endpoint.port = 70000; return r }, message: 'record 5: dst_endpoint.port 70000 is not a port (an integer from 0 to 65535)' },
     { what: 'a port that is a string', at: 3, spoil: r => { r.dst_endpoint.port = '80'; return r }, message: "record 3: dst_endpoint.port '80' is a string, not a port (an integer from 0 to 65535)" },
     { what: 'a scalar record', at: 2, spoil: () => 5, message: 'record 2: the record is a number, not a map' },
-    { what: 'an array record', at: 4, spoil: r => [r], message: 'record 4: the record is an array, not a map' },
+    // an array is a lean record [shape, value, ...]: one that starts with no shape index cannot be read at all
+    { what: 'an array record', at: 4, spoil: r => [r], message: 'record 4 is an array that starts with a map; a lean record starts with its shape\'s index', error: 'PICKET_ERR_DECODE' },
   ]
   const s = new AgentStream(client, host)
   let seq = 0
   for (const c of cases) {
     const ack = await s.sendRaw({ host_id: host, seq: ++seq, count: 20, records: scan(c.at, c.spoil), hostname: host, agent_version: 'test' })
-    t.match(ack, { status: 'REFUSED', error: 'PICKET_ERR_RECORD', code: grpc.status.INVALID_ARGUMENT, limit: '' }, `${c.what}: refused`)
+    t.match(ack, { status: 'REFUSED', error: c.error ?? 'PICKET_ERR_RECORD', code: grpc.status.INVALID_ARGUMENT, limit: '' }, `${c.what}: refused`)
     t.equal(ack.message?.startsWith(c.message), true, `${c.what}: the ack says '${c.message}' (${String(ack.message)})`)
   }
   t.equal(s.stats.reconnects, 0, 'the stream stayed up')
@@ -57,7 +58,8 @@ t.test('a record that means nothing is refused by index and field, and never rea
   await s.end()
   await be.flush()
   const text = await (await fetch(`${be.http?.url ?? ''}/metrics`)).text()
-  t.match(text, new RegExp(`^picket_collector_refusals_total\\{limit="invalid_record"\\} ${cases.length}$`, 'm'), 'each refusal counted under invalid_record')
+  t.match(text, new RegExp(`^picket_collector_refusals_total\\{limit="invalid_record"\\} ${cases.length - 1}$`, 'm'), 'each meaningless record counted under invalid_record')
+  t.match(text, /^picket_collector_refusals_total\{limit="decode"\} 1$/m, 'the unreadable one under decode')
   const all = be.store.listFindings({ limit: 500 })
   t.equal(all.total, 1, 'one finding: the honest scan')
   const f = all.items[0]

@@ -1,7 +1,9 @@
 import t from 'tap'
 import { Packr } from 'msgpackr'
-import { packRecords, unpackRecords } from '../../shared/codec.js'
-import { Projector, ScanError, T_ABSENT, T_FALSE, T_NULL, T_NUM, T_OTHER, T_STR, T_TRUE } from '../../backend/detection/projector.js'
+import { packRecords, unpackRecords, unpackValue } from '../../shared/codec.js'
+import { expandRecord, type LeanContext } from '../../shared/ocsf/lean.js'
+import { Projector, ScanError } from '../../backend/detection/projector.js'
+import { cell, get } from './helpers/cells.js'
 import { Prng } from '../../scripts/injector/prng.js'
 import { buildPlan } from '../../scripts/injector/plan.js'
 
@@ -12,54 +14,34 @@ import { buildPlan } from '../../scripts/injector/plan.js'
 const LIM = { maxStringBytes: 4096, maxDepth: 16, maxRecords: 100_000 }
 const NOW = Date.now()
 
-function get (obj: unknown, path: string): unknown {
-  let cur = obj
-  for (const k of path.split('.')) {
-    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined
-    cur = (cur as Record<string, unknown>)[k]
-  }
-  return cur
-}
-
-function cell (p: Projector, r: number, s: number): unknown {
-  const c = p.cols
-  const i = r * c.S + s
-  switch (c.typ[i]) {
-    case T_ABSENT: return undefined
-    case T_NUM: return c.num[i]
-    case T_STR: return c.str[i]
-    case T_TRUE: return true
-    case T_FALSE: return false
-    case T_NULL: return null
-    case T_OTHER: return 'OTHER'
-  }
-  return 'BAD'
-}
-
-t.test('agrees with msgpackr on injector records (real OCSF network_activity)', async t => {
-  const plan = buildPlan({ hosts: 3, ports: 50, benign: 300, sources: 2, seed: 9, batchSize: 1000 })
-  const paths = ['time', 'class_uid', 'activity_id', 'device.uid', 'device.hostname', 'src_endpoint.ip', 'src_endpoint.port', 'dst_endpoint.ip',
-    'dst_endpoint.port', 'connection_info.protocol_num', 'connection_info.direction_id', 'status_detail', 'is_src_dst_assignment_known', 'metadata.product.name', 'nope.nothing', 'duration']
-  const p = new Projector(paths, 4)
-  let rows = 0
-  for (const h of plan.hosts) {
-    for (const b of h.batches) {
-      const n = p.scan(b, LIM, NOW)
-      const full = unpackRecords(b)
-      t.equal(n, full.length)
-      for (let r = 0; r < n; r++) {
-        for (let s = 0; s < paths.length; s++) {
-          const want = get(full[r], paths[s])
-          const got = cell(p, r, s)
-          if (want !== got) t.fail(`row ${r} ${paths[s]}: ${String(got)} != ${String(want)}`)
+for (const wire of ['lean', 'full'] as const) {
+  t.test(`agrees with expandRecord on injector records (real OCSF network_activity, ${wire} form)`, async t => {
+    const plan = buildPlan({ hosts: 3, ports: 50, benign: 300, sources: 2, seed: 9, batchSize: 1000, wire })
+    const paths = ['time', 'class_uid', 'activity_id', 'device.uid', 'device.hostname', 'src_endpoint.ip', 'src_endpoint.port', 'dst_endpoint.ip',
+      'dst_endpoint.port', 'connection_info.protocol_num', 'connection_info.direction_id', 'status_detail', 'is_src_dst_assignment_known', 'metadata.product.name', 'nope.nothing', 'duration']
+    const p = new Projector(paths, 4)
+    let rows = 0
+    for (const h of plan.hosts) {
+      h.batches.forEach((b, i) => {
+        const context = h.contexts[i]
+        const n = p.scan(b, LIM, NOW, context)
+        const ctx = (context.byteLength > 0 ? unpackValue(context) : {}) as LeanContext
+        const full = unpackRecords(b).map(r => expandRecord(ctx, r))
+        t.equal(n, full.length)
+        for (let r = 0; r < n; r++) {
+          for (let s = 0; s < paths.length; s++) {
+            const want = get(full[r], paths[s])
+            const got = cell(p, r, s)
+            if (want !== got) t.fail(`row ${r} ${paths[s]}: ${String(got)} != ${String(want)}`)
+          }
+          rows++
         }
-        rows++
-      }
+      })
     }
-  }
-  t.equal(rows, 3 * 50 + 300)
-  t.pass(`${rows} rows x ${paths.length} fields agree`)
-})
+    t.equal(rows, 3 * 50 + 300)
+    t.pass(`${rows} rows x ${paths.length} fields agree`)
+  })
+}
 
 t.test('every msgpack type: read when projected, skipped when not', async t => {
   const p = new Projector(['a', 'b.c', 'big', 'neg', 'f32', 'f64', 'nil', 't', 'f', 's8', 's16', 'arr', 'obj', 'u64', 'i64', 'bin'])
@@ -93,11 +75,12 @@ t.test('every msgpack type: read when projected, skipped when not', async t => {
   t.same([cell(p, 0, 5), cell(p, 0, 2), cell(p, 0, 3)], [0.1, -70000, -200], 'float64, int32, int16 as the codec writes them')
 })
 
-t.test('a record that is not a map is refused, with its index and what it is', async t => {
+t.test('a record that is neither a map nor a lean record is refused, with its index and what it is', async t => {
   const p = new Projector(['a'])
-  for (const [rec, what] of [[5, 'a number'], ['x', 'a string'], [[1], 'an array'], [null, 'nil'], [true, 'a boolean'], [Buffer.from('b'), 'binary']] as const) {
-    t.throws(() => p.scan(packRecords([{ a: 1 }, rec as unknown as object]), LIM, NOW), { name: 'RecordError', record: 1, message: `record 1: the record is ${what}, not a map; each record is one OCSF object` })
+  for (const [rec, what] of [[5, 'a number'], ['x', 'a string'], [null, 'nil'], [true, 'a boolean'], [Buffer.from('b'), 'binary']] as const) {
+    t.throws(() => p.scan(packRecords([{ a: 1 }, rec as unknown as object]), LIM, NOW), { name: 'RecordError', record: 1, message: `record 1: the record is ${what}, not a map or a lean record [shape, value, ...]; each record is one OCSF object` })
   }
+  t.throws(() => p.scan(packRecords([{ a: 1 }, [1]]), LIM, NOW), { name: 'ScanError', message: "record 1 has shape 1, but the batch's context lists 0 shapes; send the shapes a batch's records use in that batch's context" }, 'an array is a lean record: without a context it has no shape')
 })
 
 function limitOf (f: () => unknown): string | undefined {

@@ -23,7 +23,7 @@ function rig (): { engine: DetectionEngine, findings: FindingEvent[], send: (hos
       const seq = (seqs.get(host) ?? 0) + 1
       seqs.set(host, seq)
       const b = batch(host, probes)
-      engine.processBatch({ hostId: host, seq, count: b.count, bytes: b.bytes, recvAt: now }, now)
+      engine.processBatch({ hostId: host, seq, count: b.count, bytes: b.bytes, context: b.context, recvAt: now }, now)
       findings.push(...engine.drain().findings)
     },
   }

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js'
-import { unpackRecords } from '../../shared/codec.js'
+import { unpackRecords, unpackValue } from '../../shared/codec.js'
+import { expandBatch, type LeanContext } from '../../shared/ocsf/lean.js'
 import { collectorService, type Ack, type AckStatus, type Batch } from '../../shared/proto/index.js'
 
 // A real gRPC Ship server for tests: it records the batches it receives and
@@ -180,11 +181,12 @@ export class TestCollector {
     return n
   }
 
-  /** The OCSF records of the accepted batches, in seq order. */
+  /** The OCSF records of the accepted batches, in seq order, expanded from the lean form (shared/ocsf/lean.ts) where they came in it. */
   records (): Array<Record<string, unknown>> {
     const out: Array<Record<string, unknown>> = []
     for (const b of [...this.accepted].sort((x, y) => x.seq - y.seq)) {
-      for (const r of unpackRecords(b.records)) out.push(r as Record<string, unknown>)
+      const ctx = (b.context !== undefined && b.context.byteLength > 0 ? unpackValue(b.context) : {}) as LeanContext
+      out.push(...expandBatch(ctx, unpackRecords(b.records)))
     }
     return out
   }

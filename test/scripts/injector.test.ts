@@ -1,5 +1,6 @@
 import t from 'tap'
-import { unpackRecords } from '../../shared/codec.js'
+import { unpackRecords, unpackValue } from '../../shared/codec.js'
+import { expandBatch, type LeanContext } from '../../shared/ocsf/lean.js'
 import { validateNetworkActivity } from '../../shared/ocsf/schema.js'
 import { TestCollector } from '../helpers/collector.js'
 import { AgentStream, buildPlan, connectCollector, formatSummary, injectScan, nthAddress } from '../../scripts/injector/index.js'
@@ -10,8 +11,9 @@ import { AgentStream, buildPlan, connectCollector, formatSummary, injectScan, nt
 type Rec = Record<string, any>
 const START = 1_800_000_000_000
 
+/** The plan's records as full OCSF objects (shared/ocsf/lean.ts expandBatch, the one meaning of a lean batch). */
 function recordsOf (plan: ReturnType<typeof buildPlan>): Rec[] {
-  return plan.hosts.flatMap(h => h.batches.flatMap(b => unpackRecords(b) as Rec[]))
+  return plan.hosts.flatMap(h => h.batches.flatMap((b, i) => expandBatch(unpackValue(h.contexts[i]) as LeanContext, unpackRecords(b)) as Rec[]))
 }
 
 t.test('the same options and seed give the same bytes; another seed gives other ports', async t => {
@@ -126,7 +128,7 @@ t.test('a broken stream is reopened and unacked batches are resent in order', as
   t.teardown(() => client.close())
   const plan = buildPlan({ ports: 60, batchSize: 20, seed: 8, hostId: 'rc' })
   const stream = new AgentStream(client, 'rc', { window: 8 })
-  const acks = plan.hosts[0].batches.map((b, i) => stream.send(b, plan.hosts[0].counts[i]))
+  const acks = plan.hosts[0].batches.map((b, i) => stream.send(b, plan.hosts[0].counts[i], plan.hosts[0].counts[i], plan.hosts[0].contexts[i]))
   await collector.waitFor(() => collector.arrivals.length === 3, 10_000, 'three batches to arrive')
   await collector.kill()
   collector.mode = 'ack'

@@ -1,9 +1,12 @@
 import { SEVERITY } from '../../../shared/ocsf/constants.js'
 import type { OcsfAttack } from '../../../shared/ocsf/types.js'
+import type { ClassRouting } from '../projector.js'
 import { attacksFromTags } from './attack.js'
 import { allOf } from './condition.js'
 import { problemAt, ruleError, type RuleProblem } from './errors.js'
 import { isFieldPath, type ColPred } from './match.js'
+import { EVIDENCE_FIELDS, HOST_FIELD } from './evidence.js'
+import { classOf, routeClasses } from './logsource.js'
 import { compileDetectionSection } from './section.js'
 import type { RuleCollection, RuleLoc, SigmaCorrelationDoc, SigmaDetectionDoc, SigmaDoc, SigmaFilterDoc, SigmaLevel } from './types.js'
 
@@ -12,19 +15,7 @@ import type { RuleCollection, RuleLoc, SigmaCorrelationDoc, SigmaDetectionDoc, S
 // The main thread compiles once to validate (and to run the fleet stage);
 // each detection worker compiles the same documents again for its matchers.
 
-export const HOST_FIELD = 'device.uid'
-
-/** Fields every worker projects, whatever the rules say: they make up the evidence. */
-export const EVIDENCE_FIELDS = [
-  'time', 'class_uid', 'activity_id', HOST_FIELD, 'device.hostname',
-  'src_endpoint.ip', 'src_endpoint.port', 'dst_endpoint.ip', 'dst_endpoint.port',
-  'connection_info.protocol_num', 'connection_info.direction_id',
-] as const
-
-export type EvidenceField = typeof EVIDENCE_FIELDS[number]
-
-/** Each evidence field's column slot: EVIDENCE_FIELDS open every RuleSet's paths, in this order. */
-export const EVIDENCE_SLOT = Object.freeze(Object.fromEntries(EVIDENCE_FIELDS.map((f, i) => [f, i]))) as { readonly [F in EvidenceField]: number }
+export { EVIDENCE_FIELDS, EVIDENCE_SLOT, HOST_FIELD, type EvidenceField } from './evidence.js'
 
 export interface RuleTiming {
   /** replaces every correlation's timespan (tests use short windows) */
@@ -46,6 +37,8 @@ export interface DetectionRule {
   match: ColPred
   /** correlations that consume this rule's matches */
   correlations: number[]
+  /** the event class its logsource names: it sees records of that class only */
+  classUid: number
 }
 
 export interface SourcesSpec {
@@ -89,6 +82,8 @@ export interface RuleSet {
   paths: string[]
   detections: DetectionRule[]
   correlations: CorrelationSpec[]
+  /** which slots each event class's records fill (projector.ts) */
+  routing: ClassRouting
 }
 
 const LEVEL_SEVERITY: Record<SigmaLevel, number> = {
@@ -152,26 +147,41 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
     return i
   }
 
+  // the slots each detection rule reads, with its filters and correlations: its class's records fill them
+  const reads = detectionDocs.map(() => new Set<number>())
+  const tracking = (into: Set<number>) => (field: string): number => { const s = slotOf(field); into.add(s); return s }
+  const classes = detectionDocs.map(d => {
+    const c = classOf(d.logsource)
+    if ('problem' in c) { bad(d.loc, ['logsource', 'category'], c.problem); return 0 }
+    return c.uid
+  })
+
   // filters: a predicate per filter, ANDed into each rule it names
   const filtersFor = new Map<number, ColPred[]>()
   for (const f of filterDocs) {
     const fsec = f.filter
-    const pred = compileDetectionSection(f.loc, 'filter', fsec, ['rules'], slotOf, bad)
+    const fields = new Set<number>()
+    const pred = compileDetectionSection(f.loc, 'filter', fsec, ['rules'], tracking(fields), bad)
     if (!Array.isArray(fsec.rules) || fsec.rules.length === 0) {
       bad(f.loc, ['filter', 'rules'], 'filter.rules must list the ids or names of the detection rules the filter applies to')
       continue
     }
+    const own = f.logsource?.category !== undefined ? classOf(f.logsource) : undefined
+    if (own !== undefined && 'problem' in own) bad(f.loc, ['logsource', 'category'], own.problem)
     fsec.rules.forEach((ref, i) => {
       const di = resolveDetection(f.loc, ['filter', 'rules', i], ref)
-      if (di !== undefined && pred !== undefined) filtersFor.set(di, [...(filtersFor.get(di) ?? []), pred])
+      if (di === undefined) return
+      if (own !== undefined && 'uid' in own && own.uid !== classes[di]) bad(f.loc, ['filter', 'rules', i], `'${String(ref)}' reads class ${classes[di]} records but this filter's logsource is class ${own.uid}; a filter applies to rules of its own class`)
+      for (const s of fields) reads[di].add(s)
+      if (pred !== undefined) filtersFor.set(di, [...(filtersFor.get(di) ?? []), pred])
     })
   }
 
   const detections: DetectionRule[] = detectionDocs.map((d, index) => {
-    const pred = compileDetectionSection(d.loc, 'detection', d.detection, [], slotOf, bad)
+    const pred = compileDetectionSection(d.loc, 'detection', d.detection, [], tracking(reads[index]), bad)
     const filters = filtersFor.get(index) ?? []
     const match = pred === undefined ? () => false : filters.length === 0 ? pred : allOf([pred, ...filters])
-    return { index, ref: refOf(d), id: d.id, name: d.name, title: d.title, match, correlations: [] }
+    return { index, ref: refOf(d), id: d.id, name: d.name, title: d.title, match, correlations: [], classUid: classes[index] }
   })
 
   const timing = opts.timing ?? {}
@@ -267,7 +277,10 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
       spec.sources = { field: ext.sources.field, min: ext.sources.min, below: undefined }
       if (ext.sources.below !== undefined) pendingBelow.push({ spec, ref: ext.sources.below, loc: c.loc })
     }
-    for (const p of [...gb, ...(field !== undefined ? [field] : []), ...(spec.sources !== undefined ? [spec.sources.field] : [])]) slotOf(p)
+    for (const p of [...gb, ...(field !== undefined ? [field] : []), ...(spec.sources !== undefined ? [spec.sources.field] : [])]) {
+      const slot = slotOf(p)
+      for (const di of dets) reads[di].add(slot)
+    }
     correlations.push(spec)
     for (const di of dets) {
       detections[di].correlations.push(spec.index)
@@ -323,7 +336,7 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
   }
 
   if (problems.length > 0) throw ruleError(problems)
-  return { paths, detections, correlations }
+  return { paths, detections, correlations, routing: routeClasses(detections, reads, paths, slotOf) }
 }
 
 interface Extension {

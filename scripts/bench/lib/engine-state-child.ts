@@ -23,7 +23,7 @@ gc()
 const before = process.memoryUsage().heapUsed
 for (let h = 0; h < hosts; h++) {
   const bs: Packed[] = Array.from({ length: batches }, (_, k) => benignBatch(ids[h], perBatch, h * 100_000 + k + 1, now))
-  bs.forEach((b, k) => { engine.processBatch({ hostId: ids[h], seq: k + 1, count: b.count, bytes: b.bytes, recvAt: now }, now) })
+  bs.forEach((b, k) => { engine.processBatch({ hostId: ids[h], seq: k + 1, count: b.count, bytes: b.bytes, context: b.context, recvAt: now }, now) })
   engine.drain()
 }
 gc()

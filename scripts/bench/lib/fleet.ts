@@ -4,13 +4,18 @@ import { collectorClientCtor } from '../../../shared/proto/index.js'
 
 // The simulated fleet of ingest.ts and scale.ts, built with the injector's
 // planner (scripts/injector/plan.ts), so every record is shaped exactly like
-// an agent's. Batches are packed once and sent again and again with new seqs:
-// what is measured is the backend, not msgpack packing in the injector.
+// an agent's and sent in the lean form (a context and shaped records).
+// Batches are packed once and sent again and again with new seqs: what is
+// measured is the backend, not msgpack packing in the injector.
 
 /** The port-scan rule's name (backend/rules/t1046_port_scan.yml). */
 export const PORT_SCAN_RULE = 'picket_t1046_port_scan'
 
-export interface Packed { bytes: Buffer, count: number }
+/** The lean form agents send, or the full OCSF maps of agents before it. */
+export type Wire = 'lean' | 'full'
+
+/** One batch as sent: its records, its context (empty in the full form) and how many records it holds. */
+export interface Packed { bytes: Buffer, context: Buffer, count: number }
 
 export interface Scan extends Packed {
   host: number
@@ -27,11 +32,11 @@ export function hostId (prefix: string, i: number, width: number): string {
  * counted by the port-scan correlation, so they go through the whole rule
  * path, but no client ever reaches a threshold.
  */
-export function benignBatch (host: string, records: number, seed: number, startTime: number): Packed {
-  const plan = buildPlan({ hostId: host, hosts: 1, ports: 0, benign: records, batchSize: records, seed, startTime })
+export function benignBatch (host: string, records: number, seed: number, startTime: number, wire: Wire = 'lean'): Packed {
+  const plan = buildPlan({ hostId: host, hosts: 1, ports: 0, benign: records, batchSize: records, seed, startTime, wire })
   const h = plan.hosts[0]
   if (h.batches.length !== 1) throw new Error(`expected one benign batch for ${host}, got ${h.batches.length}`)
-  return { bytes: h.batches[0], count: h.counts[0] }
+  return { bytes: h.batches[0], context: h.contexts[0], count: h.counts[0] }
 }
 
 /** The scanning source of scan number `i`: one source per scan (100.64.0.0/10, shared address space). */
@@ -45,11 +50,11 @@ export function scanSource (i: number): string {
  * ports) is crossed inside this batch, so it is the batch whose arrival
  * starts the clock of the detection latency.
  */
-export function scanBatch (host: string, hostIndex: number, source: string, ports: number, records: number, seed: number, startTime: number): Scan {
-  const plan = buildPlan({ hostId: host, hosts: 1, source, ports, benign: Math.max(0, records - ports), batchSize: Math.max(records, ports), seed, startTime })
+export function scanBatch (host: string, hostIndex: number, source: string, ports: number, records: number, seed: number, startTime: number, wire: Wire = 'lean'): Scan {
+  const plan = buildPlan({ hostId: host, hosts: 1, source, ports, benign: Math.max(0, records - ports), batchSize: Math.max(records, ports), seed, startTime, wire })
   const h = plan.hosts[0]
   if (h.batches.length !== 1) throw new Error(`expected one scan batch for ${host}, got ${h.batches.length}`)
-  return { bytes: h.batches[0], count: h.counts[0], host: hostIndex, source }
+  return { bytes: h.batches[0], context: h.contexts[0], count: h.counts[0], host: hostIndex, source }
 }
 
 /**

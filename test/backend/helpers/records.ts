@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync, cpSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { packRecords } from '../../../shared/codec.js'
+import { packRecords, packValue } from '../../../shared/codec.js'
 import { DIRECTION, NET_ACTIVITY } from '../../../shared/ocsf/constants.js'
+import { packLean } from '../../../shared/ocsf/lean.js'
 import { makeDevice, makeMetadata, makeNetworkActivity } from '../../../shared/ocsf/network.js'
 import type { NetworkActivity } from '../../../shared/ocsf/types.js'
 import { rootPath } from '../../../shared/paths.js'
@@ -13,7 +14,8 @@ import { compileRuleSet, type RuleTiming } from '../../../backend/detection/rule
 import { loadRuleDir } from '../../../backend/detection/rules/load.js'
 
 // Shared by the backend tests: real OCSF records (the builder the agent
-// uses), real msgpack batches, a real engine over the shipped rules.
+// uses), real msgpack batches in the lean form agents send (or the full form
+// of older agents), a real engine over the shipped rules.
 
 export const SHIPPED_RULES = rootPath('backend', 'rules')
 
@@ -44,8 +46,20 @@ export function probeRecord (hostId: string, p: Probe, hostname = hostId): Netwo
   }, makeMetadata(src), makeDevice(src))
 }
 
-export function batch (hostId: string, probes: Probe[]): { bytes: Buffer, count: number } {
-  return { bytes: packRecords(probes.map(p => probeRecord(hostId, p))), count: probes.length }
+/** A batch as sent on the wire: records, context (empty in the full form) and count. */
+export interface WireBatch { bytes: Buffer, context: Buffer, count: number }
+
+export type Wire = 'lean' | 'full'
+
+/** `records` as one batch: the lean form (shared/ocsf/lean.ts packLean), or the full OCSF maps of older agents. */
+export function pack (records: readonly object[], wire: Wire = 'lean'): WireBatch {
+  if (wire === 'full') return { bytes: packRecords(records), context: Buffer.alloc(0), count: records.length }
+  const lean = packLean(records as ReadonlyArray<Record<string, unknown>>)
+  return { bytes: packValue(lean.records), context: packValue(lean.context), count: records.length }
+}
+
+export function batch (hostId: string, probes: Probe[], wire: Wire = 'lean'): WireBatch {
+  return pack(probes.map(p => probeRecord(hostId, p)), wire)
 }
 
 export const LIMITS = { maxStringBytes: 4096, maxDepth: 16, maxRecords: 20_000 }
@@ -55,17 +69,24 @@ export class EngineRig {
   readonly findings: FindingEvent[] = []
   readonly #seq = new Map<string, number>()
 
-  constructor (rulesDir = SHIPPED_RULES, timing: RuleTiming = {}) {
+  readonly #wire: Wire
+
+  constructor (rulesDir = SHIPPED_RULES, timing: RuleTiming = {}, wire: Wire = 'lean') {
     const rules = compileRuleSet(loadRuleDir(rulesDir), { timing })
     this.engine = new DetectionEngine(rules, { limits: LIMITS, productVersion: 'test' })
+    this.#wire = wire
   }
 
   /** Send probes as the host's next batch, at wall time `now`. */
   send (hostId: string, probes: Probe[], now: number, seq?: number): BatchOutcome {
+    return this.sendBatch(hostId, batch(hostId, probes, this.#wire), now, seq)
+  }
+
+  /** Send a packed batch as the host's next one, at wall time `now`. */
+  sendBatch (hostId: string, b: WireBatch, now: number, seq?: number): BatchOutcome {
     const s = seq ?? (this.#seq.get(hostId) ?? 0) + 1
     this.#seq.set(hostId, Math.max(s, this.#seq.get(hostId) ?? 0))
-    const b = batch(hostId, probes)
-    const out = this.engine.processBatch({ hostId, seq: s, count: b.count, bytes: b.bytes, recvAt: now }, now)
+    const out = this.engine.processBatch({ hostId, seq: s, count: b.count, bytes: b.bytes, context: b.context, recvAt: now }, now)
     this.findings.push(...this.engine.drain().findings)
     return out
   }
