@@ -111,7 +111,7 @@ export class SlabCommit {
     const release = (): void => { if (--refs === 0) this.#buffers.put(out.buffer) }
     for (const b of out.batches) {
       try {
-        spool.append(new Uint8Array(out.buffer, b.offset, b.length), b.count, Date.now(), b.crc, release)
+        spool.append(new Uint8Array(out.buffer, b.offset, b.length), b.count, Date.now(), { context: new Uint8Array(out.buffer, b.contextOffset, b.contextLength), crc: b.crc, release })
         this.lastAppendAt = Date.now()
         this.spooledBatches++
         this.spooledRecords += b.count

@@ -117,16 +117,19 @@ export interface DecodeTask {
 }
 
 export interface DecodedBatch {
-  /** where the batch's msgpack array of OCSF records lies in DecodeOutput.buffer; it decodes on its own */
+  /** where the batch's msgpack array of lean OCSF records lies in DecodeOutput.buffer */
   offset: number
   length: number
+  /** and its context (collector.proto Batch.context): with it, the batch decodes on its own */
+  contextOffset: number
+  contextLength: number
   count: number
-  /** crc32 of the batch's bytes, computed here so the main thread does not have to */
+  /** crc32 of the context then the records, computed here so the main thread does not have to */
   crc: number
 }
 
 export interface DecodeOutput {
-  /** the batches' bytes, back to back (task.out when it was big enough) */
+  /** the batches' records and contexts, back to back (task.out when it was big enough) */
   buffer: ArrayBuffer
   batches: DecodedBatch[]
   /** OCSF records in the batches */
@@ -134,6 +137,4 @@ export interface DecodeOutput {
   /** raw records that could not be decoded */
   errors: number
   firstError?: string
-  /** the generic msgpack writer was needed (a record had a key the fast path does not know) */
-  generic: boolean
 }

@@ -243,13 +243,14 @@ export class Shipper {
         seq,
         count: b.count,
         records: b.records as Buffer,
+        ...(b.context !== undefined ? { context: b.context as Buffer } : {}),
         drops: this.#o.drops(),
         hostname: this.#o.hostname,
         sent_at_ms: b.createdMs,
         agent_version: this.#o.agentVersion,
         captured_total: this.#o.capturedTotal(),
       }, this.#hostIdBytes, this.#hostnameBytes, this.#versionBytes, this.#instanceBytes)
-      this.#inflight.add(seq, { sentAt: performance.now(), count: b.count, bytes: b.records.byteLength })
+      this.#inflight.add(seq, { sentAt: performance.now(), count: b.count, bytes: b.records.byteLength + (b.context?.byteLength ?? 0) })
       this.#s.sentBatches++
       if (!this.#call.write(msg)) {
         this.#writeBlocked = true

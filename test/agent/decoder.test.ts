@@ -2,7 +2,8 @@ import t from 'tap'
 import { DecoderPool } from '../../agent/decode-pool/pool.js'
 import { NET_EVENT } from '../../bpf/abi.js'
 import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, synthIdOf, SynthSource } from '../../agent/source/synth.js'
-import { unpackRecords } from '../../shared/codec.js'
+import { expandSpans } from '../../agent/normalize/lean-batch.js'
+import { unpackRecords, unpackValue } from '../../shared/codec.js'
 import { crc32 } from '../../agent/crc32.js'
 import { crashingDecoder } from '../helpers/agent.js'
 
@@ -41,9 +42,11 @@ t.test('malformed records count as decode errors; the rest decode', async t => {
   t.match(out.firstError, /kind 99/)
   t.equal(out.batches.length, 1)
   const b = out.batches[0]
-  const bytes = new Uint8Array(out.buffer, b.offset, b.length)
-  t.equal(b.crc, crc32(bytes), 'the worker checksums its batch')
-  const ids = unpackRecords(bytes).map(r => synthIdOf(r as never))
+  const bytes = new Uint8Array(out.buffer)
+  const context = bytes.subarray(b.contextOffset, b.contextOffset + b.contextLength)
+  t.equal(b.crc, crc32(bytes.subarray(b.offset, b.offset + b.length), crc32(context)), 'the worker checksums its batch: the context, then the records')
+  t.match(unpackValue(context), { shared: { device: { uid: 'dec-host' } }, shapes: Array }, 'the batch carries its context')
+  const ids = expandSpans(bytes, out.batches).map(r => synthIdOf(r))
   t.same(ids, Array.from({ length: n }, (_, i) => i).filter(i => i !== 10 && i !== 20))
 })
 
@@ -51,21 +54,19 @@ t.test('a slab whose output is over maxBatchBytes is split into batches that eac
   const n = 2000
   const sab = new SharedArrayBuffer(n * NET_EVENT.SIZEOF)
   new SynthSource({ seed: 6 }).drain(sab, 0, sab.byteLength, 0)
-  const p = pool(sab, { maxBatchBytes: 200_000 })
+  const p = pool(sab, { maxBatchBytes: 25_000 })
   t.teardown(() => p.close())
-  const recycled = new ArrayBuffer(4 << 20)
+  const recycled = new ArrayBuffer(512 << 10)
   const out = await p.decode({ ring: 'net', offset: 0, bytes: sab.byteLength, records: n, bootToWallNs: 0, out: recycled })
   t.equal(recycled.byteLength, 0, 'the recycled buffer was handed to the worker')
-  t.equal(out.buffer.byteLength, 4 << 20, 'and it came back holding the output')
+  t.equal(out.buffer.byteLength, 512 << 10, 'and it came back holding the output')
   t.ok(out.batches.length >= 8, `${out.batches.length} batches`)
-  let all: number[] = []
   for (const b of out.batches) {
-    t.ok(b.length <= 200_000, `batch of ${b.length} bytes fits`)
-    const recs = unpackRecords(new Uint8Array(out.buffer, b.offset, b.length))
-    t.equal(recs.length, b.count)
-    all = all.concat(recs.map(r => synthIdOf(r as never)!))
+    t.ok(b.length + b.contextLength <= 25_000, `batch of ${b.length} + ${b.contextLength} bytes of context fits`)
+    t.equal(unpackRecords(new Uint8Array(out.buffer, b.offset, b.length)).length, b.count)
   }
-  t.same(all, Array.from({ length: n }, (_, i) => i), 'in order, all there')
+  const all = expandSpans(new Uint8Array(out.buffer), out.batches).map(r => synthIdOf(r))
+  t.same(all, Array.from({ length: n }, (_, i) => i), 'in order, all there, each batch decoded with its own context')
 })
 
 t.test('a worker that exits mid-task: the task runs again on a fresh worker; the recycled buffer is not reused', async t => {

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js'
-import { unpackRecords } from '../../shared/codec.js'
+import { unpackRecords, unpackValue } from '../../shared/codec.js'
+import { expandBatch, type LeanContext } from '../../shared/ocsf/lean.js'
 import { collectorService, type Ack, type AckStatus, type Batch } from '../../shared/proto/index.js'
 
 // A real gRPC Ship server for tests: it records the batches it receives and
@@ -19,6 +20,8 @@ export interface ReceivedBatch {
   seq: number
   count: number
   records: Buffer
+  /** the lean batch's context; empty: full-form records */
+  context: Buffer
   drops: Batch['drops']
   hostname?: string
   sent_at_ms?: number
@@ -108,6 +111,7 @@ export class TestCollector {
       seq: Number(b.seq),
       count: b.count,
       records: b.records,
+      context: b.context ?? Buffer.alloc(0),
       drops: b.drops,
       hostname: b.hostname,
       sent_at_ms: Number(b.sent_at_ms),
@@ -180,11 +184,12 @@ export class TestCollector {
     return n
   }
 
-  /** The OCSF records of the accepted batches, in seq order. */
+  /** The OCSF records of the accepted batches, in seq order, each in full (shared/ocsf/lean.ts expandBatch). */
   records (): Array<Record<string, unknown>> {
     const out: Array<Record<string, unknown>> = []
     for (const b of [...this.accepted].sort((x, y) => x.seq - y.seq)) {
-      for (const r of unpackRecords(b.records)) out.push(r as Record<string, unknown>)
+      const ctx = (b.context.length > 0 ? unpackValue(b.context) : {}) as LeanContext
+      for (const r of expandBatch(ctx, unpackRecords(b.records))) out.push(r)
     }
     return out
   }
