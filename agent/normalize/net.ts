@@ -93,7 +93,7 @@ function writeIp (w: MsgpackWriter, buf: Uint8Array, off: number, v6: boolean): 
 function writePort (w: MsgpackWriter, port: number): void {
   // 0 = not known yet (a connect() before its port is bound): absent
   if (port === 0) w.nil()
-  else w.num(port)
+  else w.uint(port)
 }
 
 function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind: number, shape0: number, env: DecodeEnv): number {
@@ -166,16 +166,16 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
   const tailLen = SHAPES[shape].length - COMMON.length
   const values = COMMON.length + (protocolName ? tailLen : tail)
   w.arrayHeader(1 + values)
-  w.num(shape0 + shape)
-  w.num(CLASS.NETWORK_ACTIVITY.uid)
-  w.num(activity)
-  w.num(SEVERITY.INFORMATIONAL)
+  w.uint(shape0 + shape)
+  w.uint(CLASS.NETWORK_ACTIVITY.uid)
+  w.uint(activity)
+  w.uint(SEVERITY.INFORMATIONAL)
   const bootNs = dv.getUint32(p + HEADER.boot_ns + 4, true) * 4294967296 + dv.getUint32(p + HEADER.boot_ns, true)
-  w.num(Math.floor((bootNs + env.bootToWallNs) / 1e6))
+  w.f64(Math.floor((bootNs + env.bootToWallNs) / 1e6))
   w.raw(detail)
-  w.num(direction)
-  w.num(protocol)
-  w.num(v6 ? 6 : 4)
+  w.uint(direction)
+  w.uint(protocol)
+  w.uint(v6 ? 6 : 4)
   w.bool(known)
   const local = p + NET_EVENT.laddr
   const remote = p + NET_EVENT.raddr
@@ -211,9 +211,9 @@ function writeStateTail (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: num
   if (n === 1) return
   const tgid = dv.getUint32(p + HEADER.tgid, true)
   if (processKnown && tgid !== 0) {
-    w.num(tgid)
+    w.uint(tgid)
     w.latin1z(buf, p + HEADER.comm, HEADER.COMM_LEN)
-    w.num(dv.getUint32(p + HEADER.pid, true))
+    w.uint(dv.getUint32(p + HEADER.pid, true))
   } else { w.nil(); w.nil(); w.nil() }
   if (n === 4) return
   if (keepRaw) { writeState(w, oldstate); writeState(w, buf[p + NET_EVENT.newstate]) } else { w.nil(); w.nil() }

@@ -79,6 +79,22 @@ export class MsgpackWriter {
     this.#dv.setUint32(at + 1, n)
   }
 
+  /** A non-negative integer below 2^32 (a port, a pid, an id): num() without its checks. */
+  uint (v: number): void {
+    this.ensure(5)
+    const buf = this.#buf
+    const p = this.#pos
+    if (v < 128) { buf[p] = v; this.#pos = p + 1 } else if (v < 256) { buf[p] = 0xcc; buf[p + 1] = v; this.#pos = p + 2 } else if (v < 0x10000) { buf[p] = 0xcd; buf[p + 1] = v >>> 8; buf[p + 2] = v & 0xff; this.#pos = p + 3 } else { buf[p] = 0xce; this.#dv.setUint32(p + 1, v); this.#pos = p + 5 }
+  }
+
+  /** A float64, always (epoch milliseconds: past 32 bits, and a uint64 would read back as a BigInt). */
+  f64 (v: number): void {
+    this.ensure(9)
+    this.#buf[this.#pos] = 0xcb
+    this.#dv.setFloat64(this.#pos + 1, v)
+    this.#pos += 9
+  }
+
   nil (): void {
     this.ensure(1)
     this.#buf[this.#pos++] = 0xc0
