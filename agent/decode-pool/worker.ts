@@ -8,21 +8,25 @@ import type { DecodedBatch, DecodeOutput, DecoderWorkerData, DecodeTask } from '
 
 // A decoder worker (piscina): one task = one slab. Raw records → lean OCSF
 // batches (agent/normalize), each its records and its context, written
-// straight into the task's output buffer and handed back by transfer. The
-// slab is read in place from shared memory.
+// straight into the task's region of the shared output arena (agent/arena.ts):
+// only offsets go back. The slab is read in place from shared memory. A task
+// without a region, or whose output outgrew it, writes into memory of its
+// own and hands it back by transfer.
 
 const data = workerData as DecoderWorkerData
 const rings = new Map<string, Uint8Array>()
 for (const [name, sab] of Object.entries(data.rings)) rings.set(name, new Uint8Array(sab))
 
 const batcher = new LeanBatcher({ metadata: makeMetadata(data.source), device: makeDevice(data.source) })
-/** where a task without a recycled output buffer is written, then copied out at its size */
+const regions: Uint8Array[] = []
+for (let i = 0; (i + 1) * data.arena.regionBytes <= data.arena.data.byteLength; i++) regions.push(new Uint8Array(data.arena.data, i * data.arena.regionBytes, data.arena.regionBytes))
+/** where a task without a region is written, then copied out at its size */
 let scratch: Uint8Array = new Uint8Array(1 << 20)
 const writer = new MsgpackWriter(0)
 const spans: LeanSpan[] = []
 
 export default function decode (task: DecodeTask): unknown {
-  if (task.records === 0) return { buffer: new ArrayBuffer(0), batches: [], records: 0, errors: 0 } satisfies DecodeOutput
+  if (task.records === 0) return { batches: [], records: 0, errors: 0 } satisfies DecodeOutput
   const buf = rings.get(task.ring)
   if (buf === undefined) throw new Error(`decoder: unknown ring '${task.ring}'`)
   const env: DecodeEnv = {
@@ -31,7 +35,8 @@ export default function decode (task: DecodeTask): unknown {
     noSocketReason: data.noSocketReason,
     unmapped: data.unmapped,
   }
-  const given = task.out !== undefined ? new Uint8Array(task.out) : undefined
+  const given = task.region !== undefined ? regions[task.region] : undefined
+  if (task.region !== undefined && given === undefined) throw new Error(`decoder: no arena region ${task.region}`)
   writer.use(given ?? scratch)
   spans.length = 0
   const res = batcher.encode(writer, buf, task.offset, task.bytes, env, data.maxBatchBytes, spans)
@@ -43,14 +48,19 @@ export default function decode (task: DecodeTask): unknown {
     // the spool frame's payload is the context, then the records
     crc: crc32(bytes.subarray(s.offset, s.offset + s.length), crc32(bytes.subarray(s.contextOffset, s.contextOffset + s.contextLength))),
   }))
-  // a right-sized copy when the output is small next to the buffer, so a
-  // trickle of tiny batches does not pin multi-MiB buffers in the spool cache
-  const buffer = (given === undefined || length * 4 < bytes.length ? bytes.slice(0, length).buffer : bytes.buffer) as ArrayBuffer
   writer.use(scratch)
   // every raw record becomes one OCSF record or counts as a decode error
   // (malformed, an unknown family, or lost behind a broken frame)
-  const output: DecodeOutput = { buffer, batches, records: res.written, errors: Math.max(0, task.records - res.written) }
+  const output: DecodeOutput = { batches, records: res.written, errors: Math.max(0, task.records - res.written) }
   if (res.firstError !== undefined) output.firstError = res.firstError
+  if (bytes === given) {
+    output.region = task.region
+    return output
+  }
+  // memory of its own: a right-sized copy when the output is small next to
+  // it, so a trickle of tiny batches does not pin big buffers in the spool cache
+  const buffer = (bytes === scratch || length * 4 < bytes.length ? bytes.slice(0, length).buffer : bytes.buffer) as ArrayBuffer
+  output.buffer = buffer
   return move({
     get [transferableSymbol] () { return [buffer] },
     get [valueSymbol] () { return output },

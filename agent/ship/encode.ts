@@ -36,8 +36,18 @@ function dropsLen (d: Partial<DropCounters>): number {
 
 const EMPTY = new Uint8Array(0)
 
-/** protobuf wire bytes of a Batch (proto3: zero values are left out). */
-export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.host_id), hostnameBytes: Uint8Array = Buffer.from(b.hostname ?? ''), versionBytes: Uint8Array = Buffer.from(b.agent_version ?? ''), instanceBytes: Uint8Array = Buffer.from(b.instance ?? '')): Buffer {
+/** The pre-encoded strings of a shipper's batches. */
+export interface BatchStrings { hostId: Uint8Array, hostname: Uint8Array, version: Uint8Array, instance: Uint8Array }
+
+/**
+ * protobuf wire bytes of a Batch (proto3: zero values are left out), written
+ * at the start of `alloc(size)`'s memory (a new buffer by default).
+ */
+export function encodeBatch (b: Batch, strings?: BatchStrings, alloc: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
+  const hostIdBytes = strings?.hostId ?? Buffer.from(b.host_id)
+  const hostnameBytes = strings?.hostname ?? Buffer.from(b.hostname ?? '')
+  const versionBytes = strings?.version ?? Buffer.from(b.agent_version ?? '')
+  const instanceBytes = strings?.instance ?? Buffer.from(b.instance ?? '')
   const records = b.records
   const context = b.context ?? EMPTY
   const drops = b.drops ?? {}
@@ -55,7 +65,7 @@ export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.h
   if ((b.captured_total ?? 0) !== 0) size += 1 + varintLen(b.captured_total as number)
   if (instanceBytes.length > 0) size += 1 + varintLen(instanceBytes.length) + instanceBytes.length
   if (context.length > 0) size += 1 + varintLen(context.length) + context.length
-  const out = Buffer.allocUnsafe(size)
+  const out = alloc(size)
   let p = 0
   if (hostIdBytes.length > 0) { out[p++] = 0x0a; p = writeVarint(out, p, hostIdBytes.length); out.set(hostIdBytes, p); p += hostIdBytes.length }
   if (b.seq !== 0) { out[p++] = 0x10; p = writeVarint(out, p, b.seq) }
@@ -75,5 +85,5 @@ export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.h
   if ((b.captured_total ?? 0) !== 0) { out[p++] = 0x48; p = writeVarint(out, p, b.captured_total as number) }
   if (instanceBytes.length > 0) { out[p++] = 0x52; p = writeVarint(out, p, instanceBytes.length); out.set(instanceBytes, p); p += instanceBytes.length }
   if (context.length > 0) { out[p++] = 0x5a; p = writeVarint(out, p, context.length); out.set(context, p); p += context.length }
-  return out
+  return out.length === size ? out : out.subarray(0, size)
 }

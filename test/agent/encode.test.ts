@@ -1,5 +1,6 @@
 import t from 'tap'
 import { encodeBatch } from '../../agent/ship/encode.js'
+import { InFlight } from '../../agent/ship/inflight.js'
 import { collectorService, type Batch } from '../../shared/proto/index.js'
 
 // The shipper encodes Batch by hand (one copy of the records, done at send
@@ -35,4 +36,21 @@ t.test('encodeBatch reads back through the .proto codec, field for field', async
   t.same(z.drops, zeros.drops, 'an all-zero drops message is still present')
   t.equal(z.count, 0)
   t.same(decode(encodeWithProto(zeros)), z, 'reads back as protobufjs\'s own encoding does')
+})
+
+t.test('encode memory is lent per batch in flight and reused only once its batch is acked or its stream is gone', async t => {
+  const f = new InFlight()
+  const a = f.encodeBuffer(100_000)
+  t.ok(a.length >= 100_000)
+  f.add(1, { sentAt: 0, count: 1, bytes: 1, encoded: a })
+  const b = f.encodeBuffer(100_000)
+  t.not(b.buffer, a.buffer, 'a batch in flight keeps its memory')
+  f.add(2, { sentAt: 0, count: 1, bytes: 1, encoded: b })
+  f.take(1)
+  t.equal(f.encodeBuffer(50_000).buffer, a.buffer, 'an acked batch\'s memory is lent again')
+  f.clear()
+  t.equal(f.encodeBuffer(100_000).buffer, b.buffer, 'so is the memory of batches whose stream is gone')
+  t.not(f.encodeBuffer(10 << 20).buffer, a.buffer, 'too small: a new buffer')
+  const msg = encodeBatch({ host_id: 'h', seq: 3, count: 1, records: Buffer.from([0x91, 0x01]) }, undefined, size => Buffer.alloc(size + 500, 0xee))
+  t.same(decode(msg).records, Buffer.from([0x91, 0x01]), 'encoded at the start of lent memory bigger than the message')
 })
