@@ -3,6 +3,7 @@ import { DIRECTION, NET_ACTIVITY } from '../../shared/ocsf/constants.js'
 import { makeNetworkActivity, type NetFields } from '../../shared/ocsf/network.js'
 import type { NetworkActivity, OcsfDevice, OcsfMetadata } from '../../shared/ocsf/types.js'
 import { ipv4At, ipv6At } from '../../agent/normalize/ip.js'
+import type { DecodeEnv } from '../../agent/normalize/types.js'
 
 // The agent's decoder before the lean wire, kept as the reference the lean
 // normaliser (agent/normalize/net.ts) is proved against: raw NET_EVENTS
@@ -15,26 +16,7 @@ import { ipv4At, ipv6At } from '../../agent/normalize/ip.js'
 //   ICMP destination unreachable sent (icmp_send type 3)      Refuse, inbound, udp
 //   → LISTEN                                                  Listen
 
-export interface DecodeContext {
-  metadata: OcsfMetadata
-  device: OcsfDevice
-  /** CLOCK_REALTIME - CLOCK_BOOTTIME, in nanoseconds */
-  bootToWallNs: number
-  /** sk_rst_reason value → name, parsed from the running kernel's tcp_send_reset format */
-  rstReasons: Record<number, string>
-  /** the value of SK_RST_REASON_NO_SOCKET on the running kernel */
-  noSocketReason: number
-  /** keep raw kernel fields under `unmapped` (default true) */
-  unmapped?: boolean
-}
-
-export interface DecodeResult {
-  records: number
-  /** records skipped because they were malformed (bad kind or size) */
-  errors: number
-  /** first malformed record's description, for the log */
-  firstError?: string
-}
+export type DecodeContext = DecodeEnv & { metadata: OcsfMetadata, device: OcsfDevice }
 
 const ICMP_UNREACH_CODE: Record<number, string> = {
   0: 'net unreachable', 1: 'host unreachable', 2: 'protocol unreachable', 3: 'port unreachable',
@@ -50,38 +32,16 @@ function commAt (buf: Uint8Array, off: number): string {
 }
 
 /**
- * Decode `length` bytes of back-to-back records starting at `offset` of `buf`,
- * pushing one OCSF record per raw record onto `out`.
+ * Decode `length` bytes of well-formed back-to-back NET_EVENTS records
+ * starting at `offset` of `buf`, pushing one OCSF record per raw record onto
+ * `out` (malformed input is the lean decoder's to handle, and tested there).
  */
-export function decodeNetRecords (buf: Uint8Array, offset: number, length: number, ctx: DecodeContext, out: NetworkActivity[]): DecodeResult {
+export function decodeNetRecords (buf: Uint8Array, offset: number, length: number, ctx: DecodeContext, out: NetworkActivity[]): void {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  const end = offset + length
-  const keepRaw = ctx.unmapped !== false
-  let records = 0
-  let errors = 0
-  let firstError: string | undefined
-  let p = offset
-  while (p + HEADER.SIZEOF <= end) {
-    const kind = dv.getUint16(p + HEADER.kind, true)
-    const size = dv.getUint16(p + HEADER.size, true)
-    if (size < HEADER.SIZEOF || p + size > end || (size & 7) !== 0) {
-      // the framing itself is broken: nothing after this point can be trusted
-      errors++
-      firstError ??= `record at byte ${p - offset}: size ${size} is not a valid record size (kind ${kind})`
-      break
-    }
-    if ((kind !== KIND.NET_STATE && kind !== KIND.NET_RESET && kind !== KIND.NET_ICMP) || size !== NET_EVENT.SIZEOF) {
-      errors++
-      firstError ??= `record at byte ${p - offset}: kind ${kind} size ${size} is not a NET_EVENTS record`
-      p += size
-      continue
-    }
-    const rec = decodeOne(buf, dv, p, kind, ctx, keepRaw)
+  for (let p = offset; p + NET_EVENT.SIZEOF <= offset + length; p += NET_EVENT.SIZEOF) {
+    const rec = decodeOne(buf, dv, p, dv.getUint16(p + HEADER.kind, true), ctx, ctx.unmapped !== false)
     if (rec !== undefined) out.push(rec)
-    records++
-    p += size
   }
-  return firstError === undefined ? { records, errors } : { records, errors, firstError }
 }
 
 function decodeOne (buf: Uint8Array, dv: DataView, p: number, kind: number, ctx: DecodeContext, keepRaw: boolean): NetworkActivity | undefined {
