@@ -88,28 +88,35 @@ export async function run (argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal)
   const deadline = o.duration !== undefined ? Date.now() + o.duration : Infinity
   process.stderr.write(`capture: attached ${probe.attached.join(', ')}; printing OCSF ${o.class === 'all' ? 'records' : o.class + ' records'} as NDJSON (Ctrl-C to stop)\n`)
+  const full = (): boolean => o.count !== undefined && printed >= o.count
+  /** Drain the ring once (waiting up to timeoutMs) and print what came; the records drained. */
+  const take = async (timeoutMs: number): Promise<number> => {
+    const r = ring.drain(slab, 0, slab.byteLength, timeoutMs)
+    if (r.records === 0) return 0
+    received += r.records
+    env.bootToWallNs = bootToWallNs()
+    w.reset()
+    spans.length = 0
+    const res = batcher.encode(w, bytes, 0, r.bytes, env, 64 << 20, spans)
+    decodeErrors += res.errors + res.records - res.written
+    let text = ''
+    for (const rec of expandSpans(w.buffer, spans)) {
+      if (full()) break
+      if (!classes.has(rec.class_uid as number)) continue
+      text += JSON.stringify(rec) + '\n'
+      printed++
+    }
+    if (!process.stdout.write(text)) await once(process.stdout, 'drain')
+    return r.records
+  }
   try {
-    while (!stop && Date.now() < deadline && (o.count === undefined || printed < o.count)) {
-      const r = ring.drain(slab, 0, slab.byteLength, o['drain-ms'])
-      if (r.records > 0) {
-        received += r.records
-        env.bootToWallNs = bootToWallNs()
-        w.reset()
-        spans.length = 0
-        const res = batcher.encode(w, bytes, 0, r.bytes, env, 64 << 20, spans)
-        decodeErrors += res.errors + res.records - res.written
-        let text = ''
-        for (const rec of expandSpans(w.buffer, spans)) {
-          if (o.count !== undefined && printed >= o.count) break
-          if (!classes.has(rec.class_uid as number)) continue
-          text += JSON.stringify(rec) + '\n'
-          printed++
-        }
-        if (!process.stdout.write(text)) await once(process.stdout, 'drain')
-      }
+    while (!stop && Date.now() < deadline && !full()) {
+      await take(o['drain-ms'])
       // let signals and stdout callbacks run between drains
       await new Promise(resolve => setImmediate(resolve))
     }
+    // stopped by a signal or the clock: print what the ring took in before that, as the agent ships it
+    while (!full()) if (await take(0) === 0) break
   } finally {
     const c = probe.counters()
     const summary = {
