@@ -19,25 +19,10 @@ export class MsgpackWriter {
   #dv: DataView
   #pos = 0
   readonly #keys = new Map<string, Uint8Array>()
-  #constants = new Map<object, Uint8Array>()
 
   constructor (initialBytes = 1 << 20) {
     this.#buf = new Uint8Array(initialBytes)
     this.#dv = new DataView(this.#buf.buffer)
-  }
-
-  /**
-   * Declare objects whose encoding is reused until the next call. They must
-   * not change in between.
-   */
-  constants (objs: readonly object[]): void {
-    this.#constants = new Map()
-    for (const o of objs) {
-      this.#pos = 0
-      this.value(o)
-      this.#constants.set(o, this.#buf.slice(0, this.#pos))
-    }
-    this.#pos = 0
   }
 
   /** Start a new output. */
@@ -152,28 +137,6 @@ export class MsgpackWriter {
     this.arrayHeader(records.length)
     for (let i = 0; i < records.length; i++) this.value(records[i])
     return this.finish()
-  }
-
-  /** The bytes written since reset(), in place: valid until the next write. */
-  view (): Uint8Array {
-    return this.#buf.subarray(0, this.#pos)
-  }
-
-  /** A copy of the bytes written since offset `start`. */
-  since (start: number): Uint8Array {
-    return this.#buf.slice(start, this.#pos)
-  }
-
-  isConstant (o: object): boolean {
-    return this.#constants.has(o)
-  }
-
-  /** Write the cached encoding of `o` if it was declared constant; false if not. */
-  constant (o: object): boolean {
-    const c = this.#constants.get(o)
-    if (c === undefined) return false
-    this.raw(c)
-    return true
   }
 
   mapHeader (n: number): void {
@@ -305,7 +268,6 @@ export class MsgpackWriter {
         return
       case 'object': {
         if (v === null) { this.ensure(1); this.#buf[this.#pos++] = 0xc0; return }
-        if (this.constant(v)) return
         if (Array.isArray(v)) {
           this.arrayHeader(v.length)
           for (let i = 0; i < v.length; i++) this.value(v[i])
