@@ -1,5 +1,5 @@
 import type { Logger } from '../shared/logger.js'
-import { BufferPool } from './buffers.js'
+import type { OutputArena } from './arena.js'
 import type { DecoderPool } from './decode-pool/pool.js'
 import type { DropLedger } from './drops.js'
 import type { DecodeOutput, DecodeTask, SlabDescriptor } from './protocol.js'
@@ -8,8 +8,9 @@ import type { Spool } from './ship/spool.js'
 // Slabs go to the decoders in the order the consumer filled them and come
 // back in any order; their batches are committed to the spool in slab order,
 // so seq order is capture order. A slab decoded early waits in the reorder
-// map for the ones before it. Output buffers travel to the decoders and back
-// (BufferPool) instead of being allocated afresh for every slab.
+// map for the ones before it. Each task is given a region of the output
+// arena (arena.ts) to write into; the region is freed once the spool cache
+// lets go of every batch in it.
 
 export interface SlabCommitOptions {
   decoders: Pick<DecoderPool, 'decode'>
@@ -22,9 +23,7 @@ export interface SlabCommitOptions {
   onCommit: () => void
   /** CLOCK_REALTIME - the records' boot clock now, in ns */
   bootToWallNs: () => number
-  /** slabs per ring: output buffers in flight at most */
-  slabs: number
-  maxBatchBytes: number
+  arena: OutputArena
 }
 
 export class SlabCommit {
@@ -36,7 +35,6 @@ export class SlabCommit {
   lastAppendAt = Date.now()
   readonly #o: SlabCommitOptions
   readonly #reorder = new Map<number, DecodeOutput | undefined>()
-  readonly #buffers: BufferPool
   #nextTicket = 0
   #nextCommit = 0
   #inFlight = 0
@@ -46,7 +44,6 @@ export class SlabCommit {
 
   constructor (o: SlabCommitOptions) {
     this.#o = o
-    this.#buffers = new BufferPool(o.slabs + 8, Math.min(o.maxBatchBytes * 2, 16 << 20))
   }
 
   /** Decoded slabs waiting for an earlier one before they can be committed. */
@@ -60,16 +57,16 @@ export class SlabCommit {
     this.#inFlight++
     this.captured += d.records
     const task: DecodeTask = { ring: d.ring, offset: d.offset, bytes: d.bytes, records: d.records, bootToWallNs: this.#o.bootToWallNs() }
-    // a recycled output buffer for a big slab; a small one gets an exact-size buffer from the worker
-    if (d.records >= 256) {
-      const out = this.#buffers.take()
-      if (out !== undefined) task.out = out
-    }
+    const region = this.#o.arena.take()
+    if (region !== undefined) task.region = region
     this.#o.decoders.decode(task).then(out => {
       this.#o.release(d.slab)
+      // the output did not fit its region and came in a buffer of its own
+      if (region !== undefined && out.region === undefined) this.#o.arena.release(region)
       this.#complete(ticket, out)
     }, (err: Error) => {
       this.#o.release(d.slab)
+      if (region !== undefined) this.#o.arena.release(region)
       this.#o.drops.add('decode_error', d.records)
       this.#o.log.error({ err: err.message, records: d.records }, 'a slab failed to decode on every attempt; its records are dropped')
       this.#complete(ticket, undefined)
@@ -106,12 +103,15 @@ export class SlabCommit {
         log.warn({ errors: out.errors, firstError: out.firstError, totalSoFar: drops.counters.decode_error }, 'raw records failed to decode (logged at most every 10 s)')
       }
     }
-    // the output buffer goes back to the pool once the spool cache lets go of every batch in it
+    const { region } = out
+    const bytes = region !== undefined ? this.#o.arena.view(region) : new Uint8Array(out.buffer ?? new ArrayBuffer(0))
+    // the region is free again once the spool cache lets go of every batch in it
     let refs = out.batches.length
-    const release = (): void => { if (--refs === 0) this.#buffers.put(out.buffer) }
+    const release = (): void => { if (--refs === 0 && region !== undefined) this.#o.arena.release(region) }
+    if (refs === 0 && region !== undefined) this.#o.arena.release(region)
     for (const b of out.batches) {
       try {
-        spool.append(new Uint8Array(out.buffer, b.offset, b.length), b.count, Date.now(), b.crc, release)
+        spool.append(bytes.subarray(b.offset, b.offset + b.length), b.count, Date.now(), { context: bytes.subarray(b.contextOffset, b.contextOffset + b.contextLength), crc: b.crc, release })
         this.lastAppendAt = Date.now()
         this.spooledBatches++
         this.spooledRecords += b.count

@@ -3,6 +3,7 @@ import { NET_EVENT } from '../bpf/abi.js'
 import { createLogger, type Logger } from '../shared/logger.js'
 import { VERSION } from '../shared/version.js'
 import { Cleanups } from './cleanups.js'
+import { OutputArena } from './arena.js'
 import { SlabCommit } from './commit.js'
 import { Consumer } from './consumer/host.js'
 import { credentialsFor } from './credentials.js'
@@ -50,10 +51,15 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
 
     // -- decoders
     const slabs = SlabPool.create(cfg.slabs, cfg.slabBytes)
+    // a slab's lean output is about its raw size (BENCHMARKS.md, decode); twice that fits any mix but the
+    // most extreme, which the worker then writes into memory of its own. One region per slab in flight,
+    // and some for batches the spool cache still holds.
+    const arena = new OutputArena(cfg.slabs + 8, 2 * cfg.slabBytes + (64 << 10))
     const decoders = new DecoderPool({
       threads: cfg.decoders,
       workerData: {
         rings: { net: slabs.data },
+        arena: arena.shape,
         source: { hostId: cfg.hostId, hostname: cfg.hostname, agentVersion: VERSION },
         rstReasons: capture.decodeInfo.rstReasons,
         noSocketReason: capture.decodeInfo.noSocketReason,
@@ -97,8 +103,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
       onCommit: () => { shipper.notify() },
       // slabs arrive as events: never before `stats` below is set
       bootToWallNs: (): number => stats.bootToWallNs,
-      slabs: cfg.slabs,
-      maxBatchBytes: cfg.maxBatchBytes,
+      arena,
     })
 
     let resolveFatal: (e: Error) => void = () => {}

@@ -89,9 +89,17 @@ export interface ConsumerApi {
 // ---------------------------------------------------------------------------
 // Decoders.
 
+/** The output arena (arena.ts): region i is [i * regionBytes, (i + 1) * regionBytes) of data. */
+export interface ArenaShape {
+  data: SharedArrayBuffer
+  regionBytes: number
+}
+
 export interface DecoderWorkerData {
   /** slab memory by ring name */
   rings: Record<string, SharedArrayBuffer>
+  /** where tasks given a region write their output */
+  arena: ArenaShape
   source: SourceInfo
   rstReasons: Record<number, string>
   noSocketReason: number
@@ -109,31 +117,33 @@ export interface DecodeTask {
   /** CLOCK_REALTIME - CLOCK_BOOTTIME now, in ns (it drifts: sent per task) */
   bootToWallNs: number
   /**
-   * A recycled buffer for the output, transferred in (and back in
-   * DecodeOutput.buffer): fresh multi-MiB allocations cost page faults on
-   * every batch, a reused buffer costs none.
+   * The arena region to write the output into; without one (every region
+   * is in use) the worker writes into memory of its own and transfers it.
    */
-  out?: ArrayBuffer
+  region?: number
 }
 
 export interface DecodedBatch {
-  /** where the batch's msgpack array of OCSF records lies in DecodeOutput.buffer; it decodes on its own */
+  /** where the batch's msgpack array of lean OCSF records lies in DecodeOutput.buffer */
   offset: number
   length: number
+  /** and its context (collector.proto Batch.context): with it, the batch decodes on its own */
+  contextOffset: number
+  contextLength: number
   count: number
-  /** crc32 of the batch's bytes, computed here so the main thread does not have to */
+  /** crc32 of the context then the records, computed here so the main thread does not have to */
   crc: number
 }
 
 export interface DecodeOutput {
-  /** the batches' bytes, back to back (task.out when it was big enough) */
-  buffer: ArrayBuffer
+  /** the arena region the batches' records and contexts lie in, back to back: the task's own */
+  region?: number
+  /** or, when the task had no region or its output did not fit in it, a buffer of their own */
+  buffer?: ArrayBuffer
   batches: DecodedBatch[]
   /** OCSF records in the batches */
   records: number
   /** raw records that could not be decoded */
   errors: number
   firstError?: string
-  /** the generic msgpack writer was needed (a record had a key the fast path does not know) */
-  generic: boolean
 }

@@ -1,19 +1,29 @@
 import { once } from 'node:events'
 import { bootToWallNs, kernelDrops, NetProbe, openRing } from '../bpf/index.js'
 import { parseCommand, type OptSpec } from '../shared/config.js'
+import { PicketError } from '../shared/errors.js'
 import { makeDevice, makeMetadata } from '../shared/ocsf/network.js'
-import type { NetworkActivity } from '../shared/ocsf/types.js'
-import { decodeNetRecords, type DecodeContext } from '../agent/normalize/net.js'
+import { expandSpans, LeanBatcher, type LeanSpan } from '../agent/normalize/lean-batch.js'
+import { MsgpackWriter } from '../agent/normalize/pack.js'
+import { CLASS_NAMES, REGISTRY } from '../agent/normalize/registry.js'
+import type { DecodeEnv } from '../agent/normalize/types.js'
 import { sourceInfo } from '../agent/host-id.js'
 
-// picket capture: tcpdump for OCSF. Loads the network probe, drains the ring
-// on a short timer and prints one OCSF record per line on stdout; a summary
-// (records, drops) goes to stderr at exit.
+// picket capture: tcpdump for OCSF. Loads the probes, drains the ring on a
+// short timer and prints one full OCSF record per line on stdout, decoded
+// by the agent's own normalisers into the lean form and expanded by
+// shared/ocsf/lean.ts, exactly as the backend reads what an agent ships; a
+// summary (records, drops) goes to stderr at exit.
+//
+// A class with no probes on this build is refused before anything loads
+// (exit 2), as Falco refuses a rule whose event source is not loaded:
+// printing nothing, forever, would look like a quiet host. `all` captures
+// every class that has probes and says on stderr which have none.
 
 const SPECS: OptSpec[] = [
   { name: 'duration', type: 'duration', env: false, help: 'stop after this long (e.g. 10s); default: until Ctrl-C', min: 1 },
   { name: 'count', type: 'int', env: false, help: 'stop after printing this many records', min: 1 },
-  { name: 'class', type: 'enum', choices: ['network'], default: 'network', help: 'event class to capture' },
+  { name: 'class', type: 'enum', choices: [...CLASS_NAMES, 'all'], default: 'network', help: `OCSF class to capture: ${CLASS_NAMES.join(', ')} or all. A class with no probes on this build (${CLASS_NAMES.filter(c => !probed(c)).join(', ')}) exits with status 2 and says so; all captures every class that has probes` },
   { name: 'host-id', type: 'string', help: 'host id to stamp on records (default /etc/machine-id)' },
   { name: 'ring-bytes', type: 'bytes', default: '8MiB', help: 'NET_EVENTS ring buffer size (power of two)', min: 4096 },
   { name: 'wakeup-bytes', type: 'bytes', help: 'force a wakeup once this many bytes wait (default ring/4)' },
@@ -32,10 +42,30 @@ interface CaptureOptions {
   tracefs?: string
 }
 
+function probed (name: string): boolean {
+  return REGISTRY.normalisers.some(n => n.name === name)
+}
+
+/** The class uids to print; refuses a class this build cannot capture. */
+function selectClasses (name: string): Set<number> {
+  if (name === 'all') {
+    const none = CLASS_NAMES.filter(c => !probed(c))
+    if (none.length > 0) process.stderr.write(`capture: ${none.join(', ')}: no probes on this build yet; capturing ${REGISTRY.normalisers.map(n => n.name).join(', ')}\n`)
+    return new Set(REGISTRY.normalisers.map(n => n.classUid))
+  }
+  const n = REGISTRY.normalisers.find(x => x.name === name)
+  if (n === undefined) {
+    const have = REGISTRY.normalisers.map(x => x.name)
+    throw new PicketError('PICKET_ERR_CONFIG', `--class ${name}: this build has no probes for the ${name} class yet, so there is nothing to capture; it captures ${have.join(', ')} (--class ${have[0]} or --class all)`)
+  }
+  return new Set([n.classUid])
+}
+
 export async function run (argv: string[]): Promise<number> {
-  const cfg = parseCommand<CaptureOptions>(SPECS, argv, 'picket capture [options]', 'Print live OCSF records (network_activity, class 4001) as NDJSON on stdout, like tcpdump for OCSF.\nA summary of records and drops goes to stderr at exit. Needs root (or CAP_BPF + CAP_PERFMON).')
+  const cfg = parseCommand<CaptureOptions>(SPECS, argv, 'picket capture [options]', 'Print live OCSF records as NDJSON on stdout, like tcpdump for OCSF: each record in full (every caption filled in),\nas the backend reads it. A summary of records and drops goes to stderr at exit. Needs root (or CAP_BPF + CAP_PERFMON).')
   if (cfg === undefined) return 0
   const o = cfg.values
+  const classes = selectClasses(o.class)
   const probe = NetProbe.open({
     ringBytes: o['ring-bytes'],
     ...(o['wakeup-bytes'] !== undefined ? { wakeupBytes: o['wakeup-bytes'] } : {}),
@@ -43,7 +73,10 @@ export async function run (argv: string[]): Promise<number> {
   })
   const ring = openRing(probe.ringFd)
   const src = sourceInfo(o['host-id'])
-  const ctx: DecodeContext = { metadata: makeMetadata(src), device: makeDevice(src), bootToWallNs: bootToWallNs(), ...probe.decodeInfo }
+  const env: DecodeEnv = { bootToWallNs: bootToWallNs(), ...probe.decodeInfo }
+  const batcher = new LeanBatcher({ metadata: makeMetadata(src), device: makeDevice(src) })
+  const w = new MsgpackWriter(1 << 20)
+  const spans: LeanSpan[] = []
   const slab = new SharedArrayBuffer(Math.min(probe.ringBytes, 4 << 20))
   const bytes = new Uint8Array(slab)
   let stop = false
@@ -54,27 +87,36 @@ export async function run (argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   const deadline = o.duration !== undefined ? Date.now() + o.duration : Infinity
-  process.stderr.write(`capture: attached ${probe.attached.join(', ')}; printing OCSF network_activity as NDJSON (Ctrl-C to stop)\n`)
-  const out: NetworkActivity[] = []
+  process.stderr.write(`capture: attached ${probe.attached.join(', ')}; printing OCSF ${o.class === 'all' ? 'records' : o.class + ' records'} as NDJSON (Ctrl-C to stop)\n`)
+  const full = (): boolean => o.count !== undefined && printed >= o.count
+  /** Drain the ring once (waiting up to timeoutMs) and print what came; the records drained. */
+  const take = async (timeoutMs: number): Promise<number> => {
+    const r = ring.drain(slab, 0, slab.byteLength, timeoutMs)
+    if (r.records === 0) return 0
+    received += r.records
+    env.bootToWallNs = bootToWallNs()
+    w.reset()
+    spans.length = 0
+    const res = batcher.encode(w, bytes, 0, r.bytes, env, 64 << 20, spans)
+    decodeErrors += res.errors + res.records - res.written
+    let text = ''
+    for (const rec of expandSpans(w.buffer, spans)) {
+      if (full()) break
+      if (!classes.has(rec.class_uid as number)) continue
+      text += JSON.stringify(rec) + '\n'
+      printed++
+    }
+    if (!process.stdout.write(text)) await once(process.stdout, 'drain')
+    return r.records
+  }
   try {
-    while (!stop && Date.now() < deadline && (o.count === undefined || printed < o.count)) {
-      const r = ring.drain(slab, 0, slab.byteLength, o['drain-ms'])
-      if (r.records > 0) {
-        received += r.records
-        out.length = 0
-        ctx.bootToWallNs = bootToWallNs()
-        decodeErrors += decodeNetRecords(bytes, 0, r.bytes, ctx, out).errors
-        let text = ''
-        for (const rec of out) {
-          if (o.count !== undefined && printed >= o.count) break
-          text += JSON.stringify(rec) + '\n'
-          printed++
-        }
-        if (!process.stdout.write(text)) await once(process.stdout, 'drain')
-      }
+    while (!stop && Date.now() < deadline && !full()) {
+      await take(o['drain-ms'])
       // let signals and stdout callbacks run between drains
       await new Promise(resolve => setImmediate(resolve))
     }
+    // stopped by a signal or the clock: print what the ring took in before that, as the agent ships it
+    while (!full()) if (await take(0) === 0) break
   } finally {
     const c = probe.counters()
     const summary = {

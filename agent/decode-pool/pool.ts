@@ -80,10 +80,9 @@ export class DecoderPool {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.#pool.run(task, task.out !== undefined ? { transferList: [task.out] } : {})
+          // a retry writes into the same arena region: the worker that failed is done with it
+          return await this.#pool.run(task)
         } catch (err) {
-          // the output buffer went to the worker that died with it
-          delete task.out
           if (attempt >= this.#maxAttempts) {
             this.#failed++
             throw err

@@ -1,190 +1,228 @@
 import { AF_INET, AF_INET6, HEADER, KDIR, KIND, NET_EVENT, RST_REASON_UNKNOWN, TCP, TCP_STATE_NAME } from '../../bpf/abi.js'
-import { DIRECTION, NET_ACTIVITY } from '../../shared/ocsf/constants.js'
-import { makeNetworkActivity, type NetFields } from '../../shared/ocsf/network.js'
-import type { NetworkActivity, OcsfDevice, OcsfMetadata } from '../../shared/ocsf/types.js'
-import { ipv4At, ipv6At } from './ip.js'
+import { CLASS, DIRECTION, NET_ACTIVITY, SEVERITY } from '../../shared/ocsf/constants.js'
+import { IANA_PROTOCOL } from '../../shared/ocsf/lean.js'
+import { ipv6At } from './ip.js'
+import { encodeStr, type MsgpackWriter } from './pack.js'
+import type { DecodeEnv, Normaliser } from './types.js'
 
-// Raw NET_EVENTS records → OCSF network_activity, following the mapping in
-// DESIGN.md:
+// Raw NET_EVENTS records → lean OCSF network_activity records, following the
+// mapping in DESIGN.md:
 //   inbound connection established (SYN_RECV → ESTABLISHED)  Open, inbound
 //   SYN_SENT                                                  Open, outbound
 //   → CLOSE                                                   Close
 //   RST sent with no socket (tcp_send_reset NO_SOCKET)        Refuse, inbound, tcp
 //   ICMP destination unreachable sent (icmp_send type 3)      Refuse, inbound, udp
 //   → LISTEN                                                  Listen
+//
+// Each record is written straight from the struct into the msgpack output
+// as [shape, v1, v2, ...]; no object is built. Strings that repeat (status
+// details, state and reason names) are encoded once and copied.
 
-export interface DecodeContext {
-  metadata: OcsfMetadata
-  device: OcsfDevice
-  /** CLOCK_REALTIME - CLOCK_BOOTTIME, in nanoseconds */
-  bootToWallNs: number
-  /** sk_rst_reason value → name, parsed from the running kernel's tcp_send_reset format */
-  rstReasons: Record<number, string>
-  /** the value of SK_RST_REASON_NO_SOCKET on the running kernel */
-  noSocketReason: number
-  /** keep raw kernel fields under `unmapped` (default true) */
-  unmapped?: boolean
-}
+const COMMON = [
+  'class_uid', 'activity_id', 'severity_id', 'time', 'status_detail',
+  'connection_info.direction_id', 'connection_info.protocol_num', 'connection_info.protocol_ver_id',
+  'is_src_dst_assignment_known', 'src_endpoint.ip', 'src_endpoint.port', 'dst_endpoint.ip', 'dst_endpoint.port',
+] as const
 
-export interface DecodeResult {
-  records: number
-  /** records skipped because they were malformed (bad kind or size) */
-  errors: number
-  /** first malformed record's description, for the log */
-  firstError?: string
-}
+// One shape per raw kind; the rarely present values come last, where an
+// absent tail costs nothing. protocol_name travels only when the IANA
+// number has no keyword the expand function knows (then it is 'unknown').
+const SHAPE = { STATE: 0, RESET: 1, ICMP: 2 } as const
+const SHAPES = [
+  [...COMMON, 'duration', 'actor.process.pid', 'actor.process.name', 'actor.process.ptid', 'unmapped.tcp_oldstate', 'unmapped.tcp_newstate', 'connection_info.protocol_name'],
+  [...COMMON, 'unmapped.rst_reason', 'unmapped.sk_state', 'connection_info.protocol_name'],
+  [...COMMON, 'unmapped.icmp_type', 'unmapped.icmp_code', 'connection_info.protocol_name'],
+]
 
 const ICMP_UNREACH_CODE: Record<number, string> = {
   0: 'net unreachable', 1: 'host unreachable', 2: 'protocol unreachable', 3: 'port unreachable',
   9: 'net administratively prohibited', 10: 'host administratively prohibited', 13: 'communication administratively prohibited',
 }
 
-function commAt (buf: Uint8Array, off: number): string {
-  let end = off
-  const lim = off + HEADER.COMM_LEN
-  while (end < lim && buf[end] !== 0) end++
-  // comm is attacker-controlled (prctl PR_SET_NAME): decode lossily, never throw
-  return Buffer.from(buf.buffer, buf.byteOffset + off, end - off).toString('latin1')
-}
+const UNKNOWN_PROTOCOL = encodeStr('unknown')
+const CACHE_MAX = 4096
 
-/**
- * Decode `length` bytes of back-to-back records starting at `offset` of `buf`,
- * pushing one OCSF record per raw record onto `out`.
- */
-export function decodeNetRecords (buf: Uint8Array, offset: number, length: number, ctx: DecodeContext, out: NetworkActivity[]): DecodeResult {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  const end = offset + length
-  const keepRaw = ctx.unmapped !== false
-  let records = 0
-  let errors = 0
-  let firstError: string | undefined
-  let p = offset
-  while (p + HEADER.SIZEOF <= end) {
-    const kind = dv.getUint16(p + HEADER.kind, true)
-    const size = dv.getUint16(p + HEADER.size, true)
-    if (size < HEADER.SIZEOF || p + size > end || (size & 7) !== 0) {
-      // the framing itself is broken: nothing after this point can be trusted
-      errors++
-      firstError ??= `record at byte ${p - offset}: size ${size} is not a valid record size (kind ${kind})`
-      break
+/** Encoded strings by an integer key, made on first use. */
+class Encoded {
+  readonly #m = new Map<number, Uint8Array>()
+  get (key: number, make: (key: number) => string): Uint8Array {
+    let b = this.#m.get(key)
+    if (b === undefined) {
+      if (this.#m.size >= CACHE_MAX) this.#m.clear()
+      b = encodeStr(make(key))
+      this.#m.set(key, b)
     }
-    if ((kind !== KIND.NET_STATE && kind !== KIND.NET_RESET && kind !== KIND.NET_ICMP) || size !== NET_EVENT.SIZEOF) {
-      errors++
-      firstError ??= `record at byte ${p - offset}: kind ${kind} size ${size} is not a NET_EVENTS record`
-      p += size
-      continue
-    }
-    const rec = decodeOne(buf, dv, p, kind, ctx, keepRaw)
-    if (rec !== undefined) out.push(rec)
-    records++
-    p += size
+    return b
   }
-  return firstError === undefined ? { records, errors } : { records, errors, firstError }
+
+  clear (): void { this.#m.clear() }
 }
 
-function decodeOne (buf: Uint8Array, dv: DataView, p: number, kind: number, ctx: DecodeContext, keepRaw: boolean): NetworkActivity | undefined {
-  const bootNs = dv.getUint32(p + HEADER.boot_ns + 4, true) * 4294967296 + dv.getUint32(p + HEADER.boot_ns, true)
-  const timeMs = Math.floor((bootNs + ctx.bootToWallNs) / 1e6)
+const stateName = (s: number): string => TCP_STATE_NAME[s] ?? String(s)
+const stateDetails = new Encoded()
+const makeStateDetail = (k: number): string => `TCP ${stateName(k >> 8)} -> ${stateName(k & 0xff)}`
+const icmpDetails = new Encoded()
+const makeIcmpDetail = (k: number): string => {
+  const type = k >> 8
+  const code = k & 0xff
+  return `ICMP destination unreachable sent: ${ICMP_UNREACH_CODE[code] ?? 'code ' + code} (type ${type} code ${code})`
+}
+// reason names come from the running kernel: the caches hold one env's
+const resetDetails = new Encoded()
+const reasonNames = new Encoded()
+let reasonsOf: Record<number, string> | undefined
+const reasonName = (reason: number): string => reason === RST_REASON_UNKNOWN ? 'UNKNOWN' : (reasonsOf?.[reason] ?? String(reason))
+const makeResetDetail = (k: number): string => {
+  const name = reasonName(Math.floor(k / 2))
+  return k % 2 === 1 ? `TCP RST sent: no socket listening (${name})` : `TCP RST sent (${name})`
+}
+
+/** A TCP state under `unmapped`: its name, or its number if it has none. */
+function writeState (w: MsgpackWriter, s: number): void {
+  const name = TCP_STATE_NAME[s]
+  if (name === undefined) w.num(s)
+  else w.raw(stateNames[s])
+}
+const stateNames: Uint8Array[] = Array.from({ length: 256 }, (_, s) => encodeStr(stateName(s)))
+
+function writeIp (w: MsgpackWriter, buf: Uint8Array, off: number, v6: boolean): void {
+  if (v6) w.str(ipv6At(buf, off))
+  else w.ipv4(buf, off)
+}
+
+function writePort (w: MsgpackWriter, port: number): void {
+  // 0 = not known yet (a connect() before its port is bound): absent
+  if (port === 0) w.nil()
+  else w.uint(port)
+}
+
+function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind: number, shape0: number, env: DecodeEnv): number {
   const family = dv.getUint16(p + NET_EVENT.family, true)
+  if (family !== AF_INET && family !== AF_INET6) return -1
   const v6 = family === AF_INET6
-  const lip = v6 ? ipv6At(buf, p + NET_EVENT.laddr) : ipv4At(buf, p + NET_EVENT.laddr)
-  const rip = v6 ? ipv6At(buf, p + NET_EVENT.raddr) : ipv4At(buf, p + NET_EVENT.raddr)
-  const lport = dv.getUint16(p + NET_EVENT.lport, true)
-  const rport = dv.getUint16(p + NET_EVENT.rport, true)
   const kdir = buf[p + NET_EVENT.direction]
   const protocol = buf[p + NET_EVENT.protocol]
-  const tgid = dv.getUint32(p + HEADER.tgid, true)
-  const f: NetFields = {
-    timeMs,
-    activityId: NET_ACTIVITY.UNKNOWN,
-    directionId: DIRECTION.UNKNOWN,
-    protocolNum: protocol,
-    ipVersion: v6 ? 6 : 4,
-    srcIp: lip,
-    srcPort: lport,
-    dstIp: rip,
-    dstPort: rport,
-    assignmentKnown: true,
-  }
-  if (family !== AF_INET && family !== AF_INET6) return undefined
+  const keepRaw = env.unmapped !== false
+  let shape: number = SHAPE.STATE
+  let activity: number = NET_ACTIVITY.UNKNOWN
+  let direction: number = DIRECTION.UNKNOWN
+  let known = true
   let inbound = false
   // only syscall-context transitions (connect, listen) run in the owning
   // process; softirq-context events carry whatever task was interrupted
   let processKnown = false
   // a listening socket has one endpoint: the local one, the would-be responder
   let listener = false
+  let durationMs = 0
+  let detail: Uint8Array
+  let tail: number
+  const oldstate = buf[p + NET_EVENT.oldstate]
   switch (kind) {
     case KIND.NET_STATE: {
-      const oldstate = buf[p + NET_EVENT.oldstate]
       const newstate = buf[p + NET_EVENT.newstate]
       if (newstate === TCP.SYN_SENT) {
-        f.activityId = NET_ACTIVITY.OPEN
-        f.directionId = DIRECTION.OUTBOUND
-        processKnown = true
+        activity = NET_ACTIVITY.OPEN; direction = DIRECTION.OUTBOUND; processKnown = true
       } else if (newstate === TCP.ESTABLISHED || newstate === TCP.SYN_RECV) {
-        f.activityId = NET_ACTIVITY.OPEN
-        f.directionId = DIRECTION.INBOUND
-        inbound = true
+        activity = NET_ACTIVITY.OPEN; direction = DIRECTION.INBOUND; inbound = true
       } else if (newstate === TCP.LISTEN) {
-        f.activityId = NET_ACTIVITY.LISTEN
-        f.directionId = DIRECTION.UNKNOWN
-        listener = true
-        processKnown = true
+        activity = NET_ACTIVITY.LISTEN; listener = true; processKnown = true
       } else if (newstate === TCP.CLOSE) {
-        f.activityId = NET_ACTIVITY.CLOSE
-        if (kdir === KDIR.INBOUND) { f.directionId = DIRECTION.INBOUND; inbound = true } else if (kdir === KDIR.OUTBOUND) f.directionId = DIRECTION.OUTBOUND
+        activity = NET_ACTIVITY.CLOSE
+        if (kdir === KDIR.INBOUND) { direction = DIRECTION.INBOUND; inbound = true } else if (kdir === KDIR.OUTBOUND) direction = DIRECTION.OUTBOUND
         else if (oldstate === TCP.LISTEN) listener = true
-        else f.assignmentKnown = false
+        else known = false
         const durNs = dv.getUint32(p + NET_EVENT.duration_ns + 4, true) * 4294967296 + dv.getUint32(p + NET_EVENT.duration_ns, true)
-        if (durNs > 0) f.durationMs = Math.round(durNs / 1e6)
+        if (durNs > 0) durationMs = Math.round(durNs / 1e6)
       } else {
-        f.activityId = NET_ACTIVITY.OTHER
-        f.assignmentKnown = false
+        activity = NET_ACTIVITY.OTHER; known = false
       }
-      f.statusDetail = `TCP ${TCP_STATE_NAME[oldstate] ?? oldstate} -> ${TCP_STATE_NAME[newstate] ?? newstate}`
-      if (keepRaw) f.unmapped = { tcp_oldstate: TCP_STATE_NAME[oldstate] ?? oldstate, tcp_newstate: TCP_STATE_NAME[newstate] ?? newstate }
+      detail = stateDetails.get(oldstate << 8 | newstate, makeStateDetail)
+      // values after the 13 common ones: duration, pid, name, ptid, the two states
+      tail = keepRaw ? 6 : processKnown && dv.getUint32(p + HEADER.tgid, true) !== 0 ? 4 : durationMs > 0 ? 1 : 0
       break
     }
     case KIND.NET_RESET: {
+      shape = SHAPE.RESET
+      if (env.rstReasons !== reasonsOf) { reasonsOf = env.rstReasons; resetDetails.clear(); reasonNames.clear() }
       const reason = dv.getUint32(p + NET_EVENT.reason, true)
-      const reasonName = reason === RST_REASON_UNKNOWN ? 'UNKNOWN' : (ctx.rstReasons[reason] ?? String(reason))
       if (kdir === KDIR.INBOUND) {
         // tcp_send_reset with no socket: a probe reached a port nobody listens on
-        f.activityId = NET_ACTIVITY.REFUSE
-        f.directionId = DIRECTION.INBOUND
-        inbound = true
-        f.statusDetail = `TCP RST sent: no socket listening (${reasonName})`
+        activity = NET_ACTIVITY.REFUSE; direction = DIRECTION.INBOUND; inbound = true
       } else {
-        f.activityId = NET_ACTIVITY.RESET
-        f.assignmentKnown = false
-        f.statusDetail = `TCP RST sent (${reasonName})`
+        activity = NET_ACTIVITY.RESET; known = false
       }
-      if (keepRaw) {
-        const sk = buf[p + NET_EVENT.oldstate]
-        f.unmapped = sk === 0 ? { rst_reason: reasonName } : { rst_reason: reasonName, sk_state: TCP_STATE_NAME[sk] ?? sk }
-      }
+      detail = resetDetails.get(reason * 2 + (inbound ? 1 : 0), makeResetDetail)
+      tail = keepRaw ? (oldstate === 0 ? 1 : 2) : 0
       break
     }
-    case KIND.NET_ICMP: {
-      const type = buf[p + NET_EVENT.icmp_type]
-      const code = buf[p + NET_EVENT.icmp_code]
-      f.activityId = NET_ACTIVITY.REFUSE
-      f.directionId = DIRECTION.INBOUND
-      inbound = true
-      f.statusDetail = `ICMP destination unreachable sent: ${ICMP_UNREACH_CODE[code] ?? 'code ' + code} (type ${type} code ${code})`
-      if (keepRaw) f.unmapped = { icmp_type: type, icmp_code: code }
-      break
+    default: { // KIND.NET_ICMP
+      shape = SHAPE.ICMP
+      activity = NET_ACTIVITY.REFUSE; direction = DIRECTION.INBOUND; inbound = true
+      detail = icmpDetails.get(buf[p + NET_EVENT.icmp_type] << 8 | buf[p + NET_EVENT.icmp_code], makeIcmpDetail)
+      tail = keepRaw ? 2 : 0
     }
   }
+  const protocolName = IANA_PROTOCOL[protocol] === undefined
+  const tailLen = SHAPES[shape].length - COMMON.length
+  const values = COMMON.length + (protocolName ? tailLen : tail)
+  w.arrayHeader(1 + values)
+  w.uint(shape0 + shape)
+  w.uint(CLASS.NETWORK_ACTIVITY.uid)
+  w.uint(activity)
+  w.uint(SEVERITY.INFORMATIONAL)
+  const bootNs = dv.getUint32(p + HEADER.boot_ns + 4, true) * 4294967296 + dv.getUint32(p + HEADER.boot_ns, true)
+  w.f64(Math.floor((bootNs + env.bootToWallNs) / 1e6))
+  w.raw(detail)
+  w.uint(direction)
+  w.uint(protocol)
+  w.uint(v6 ? 6 : 4)
+  w.bool(known)
+  const local = p + NET_EVENT.laddr
+  const remote = p + NET_EVENT.raddr
+  const lport = dv.getUint16(p + NET_EVENT.lport, true)
+  const rport = dv.getUint16(p + NET_EVENT.rport, true)
   if (inbound) {
-    f.srcIp = rip; f.srcPort = rport; f.dstIp = lip; f.dstPort = lport
+    writeIp(w, buf, remote, v6); writePort(w, rport); writeIp(w, buf, local, v6); writePort(w, lport)
   } else if (listener) {
-    f.srcIp = undefined; f.srcPort = 0; f.dstIp = lip; f.dstPort = lport
+    w.nil(); w.nil(); writeIp(w, buf, local, v6); writePort(w, lport)
+  } else {
+    writeIp(w, buf, local, v6); writePort(w, lport); writeIp(w, buf, remote, v6); writePort(w, rport)
   }
+  const tailWritten = protocolName ? tailLen - 1 : tail
+  if (tailWritten > 0) {
+    if (shape === SHAPE.STATE) writeStateTail(w, buf, dv, p, tailWritten, durationMs, processKnown, keepRaw, oldstate)
+    else if (shape === SHAPE.RESET) {
+      if (keepRaw) {
+        w.raw(reasonNames.get(dv.getUint32(p + NET_EVENT.reason, true), reasonName))
+        if (oldstate === 0) { if (tailWritten > 1) w.nil() } else writeState(w, oldstate)
+      } else { w.nil(); w.nil() }
+    } else if (keepRaw) {
+      w.num(buf[p + NET_EVENT.icmp_type]); w.num(buf[p + NET_EVENT.icmp_code])
+    } else { w.nil(); w.nil() }
+  }
+  if (protocolName) w.raw(UNKNOWN_PROTOCOL)
+  return shape
+}
+
+/** duration, actor.process.{pid,name,ptid}, unmapped.tcp_{old,new}state: the first `n` of them. */
+function writeStateTail (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, n: number, durationMs: number, processKnown: boolean, keepRaw: boolean, oldstate: number): void {
+  if (durationMs > 0) w.num(durationMs)
+  else w.nil()
+  if (n === 1) return
+  const tgid = dv.getUint32(p + HEADER.tgid, true)
   if (processKnown && tgid !== 0) {
-    f.pid = tgid
-    f.tid = dv.getUint32(p + HEADER.pid, true)
-    f.comm = commAt(buf, p + HEADER.comm)
-  }
-  return makeNetworkActivity(f, ctx.metadata, ctx.device)
+    w.uint(tgid)
+    w.latin1z(buf, p + HEADER.comm, HEADER.COMM_LEN)
+    w.uint(dv.getUint32(p + HEADER.pid, true))
+  } else { w.nil(); w.nil(); w.nil() }
+  if (n === 4) return
+  if (keepRaw) { writeState(w, oldstate); writeState(w, buf[p + NET_EVENT.newstate]) } else { w.nil(); w.nil() }
+}
+
+export const network: Normaliser = {
+  name: 'network',
+  classUid: CLASS.NETWORK_ACTIVITY.uid,
+  kinds: { [KIND.NET_STATE]: NET_EVENT.SIZEOF, [KIND.NET_RESET]: NET_EVENT.SIZEOF, [KIND.NET_ICMP]: NET_EVENT.SIZEOF },
+  shapes: SHAPES,
+  write,
 }

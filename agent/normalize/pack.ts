@@ -1,12 +1,10 @@
-// A msgpack writer for the decoder's hot path. It emits plain msgpack (maps
-// with string keys, no extensions, no shared structures), so every batch
-// decodes on its own with shared/codec.ts unpackRecords into the same values
-// msgpackr's packing would give. It beats msgpackr on OCSF records because:
-//   - key strings are encoded once and copied from a cache;
-//   - objects declared constant (the metadata and device every record of a
-//     batch shares) are encoded once and copied as bytes;
-//   - pack-net.ts writes network_activity with named property reads instead
-//     of for-in over keys, which is where a generic encoder spends its time.
+// A msgpack writer for the decoder's hot path. It emits plain msgpack (no
+// extensions, no shared structures), so every batch decodes on its own with
+// shared/codec.ts into the same values msgpackr's packing would give. The
+// normalisers (net.ts, ...) write lean records with it straight from the raw
+// kernel structs: IPv4 text and process names go from the struct's bytes to
+// the output with no JS string in between, constant strings are copied as
+// ready encodings, and the generic value() is left for the batch context.
 
 const KEY_CACHE_MAX = 4096
 const textEncoder = new TextEncoder()
@@ -14,32 +12,17 @@ const textEncoder = new TextEncoder()
 /**
  * An append-only msgpack writer over one growable buffer, reused from batch
  * to batch. The generic value() handles any JSON-like value; callers with a
- * known record shape write its keys and values directly (pack-net.ts).
+ * known record shape write its values directly.
  */
 export class MsgpackWriter {
   #buf: Uint8Array
   #dv: DataView
   #pos = 0
   readonly #keys = new Map<string, Uint8Array>()
-  #constants = new Map<object, Uint8Array>()
 
   constructor (initialBytes = 1 << 20) {
     this.#buf = new Uint8Array(initialBytes)
     this.#dv = new DataView(this.#buf.buffer)
-  }
-
-  /**
-   * Declare objects whose encoding is reused until the next call. They must
-   * not change in between.
-   */
-  constants (objs: readonly object[]): void {
-    this.#constants = new Map()
-    for (const o of objs) {
-      this.#pos = 0
-      this.value(o)
-      this.#constants.set(o, this.#buf.slice(0, this.#pos))
-    }
-    this.#pos = 0
   }
 
   /** Start a new output. */
@@ -49,6 +32,95 @@ export class MsgpackWriter {
 
   get length (): number {
     return this.#pos
+  }
+
+  /** The buffer written into: the one given to use(), or a bigger copy of it once it had to grow. */
+  get buffer (): Uint8Array {
+    return this.#buf
+  }
+
+  /** Write into `buf` from its start from now on (a decode task's recycled output buffer, say). */
+  use (buf: Uint8Array): void {
+    this.#buf = buf
+    this.#dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    this.#pos = 0
+  }
+
+  /** Forget what was written from `pos` on. */
+  truncate (pos: number): void {
+    this.#pos = pos
+  }
+
+  /** An array header whose length is filled in later (patchArray32): 5 bytes, valid msgpack for any length. */
+  array32 (): number {
+    this.ensure(5)
+    const at = this.#pos
+    this.#buf[at] = 0xdd
+    this.#pos = at + 5
+    return at
+  }
+
+  patchArray32 (at: number, n: number): void {
+    this.#dv.setUint32(at + 1, n)
+  }
+
+  /** A non-negative integer below 2^32 (a port, a pid, an id): num() without its checks. */
+  uint (v: number): void {
+    this.ensure(5)
+    const buf = this.#buf
+    const p = this.#pos
+    if (v < 128) { buf[p] = v; this.#pos = p + 1 } else if (v < 256) { buf[p] = 0xcc; buf[p + 1] = v; this.#pos = p + 2 } else if (v < 0x10000) { buf[p] = 0xcd; buf[p + 1] = v >>> 8; buf[p + 2] = v & 0xff; this.#pos = p + 3 } else { buf[p] = 0xce; this.#dv.setUint32(p + 1, v); this.#pos = p + 5 }
+  }
+
+  /** A float64, always (epoch milliseconds: past 32 bits, and a uint64 would read back as a BigInt). */
+  f64 (v: number): void {
+    this.ensure(9)
+    this.#buf[this.#pos] = 0xcb
+    this.#dv.setFloat64(this.#pos + 1, v)
+    this.#pos += 9
+  }
+
+  nil (): void {
+    this.ensure(1)
+    this.#buf[this.#pos++] = 0xc0
+  }
+
+  /** An IPv4 address as dotted-quad text, from its 4 bytes (network order) at `off` of `src`. */
+  ipv4 (src: Uint8Array, off: number): void {
+    this.ensure(16)
+    const buf = this.#buf
+    const at = this.#pos
+    let p = at + 1
+    for (let i = 0; i < 4; i++) {
+      if (i > 0) buf[p++] = 0x2e
+      const b = src[off + i]
+      if (b >= 100) { buf[p++] = 0x30 + ((b / 100) | 0); buf[p++] = 0x30 + ((b / 10) | 0) % 10 } else if (b >= 10) buf[p++] = 0x30 + ((b / 10) | 0)
+      buf[p++] = 0x30 + b % 10
+    }
+    buf[at] = 0xa0 | (p - at - 1)
+    this.#pos = p
+  }
+
+  /**
+   * A NUL-terminated field of at most `max` bytes read as Latin-1 (a kernel
+   * comm: attacker-controlled, so any byte is taken, never rejected), as the
+   * UTF-8 str that Buffer.toString('latin1') then msgpack would give.
+   */
+  latin1z (src: Uint8Array, off: number, max: number): void {
+    let end = off
+    let n = 0
+    while (end < off + max && src[end] !== 0) { n += src[end] < 0x80 ? 1 : 2; end++ }
+    this.ensure(n + 2)
+    const buf = this.#buf
+    let p = this.#pos
+    if (n < 32) buf[p++] = 0xa0 | n
+    else { buf[p++] = 0xd9; buf[p++] = n }
+    for (let i = off; i < end; i++) {
+      const c = src[i]
+      if (c < 0x80) buf[p++] = c
+      else { buf[p++] = 0xc0 | (c >> 6); buf[p++] = 0x80 | (c & 0x3f) }
+    }
+    this.#pos = p
   }
 
   /**
@@ -67,28 +139,6 @@ export class MsgpackWriter {
     return this.finish()
   }
 
-  /** The bytes written since reset(), in place: valid until the next write. */
-  view (): Uint8Array {
-    return this.#buf.subarray(0, this.#pos)
-  }
-
-  /** A copy of the bytes written since offset `start`. */
-  since (start: number): Uint8Array {
-    return this.#buf.slice(start, this.#pos)
-  }
-
-  isConstant (o: object): boolean {
-    return this.#constants.has(o)
-  }
-
-  /** Write the cached encoding of `o` if it was declared constant; false if not. */
-  constant (o: object): boolean {
-    const c = this.#constants.get(o)
-    if (c === undefined) return false
-    this.raw(c)
-    return true
-  }
-
   mapHeader (n: number): void {
     this.ensure(5)
     if (n < 16) this.#buf[this.#pos++] = 0x80 | n
@@ -102,7 +152,7 @@ export class MsgpackWriter {
 
   ensure (n: number): void {
     if (this.#pos + n <= this.#buf.length) return
-    let size = this.#buf.length * 2
+    let size = Math.max(64, this.#buf.length * 2)
     while (size < this.#pos + n) size *= 2
     const next = new Uint8Array(size)
     next.set(this.#buf.subarray(0, this.#pos))
@@ -218,7 +268,6 @@ export class MsgpackWriter {
         return
       case 'object': {
         if (v === null) { this.ensure(1); this.#buf[this.#pos++] = 0xc0; return }
-        if (this.constant(v)) return
         if (Array.isArray(v)) {
           this.arrayHeader(v.length)
           for (let i = 0; i < v.length; i++) this.value(v[i])
@@ -263,4 +312,11 @@ export class MsgpackWriter {
     if (extra === 2) { this.#buf[at] = 0xde; this.#dv.setUint16(at + 1, n) } else { this.#buf[at] = 0xdf; this.#dv.setUint32(at + 1, n) }
     this.#pos += extra
   }
+}
+
+/** The msgpack encoding of `s`, to copy with raw() where the same string is written again and again. */
+export function encodeStr (s: string): Uint8Array {
+  const w = new MsgpackWriter(s.length * 3 + 5)
+  w.str(s)
+  return w.finish()
 }

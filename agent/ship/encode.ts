@@ -2,8 +2,8 @@ import { DROP_CAUSES } from '../../shared/enums.js'
 import type { Batch, DropCounters } from '../../shared/proto/index.js'
 
 // The Batch message of shared/proto/collector.proto, encoded by hand: one
-// allocation and one copy of the records, done synchronously when the
-// shipper sends, so the records' memory can be reused as soon as the batch
+// allocation and one copy of the records and context, done synchronously
+// when the shipper sends, so their memory can be reused as soon as the batch
 // leaves the spool cache (grpc-js may serialize a queued message later).
 // test/agent/encode.test.ts checks it against the .proto's own codec.
 
@@ -34,9 +34,22 @@ function dropsLen (d: Partial<DropCounters>): number {
   return n
 }
 
-/** protobuf wire bytes of a Batch (proto3: zero values are left out). */
-export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.host_id), hostnameBytes: Uint8Array = Buffer.from(b.hostname ?? ''), versionBytes: Uint8Array = Buffer.from(b.agent_version ?? ''), instanceBytes: Uint8Array = Buffer.from(b.instance ?? '')): Buffer {
+const EMPTY = new Uint8Array(0)
+
+/** The pre-encoded strings of a shipper's batches. */
+export interface BatchStrings { hostId: Uint8Array, hostname: Uint8Array, version: Uint8Array, instance: Uint8Array }
+
+/**
+ * protobuf wire bytes of a Batch (proto3: zero values are left out), written
+ * at the start of `alloc(size)`'s memory (a new buffer by default).
+ */
+export function encodeBatch (b: Batch, strings?: BatchStrings, alloc: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
+  const hostIdBytes = strings?.hostId ?? Buffer.from(b.host_id)
+  const hostnameBytes = strings?.hostname ?? Buffer.from(b.hostname ?? '')
+  const versionBytes = strings?.version ?? Buffer.from(b.agent_version ?? '')
+  const instanceBytes = strings?.instance ?? Buffer.from(b.instance ?? '')
   const records = b.records
+  const context = b.context ?? EMPTY
   const drops = b.drops ?? {}
   const dl = dropsLen(drops)
   let size = 0
@@ -51,7 +64,8 @@ export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.h
   if (versionBytes.length > 0) size += 1 + varintLen(versionBytes.length) + versionBytes.length
   if ((b.captured_total ?? 0) !== 0) size += 1 + varintLen(b.captured_total as number)
   if (instanceBytes.length > 0) size += 1 + varintLen(instanceBytes.length) + instanceBytes.length
-  const out = Buffer.allocUnsafe(size)
+  if (context.length > 0) size += 1 + varintLen(context.length) + context.length
+  const out = alloc(size)
   let p = 0
   if (hostIdBytes.length > 0) { out[p++] = 0x0a; p = writeVarint(out, p, hostIdBytes.length); out.set(hostIdBytes, p); p += hostIdBytes.length }
   if (b.seq !== 0) { out[p++] = 0x10; p = writeVarint(out, p, b.seq) }
@@ -70,5 +84,6 @@ export function encodeBatch (b: Batch, hostIdBytes: Uint8Array = Buffer.from(b.h
   if (versionBytes.length > 0) { out[p++] = 0x42; p = writeVarint(out, p, versionBytes.length); out.set(versionBytes, p); p += versionBytes.length }
   if ((b.captured_total ?? 0) !== 0) { out[p++] = 0x48; p = writeVarint(out, p, b.captured_total as number) }
   if (instanceBytes.length > 0) { out[p++] = 0x52; p = writeVarint(out, p, instanceBytes.length); out.set(instanceBytes, p); p += instanceBytes.length }
-  return out
+  if (context.length > 0) { out[p++] = 0x5a; p = writeVarint(out, p, context.length); out.set(context, p); p += context.length }
+  return out.length === size ? out : out.subarray(0, size)
 }

@@ -6,11 +6,21 @@ import type { Ack } from '../../shared/proto/index.js'
 // stream and not acked yet. Anything else is not an answer from the collector
 // we shipped to (a process that took its port, a proxy mixing streams up, a
 // bug): taking it would drop spooled batches the collector never had.
+//
+// It also lends the memory each batch is encoded into (encode.ts), and takes
+// it back once the batch is acked (grpc-js has framed and sent it by then) or
+// its stream is gone: a fresh multi-100-KB buffer per batch is external
+// memory that makes V8 collect the main thread's heap far more often.
 
-export interface Sent { sentAt: number, count: number, bytes: number }
+export interface Sent { sentAt: number, count: number, bytes: number, /** the memory the batch was encoded into */ encoded?: Buffer }
+
+/** Encode buffers kept for reuse at most, and their size granule. */
+const SPARE_MAX = 8
+const GRANULE = 64 << 10
 
 export class InFlight {
   readonly #sent = new Map<number, Sent>()
+  readonly #spare: Buffer[] = []
   #bytes = 0
 
   get size (): number { return this.#sent.size }
@@ -25,14 +35,34 @@ export class InFlight {
     this.#bytes += s.bytes
   }
 
-  /** The batch `seq`, no longer in flight. */
+  /** The batch `seq`, no longer in flight; its encode memory is free again. */
   take (seq: number): Sent | undefined {
     const s = this.#sent.get(seq)
     if (s !== undefined) {
       this.#sent.delete(seq)
       this.#bytes -= s.bytes
+      this.#recycle(s)
     }
     return s
+  }
+
+  /** Memory to encode a batch of `size` bytes into: a spare buffer big enough, or a new one. */
+  encodeBuffer (size: number): Buffer {
+    for (let i = 0; i < this.#spare.length; i++) {
+      const b = this.#spare[i]
+      if (b.length >= size) {
+        this.#spare[i] = this.#spare[this.#spare.length - 1]
+        this.#spare.pop()
+        return b
+      }
+    }
+    return Buffer.allocUnsafeSlow(Math.ceil(size / GRANULE) * GRANULE)
+  }
+
+  #recycle (s: Sent): void {
+    if (s.encoded === undefined) return
+    if (this.#spare.length < SPARE_MAX) this.#spare.push(s.encoded)
+    s.encoded = undefined
   }
 
   /** The batch sent longest ago. */
@@ -40,7 +70,9 @@ export class InFlight {
     return this.#sent.values().next().value
   }
 
+  /** Forget every batch in flight: its stream is gone, and with it grpc-js's use of their encode memory. */
   clear (): void {
+    for (const s of this.#sent.values()) this.#recycle(s)
     this.#sent.clear()
     this.#bytes = 0
   }

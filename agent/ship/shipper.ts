@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js'
 import type { Logger } from '../../shared/logger.js'
 import { collectorService, type Ack, type DropCounters } from '../../shared/proto/index.js'
 import { Backoff } from './backoff.js'
-import { encodeBatch } from './encode.js'
+import { encodeBatch, type BatchStrings } from './encode.js'
 import { InFlight } from './inflight.js'
 import type { Eviction, Spool } from './spool.js'
 
@@ -73,11 +73,8 @@ export class Shipper {
   readonly #client: CollectorClient
   readonly #backoff: Backoff
   readonly #retryBackoff: Backoff
-  readonly #hostIdBytes: Buffer
-  readonly #hostnameBytes: Buffer
-  readonly #versionBytes: Buffer
+  readonly #strings: BatchStrings
   readonly #instance: string
-  readonly #instanceBytes: Buffer
   #call: ShipCall | undefined
   #gen = 0
   #up = false
@@ -108,11 +105,8 @@ export class Shipper {
     this.#retryBackoff = new Backoff(opts.backoff)
     const svc = collectorService()
     const Ctor = grpc.makeGenericClientConstructor({ Ship: { ...svc.Ship, requestSerialize: (b: Buffer) => b } }, 'Collector')
-    this.#hostIdBytes = Buffer.from(opts.hostId)
-    this.#hostnameBytes = Buffer.from(opts.hostname)
-    this.#versionBytes = Buffer.from(opts.agentVersion)
     this.#instance = opts.spool.instance
-    this.#instanceBytes = Buffer.from(this.#instance)
+    this.#strings = { hostId: Buffer.from(opts.hostId), hostname: Buffer.from(opts.hostname), version: Buffer.from(opts.agentVersion), instance: Buffer.from(this.#instance) }
     this.#client = new Ctor(opts.target, opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.keepalive_time_ms': 20_000,
       'grpc.keepalive_timeout_ms': 10_000,
@@ -237,19 +231,22 @@ export class Shipper {
         if (spool.ack(seq)) this.#o.onDropped?.('spool_eviction', count)
         continue
       }
-      // encoded now: the records' memory may be reused once this returns
+      // encoded now, into memory the in-flight table lends until the ack: the
+      // spool's copy of the records may be reused once this returns
+      let encoded: Buffer | undefined
       const msg = encodeBatch({
         host_id: this.#o.hostId,
         seq,
         count: b.count,
         records: b.records as Buffer,
+        ...(b.context !== undefined ? { context: b.context as Buffer } : {}),
         drops: this.#o.drops(),
         hostname: this.#o.hostname,
         sent_at_ms: b.createdMs,
         agent_version: this.#o.agentVersion,
         captured_total: this.#o.capturedTotal(),
-      }, this.#hostIdBytes, this.#hostnameBytes, this.#versionBytes, this.#instanceBytes)
-      this.#inflight.add(seq, { sentAt: performance.now(), count: b.count, bytes: b.records.byteLength })
+      }, this.#strings, size => { encoded = this.#inflight.encodeBuffer(size); return encoded })
+      this.#inflight.add(seq, { sentAt: performance.now(), count: b.count, bytes: b.records.byteLength + (b.context?.byteLength ?? 0), encoded })
       this.#s.sentBatches++
       if (!this.#call.write(msg)) {
         this.#writeBlocked = true

@@ -5,6 +5,7 @@ import type { Logger } from '../../shared/logger.js'
 import { crc32 } from '../crc32.js'
 import { FRAME_HEADER, frameHeader, lastSeqOf, readFrame, readWatermark, scanSegment, SEG_HEADER, segmentHeader, segName, writeWatermark, type Segment } from './spool-format.js'
 import { spoolInstance } from './spool-instance.js'
+import type { AppendExtras, Eviction, SpooledBatch, SpoolOptions, SpoolStats } from './spool-types.js'
 import { lockSpool, unlockSpool } from './spool-lock.js'
 
 // The disk spool: every batch is written here, with its sequence number,
@@ -28,53 +29,7 @@ import { lockSpool, unlockSpool } from './spool-lock.js'
 // The spool is bounded: past maxBytes the oldest segment is deleted, acked
 // or not, and its unacked records are reported as evicted (drops).
 
-export interface SpoolOptions {
-  dir: string
-  /** bound of the spool, all segments together */
-  maxBytes: number
-  /** roll to a new segment past this size */
-  segmentBytes: number
-  log: Logger
-  /** recently appended batches kept in memory for sending (default 32 MiB) */
-  cacheBytes?: number
-}
-
-export interface SpooledBatch {
-  seq: number
-  count: number
-  createdMs: number
-  records: Uint8Array
-  /** called once the spool holds no reference to `records` any more */
-  release?: () => void
-}
-
-export interface Eviction {
-  /** seqs of the deleted segment */
-  fromSeq: number
-  toSeq: number
-  /** unacked batches of the segment, their record counts, and the total */
-  seqs: number[]
-  counts: number[]
-  records: number
-  bytes: number
-}
-
-export interface SpoolStats {
-  dir: string
-  bytes: number
-  segments: number
-  pendingBatches: number
-  pendingRecords: number
-  nextSeq: number
-  ackedThrough: number
-  /** the instance id of this seq stream ('': a spool from before instance ids) */
-  instance: string
-  cacheBytes: number
-  evictedBatches: number
-  evictedRecords: number
-  /** bytes cut from segment tails that failed their checks at open */
-  truncatedBytes: number
-}
+export type { AppendExtras, Eviction, SpooledBatch, SpoolOptions, SpoolStats } from './spool-types.js'
 
 export class Spool {
   readonly dir: string
@@ -149,7 +104,8 @@ export class Spool {
         if (seg.firstSeq + i > this.#acked) { this.#pendingBatches++; this.#pendingRecords += seg.counts[i]; replay++ }
       }
     }
-    if (last === undefined || last.size >= this.#segmentBytes || lastSeqOf(last) + 1 !== this.#nextSeq) this.#roll()
+    // a segment of the older format is read, never appended to
+    if (last === undefined || last.version !== 2 || last.size >= this.#segmentBytes || lastSeqOf(last) + 1 !== this.#nextSeq) this.#roll()
     if (replay > 0) this.#log.info({ dir: this.dir, batches: replay, records: this.#pendingRecords, fromSeq: this.firstPending() }, 'spool holds unacked batches; they will be sent first')
   }
 
@@ -161,27 +117,27 @@ export class Spool {
     const path = join(this.dir, segName(this.#nextSeq))
     const fd = openSync(path, 'a+')
     writeSync(fd, segmentHeader(this.#nextSeq))
-    this.#segments.push({ firstSeq: this.#nextSeq, path, fd, size: SEG_HEADER, offsets: [], lengths: [], counts: [] })
+    this.#segments.push({ version: 2, firstSeq: this.#nextSeq, path, fd, size: SEG_HEADER, offsets: [], lengths: [], counts: [] })
     this.#bytes += SEG_HEADER
   }
 
-  /**
-   * Write a batch; returns it with its seq. It is on disk when this returns.
-   * `recordsCrc`: crc32 of `records` when the caller has it already.
-   */
-  append (records: Uint8Array, count: number, createdMs = Date.now(), recordsCrc?: number, release?: () => void): SpooledBatch {
+  /** Write a batch; returns it with its seq. It is on disk when this returns. */
+  append (records: Uint8Array, count: number, createdMs = Date.now(), extra: AppendExtras = {}): SpooledBatch {
+    const { context, release } = extra
     if (this.#closed) throw new PicketError('PICKET_ERR_SPOOL', 'append to a closed spool')
     let seg = this.#segments[this.#segments.length - 1]
-    const frameLen = FRAME_HEADER + records.length
+    const ctxLen = context?.length ?? 0
+    const length = ctxLen + records.length
+    const frameLen = FRAME_HEADER + length
     if (seg.offsets.length > 0 && seg.size + frameLen > this.#segmentBytes) {
       this.#roll()
       seg = this.#segments[this.#segments.length - 1]
     }
     const seq = this.#nextSeq
-    const hdr = frameHeader(seq, records.length, count, createdMs, recordsCrc ?? crc32(records))
+    const hdr = frameHeader(seq, length, count, createdMs, extra.crc ?? crc32(records, context === undefined ? 0 : crc32(context)), ctxLen)
     let written: number
     try {
-      written = writevSync(seg.fd, [hdr, records])
+      written = writevSync(seg.fd, context === undefined || ctxLen === 0 ? [hdr, records] : [hdr, context, records])
     } catch (err) {
       this.#undoPartial(seg)
       release?.()
@@ -193,7 +149,7 @@ export class Spool {
       throw new PicketError('PICKET_ERR_SPOOL', `short write to the spool ${seg.path} (${written} of ${frameLen} bytes): is the disk full?`)
     }
     seg.offsets.push(seg.size)
-    seg.lengths.push(records.length)
+    seg.lengths.push(length)
     seg.counts.push(count)
     seg.size += frameLen
     this.#bytes += frameLen
@@ -202,9 +158,10 @@ export class Spool {
     this.#pendingRecords += count
     this.#dirty = true
     const b: SpooledBatch = { seq, count, createdMs, records }
+    if (context !== undefined && ctxLen > 0) b.context = context
     if (release !== undefined) b.release = release
     this.#cache.set(seq, b)
-    this.#cacheBytes += records.length
+    this.#cacheBytes += length
     while (this.#cacheBytes > this.#cacheMax && this.#cache.size > 0) {
       this.#uncache(this.#cache.keys().next().value as number)
     }
@@ -254,7 +211,7 @@ export class Spool {
     const c = this.#cache.get(seq)
     if (c !== undefined) {
       this.#cache.delete(seq)
-      this.#cacheBytes -= c.records.length
+      this.#cacheBytes -= c.records.length + (c.context?.length ?? 0)
       c.release?.()
     }
   }

@@ -178,11 +178,16 @@ t.test('bounded memory: a flood with a stalled collector keeps RSS bounded, and 
   t.ok(m.picket_agent_spool_bytes <= 8 * 1048576, `spool ${mb(m.picket_agent_spool_bytes)} within its 8 MiB bound`)
   const drop = (cause: string): number => m[`picket_agent_drops_total{cause="${cause}"}`]
   t.ok(drop('spool_eviction') > 0, `evicted from the spool: ${drop('spool_eviction')} records`)
-  // every event the kernel matched is accounted for, under exactly one name
+  // every event the kernel matched is accounted for, under exactly one name. The
+  // scrape itself is a loopback connection the agent captures (its connect and its
+  // accept: two records); an agent that keeps up may count them as captured before
+  // they are spooled and before its last read of the kernel counters.
   const kernel = m.picket_agent_kernel_events_total
   const captured = m.picket_agent_records_captured_total
-  t.equal(captured + drop('kernel_reserve') + drop('slab_starvation'), kernel, `kernel events ${kernel} = captured ${captured} + ring drops ${drop('kernel_reserve') + drop('slab_starvation')}`)
-  t.equal(m.picket_agent_records_spooled_total + drop('decode_error'), captured, 'captured = spooled + decode errors')
+  const scrape = captured - m.picket_agent_records_spooled_total - drop('decode_error')
+  t.ok(scrape >= 0 && scrape <= 2, `captured = spooled + decode errors (+ the scrape's own ${scrape} records, still being decoded)`)
+  const ringDrops = drop('kernel_reserve') + drop('slab_starvation')
+  t.ok(Math.abs(captured + ringDrops - kernel) <= scrape, `kernel events ${kernel} = captured ${captured} + ring drops ${ringDrops} (± the scrape's own records)`)
   t.equal(m.picket_agent_records_acked_total, 0, 'the stalled collector acked nothing')
   t.equal(m.picket_agent_spool_pending_records + drop('spool_eviction') + m.picket_agent_evicted_inflight_records, m.picket_agent_records_spooled_total, 'spooled = still pending + evicted (+ evicted while in flight, awaiting their ack)')
   t.equal(await p.stop('SIGTERM'), 0, 'and it still shuts down cleanly')

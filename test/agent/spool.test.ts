@@ -80,7 +80,7 @@ t.test('segments roll at their size; a segment wholly acked is deleted', async t
   const segs = segments(dir)
   t.ok(segs.length >= 10, `${segs.length} segments of ~4 KiB`)
   t.equal(segs[0], 'seg-00000000000000000001.pks', 'named by their first seq')
-  for (const n of segs) t.ok(statSync(join(dir, n)).size <= 4096 + 1032, `${n} stays near its size`)
+  for (const n of segs) t.ok(statSync(join(dir, n)).size <= 4096 + 1040, `${n} stays near its size`)
   for (let i = 1; i <= 20; i++) s.ack(i)
   await new Promise(resolve => setTimeout(resolve, 50)) // deletion runs off the main thread
   const left = segments(dir)
@@ -93,21 +93,68 @@ t.test('segments roll at their size; a segment wholly acked is deleted', async t
 t.test('on-disk format: header, frames and checksums as documented', async t => {
   const dir = t.testdir()
   const { log } = logSink()
-  const s = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 16, log })
-  s.append(Buffer.from('hello'), 7, 1234)
+  let s = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 16, log })
+  s.append(Buffer.from('hello'), 7, 1234, { context: Buffer.from('ctx') })
   s.close()
   const b = readFileSync(join(dir, segments(dir)[0]))
-  t.equal(b.subarray(0, 8).toString('latin1'), 'PKSPSEG1')
+  t.equal(b.subarray(0, 8).toString('latin1'), 'PKSPSEG2')
   t.equal(b.readBigUInt64LE(8), 1n, 'first seq in the header')
   const f = b.subarray(16)
   t.equal(f.readUInt32LE(0), 0x46534b50, 'frame magic')
-  t.equal(f.readUInt32LE(4), 5, 'payload length')
+  t.equal(f.readUInt32LE(4), 8, 'payload length: context and records')
   t.equal(f.readUInt32LE(8), 7, 'record count')
   t.equal(f.readBigUInt64LE(16), 1n, 'seq')
   t.equal(f.readBigUInt64LE(24), 1234n, 'created ms')
-  t.equal(f.subarray(32).toString(), 'hello')
-  const crc = crc32(f.subarray(16, 32), crc32(f.subarray(0, 12), crc32(f.subarray(32))))
+  t.equal(f.readUInt32LE(32), 3, 'context length')
+  t.equal(f.readUInt32LE(36), 0)
+  t.equal(f.subarray(40).toString(), 'ctxhello', 'the context, then the records')
+  const crc = crc32(f.subarray(16, 40), crc32(f.subarray(0, 12), crc32(f.subarray(40))))
   t.equal(f.readUInt32LE(12), crc, 'crc32 over the payload, then the header without the crc')
+  s = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 16, log })
+  t.same(s.read(1), { seq: 1, count: 7, createdMs: 1234, records: Buffer.from('hello'), context: Buffer.from('ctx') }, 'read back from disk with its context')
+  s.close()
+})
+
+/** A segment as the spool wrote it before the lean wire (format 1: 32-byte frame headers, no context). */
+function segmentV1 (firstSeq: number, frames: Array<{ records: Buffer, count: number, createdMs: number }>): Buffer {
+  const parts = [Buffer.from('PKSPSEG1', 'latin1'), Buffer.alloc(8)]
+  parts[1].writeBigUInt64LE(BigInt(firstSeq))
+  frames.forEach((fr, i) => {
+    const h = Buffer.alloc(32)
+    h.writeUInt32LE(0x46534b50, 0)
+    h.writeUInt32LE(fr.records.length, 4)
+    h.writeUInt32LE(fr.count, 8)
+    h.writeBigUInt64LE(BigInt(firstSeq + i), 16)
+    h.writeBigUInt64LE(BigInt(fr.createdMs), 24)
+    h.writeUInt32LE(crc32(h.subarray(16, 32), crc32(h.subarray(0, 12), crc32(fr.records))), 12)
+    parts.push(h, fr.records)
+  })
+  return Buffer.concat(parts)
+}
+
+t.test('a spool written before the lean wire (format 1) is read and sent as it is; new batches go to a new segment', async t => {
+  const dir = t.testdir()
+  const { log } = logSink()
+  const old = [1, 2, 3].map(i => ({ records: payload(i), count: i, createdMs: 500 + i }))
+  writeFileSync(join(dir, 'seg-00000000000000000001.pks'), segmentV1(1, old))
+  let s = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 16, log })
+  t.match(s.stats(), { pendingBatches: 3, pendingRecords: 6, nextSeq: 4 })
+  t.same(s.read(2), { seq: 2, count: 2, createdMs: 502, records: payload(2) }, 'an old batch: its full-form records, no context')
+  t.equal(s.append(payload(4), 4, 504, { context: Buffer.from('c') }).seq, 4, 'seq goes on')
+  t.same(segments(dir), ['seg-00000000000000000001.pks', 'seg-00000000000000000004.pks'], 'the old segment is never appended to')
+  s.close()
+  s = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 16, log })
+  t.same([1, 2, 3, 4].map(i => s.read(i)), [...old.map((o, i) => ({ seq: i + 1, ...o })), { seq: 4, count: 4, createdMs: 504, records: payload(4), context: Buffer.from('c') }], 'both formats read back after a restart')
+  // a torn old segment is cut like a new one
+  s.close()
+  const seg = join(dir, 'seg-00000000000000000001.pks')
+  truncateSync(seg, statSync(seg).size - 10)
+  s = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 16, log })
+  t.equal(s.read(3), undefined, 'the torn old frame is gone')
+  t.same(s.read(2)?.records, payload(2))
+  for (const seq of [1, 2, 4]) s.ack(seq)
+  t.equal(s.stats().pendingBatches, 0)
+  s.close()
 })
 
 t.test('a torn tail (a write cut short by SIGKILL) is detected, truncated and logged, not fatal', async t => {
@@ -121,7 +168,7 @@ t.test('a torn tail (a write cut short by SIGKILL) is detected, truncated and lo
   truncateSync(seg, full - 40) // the last frame lost its end
   s = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 16, log })
   t.equal(s.nextSeq, 5, 'four whole batches remain; seq 5 is written again')
-  t.equal(statSync(seg).size, full - 132, 'the torn frame is cut off')
+  t.equal(statSync(seg).size, full - 140, 'the torn frame is cut off')
   t.ok(lines.some(l => l.level === 40 && /torn write/.test(String(l.msg)) && l.problem === 'torn frame payload'), 'a warning names the problem')
   t.ok(s.stats().truncatedBytes > 0)
   t.equal(s.append(payload(5), 1).seq, 5)
@@ -139,7 +186,7 @@ t.test('a frame that fails its checksum ends the segment there', async t => {
   s.close()
   const seg = join(dir, segments(dir)[0])
   const fd = openSync(seg, 'r+')
-  writeSync(fd, Buffer.from([0xee]), 0, 1, 16 + 2 * 132 + 32 + 50) // a bit flip in batch 3's payload
+  writeSync(fd, Buffer.from([0xee]), 0, 1, 16 + 2 * 140 + 40 + 50) // a bit flip in batch 3's payload
   closeSync(fd)
   s = Spool.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 16, log })
   t.equal(s.nextSeq, 3)

@@ -1,33 +1,30 @@
 import t from 'tap'
-import { isDeepStrictEqual } from 'node:util'
-import { decodeNetRecords, type DecodeContext } from '../../agent/normalize/net.js'
+import type { DecodeEnv } from '../../agent/normalize/types.js'
 import { KDIR, KIND, NET_EVENT, RST_REASON_UNKNOWN, TCP } from '../../bpf/abi.js'
 import { MsgpackWriter } from '../../agent/normalize/pack.js'
-import { packNetBatch } from '../../agent/normalize/pack-net.js'
 import { encodeNetRecord, readNetRecord, type RawNetRecord } from '../../bpf/records.js'
-import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, synthBootToWallNs, synthIdOf, synthRecord, SynthSource } from '../../agent/source/synth.js'
-import { packRecords, unpackRecords } from '../../shared/codec.js'
+import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, synthIdOf, synthRecord, SynthSource } from '../../agent/source/synth.js'
+import { unpackRecords } from '../../shared/codec.js'
 import { makeDevice, makeMetadata } from '../../shared/ocsf/network.js'
 import type { NetworkActivity } from '../../shared/ocsf/types.js'
+import { leanDecode } from '../helpers/lean.js'
 
 // The synthetic source is the kernel's stand-in for every agent test and the
-// pipeline benchmark, so it must write exactly what net.bpf.c writes, and
-// the fast msgpack writer must give exactly what msgpackr would.
+// pipeline benchmark, so it must write exactly what net.bpf.c writes; and
+// the decoder's msgpack writer must write what msgpackr reads back.
 
 const src = { hostId: 'host-synth', hostname: 'synth.example', agentVersion: '0.0.0-test' }
-const ctx: DecodeContext = {
-  metadata: makeMetadata(src),
-  device: makeDevice(src),
+const shared = { metadata: makeMetadata(src), device: makeDevice(src) }
+const env: DecodeEnv = {
   bootToWallNs: 1_700_000_000_000_000_000,
   rstReasons: SYNTH_RST_REASONS,
   noSocketReason: SYNTH_NO_SOCKET_REASON,
 }
 
-function decode (buf: Uint8Array, length = buf.length): NetworkActivity[] {
-  const out: NetworkActivity[] = []
-  const r = decodeNetRecords(buf, 0, length, ctx, out)
-  if (r.errors !== 0) throw new Error(r.firstError)
-  return out
+function decode (buf: Uint8Array): NetworkActivity[] {
+  const { res, objects } = leanDecode(buf, env, shared)
+  if (res.errors !== 0) throw new Error(res.firstError)
+  return objects
 }
 
 const base: RawNetRecord = {
@@ -72,7 +69,7 @@ t.test('the decoder turns encoded records into the OCSF the mapping table predic
   t.same(refuse.src_endpoint, { ip: '127.0.0.66', port: 40000 }, 'inbound: the peer is the source')
   t.same(refuse.dst_endpoint, { ip: '127.0.0.1', port: 22 })
   t.match(refuse.status_detail, /NO_SOCKET/)
-  t.equal(refuse.time, Math.floor((123_456_789_000 + ctx.bootToWallNs) / 1e6), 'boot time + bootToWall = wall ms')
+  t.equal(refuse.time, Math.floor((123_456_789_000 + env.bootToWallNs) / 1e6), 'boot time + bootToWall = wall ms')
   t.equal(refuse.device?.uid, 'host-synth')
   t.equal(icmp.type_uid, 400105)
   t.equal(icmp.connection_info?.protocol_name, 'udp')
@@ -137,36 +134,15 @@ t.test('SynthSource rate mode: a ring that is not drained fills and counts drops
   t.ok(s.exhausted)
 })
 
-t.test('the fast msgpack writer gives exactly what msgpackr gives', async t => {
-  const source = new SynthSource({ seed: 3 })
-  const sab = new SharedArrayBuffer(4096 * NET_EVENT.SIZEOF)
-  const r = source.drain(sab, 0, sab.byteLength, 0)
-  const out: NetworkActivity[] = []
-  decodeNetRecords(new Uint8Array(sab), 0, r.bytes, { ...ctx, bootToWallNs: synthBootToWallNs() }, out)
-  const w = new MsgpackWriter(1024) // small on purpose: it must grow
-  w.constants([ctx.metadata, ctx.device])
-  const fast = packNetBatch(w, out)
-  t.equal(fast.generic, false, 'the fast path handled every record')
-  t.ok(fast.bytes.buffer.byteLength === fast.bytes.byteLength && fast.bytes.byteOffset === 0, 'bytes own their ArrayBuffer (transferable)')
-  const viaCodec = unpackRecords(fast.bytes)
-  t.ok(isDeepStrictEqual(viaCodec, unpackRecords(packRecords(out))), 'decodes to what msgpackr packing decodes to')
-  t.ok(isDeepStrictEqual(viaCodec, JSON.parse(JSON.stringify(out))), 'and to the records themselves')
-  // a sub-range is its own self-contained batch
-  const part = packNetBatch(w, out, 100, 200)
-  t.same(unpackRecords(part.bytes), JSON.parse(JSON.stringify(out.slice(100, 200))))
-})
-
-t.test('a record with a key the fast path does not know falls back to the generic writer, losing nothing', async t => {
-  const buf = new Uint8Array(NET_EVENT.SIZEOF)
-  encodeNetRecord(base, buf, 0)
-  const rec = decode(buf)[0] as NetworkActivity & { extra_field?: unknown }
-  rec.extra_field = { nested: [1, 2.5, -3, 'ü', null, true, 2 ** 40] }
-  rec.message = 'x'.repeat(300)
-  const w = new MsgpackWriter()
-  const packed = packNetBatch(w, [rec])
-  t.equal(packed.generic, true)
-  t.same(unpackRecords(packed.bytes), [JSON.parse(JSON.stringify(rec))])
-  // the generic writer on values of every width
+t.test('the decoder\'s msgpack writer: what msgpackr reads back, at every width', async t => {
+  const w = new MsgpackWriter(16) // small on purpose: it must grow
   const values = [0, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, 0.5, 'a'.repeat(31), 'a'.repeat(32), 'a'.repeat(256), 'a'.repeat(70000), '日本語', new Array(20).fill(1), Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i]))]
   t.same(unpackRecords(w.pack(values)), values)
+  // the raw-struct writers: IPv4 text, a NUL-terminated Latin-1 comm, a length patched in later
+  const raw = new Uint8Array([0, 9, 99, 100, 255, 0x41, 0xe9, 0xff, 0, 0x42, ...new Array<number>(16).fill(0xff)])
+  w.reset()
+  const at = w.array32()
+  w.ipv4(raw, 0); w.ipv4(raw, 1); w.latin1z(raw, 5, 16); w.latin1z(raw, 10, 16); w.latin1z(raw, 5, 2); w.nil()
+  w.patchArray32(at, 6)
+  t.same(unpackRecords(w.finish()), ['0.9.99.100', '9.99.100.255', 'A\u00e9\u00ff', '\u00ff'.repeat(16), 'A\u00e9', null])
 })

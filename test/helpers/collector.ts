@@ -20,6 +20,8 @@ export interface ReceivedBatch {
   seq: number
   count: number
   records: Buffer
+  /** the lean batch's context; empty: full-form records */
+  context: Buffer
   drops: Batch['drops']
   hostname?: string
   sent_at_ms?: number
@@ -109,6 +111,7 @@ export class TestCollector {
       seq: Number(b.seq),
       count: b.count,
       records: b.records,
+      context: b.context ?? Buffer.alloc(0),
       drops: b.drops,
       hostname: b.hostname,
       sent_at_ms: Number(b.sent_at_ms),

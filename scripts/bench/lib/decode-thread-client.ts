@@ -9,7 +9,7 @@ import { workerScript } from '../../../shared/worker-script.js'
 /** The decoder pool's heap setting (agent/decode-pool/pool.ts), for the thread that runs the single-thread variants. */
 const DECODER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 48 }
 
-export interface DecodeThread { run: (name: string) => Promise<number>, info: { batchBytes: number, slabs: number, slabBytes: number }, close: () => Promise<void> }
+export interface DecodeThread { run: (name: string) => Promise<number>, info: { batchBytes: number, medianBytes: number, fullBytes: number, slabs: number, slabBytes: number }, close: () => Promise<void> }
 
 export async function startDecodeThread (records: number): Promise<DecodeThread> {
   const { script, eval: isEval } = workerScript(siblingModule(import.meta.url, './decode-thread'))

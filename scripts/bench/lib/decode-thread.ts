@@ -1,17 +1,15 @@
-import { isDeepStrictEqual } from 'node:util'
 import { parentPort, workerData } from 'node:worker_threads'
-import { decodeNetRecords } from '../../../agent/normalize/net.js'
+import { LeanBatcher, type LeanSpan } from '../../../agent/normalize/lean-batch.js'
 import { MsgpackWriter } from '../../../agent/normalize/pack.js'
-import { packNetBatch } from '../../../agent/normalize/pack-net.js'
 import { crc32 } from '../../../agent/crc32.js'
-import { packRecords, unpackRecords } from '../../../shared/codec.js'
-import type { NetworkActivity } from '../../../shared/ocsf/types.js'
+import { packRecords } from '../../../shared/codec.js'
+import { median } from './report.js'
 import { decodedSlabs, rawFixture } from './netfixture.js'
 
 // The decode benchmark's single-thread variants, in a worker thread that
 // decode.ts starts with the decoder pool's own resourceLimits, so the
 // decoder path and its peer run with the heap the real decoder has.
-// Protocol: { name } in, { seconds } out; { batchBytes, slabs } on start.
+// Protocol: { name } in, { seconds } out; { batchBytes, medianBytes, slabs } on start.
 
 const port = parentPort
 if (port === null) throw new Error('decode-thread.ts must run as a worker thread')
@@ -21,38 +19,34 @@ const f = rawFixture(records)
 // kept alive would load every garbage collection of the thread with it
 const KEEP = 8
 const objects = decodedSlabs({ ...f, slabs: f.slabs.slice(0, KEEP) })
-const writer = new MsgpackWriter(4 << 20)
-writer.constants([f.ctx.metadata, f.ctx.device])
-const scratch: NetworkActivity[] = []
-// as agent/decode-pool/worker.ts does per task: pack in place, CRC the batch, copy it into the (recycled) output buffer
-let outBuf = new Uint8Array(4 << 20)
-const emit = (bytes: Uint8Array): void => {
-  if (bytes.length > outBuf.length) outBuf = new Uint8Array(bytes.length * 2)
-  crc32(bytes)
-  outBuf.set(bytes, 0)
+const batcher = new LeanBatcher(f.shared)
+// as agent/decode-pool/worker.ts does per task: write the batches into the
+// task's (recycled) output buffer, then CRC each batch's context and records
+const out = new Uint8Array(4 << 20)
+const writer = new MsgpackWriter(0)
+const spans: LeanSpan[] = []
+function decodeSlab (i: number): void {
+  const s = f.slabs[i]
+  writer.use(out)
+  spans.length = 0
+  batcher.encode(writer, f.buf, s.offset, s.bytes, f.env, 3 << 20, spans)
+  const b = writer.buffer
+  for (const x of spans) crc32(b.subarray(x.offset, x.offset + x.length), crc32(b.subarray(x.contextOffset, x.contextOffset + x.contextLength)))
 }
 
-// the comparison is only fair if both encoders write the same values
-if (!isDeepStrictEqual(unpackRecords(packNetBatch(writer, objects[0]).bytes), unpackRecords(packRecords(objects[0])))) {
-  throw new Error('packNetBatch and msgpackr disagree on the same records: the comparison would be meaningless')
-}
+// bytes on the wire per record, batch by batch: the records and their context
 let batchBytes = 0
-for (const s of f.slabs) {
-  scratch.length = 0
-  decodeNetRecords(f.buf, s.offset, s.bytes, f.ctx, scratch)
-  batchBytes += packNetBatch(writer, scratch).bytes.length
+const perRecord: number[] = []
+for (let i = 0; i < f.slabs.length; i++) {
+  decodeSlab(i)
+  for (const x of spans) {
+    batchBytes += x.length + x.contextLength
+    perRecord.push((x.length + x.contextLength) / x.count)
+  }
 }
-scratch.length = 0
 
 const VARIANTS: Record<string, (i: number) => void> = {
-  picket: i => {
-    const s = f.slabs[i]
-    scratch.length = 0
-    decodeNetRecords(f.buf, s.offset, s.bytes, f.ctx, scratch)
-    emit(packNetBatch(writer, scratch, 0, scratch.length, true).bytes)
-  },
-  decodeOnly: i => { const s = f.slabs[i]; scratch.length = 0; decodeNetRecords(f.buf, s.offset, s.bytes, f.ctx, scratch) },
-  packOnly: i => { const o = objects[i % objects.length]; packNetBatch(writer, o, 0, o.length, true) },
+  picket: decodeSlab,
   msgpackr: i => { packRecords(objects[i % objects.length]) },
 }
 
@@ -62,4 +56,4 @@ port.on('message', (m: { name: string }) => {
   for (let i = 0; i < f.slabs.length; i++) each(i)
   port.postMessage({ seconds: (performance.now() - t0) / 1000 })
 })
-port.postMessage({ batchBytes, slabs: f.slabs.length, slabBytes: f.slabBytes })
+port.postMessage({ batchBytes, medianBytes: median(perRecord), fullBytes: packRecords(objects[0]).length / objects[0].length, slabs: f.slabs.length, slabBytes: f.slabBytes })

@@ -1,8 +1,10 @@
 import { NET_EVENT } from '../../../bpf/abi.js'
-import { decodeNetRecords, type DecodeContext } from '../../../agent/normalize/net.js'
+import { expandSpans, LeanBatcher, type LeanSpan } from '../../../agent/normalize/lean-batch.js'
+import { MsgpackWriter } from '../../../agent/normalize/pack.js'
+import type { DecodeEnv } from '../../../agent/normalize/types.js'
 import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, SynthSource, synthBootToWallNs } from '../../../agent/source/synth.js'
 import { makeDevice, makeMetadata } from '../../../shared/ocsf/network.js'
-import type { NetworkActivity } from '../../../shared/ocsf/types.js'
+import type { OcsfDevice, OcsfMetadata } from '../../../shared/ocsf/types.js'
 import { VERSION } from '../../../shared/version.js'
 
 // Raw NET_EVENTS records exactly as the agent's consumer thread leaves them
@@ -18,7 +20,9 @@ export interface RawFixture {
   slabs: Slab[]
   records: number
   slabBytes: number
-  ctx: DecodeContext
+  env: DecodeEnv
+  /** what every record shares: the lean batch context's `shared` */
+  shared: { metadata: OcsfMetadata, device: OcsfDevice }
 }
 
 /** The agent's default slab: 256 KiB, ~2,500 records, one decoder task. */
@@ -36,22 +40,25 @@ export function rawFixture (records: number, slabBytes = DEFAULT_SLAB_BYTES, hos
   }
   src.close()
   const info = { hostId, hostname: 'bench-host', agentVersion: VERSION }
-  const ctx: DecodeContext = {
-    metadata: makeMetadata(info),
-    device: makeDevice(info),
+  const env: DecodeEnv = {
     bootToWallNs: synthBootToWallNs(),
     rstReasons: SYNTH_RST_REASONS,
     noSocketReason: SYNTH_NO_SOCKET_REASON,
     unmapped: true,
   }
-  return { sab, buf: new Uint8Array(sab), slabs, records, slabBytes, ctx }
+  return { sab, buf: new Uint8Array(sab), slabs, records, slabBytes, env, shared: { metadata: makeMetadata(info), device: makeDevice(info) } }
 }
 
-/** The OCSF objects each slab decodes to: the "ready-made" input of a bare pack. */
-export function decodedSlabs (f: RawFixture): NetworkActivity[][] {
+/** The full OCSF objects each slab decodes to (lean, then expanded): the "ready-made" input of a bare pack. */
+export function decodedSlabs (f: RawFixture): Array<Array<Record<string, unknown>>> {
+  const batcher = new LeanBatcher(f.shared)
+  const w = new MsgpackWriter()
   return f.slabs.map(s => {
-    const out: NetworkActivity[] = []
-    decodeNetRecords(f.buf, s.offset, s.bytes, f.ctx, out)
-    return out
+    const spans: LeanSpan[] = []
+    w.reset()
+    batcher.encode(w, f.buf, s.offset, s.bytes, f.env, 1 << 30, spans)
+    // through JSON: plain objects as an agent that builds them would hold
+    // them, not the expand function's, which grow key by key
+    return JSON.parse(JSON.stringify(expandSpans(w.buffer, spans))) as Array<Record<string, unknown>>
   })
 }

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus, release, totalmem } from 'node:os'
+import { cpus, loadavg, release, totalmem } from 'node:os'
 import { rootPath } from '../../../shared/paths.js'
 
 // BENCHMARKS.md is written by the benchmarks: each owns one section between
@@ -56,7 +56,7 @@ export function renderSection (s: Section): string {
   return [
     `## ${s.title}`,
     '',
-    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine()}.`,
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine()}; load average ${loadavg().map(x => x.toFixed(1)).join(' / ')} (1 / 5 / 15 min) when it ended.`,
     `Command: \`${s.command}\`${s.quick ? ' (quick mode: fewer and shorter runs; run without --quick for the full numbers)' : ''}${s.runs > 0 ? `; medians of ${s.runs} run${s.runs === 1 ? '' : 's'}` : ''}.`,
     '',
     s.body.trim(),

@@ -24,7 +24,7 @@ export async function startSink (port = 0): Promise<Sink> {
       call.on('data', (b: Batch) => {
         sink.batches++
         sink.records += b.count
-        sink.bytes += b.records.length
+        sink.bytes += b.records.length + (b.context?.length ?? 0)
         sink.onBatch?.(b)
         call.write({ host_id: b.host_id, seq: b.seq, status: 'OK', instance: b.instance })
       })
