@@ -129,10 +129,10 @@ function toSigmaDoc (value: unknown, loc: RuleLoc): { doc: SigmaDoc } | { proble
   }
   const logsource = v.logsource
   if (logsource !== undefined && (logsource === null || typeof logsource !== 'object' || Array.isArray(logsource))) {
-    return bad(['logsource'], 'logsource must be a mapping, e.g. {category: network_activity, product: picket}')
+    return bad(['logsource'], 'logsource must be a mapping, e.g. {category: network_connection, product: picket}')
   }
   if (kind === 'detection') {
-    if (logsource === undefined) return bad(['detection'], 'a detection rule needs a logsource (e.g. {category: network_activity, product: picket})')
+    if (logsource === undefined) return bad(['detection'], 'a detection rule needs a logsource (e.g. {category: network_connection, product: picket})')
     return { doc: { kind, ...common, logsource: logsource as Record<string, unknown>, detection: section as Record<string, unknown> } }
   }
   if (kind === 'correlation') return { doc: { kind, ...common, correlation: section as Record<string, unknown> } }
