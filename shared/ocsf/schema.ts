@@ -64,7 +64,12 @@ const cache = new Map<string, OcsfSchema>()
  * folder itself or its parent. Returns undefined when the folder is absent;
  * throws when it is present but unreadable.
  */
+let defaultLoaded: OcsfSchema | undefined
+
 export function loadOcsfSchema (dir?: string): OcsfSchema | undefined {
+  // the default folder is looked for once: finding it stats the file system,
+  // and expandRecord asks for the schema once per record
+  if (dir === undefined && defaultLoaded !== undefined) return defaultLoaded
   let found: string | undefined
   if (dir === undefined) found = findOcsfSchemaDir()
   else found = [resolve(dir), join(resolve(dir), OCSF_VERSION)].find(isSchemaDir)
@@ -74,6 +79,7 @@ export function loadOcsfSchema (dir?: string): OcsfSchema | undefined {
     schema = compileSchema(found)
     cache.set(found, schema)
   }
+  if (dir === undefined) defaultLoaded = schema
   return schema
 }
 
