@@ -426,7 +426,9 @@ const wireU64 = (v: bigint): string => BigInt.asUintN(64, v).toString()
 const asJsNumber = (v: bigint): number => Number(BigInt.asUintN(64, v))
 
 /** Fields of the Batch message this generator does not know (added to the .proto later): filled per episode, so a stream looks like one agent. */
-const KNOWN_FIELDS = new Set(['host_id', 'seq', 'count', 'records', 'drops', 'hostname', 'sent_at_ms', 'agent_version', 'captured_total'])
+// context (the lean form's shared fields and shapes) is known and left empty:
+// the generator mutates full-form records, which an empty context announces
+const KNOWN_FIELDS = new Set(['host_id', 'seq', 'count', 'records', 'drops', 'hostname', 'sent_at_ms', 'agent_version', 'captured_total', 'context'])
 const EXTRA_FIELDS: ReadonlyArray<{ name: string, type: string }> = (((collectorService().Ship as unknown as { requestType?: { type?: { field?: Array<{ name: string, type: string }> } } }).requestType?.type?.field) ?? [])
   .filter(f => !KNOWN_FIELDS.has(f.name))
 

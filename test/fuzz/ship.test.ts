@@ -30,7 +30,7 @@ t.test('acks that overtake each other are paired with the messages they answer w
   const shipments = [shipment(1, { label: 'a scan' }), shipment(1, { hostId: ' ', records: bad, label: 'seq 1 again, host \' \', a numeric device.uid' })]
   const ep = { index: 1, hostId: HOST, shipments }
   const res = await client.send(ep, shipments.map(wireBytes))
-  t.match(res.answers[0], { k: 'ack', ack: { host_id: HOST, seq: 1, status: 'OK' } }, 'the scan is answered OK')
+  t.match(res.answers[0], { k: 'ack', ack: { host_id: HOST, seq: 1, status: 'OK' } }, `the scan is answered OK (${JSON.stringify(res.answers[0])})`)
   t.match(res.answers[1], { k: 'ack', ack: { host_id: ' ', seq: 1, status: 'REFUSED', error: 'PICKET_ERR_HOST_ID' } }, 'the second seq 1 is answered REFUSED')
   t.same(res.extra, [])
 })
