@@ -18,14 +18,22 @@ import { EngineRig, pack, ports, probeRecord, tempDir, type Probe } from './help
 const tmp = tempDir('picket-forms-')
 t.teardown(tmp.cleanup)
 
-/** A finding without what differs between two runs of the same records: ids and wall-clock times. */
-function comparable (f: StoredFinding['finding'], evidences = true): unknown {
+/** Every list in `v` in one order: a fleet finding lists hosts as their sightings arrived from the workers. */
+function sorted (v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sorted).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, sorted(x)]))
+  return v
+}
+
+/** A finding without what differs between two runs of the same records: ids and wall-clock times (and, for a fleet finding, arrival order). */
+function comparable (f: StoredFinding['finding'], fleet = false): unknown {
   const o = JSON.parse(JSON.stringify(f)) as Record<string, any>
   delete o.time
   for (const k of ['uid', 'correlation_uid', 'logged_time']) delete o.metadata[k]
   for (const k of ['uid', 'created_time', 'modified_time']) delete o.finding_info[k]
-  if (!evidences) delete o.evidences
-  return o
+  if (!fleet) return o
+  delete o.evidences
+  return sorted(o)
 }
 
 function stored (be: BackendHandle): StoredFinding[] {
@@ -77,9 +85,8 @@ t.test('old-form batches are accepted and give the same stored findings as the s
   full.forEach((f, i) => {
     const l = lean[i]
     const fleet = f.hostId === null
-    t.same({ ...l, id: '', createdAt: 0, updatedAt: 0, changeSeq: 0, finding: comparable(l.finding, !fleet) },
-      { ...f, id: '', createdAt: 0, updatedAt: 0, changeSeq: 0, finding: comparable(f.finding, !fleet) },
-      `${f.rule} ${f.hostId ?? '(fleet)'}: the same finding, ${fleet ? 'its evidence chosen by arrival order across hosts' : 'evidence and all'}`)
+    const same = (x: StoredFinding): unknown => ({ ...x, id: '', createdAt: 0, updatedAt: 0, changeSeq: 0, hosts: [...x.hosts].sort(), finding: comparable(x.finding, fleet) })
+    t.same(same(l), same(f), `${f.rule} ${f.hostId ?? '(fleet)'}: the same finding, ${fleet ? 'but for its evidence and the order of its lists, which follow arrival across hosts' : 'evidence and all'}`)
     t.same(validateDetectionFinding(l.finding), [], 'and it validates against OCSF 1.8.0')
   })
   const ev = lean.find(f => f.hostId === 'forms-scan')?.finding.evidences?.[0] as Record<string, any> | undefined
