@@ -12,6 +12,7 @@ import { Collector } from './collector.js'
 import { STATE_KINDS } from './detection/budget.js'
 import { FleetStage } from './detection/fleet.js'
 import type { HostSummary, WorkerStats } from './detection/protocol.js'
+import { applyCaptions, captionCandidates } from './detection/rules/captions.js'
 import { compileRuleSet, type RuleSet } from './detection/rules/compile.js'
 import { loadRuleDir } from './detection/rules/load.js'
 import { HostTracker } from './hosts.js'
@@ -65,6 +66,9 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
   const startedAt = Date.now()
   const collection = loadRuleDir(o.rulesDir)
   const rules = compileRuleSet(collection, { timing: o.timing })
+  // the OCSF schema is loaded only when a rule reads a field that could be a caption
+  const captions = captionCandidates(rules).length > 0 ? (await import('./detection/rules/caption-tables.js')).findCaptions(rules) : []
+  applyCaptions(rules, captions)
   logger.info({ dir: o.rulesDir, files: collection.files.length, correlations: rules.correlations.map(c => `${c.ref} (${c.stage})`) }, 'rules compiled')
   const metrics = createMetrics()
   const store = AlertStore.open(o.db, {
@@ -156,6 +160,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
     const bridge = new WorkerPoolBridge({
       workers: o.workers,
       rules: collection,
+      captions,
       timing: o.timing,
       limits: o.limits,
       productVersion: VERSION,

@@ -7,6 +7,7 @@ import { DEFAULT_DETECTION_MEMORY } from '../detection/budget.js'
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from '../detection/protocol.js'
 import type { ScanLimits } from '../detection/columns.js'
 import type { InstanceFloor } from '../detection/seq.js'
+import type { CaptionSpec } from '../detection/rules/captions.js'
 import type { RuleTiming } from '../detection/rules/compile.js'
 import type { RuleCollection } from '../detection/rules/types.js'
 import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, WorkerHealth, WorkerSnapshot } from './types.js'
@@ -29,6 +30,8 @@ import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, Wo
 export interface PoolOptions {
   workers: number
   rules: RuleCollection
+  /** the captions the rules read (rules/captions.ts), found once on the main thread */
+  captions?: CaptionSpec[]
   timing: RuleTiming
   limits: ScanLimits
   productVersion: string
@@ -111,6 +114,7 @@ export class WorkerPoolBridge implements Bridge {
       maxQueuedBytes: 256 * 1024 * 1024,
       startTimeoutMs: 20_000,
       restart: true,
+      captions: [],
       ...opts,
       workerScript: opts.workerScript ?? siblingModule(import.meta.url, '../detection/worker'),
     }
@@ -160,6 +164,7 @@ export class WorkerPoolBridge implements Bridge {
       index: slot.index,
       docs: this.#o.rules.docs,
       files: this.#o.rules.files,
+      captions: this.#o.captions,
       timing: this.#o.timing,
       limits: this.#o.limits,
       productVersion: this.#o.productVersion,
