@@ -13,6 +13,7 @@ import { Collector } from './collector.js'
 import { STATE_KINDS } from './detection/budget.js'
 import { FleetStage } from './detection/fleet.js'
 import type { HostSummary, WorkerStats } from './detection/protocol.js'
+import { resolveCaptions } from './detection/rules/captions.js'
 import { compileRuleSet, type RuleSet } from './detection/rules/compile.js'
 import { loadRuleDir } from './detection/rules/load.js'
 import { HostTracker } from './hosts.js'
@@ -66,6 +67,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
   const startedAt = Date.now()
   const collection = loadRuleDir(o.rulesDir)
   const rules = compileRuleSet(collection, { timing: o.timing })
+  const captions = await resolveCaptions(rules)
   logger.info({ dir: o.rulesDir, files: collection.files.length, correlations: rules.correlations.map(c => `${c.ref} (${c.stage})`) }, 'rules compiled')
   const metrics = createMetrics()
   const store = AlertStore.open(o.db, {
@@ -165,6 +167,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
       bridge = new WorkerPoolBridge({
         workers: o.workers,
         rules: collection,
+        captions,
         timing: o.timing,
         limits: o.limits,
         productVersion: VERSION,

@@ -7,6 +7,7 @@ import { DEFAULT_DETECTION_MEMORY } from '../detection/budget.js'
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from '../detection/protocol.js'
 import type { ScanLimits } from '../detection/columns.js'
 import type { InstanceFloor } from '../detection/seq.js'
+import type { CaptionSpec } from '../detection/rules/captions.js'
 import type { RuleTiming } from '../detection/rules/compile.js'
 import type { RuleCollection } from '../detection/rules/types.js'
 import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, WorkerHealth, WorkerSnapshot } from './types.js'
@@ -16,7 +17,6 @@ import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, Wo
 // holds that host's actor (a task pool like piscina has no affinity). Batch
 // bytes are transferred, not copied. A batch's submit resolves once the
 // findings it caused are in the store: the ack follows the commit.
-//
 //
 // A worker holds actors only for hosts that are active. The bridge keeps, per
 // worker, the hosts it routed there and when; a host idle for hostIdleMs is
@@ -29,6 +29,8 @@ import type { Bridge, BridgeBatch, BridgeHealth, DetectionSink, SubmitResult, Wo
 export interface PoolOptions {
   workers: number
   rules: RuleCollection
+  /** the captions the rules read (rules/captions.ts), found once on the main thread */
+  captions?: CaptionSpec[]
   timing: RuleTiming
   limits: ScanLimits
   productVersion: string
@@ -111,6 +113,7 @@ export class WorkerPoolBridge implements Bridge {
       maxQueuedBytes: 256 * 1024 * 1024,
       startTimeoutMs: 20_000,
       restart: true,
+      captions: [],
       ...opts,
       workerScript: opts.workerScript ?? siblingModule(import.meta.url, '../detection/worker'),
     }
@@ -160,6 +163,7 @@ export class WorkerPoolBridge implements Bridge {
       index: slot.index,
       docs: this.#o.rules.docs,
       files: this.#o.rules.files,
+      captions: this.#o.captions,
       timing: this.#o.timing,
       limits: this.#o.limits,
       productVersion: this.#o.productVersion,
@@ -174,9 +178,7 @@ export class WorkerPoolBridge implements Bridge {
       workerData: init,
       transferList: [port2],
       name: `picket-detection-${slot.index}`,
-      // V8 on Node 24 lets a busy thread's young generation grow to 128 MiB
-      // and keeps it: a flood's garbage then holds RSS far above the state
-      // budget. 48 MiB is the decoders' bound too (agent/decode-pool/pool.ts).
+      // Node 24 lets a busy thread keep a 128 MiB young generation: RSS far over the budget
       resourceLimits: { maxOldGenerationSizeMb: workerHeapMb(this.#o.memoryBytes), maxYoungGenerationSizeMb: 48 },
     })
     slot.worker = worker

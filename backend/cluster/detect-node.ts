@@ -11,6 +11,7 @@ import type { FindingEvent } from '../detection/finding.js'
 import type { FleetDelta } from '../detection/protocol.js'
 import { compileRuleSet, type RuleTiming } from '../detection/rules/compile.js'
 import { loadRuleDir } from '../detection/rules/load.js'
+import { resolveCaptions } from '../detection/rules/captions.js'
 import { DEFAULT_LIMITS } from '../limits.js'
 import { longestWindowMs } from './backend-side.js'
 import { createDetectMetrics, serveMetrics } from './detect-metrics.js'
@@ -50,6 +51,7 @@ export async function startDetectNode (o: DetectNodeOptions): Promise<DetectNode
   const ttlMs = o.leaseTtlMs ?? 10_000
   const collection = loadRuleDir(o.rulesDir ?? rootPath('backend', 'rules'))
   const rules = compileRuleSet(collection, { timing: o.timing ?? {} })
+  const captions = await resolveCaptions(rules)
   const replayMs = longestWindowMs(rules)
   const metrics = createDetectMetrics()
   const nc = await connectNats(o.servers, `picket-detect-${nodeId}`)
@@ -107,6 +109,7 @@ export async function startDetectNode (o: DetectNodeOptions): Promise<DetectNode
     const pool = new WorkerPoolBridge({
       workers: o.workers ?? 1,
       rules: collection,
+      captions,
       timing: o.timing ?? {},
       limits: DEFAULT_LIMITS,
       productVersion: VERSION,

@@ -3,7 +3,7 @@ import {
   ANALYTIC_TYPE, CATEGORY, CLASS, DEVICE_TYPE_NAME, DIRECTION_NAME, FINDING_ACTIVITY, FINDING_ACTIVITY_NAME, FINDING_STATUS,
   NET_ACTIVITY_NAME, OBSERVABLE_TYPE, OCSF_VERSION, PRODUCT, SEVERITY_NAME, typeUid,
 } from '../../shared/ocsf/constants.js'
-import { IANA_PROTOCOL } from '../../shared/ocsf/lean.js'
+import { IANA_PROTOCOL } from '../../shared/ocsf/lean-wire.js'
 import type { DetectionFinding } from '../../shared/ocsf/types.js'
 import type { Ev, Incident, ValStat } from './incident.js'
 

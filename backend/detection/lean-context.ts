@@ -1,4 +1,4 @@
-import { badPath } from '../../shared/ocsf/lean.js'
+import { badPath } from '../../shared/ocsf/lean-wire.js'
 import { ScanError, type ScanLimits } from './columns.js'
 import { typeName, type MsgReader } from './msgpack-reader.js'
 import { childNamed, type TrieNode } from './trie.js'

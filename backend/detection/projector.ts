@@ -31,7 +31,7 @@ export interface ClassRouting {
   /** slots every record fills, whatever its class (time, class_uid, device.uid, ...) */
   base: readonly number[]
   /** per class_uid the rules select: the further slots its records fill, and the captions among them filled from ids; a row's Cols.cls is its index here */
-  classes: ReadonlyArray<{ uid: number, slots: readonly number[], captions?: readonly DerivedCaption[] }>
+  classes: Array<{ uid: number, slots: number[], captions: DerivedCaption[] }>
   /** the class_uid slot */
   classSlot: number
 }

@@ -9,6 +9,7 @@ import type { StateEvictions } from './budget.js'
 import type { FindingEvent } from './finding.js'
 import type { Ev } from './incident.js'
 import type { ScanLimitName, ScanLimits } from './columns.js'
+import type { CaptionSpec } from './rules/captions.js'
 import type { RuleTiming } from './rules/compile.js'
 import type { SigmaDoc } from './rules/types.js'
 import type { InstanceFloor, InstanceStats } from './seq.js'
@@ -98,6 +99,8 @@ export interface WorkerInit {
   index: number
   docs: SigmaDoc[]
   files: string[]
+  /** the captions the rules read, as the main thread found them (rules/captions.ts) */
+  captions: CaptionSpec[]
   timing: RuleTiming
   limits: ScanLimits
   productVersion: string

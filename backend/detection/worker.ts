@@ -4,6 +4,7 @@ import { workerData } from 'node:worker_threads'
 import { internalRefusal } from './admission.js'
 import { DetectionEngine } from './engine.js'
 import type { BatchOutcome, FromWorker, ToWorker, WorkerInit, WorkerStats } from './protocol.js'
+import { applyCaptions } from './rules/captions.js'
 import { compileRuleSet } from './rules/compile.js'
 
 // Detection worker entry: owns the actors of the hosts routed to it.
@@ -17,7 +18,7 @@ function send (m: FromWorker): void {
 
 let engine: DetectionEngine
 try {
-  const rules = compileRuleSet({ docs: init.docs, files: init.files }, { timing: init.timing })
+  const rules = applyCaptions(compileRuleSet({ docs: init.docs, files: init.files }, { timing: init.timing }), init.captions)
   engine = new DetectionEngine(rules, { limits: init.limits, productVersion: init.productVersion, fleetRefreshMs: init.fleetRefreshMs, memoryBytes: init.memoryBytes })
 } catch (err) {
   send({ t: 'fatal', message: `detection worker ${init.index} could not compile the rules: ${(err as Error).message}` })

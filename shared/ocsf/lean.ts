@@ -1,4 +1,5 @@
 import { loadOcsfSchema } from './schema.js'
+import { badPath, IANA_PROTOCOL, UNSAFE_KEYS } from './lean-wire.js'
 import type { ObjectRule, OcsfSchema } from './schema-load.js'
 
 // The lean wire form of a batch (collector.proto Batch.context + records) and
@@ -24,25 +25,7 @@ export interface LeanContext {
   shapes?: string[][]
 }
 
-/** IANA protocol numbers → OCSF protocol_name (the lower-case keyword). */
-export const IANA_PROTOCOL: Readonly<Record<number, string>> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'ipv6-icmp' }
-
-/** Keys that would reach an object's prototype if a path set them. */
-const UNSAFE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype'])
-
-/** Why a shape's field path cannot be used, or undefined when it can. */
-export function badPath (path: unknown): string | undefined {
-  if (typeof path !== 'string' || path === '') return `a field path must be a non-empty string, got ${describe(path)}`
-  for (const part of path.split('.')) {
-    if (part === '') return `field path '${path}' has an empty segment`
-    if (UNSAFE_KEYS.has(part)) return `field path '${path}' names '${part}', which is no OCSF field`
-  }
-  return undefined
-}
-
-function describe (v: unknown): string {
-  return v === null ? 'nil' : Array.isArray(v) ? 'an array' : typeof v
-}
+export { badPath, IANA_PROTOCOL } from './lean-wire.js'
 
 /** A path's segments, checked once per distinct path (a batch repeats a few dozen paths per record). */
 const splitPaths = new Map<string, string[]>()

@@ -1,10 +1,14 @@
 import t from 'tap'
+import { join } from 'node:path'
 import { PicketError } from '../../shared/errors.js'
+import { createLogger } from '../../shared/logger.js'
 import { CLASS } from '../../shared/ocsf/constants.js'
 import type { FindingEvent } from '../../backend/detection/finding.js'
 import { compileRuleSet } from '../../backend/detection/rules/compile.js'
 import { loadRuleDir } from '../../backend/detection/rules/load.js'
-import { EngineRig, pack, ports, probeRecord, rulesDir } from './helpers/records.js'
+import { startBackend } from '../../backend/server.js'
+import { injectScan } from '../../scripts/injector/index.js'
+import { EngineRig, pack, ports, probeRecord, rulesDir, tempDir } from './helpers/records.js'
 
 // ADR 044: one union of event classes on the wire, and each rule reads the
 // class its logsource.category names. A batch that mixes process_activity
@@ -142,4 +146,18 @@ t.test('a rule that reads a caption matches lean records, which leave captions o
   const full = fired('full')
   t.same(full, Object.fromEntries(captions.map(([path], i) => [`test_caption_${i}`, path === 'activity_name' ? 2 : 3])), 'full form: each caption rule matches (activity_name not on the record that says otherwise)')
   t.same(fired('lean'), full, 'lean form: the same matches')
+})
+
+t.test('through the whole backend: the workers get the captions the main thread found', async t => {
+  const rules = rulesDir({ 'caption.yml': 'title: refusals by name\nname: test_refused_by_name\nlogsource: {category: network_connection}\ndetection:\n  sel: {activity_name: Refuse, connection_info.protocol_name: udp}\n  condition: sel\nlevel: low\n' })
+  const tmp = tempDir('picket-captions-')
+  t.teardown(() => { rules.cleanup(); tmp.cleanup() })
+  const be = await startBackend({ listen: '127.0.0.1:0', db: join(tmp.dir, 'picket.db'), workers: 2, console: false, rulesDir: rules.dir, logger: createLogger('test-captions', { level: 'error', pretty: false }) })
+  t.teardown(be.close)
+  const s = await injectScan({ collector: be.collector.address, hostId: 'cap-udp', ports: 5, udp: true, seed: 3 })
+  t.equal(s.batches.ok, s.batches.sent, 'lean batches accepted')
+  await be.flush()
+  const found = be.store.listFindings({ host: 'cap-udp', limit: 50 }).items.filter(f => f.rule === 'test_refused_by_name')
+  t.equal(found.length, 1, 'the rule that reads activity_name and protocol_name matched the lean UDP refusals')
+  t.equal(found[0]?.records, 5)
 })

@@ -336,7 +336,7 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
   }
 
   if (problems.length > 0) throw ruleError(problems)
-  return { paths, detections, correlations, routing: routeClasses(detections, reads, paths, slotOf) }
+  return { paths, detections, correlations, routing: routeClasses(detections, reads) }
 }
 
 interface Extension {

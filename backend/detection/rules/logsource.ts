@@ -1,6 +1,5 @@
 import { CLASS } from '../../../shared/ocsf/constants.js'
 import type { ClassRouting } from '../projector.js'
-import { derivedCaptions } from './captions.js'
 import { BASE_FIELDS, CLASS_EVIDENCE, EVIDENCE_SLOT } from './evidence.js'
 
 // A rule's logsource.category names the one OCSF event class its records
@@ -43,11 +42,10 @@ export function classOf (logsource: Record<string, unknown> | undefined): { uid:
 /**
  * Which slots each class's records fill: the base fields, the class's
  * evidence, and every field a rule of the class reads (`reads[d]`: detection
- * rule d's selections, filters and correlations), with the ids the captions
- * among them derive from (captions.ts). `slotOf` gives a path's slot, adding
- * it to `paths` when it is new.
+ * rule d's selections, filters and correlations). Captions among them are
+ * added later (captions.ts applyCaptions).
  */
-export function routeClasses (detections: ReadonlyArray<{ classUid: number }>, reads: ReadonlyArray<ReadonlySet<number>>, paths: readonly string[], slotOf: (path: string) => number): ClassRouting {
+export function routeClasses (detections: ReadonlyArray<{ classUid: number }>, reads: ReadonlyArray<ReadonlySet<number>>): ClassRouting {
   const base = BASE_FIELDS.map(f => EVIDENCE_SLOT[f])
   const byClass = new Map<number, Set<number>>()
   detections.forEach((d, i) => {
@@ -57,11 +55,7 @@ export function routeClasses (detections: ReadonlyArray<{ classUid: number }>, r
   })
   return {
     base,
-    classes: [...byClass].map(([uid, slots]) => {
-      const captions = derivedCaptions(uid, [...slots].map(s => paths[s]), slotOf)
-      for (const c of captions) slots.add(c.from)
-      return { uid, slots: [...slots].sort((a, b) => a - b), captions }
-    }),
+    classes: [...byClass].map(([uid, slots]) => ({ uid, slots: [...slots].sort((a, b) => a - b), captions: [] })),
     classSlot: EVIDENCE_SLOT.class_uid,
   }
 }

@@ -10,6 +10,8 @@ import { rootPath } from '../../../shared/paths.js'
 import { DetectionEngine } from '../../../backend/detection/engine.js'
 import type { BatchOutcome } from '../../../backend/detection/protocol.js'
 import type { FindingEvent } from '../../../backend/detection/finding.js'
+import { findCaptions } from '../../../backend/detection/rules/caption-tables.js'
+import { applyCaptions } from '../../../backend/detection/rules/captions.js'
 import { compileRuleSet, type RuleTiming } from '../../../backend/detection/rules/compile.js'
 import { loadRuleDir } from '../../../backend/detection/rules/load.js'
 
@@ -73,6 +75,7 @@ export class EngineRig {
 
   constructor (rulesDir = SHIPPED_RULES, timing: RuleTiming = {}, wire: Wire = 'lean') {
     const rules = compileRuleSet(loadRuleDir(rulesDir), { timing })
+    applyCaptions(rules, findCaptions(rules))
     this.engine = new DetectionEngine(rules, { limits: LIMITS, productVersion: 'test' })
     this.#wire = wire
   }
