@@ -189,7 +189,9 @@ export class Projector {
     const c = this.cols
     let plan = this.#other
     const cs = this.#classSlot
-    if (cs >= 0 && c.typ[base + cs] === T_NUM) {
+    if (cs >= 0) {
+      // a record without its class would pass every class's checks unread
+      if (c.typ[base + cs] !== T_NUM) throw new RecordError(r, `class_uid is ${c.typ[base + cs] === T_ABSENT ? 'absent' : c.typ[base + cs] === T_NULL ? 'nil' : 'not a number'}; every record names its OCSF class by number (4001 network_activity, ...)`)
       const uid = c.num[base + cs]
       if (uid === this.#lastUid) plan = this.#lastPlan
       else {

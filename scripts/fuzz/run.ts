@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { DEFAULT_LIMITS } from '../../backend/limits.js'
 import { ERRORS } from '../../shared/errors.js'
 import type { Ack } from '../../shared/proto/index.js'
-import { startBackendProc, type BackendProc } from '../bench/lib/backend.js'
+import { BACKEND_NODE_ARGS, startBackendProc, type BackendProc } from '../bench/lib/backend.js'
 import { peakRssBytes, rssBytes, sleep } from '../bench/lib/proc.js'
 import { injectScan } from '../injector/index.js'
 import { episodeSpecs, materialize, type Episode, type MutationClass } from './batches.js'
@@ -42,7 +42,7 @@ export const FUZZ_DETECTION_MEMORY = 32 * 2 ** 20
  * capacity for garbage, not state, up to ~100 MiB per isolate (the main
  * thread and each worker), which would hide in the bound a leak of that size.
  */
-export const FUZZ_NODE_ARGS: readonly string[] = ['--max-semi-space-size=16']
+export const FUZZ_NODE_ARGS: readonly string[] = BACKEND_NODE_ARGS
 
 export interface FuzzOptions {
   seed?: number

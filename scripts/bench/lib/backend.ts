@@ -7,6 +7,14 @@ import type { ChildIn, ChildOptions, ChildOut, StoredLatency } from './backend-p
 import { waitExit } from './proc.js'
 import { spawnModule, tailStderr } from './spawn.js'
 
+/**
+ * node flags the backend runs with in production (scripts/systemd/
+ * picket-backend.service, scripts/start.sh): Node 24's V8 lets a busy main
+ * thread keep a 128 MiB young generation, garbage capacity that is no state.
+ * The child runs as production does unless a caller says otherwise.
+ */
+export const BACKEND_NODE_ARGS: readonly string[] = ['--max-semi-space-size=16']
+
 // The parent's handle on a backend child process (backend-child.ts).
 
 export interface BackendProcOptions extends Omit<ChildOptions, 'db' | 'detectionWorker'> {
@@ -55,9 +63,9 @@ export async function startBackendProc (opts: BackendProcOptions = {}): Promise<
   const own = opts.db === undefined
   const dir = own ? mkdtempSync(join(tmpdir(), 'picket-bench-backend-')) : undefined
   const db = opts.db ?? join(dir as string, 'picket.db')
-  const { env, execArgv, detectionWorker, ...rest } = opts
+  const { env, execArgv = [...BACKEND_NODE_ARGS], detectionWorker, ...rest } = opts
   const child: ChildOptions = { ...rest, db, ...(detectionWorker !== undefined ? { detectionWorker: detectionWorker.href } : {}) }
-  const p: ChildProcess = spawnModule(import.meta.url, './backend-child', [JSON.stringify(child)], { ...(env !== undefined ? { env } : {}), ...(execArgv !== undefined ? { execArgv } : {}) })
+  const p: ChildProcess = spawnModule(import.meta.url, './backend-child', [JSON.stringify(child)], { ...(env !== undefined ? { env } : {}), execArgv })
   const stderr = tailStderr(p, 16_000)
   let exitedAs: number | string | null = null
   const exited = new Promise<number | string>(resolve => p.once('exit', (code, sig) => { exitedAs = code ?? sig ?? -1; resolve(exitedAs) }))
