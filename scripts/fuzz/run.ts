@@ -31,18 +31,10 @@ export const HONEST_PORTS = 16
  * streams of batches up to max_batch_bytes, each decoded and copied) and V8's
  * heaps; a default budget (256 MiB per worker) would let honest state alone
  * outgrow any tight bound. Measured peaks on 2 cores: 189-237 MiB over idle
- * on Node 20, 219-223 MiB on Node 24 with FUZZ_NODE_ARGS (266-288 MiB without).
+ * on Node 20, 219-223 MiB on Node 24 with BACKEND_NODE_ARGS (266-288 MiB without).
  */
 export const RSS_HEADROOM_BYTES = 256 * 2 ** 20
 export const FUZZ_DETECTION_MEMORY = 32 * 2 ** 20
-/**
- * The backend's V8 young generation as Node 20 sized it. Node 24's V8 sizes
- * an isolate's semi-spaces from its heap limit (64 MiB each on a machine
- * with 24 GiB, against Node 20's 16 MiB) and a busy isolate keeps them:
- * capacity for garbage, not state, up to ~100 MiB per isolate (the main
- * thread and each worker), which would hide in the bound a leak of that size.
- */
-export const FUZZ_NODE_ARGS: readonly string[] = BACKEND_NODE_ARGS
 
 export interface FuzzOptions {
   seed?: number
@@ -161,7 +153,7 @@ function readRss (pid: number): { rss: number, hwm: number } {
 }
 
 async function startLife (db: string, workers: number): Promise<Life> {
-  const be = await startBackendProc({ db, workers, http: true, backend: { detectionMemory: FUZZ_DETECTION_MEMORY }, execArgv: [...FUZZ_NODE_ARGS] })
+  const be = await startBackendProc({ db, workers, http: true, backend: { detectionMemory: FUZZ_DETECTION_MEMORY }, execArgv: [...BACKEND_NODE_ARGS] })
   await sleep(1000)
   const idle = readRss(be.pid).rss
   // reset VmHWM to the current RSS (proc(5), clear_refs "5"), so the peak is this run's

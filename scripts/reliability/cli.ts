@@ -3,7 +3,8 @@ import { parseCommand, type OptSpec } from '../../shared/config.js'
 import { PicketError } from '../../shared/errors.js'
 import { rootPath } from '../../shared/paths.js'
 import { writeSection } from '../bench/lib/report.js'
-import { FUZZ_DETECTION_MEMORY, FUZZ_NODE_ARGS, RSS_HEADROOM_BYTES } from '../fuzz/run.js'
+import { BACKEND_NODE_ARGS } from '../bench/lib/backend.js'
+import { FUZZ_DETECTION_MEMORY, RSS_HEADROOM_BYTES } from '../fuzz/run.js'
 import { faultTable, hostileTable, loadResults, saveResults, type Drill, type DrillContext } from './drill.js'
 import { FAULT_DRILLS } from './faults.js'
 import { HOSTILE_DRILLS } from './hostile.js'
@@ -72,7 +73,7 @@ export async function run (argv: string[]): Promise<number> {
     const doc = { header: HEADER, tag: 'reliability' }
     // a section's "Measured ... on" line is this run's: a section none of whose drills ran keeps its own
     const ran = (kind: Drill['kind']): boolean => names.some(n => DRILLS[n].kind === kind)
-    if (ran('hostile')) writeSection({ name: 'hostile', title: 'Hostile inputs at a live backend', command, quick: cfg.values.quick, runs: 0, body: `Each drill sends its inputs over real gRPC Ship streams to a backend child process, with an honest host's 16-port scan (from a source no drill uses) alongside; "findings lost" counts that scan's finding missing from the alert store. RSS is the backend process's own: idle before, the peak during, and after the run; a peak more than ${RSS_HEADROOM_BYTES / 2 ** 20} MiB over idle breaks the bound the fuzz test holds it to (the backend runs with a ${FUZZ_DETECTION_MEMORY / 2 ** 20} MiB detection budget per worker and \`${FUZZ_NODE_ARGS.join(' ')}\`, as scripts/fuzz/run.ts states).\n\n${hostile}` }, RELIABILITY_MD, doc)
+    if (ran('hostile')) writeSection({ name: 'hostile', title: 'Hostile inputs at a live backend', command, quick: cfg.values.quick, runs: 0, body: `Each drill sends its inputs over real gRPC Ship streams to a backend child process, with an honest host's 16-port scan (from a source no drill uses) alongside; "findings lost" counts that scan's finding missing from the alert store. RSS is the backend process's own: idle before, the peak during, and after the run; a peak more than ${RSS_HEADROOM_BYTES / 2 ** 20} MiB over idle breaks the bound the fuzz test holds it to (the backend runs with a ${FUZZ_DETECTION_MEMORY / 2 ** 20} MiB detection budget per worker and \`${BACKEND_NODE_ARGS.join(' ')}\`, as scripts/fuzz/run.ts states).\n\n${hostile}` }, RELIABILITY_MD, doc)
     if (ran('fault')) writeSection({ name: 'faults', title: 'Faults while data flows', command, quick: cfg.values.quick, runs: 0, body: `Each drill breaks one part of a real stack while records flow and counts what arrived. "Records acked" are the agent's (OK and DUPLICATE); "duplicates" are the backend's DUPLICATE answers and any record it counted twice.\n\n${faults}` }, RELIABILITY_MD, doc)
   }
   return failed > 0 ? 1 : 0

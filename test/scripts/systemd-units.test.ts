@@ -2,6 +2,7 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { rootPath } from '../../shared/paths.js'
+import { BACKEND_NODE_ARGS } from '../../scripts/bench/lib/backend.js'
 import { requireReal } from '../helpers/env.js'
 
 // The systemd units stay hardened: systemd-analyze's exposure score (0 safe
@@ -37,7 +38,13 @@ t.test('the units run Picket on the Node 24 that setup.sh installs in the checko
   }
   // Node 24's V8 grows a busy main thread's young generation to 128 MiB and
   // keeps it; the backend's main thread takes every flood's garbage first.
-  t.match(unit('picket-backend.service'), /^ExecStart=\S+ --max-semi-space-size=16 /m, 'the backend bounds its main thread\'s young generation')
+  // The flags are BACKEND_NODE_ARGS, the ones every test backend runs with,
+  // so what the tests measure is what the units and `npm start` run.
+  const flags = BACKEND_NODE_ARGS.join(' ')
+  for (const name of ['picket-backend.service', 'picket-detect.service']) {
+    t.ok(unit(name).includes(`/node/bin/node ${flags} /opt/picket/bin/picket.js`), `${name} runs node ${flags}`)
+  }
+  t.ok(readFileSync(rootPath('scripts', 'start.sh'), 'utf8').includes(`exec node ${flags} bin/picket.js start`), `scripts/start.sh (npm start) runs node ${flags}`)
 })
 
 t.test('the console token reaches the backend as a credential file, never on its command line', async t => {
