@@ -122,10 +122,14 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
   const evidences = evs.map((e, i) => evidence(e, i < inc.evFirst.length ? (i === 0 ? 'first' : 'early') : 'latest'))
   const observables: Array<{ name: string, type_id: number, type: string, value: string }> = []
   if (primaryHost !== undefined) {
-    observables.push({ name: 'device.uid', type_id: OBSERVABLE_TYPE.RESOURCE_UID, type: 'Resource UID', value: primaryHost })
+    observables.push({ name: 'device.uid', type_id: OBSERVABLE_TYPE.DEVICE_UID, type: 'Device: Unique ID', value: primaryHost })
     if (primary?.hostname !== undefined) observables.push({ name: 'device.hostname', type_id: OBSERVABLE_TYPE.HOSTNAME, type: 'Hostname', value: primary.hostname })
   }
-  for (const ip of sources.slice(0, 50)) observables.push({ name: 'evidences.src_endpoint.ip', type_id: OBSERVABLE_TYPE.IP_ADDRESS, type: 'IP Address', value: ip })
+  // An observable names where its value is: a source is one only when the
+  // kept evidence sample shows it (the rest are counted in the message).
+  for (const ip of new Set(evs.map(e => e.sip))) {
+    if (ip !== undefined) observables.push({ name: 'evidences.src_endpoint.ip', type_id: OBSERVABLE_TYPE.IP_ADDRESS, type: 'IP Address', value: ip })
+  }
 
   const finding: DetectionFinding = {
     class_uid: CLASS.DETECTION_FINDING.uid,

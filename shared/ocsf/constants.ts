@@ -71,7 +71,12 @@ export const MITRE = {
 export const PRODUCT = { name: 'Picket', vendor_name: 'Picket' } as const
 
 // detection_finding details: observable.type_id and analytic.type_id
-export const OBSERVABLE_TYPE = { HOSTNAME: 1, IP_ADDRESS: 2, PORT: 11, RESOURCE_UID: 10 } as const
+/**
+ * observable.type_id: a scalar type's id (dictionary.json `types`), or the id
+ * the schema gives an object's attribute (device.json `uid`: 47), which wins
+ * over its type's (resource_uid_t, 10) for that attribute.
+ */
+export const OBSERVABLE_TYPE = { HOSTNAME: 1, IP_ADDRESS: 2, PORT: 11, RESOURCE_UID: 10, DEVICE_UID: 47 } as const
 export const ANALYTIC_TYPE = { RULE: 1 } as const
 
 export function typeUid (classUid: number, activityId: number): number {

@@ -55,3 +55,35 @@ t.test('each evidence record of a finding is the expanded record it came from', 
     }, `port ${String(ev.dst_endpoint.port)}: as the expanded record says`)
   }
 })
+
+t.test('an observable names where its value is, with the type id the schema gives that field', async t => {
+  const schema = loadOcsfSchema()
+  if (schema === undefined) return t.fail('the vendored OCSF 1.8.0 schema must load')
+  const host = 'obs-host'
+  const src = { hostId: host, hostname: 'vm-8.example', agentVersion: 'test', ip: '10.7.0.8' }
+  const T0 = Date.now()
+  // 60 sources: more than the evidence sample keeps, so some sources are only counted
+  const records = ports(60, 6000).map((port, i) => makeNetworkActivity({
+    timeMs: T0 + i, activityId: 5, directionId: DIRECTION.INBOUND, protocolNum: 6, ipVersion: 4,
+    srcIp: `198.51.100.${i + 1}`, srcPort: 40000 + i, dstIp: '10.7.0.8', dstPort: port, assignmentKnown: true,
+  }, makeMetadata(src), makeDevice(src)))
+  const rig = new EngineRig()
+  rig.sendBatch(host, pack(records), T0)
+  rig.engine.flush(T0 + 1000)
+  const fs = [...rig.findings, ...rig.engine.drain().findings]
+  t.ok(fs.length > 0, 'the probes are found')
+  const captions = schema.objects.get('observable')?.attrs.get('type_id')?.enumCaptions
+  for (const f of fs) {
+    const obs = (f.finding.observables ?? []) as Array<{ name: string, type_id: number, value: string }>
+    const evIps = new Set(((f.finding.evidences ?? []) as Array<Record<string, any>>).map(e => e.src_endpoint?.ip))
+    const device = obs.find(o => o.name === 'device.uid')
+    if (device !== undefined) {
+      t.equal(device.type_id, 47, `${f.summary.rule}: device.uid is observable 47, as device.json gives it`)
+      t.equal((device as { type?: string }).type, captions?.get('47'), 'with the schema\'s caption')
+    }
+    const ips = obs.filter(o => o.name === 'evidences.src_endpoint.ip')
+    t.ok(ips.length > 0, `${f.summary.rule}: names sources`)
+    for (const o of ips) t.ok(evIps.has(o.value), `${f.summary.rule}: source ${o.value} is in the evidence sample`)
+  }
+})
+
