@@ -29,7 +29,7 @@ export interface BenchResult {
 export type Bench = (ctx: BenchContext) => Promise<BenchResult>
 
 export const BENCHES: Record<string, { summary: string, load: () => Promise<{ bench: Bench }> }> = {
-  capture: { summary: 'connection storm: nothing vs picket agent vs libbpf-tools tcpstates (needs root)', load: async () => await import('./capture.js') },
+  capture: { summary: 'repeated- and unique-flow connection storms: nothing vs the floor vs picket agent vs libbpf-tools tcpstates (needs root)', load: async () => await import('./capture.js') },
   decode: { summary: 'raw NET_EVENTS → OCSF → msgpack on one decoder thread, vs a bare msgpackr pack', load: async () => await import('./decode.js') },
   'agent-pipeline': { summary: 'synthetic records → slabs → piscina decoders → gRPC to a loopback sink', load: async () => await import('./agent-pipeline.js') },
   ingest: { summary: 'injector → collector → detection across 1,000 hosts; crossing-record → finding latency', load: async () => await import('./ingest.js') },

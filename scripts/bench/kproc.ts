@@ -5,8 +5,8 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { FileProbe, openRing, ProcProbe, procDrops, type RingSource } from '../../bpf/index.js'
-import { BpfObject } from '../../bpf/object.js'
 import { rootPath } from '../../shared/paths.js'
+import { attachFloor } from './lib/floor.js'
 import { runJson } from './lib/proc.js'
 import { fmt, machine, median, table } from './lib/report.js'
 
@@ -21,7 +21,6 @@ import { fmt, machine, median, table } from './lib/report.js'
 
 const BUILD = rootPath('scripts', 'bench', 'build')
 const KSTORM = join(BUILD, 'kstorm')
-const NOOP = join(BUILD, 'noop.bpf.o')
 
 type Mode = 'none' | 'floor' | 'probes'
 type Storm = 'exec' | 'write' | 'read'
@@ -29,14 +28,8 @@ interface StormResult { op: string, count: number, seconds: number, rate: number
 
 function build (): void {
   mkdirSync(BUILD, { recursive: true })
-  const multiarch = spawnSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).stdout.trim() || 'x86_64-linux-gnu'
-  for (const [cmd, args] of [
-    ['cc', ['-O2', '-Wall', '-Werror', '-o', KSTORM, rootPath('scripts', 'bench', 'kstorm.c')]],
-    ['clang', ['-O2', '-g', '-target', 'bpf', `-I/usr/include/${multiarch}`, '-c', rootPath('scripts', 'bench', 'noop.bpf.c'), '-o', NOOP]],
-  ] as const) {
-    const r = spawnSync(cmd, args, { encoding: 'utf8' })
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`)
-  }
+  const r = spawnSync('cc', ['-O2', '-Wall', '-Werror', '-o', KSTORM, rootPath('scripts', 'bench', 'kstorm.c')], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`cc kstorm.c: ${r.stderr}`)
 }
 
 interface Attached { close: () => void, drain?: () => void, stats?: () => string }
@@ -44,9 +37,7 @@ interface Attached { close: () => void, drain?: () => void, stats?: () => string
 function attach (mode: Mode): Attached {
   if (mode === 'none') return { close: () => {} }
   if (mode === 'floor') {
-    const tps = [...ProcProbe.configure().attach, ...FileProbe.configure().attach]
-    const obj = BpfObject.open({ path: NOOP, rings: {}, rodata: {}, attach: tps.map(tp => ({ ...tp, prog: 'picket_noop' })) })
-    return { close: () => obj.close() }
+    return attachFloor([...ProcProbe.configure().attach, ...FileProbe.configure().attach])
   }
   const proc = ProcProbe.open({ ignoreTgid: process.pid })
   const file = FileProbe.open({ ignoreTgid: process.pid })

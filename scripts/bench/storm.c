@@ -5,7 +5,13 @@
  * tcp_send_reset + two state changes), every Nth to an open port served by a
  * listener in this process (a full handshake: inbound Open + Closes).
  *
- *   storm --count 200000 --open-every 50 --threads 1 --addr 127.0.0.1
+ *   storm --count 200000 --open-every 50 --threads 1 --addr 127.0.0.1 [--sources N]
+ *
+ * --sources N binds each connect to one of N loopback source addresses
+ * (127.1.0.1, 127.1.0.2, ... round robin), so with N × 500 closed ports no
+ * two connections share a flow key: the unique-flow storm, which nothing
+ * folds. Without it every connect comes from --addr, over 500 ports: the
+ * repeated-flow storm.
  *
  * Prints one JSON line: {"connections":..,"refused":..,"opened":..,"seconds":..,"rate":..}
  * Loopback only: it refuses any address outside 127.0.0.0/8.
@@ -23,7 +29,7 @@
 #include <unistd.h>
 
 static long count = 100000, open_every = 50;
-static int threads = 1, closed_base = 47000, closed_span = 500;
+static int threads = 1, closed_base = 47000, closed_span = 500, sources = 0;
 static struct in_addr addr;
 static int open_port;
 static long refused_total, opened_total, failed_total;
@@ -60,6 +66,17 @@ static void *worker(void *arg)
 		}
 		/* RST on close, so the client side leaves no TIME_WAIT behind */
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		if (sources > 0) {
+			/* source k in 1..sources: 127.1.(k / 254).(k % 254 + 1) */
+			long k = (i / closed_span) % sources;
+			struct sockaddr_in src = { .sin_family = AF_INET,
+				.sin_addr.s_addr = htonl((127u << 24) | (1u << 16) | ((unsigned)(k / 254) << 8) | (unsigned)(k % 254 + 1)) };
+			if (bind(fd, (struct sockaddr *)&src, sizeof(src))) {
+				failed++;
+				close(fd);
+				continue;
+			}
+		}
 		sa.sin_port = htons(to_open ? open_port : closed_base + (int)(i % closed_span));
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
 			opened++;
@@ -93,10 +110,11 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--addr")) a = argv[i + 1];
 		else if (!strcmp(argv[i], "--closed-base")) closed_base = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--sources")) sources = atoi(argv[i + 1]);
 		else { fprintf(stderr, "storm: unknown option %s\n", argv[i]); return 2; }
 	}
-	if (threads < 1 || threads > 64 || count < 1) {
-		fprintf(stderr, "storm: --threads must be 1..64 and --count positive\n");
+	if (threads < 1 || threads > 64 || count < 1 || sources < 0 || sources > 254 * 255) {
+		fprintf(stderr, "storm: --threads must be 1..64, --count positive and --sources 0..64770\n");
 		return 2;
 	}
 	if (inet_pton(AF_INET, a, &addr) != 1 || (ntohl(addr.s_addr) >> 24) != 127) {
