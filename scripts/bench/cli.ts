@@ -32,6 +32,7 @@ export const BENCHES: Record<string, { summary: string, load: () => Promise<{ be
   capture: { summary: 'repeated- and unique-flow connection storms: nothing vs the floor vs picket agent vs libbpf-tools tcpstates (needs root)', load: async () => await import('./capture.js') },
   decode: { summary: 'raw NET_EVENTS → OCSF → msgpack on one decoder thread, vs a bare msgpackr pack', load: async () => await import('./decode.js') },
   'agent-pipeline': { summary: 'synthetic records → slabs → piscina decoders → gRPC to a loopback sink', load: async () => await import('./agent-pipeline.js') },
+  'agent-steady': { summary: 'agent CPU on an idle host (kernel source) and RSS over minutes at a steady 20k records/s (needs root)', load: async () => await import('./agent-steady.js') },
   ingest: { summary: 'injector → collector → detection across 1,000 hosts; crossing-record → finding latency', load: async () => await import('./ingest.js') },
   scale: { summary: '10,000 hosts trickling, 20 scanned: backend RSS, records/s, one finding per scan', load: async () => await import('./scale.js') },
   plot: { summary: 'chart of throughput and latency against host count (SVG, linked from BENCHMARKS.md)', load: async () => await import('./plot.js') },
