@@ -12,6 +12,7 @@ import type { DecodeEnv, Normaliser } from './types.js'
 //   → CLOSE                                                   Close
 //   RST sent with no socket (tcp_send_reset NO_SOCKET)        Refuse, inbound, tcp
 //   ICMP destination unreachable sent (icmp_send type 3)      Refuse, inbound, udp
+//   ICMPv6 destination unreachable sent (packet.bpf.c, type 1) Refuse, inbound, udp
 //   → LISTEN                                                  Listen
 //
 // Each record is written straight from the struct into the msgpack output
@@ -39,6 +40,11 @@ const ICMP_UNREACH_CODE: Record<number, string> = {
   9: 'net administratively prohibited', 10: 'host administratively prohibited', 13: 'communication administratively prohibited',
 }
 
+// RFC 4443 3.1
+const ICMP6_UNREACH_CODE: Record<number, string> = {
+  0: 'no route to destination', 1: 'communication administratively prohibited', 3: 'address unreachable', 4: 'port unreachable',
+}
+
 const UNKNOWN_PROTOCOL = encodeStr('unknown')
 const CACHE_MAX = 4096
 
@@ -62,10 +68,13 @@ const stateName = (s: number): string => TCP_STATE_NAME[s] ?? String(s)
 const stateDetails = new Encoded()
 const makeStateDetail = (k: number): string => `TCP ${stateName(k >> 8)} -> ${stateName(k & 0xff)}`
 const icmpDetails = new Encoded()
+/** key: (ICMPv6 ? 0x10000 : 0) | type << 8 | code */
 const makeIcmpDetail = (k: number): string => {
-  const type = k >> 8
+  const v6 = k >= 0x10000
+  const type = (k >> 8) & 0xff
   const code = k & 0xff
-  return `ICMP destination unreachable sent: ${ICMP_UNREACH_CODE[code] ?? 'code ' + code} (type ${type} code ${code})`
+  const name = (v6 ? ICMP6_UNREACH_CODE : ICMP_UNREACH_CODE)[code] ?? 'code ' + code
+  return `${v6 ? 'ICMPv6' : 'ICMP'} destination unreachable sent: ${name} (type ${type} code ${code})`
 }
 // reason names come from the running kernel: the caches hold one env's
 const resetDetails = new Encoded()
@@ -155,10 +164,10 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
       tail = keepRaw ? (oldstate === 0 ? 1 : 2) : 0
       break
     }
-    default: { // KIND.NET_ICMP
+    default: { // KIND.NET_ICMP, KIND.NET_ICMP6: a port unreachable answered a probe
       shape = SHAPE.ICMP
       activity = NET_ACTIVITY.REFUSE; direction = DIRECTION.INBOUND; inbound = true
-      detail = icmpDetails.get(buf[p + NET_EVENT.icmp_type] << 8 | buf[p + NET_EVENT.icmp_code], makeIcmpDetail)
+      detail = icmpDetails.get((kind === KIND.NET_ICMP6 ? 0x10000 : 0) | buf[p + NET_EVENT.icmp_type] << 8 | buf[p + NET_EVENT.icmp_code], makeIcmpDetail)
       tail = keepRaw ? 2 : 0
     }
   }
@@ -222,7 +231,7 @@ function writeStateTail (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: num
 export const network: Normaliser = {
   name: 'network',
   classUid: CLASS.NETWORK_ACTIVITY.uid,
-  kinds: { [KIND.NET_STATE]: NET_EVENT.SIZEOF, [KIND.NET_RESET]: NET_EVENT.SIZEOF, [KIND.NET_ICMP]: NET_EVENT.SIZEOF },
+  kinds: { [KIND.NET_STATE]: NET_EVENT.SIZEOF, [KIND.NET_RESET]: NET_EVENT.SIZEOF, [KIND.NET_ICMP]: NET_EVENT.SIZEOF, [KIND.NET_ICMP6]: NET_EVENT.SIZEOF },
   shapes: SHAPES,
   write,
 }

@@ -63,7 +63,7 @@ export function synthShape (seed: number, i: number): RawNetRecord {
   const pick = (h >>> 8) % 100
   if (pick < 70) return base // scan probe answered by an RST with no socket
   if (pick < 80) { // UDP probe answered by ICMP port unreachable
-    return { ...base, kind: KIND.NET_ICMP, protocol: 17, icmpType: v6 ? 1 : 3, icmpCode: v6 ? 4 : 3, reason: RST_REASON_UNKNOWN, oldstate: 0 }
+    return { ...base, kind: v6 ? KIND.NET_ICMP6 : KIND.NET_ICMP, protocol: 17, icmpType: v6 ? 1 : 3, icmpCode: v6 ? 4 : 3, reason: RST_REASON_UNKNOWN, oldstate: 0 }
   }
   const pid = 1000 + (h2 % 30000)
   if (pick < 88) { // outbound connect

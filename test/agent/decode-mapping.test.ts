@@ -77,6 +77,18 @@ t.test('ICMP port unreachable → Refuse, protocol udp', async t => {
   valid(t, r)
 })
 
+t.test('ICMPv6 port unreachable (packet.bpf.c) → Refuse, protocol udp, IPv6', async t => {
+  const [r] = decode({ kind: KIND.NET_ICMP6, family: AF_INET6, protocol: 17, direction: KDIR.INBOUND, icmpType: 1, icmpCode: 4, laddr: 'fd00::1', lport: 161, raddr: 'fd00::66', rport: 41000 })
+  t.equal(r.activity_id, NET_ACTIVITY.REFUSE)
+  t.equal(r.connection_info?.direction_id, DIRECTION.INBOUND)
+  t.equal(r.connection_info?.protocol_num, 17)
+  t.equal(r.connection_info?.protocol_ver_id, 6)
+  t.same(r.src_endpoint, { ip: 'fd00::66', port: 41000 }, 'the prober')
+  t.same(r.dst_endpoint, { ip: 'fd00::1', port: 161 }, 'the probed port')
+  t.match(r.status_detail, /^ICMPv6 destination unreachable sent: port unreachable \(type 1 code 4\)$/)
+  valid(t, r)
+})
+
 t.test('SYN_SENT → Open, outbound, attributed to the connecting process', async t => {
   const [r] = decode({ direction: KDIR.OUTBOUND, oldstate: TCP.CLOSE, newstate: TCP.SYN_SENT, lport: 0, rport: 443 })
   t.equal(r.activity_id, NET_ACTIVITY.OPEN)

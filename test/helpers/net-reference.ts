@@ -22,6 +22,7 @@ const ICMP_UNREACH_CODE: Record<number, string> = {
   0: 'net unreachable', 1: 'host unreachable', 2: 'protocol unreachable', 3: 'port unreachable',
   9: 'net administratively prohibited', 10: 'host administratively prohibited', 13: 'communication administratively prohibited',
 }
+const ICMP6_UNREACH_CODE: Record<number, string> = { 0: 'no route to destination', 1: 'communication administratively prohibited', 3: 'address unreachable', 4: 'port unreachable' }
 
 function commAt (buf: Uint8Array, off: number): string {
   let end = off
@@ -127,13 +128,15 @@ function decodeOne (buf: Uint8Array, dv: DataView, p: number, kind: number, ctx:
       }
       break
     }
-    case KIND.NET_ICMP: {
+    case KIND.NET_ICMP:
+    case KIND.NET_ICMP6: {
       const type = buf[p + NET_EVENT.icmp_type]
       const code = buf[p + NET_EVENT.icmp_code]
       f.activityId = NET_ACTIVITY.REFUSE
       f.directionId = DIRECTION.INBOUND
       inbound = true
-      f.statusDetail = `ICMP destination unreachable sent: ${ICMP_UNREACH_CODE[code] ?? 'code ' + code} (type ${type} code ${code})`
+      const v6 = kind === KIND.NET_ICMP6
+      f.statusDetail = `${v6 ? 'ICMPv6' : 'ICMP'} destination unreachable sent: ${(v6 ? ICMP6_UNREACH_CODE : ICMP_UNREACH_CODE)[code] ?? 'code ' + code} (type ${type} code ${code})`
       if (keepRaw) f.unmapped = { icmp_type: type, icmp_code: code }
       break
     }
