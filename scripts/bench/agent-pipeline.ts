@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { BenchContext, BenchResult } from './cli.js'
 import { startDecodeThread } from './lib/decode-thread-client.js'
 import { metric, scrape } from './lib/metrics.js'
-import { peakRssBytes, sleep, threadCpu, totalCpu, waitExit } from './lib/proc.js'
+import { peakRssBytes, sleep, threadCpu, threadNames, totalCpu, waitExit } from './lib/proc.js'
 import { fmt, median, table } from './lib/report.js'
 import { startSink, type Sink } from './lib/sink.js'
 import { pick, TINY } from './lib/size.js'
@@ -34,6 +34,8 @@ interface PipelineRun {
   cpuUs: number
   mainUs: number
   otherUs: number
+  /** of otherUs: the consumer thread, which here runs the synthetic source that makes the records */
+  sourceUs: number
   /** this process (the sink) per record, µs */
   sinkUs: number
   lost: number
@@ -48,7 +50,7 @@ interface PipelineRun {
 
 export interface PipelineData {
   records: number
-  configs: Array<{ decoders: number, rate: number, cpuUs: number, mainUs: number, otherUs: number, sinkUs: number, lost: number, ratio: number, maxGapMs: number, peakRss: number }>
+  configs: Array<{ decoders: number, rate: number, cpuUs: number, mainUs: number, otherUs: number, sourceUs: number, pipelineUs: number, sinkUs: number, lost: number, ratio: number, maxGapMs: number, peakRss: number }>
   peerPack: number
   peerDecode: number
   runs: PipelineRun[]
@@ -61,6 +63,9 @@ async function waitUntil (what: string, fn: () => Promise<boolean> | boolean, ti
     await sleep(every)
   }
 }
+
+/** the consumer threads' name (agent/consumer/host.ts: picket-consumer-<ring>, cut to 15 bytes by the kernel) */
+const CONSUMER_THREAD = 'picket-consumer'
 
 async function runAgent (sink: Sink, n: number, decoders: number, tag: string): Promise<Omit<PipelineRun, 'peerPack' | 'peerDecode'>> {
   const data = mkdtempSync(join(tmpdir(), 'picket-bench-pipeline-'))
@@ -107,6 +112,8 @@ async function runAgent (sink: Sink, n: number, decoders: number, tag: string): 
     const peakRss = peakRssBytes(pid)
     const got = sink.records - r0 - got0
     const main = (th1.get(pid) ?? 0) - (th0.get(pid) ?? 0)
+    let source = 0
+    for (const [tid, name] of threadNames(pid)) if (name.startsWith(CONSUMER_THREAD)) source += (th1.get(tid) ?? 0) - (th0.get(tid) ?? 0)
     return {
       decoders,
       records: got,
@@ -115,6 +122,7 @@ async function runAgent (sink: Sink, n: number, decoders: number, tag: string): 
       cpuUs: cpu * 1e6 / got,
       mainUs: main * 1e6 / got,
       otherUs: (cpu - main) * 1e6 / got,
+      sourceUs: source * 1e6 / got,
       sinkUs: (s1.user + s1.system) / got,
       lost,
       bytesPerRecord: (sink.bytes - b0) / (sink.records - r0),
@@ -175,6 +183,8 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
       cpuUs: median(rs.map(r => r.cpuUs)),
       mainUs: median(rs.map(r => r.mainUs)),
       otherUs: median(rs.map(r => r.otherUs)),
+      sourceUs: median(rs.map(r => r.sourceUs)),
+      pipelineUs: median(rs.map(r => r.cpuUs - r.sourceUs)),
       sinkUs: median(rs.map(r => r.sinkUs)),
       lost: rs.reduce((s, r) => s + r.lost, 0),
       ratio: median(rs.map(r => r.rate / r.peerPack)),
@@ -196,13 +206,13 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
     `${fmt(peerPack)} records/s. The ratio below is the whole agent (all threads) against that one-thread bare pack.`,
     `For scale, the decoder path alone on one thread (as in the decode section) ran at ${fmt(peerDecode)} records/s.`,
     '',
-    table(['agent', 'records/s', 'vs bare msgpackr pack', 'agent CPU µs/record', 'main thread', 'other threads', 'sink µs/record', 'longest pause at the sink', 'agent peak RSS', 'records lost'],
-      summary.map(s => [label(s.decoders), fmt(s.rate), `${(s.ratio * 100).toFixed(0)}%`, s.cpuUs.toFixed(2), s.mainUs.toFixed(2), s.otherUs.toFixed(2), s.sinkUs.toFixed(2),
+    table(['agent', 'records/s', 'vs bare msgpackr pack', 'agent CPU µs/record', 'main thread', 'other threads', 'of which the synthetic source', 'agent without the source', 'sink µs/record', 'longest pause at the sink', 'agent peak RSS', 'records lost'],
+      summary.map(s => [label(s.decoders), fmt(s.rate), `${(s.ratio * 100).toFixed(0)}%`, s.cpuUs.toFixed(2), s.mainUs.toFixed(2), s.otherUs.toFixed(2), s.sourceUs.toFixed(2), s.pipelineUs.toFixed(2), s.sinkUs.toFixed(2),
         `${fmt(s.maxGapMs)} ms`, `${fmt(s.peakRss / 2 ** 20)} MiB`, fmt(s.lost)])),
     '',
     table(['target', 'measured', 'met'], [
       ['≥ 1,000,000 records/s', `${fmt(head.rate)} (${label(head.decoders)}); best ${fmt(best.rate)}`, best.rate >= 1e6 ? 'yes' : '**no**'],
-      ['≤ 1 µs agent CPU per record', `${head.cpuUs.toFixed(2)} µs`, head.cpuUs <= 1 ? 'yes' : '**no**'],
+      ['≤ 1 µs agent CPU per record', `${head.cpuUs.toFixed(2)} µs with the synthetic source, ${head.pipelineUs.toFixed(2)} µs without it`, head.cpuUs <= 1 ? 'yes' : head.pipelineUs <= 1 ? 'without the source only' : '**no**'],
       ['≥ 50% of a bare msgpackr pack of the same records', `${(head.ratio * 100).toFixed(0)}%`, head.ratio >= 0.5 ? 'yes' : '**no**'],
       ['no record lost', `${fmt(summary.reduce((s, x) => s + x.lost, 0))} lost`, summary.every(s => s.lost === 0) ? 'yes' : '**no**'],
     ]),

@@ -66,3 +66,12 @@ export function threadCpu (pid: number): Map<number, number> {
   }
   return out
 }
+
+/** The name (comm) of each thread of a process, by thread id. */
+export function threadNames (pid: number): Map<number, string> {
+  const out = new Map<number, string>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try { out.set(Number(tid), readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()) } catch {} // the thread ended
+  }
+  return out
+}
