@@ -17,13 +17,11 @@ import type { DecodeEnv, Normaliser } from './types.js'
 // messages of an exchange. The process is the socket's owner, from the
 // connect/sendmsg hooks (attributed = 1); absent otherwise.
 //
-// Response time: the query's time is looked up by (socket cookie, client
-// port, transaction id) among the queries THIS worker decoded. A query and
-// its answer drained in one slab (the common case: a resolver answers in
-// well under a wakeup) always meet; across slabs, decode workers have no
-// affinity, and a response whose query another worker decoded carries no
-// query_time (counted as unjoined). The complete join belongs in the kernel:
-// see the report of issue #14.
+// Response time: the kernel joins a response to its query by (socket
+// cookie, remote address, ports, transaction id) and hands the query's time
+// in the response record (query_ns). The join cannot be made here: decode
+// workers have no affinity, so the two records of one exchange are often
+// decoded by different threads.
 
 const COMMON = [
   'class_uid', 'activity_id', 'severity_id', 'time',
@@ -50,9 +48,9 @@ export interface DnsDecodeStats {
   badRecord: number
   /** written, but the kernel's snap length cut the answers: only those that fit are listed */
   cut: number
-  /** responses whose query this worker had seen (they carry query_time and duration) */
+  /** responses the kernel joined to their query (they carry query_time and duration) */
   joined: number
-  /** responses whose query it had not */
+  /** responses whose query it had not seen (sent before capture began, or evicted) */
   unjoined: number
 }
 
@@ -64,10 +62,6 @@ export function takeDnsStats (): DnsDecodeStats {
   for (const k of Object.keys(stats) as Array<keyof DnsDecodeStats>) stats[k] = 0
   return out
 }
-
-const PENDING_MAX = 4096
-/** (cookie, client port, id) → the query's wall-clock ms, oldest first */
-const pending = new Map<string, number>()
 
 /** rcode 0-11 and 16-23 are themselves in OCSF; 12-15 are unassigned (24). */
 function rcodeId (rcode: number): number {
@@ -153,8 +147,6 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, _kin
   const time = Math.floor((bootNs + env.bootToWallNs) / 1e6)
   const cookie = dv.getBigUint64(p + DNS_EVENT.cookie, true)
   const id = msg.id ?? 0
-  const clientPort = serverSide ? rport : lport
-  const key = `${cookie}:${clientPort}:${id}`
   const keepRaw = env.unmapped !== false
   const attributed = buf[p + DNS_EVENT.attributed] === 1 && dv.getUint32(p + HEADER.tgid, true) !== 0
 
@@ -196,9 +188,9 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, _kin
       if (ttl !== undefined) { w.key('ttl'); w.uint(ttl) }
       if (env.names !== undefined && !serverSide && (a.type === 'A' || a.type === 'AAAA') && typeof a.data === 'string') env.names.put(a.data, q.name, ttl ?? 0, time)
     }
-    const queryTime = pending.get(key)
-    if (queryTime !== undefined) {
-      pending.delete(key)
+    const queryNs = dv.getUint32(p + DNS_EVENT.query_ns + 4, true) * 4294967296 + dv.getUint32(p + DNS_EVENT.query_ns, true)
+    if (queryNs !== 0) {
+      const queryTime = Math.floor((queryNs + env.bootToWallNs) / 1e6)
       stats.joined++
       w.f64(queryTime); w.f64(time); w.num(Math.max(0, time - queryTime))
     } else {
@@ -206,9 +198,6 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, _kin
       w.nil(); w.f64(time); w.nil()
     }
     if (parsed.answersCut) stats.cut++
-  } else {
-    if (pending.size >= PENDING_MAX) pending.delete(pending.keys().next().value as string)
-    pending.set(key, time)
   }
   if (attributed) {
     w.uint(dv.getUint32(p + HEADER.tgid, true))

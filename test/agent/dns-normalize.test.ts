@@ -4,7 +4,7 @@ import { encode, type Packet } from 'dns-packet'
 import { takeDnsStats } from '../../agent/normalize/dns.js'
 import { createNameCacheMemory, NameCache } from '../../agent/normalize/dns-names.js'
 import type { DecodeEnv } from '../../agent/normalize/types.js'
-import { SKB_DIR } from '../../bpf/abi-dns.js'
+import { DNS_EVENT, SKB_DIR } from '../../bpf/abi-dns.js'
 import { makeDevice, makeMetadata } from '../../shared/ocsf/network.js'
 import { loadOcsfSchema, validateEvent } from '../../shared/ocsf/schema.js'
 import { IN_CI } from '../helpers/env.js'
@@ -36,7 +36,7 @@ const query = (name: string, id = 0x1234, type: any = 'A'): Buffer => encode({ t
 const answer = (name: string, id: number, answers: Packet['answers'], rcode = 0): Buffer =>
   encode({ type: 'response', id, flags: 0x8180 | rcode, questions: [{ type: 'A', name, class: 'IN' }], answers })
 
-t.test('a query and its answer: dns_activity Query and Response, joined for the response time', async t => {
+t.test('a query and its answer: dns_activity Query and Response; the kernel\'s join gives the response time', async t => {
   takeDnsStats()
   const names = new NameCache(createNameCacheMemory(16))
   const { objects: [q, a], written } = decode([
@@ -46,7 +46,7 @@ t.test('a query and its answer: dns_activity Query and Response, joined for the 
         { type: 'CNAME', name: 'www.example.org', ttl: 30, class: 'IN', data: 'edge.example.net' },
         { type: 'A', name: 'edge.example.net', ttl: 60, class: 'IN', data: '203.0.113.7' },
       ]),
-      bootNs: 5_040_000_000n, skbDir: SKB_DIR.INGRESS,
+      bootNs: 5_040_000_000n, queryNs: 5_000_000_000n, skbDir: SKB_DIR.INGRESS,
     },
   ], { ...env, names })
   t.equal(written, 2)
@@ -82,7 +82,7 @@ t.test('IPv6 transport, NXDOMAIN, TXT, an answer with no query seen, an unattrib
   ])
   t.match(a, { rcode_id: 3, rcode: 'NXDomain', answers: [], src_endpoint: { ip: 'fd00::5' }, dst_endpoint: { ip: 'fd00::53' }, connection_info: { protocol_ver_id: 6 } })
   t.equal(a.actor, undefined, 'no hook saw the socket: no process')
-  t.equal(a.query_time, undefined, 'its query was not seen: no query time')
+  t.equal(a.query_time, undefined, 'the kernel saw no query: no query time')
   valid(t, a)
   t.match(b.answers, [{ type: 'TXT', rdata: 'v=spf1 -all' }])
   valid(t, b)
@@ -151,7 +151,7 @@ t.test('hostile payloads are counted and skipped; the records around them surviv
 
 t.test('a record whose captured length does not fit its size is counted, the batch goes on', async t => {
   const buf = encodeDnsRecords([{ payload: query('a.example.org') }, { payload: query('b.example.org') }])
-  new DataView(buf.buffer).setUint16(106, 400, true) // captured 400 in a record of 152 bytes
+  new DataView(buf.buffer).setUint16(DNS_EVENT.captured, 400, true) // captured 400 in a record of 160 bytes
   takeDnsStats()
   const { res, objects } = leanDecode(buf, env, shared)
   t.equal(res.written, 1)

@@ -23,6 +23,8 @@ export interface RawDns {
   protocol?: number
   skbDir?: number
   cookie?: bigint
+  /** a response: its query's boot_ns, as the kernel's join found it (default 0: none) */
+  queryNs?: bigint
 }
 
 /** The records one after the other, each cut at the snap length like the kernel's. */
@@ -58,6 +60,7 @@ export function encodeDnsRecords (recs: readonly RawDns[]): Uint8Array {
     dv.setUint16(p + DNS_EVENT.dns_len, r.dnsLen ?? r.payload.length, true)
     dv.setUint16(p + DNS_EVENT.captured, captured, true)
     buf[p + DNS_EVENT.attributed] = r.attributed === false ? 0 : 1
+    dv.setBigUint64(p + DNS_EVENT.query_ns, r.queryNs ?? 0n, true)
     buf.set(r.payload.subarray(0, captured), p + DNS_EVENT.payload)
     p += sizes[i]
   })
