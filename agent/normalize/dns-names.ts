@@ -140,6 +140,14 @@ export class NameCache {
     return this.getBytes(this.#key, 0, nowMs)
   }
 
+  /** As get(), the address in a raw record: 4 bytes (IPv4) or 16 at `off` of `buf`. */
+  getAt (buf: Uint8Array, off: number, v6: boolean, nowMs: number): string | undefined {
+    const k = this.#key
+    if (v6) k.set(buf.subarray(off, off + 16))
+    else { k.fill(0, 0, 10); k[10] = 0xff; k[11] = 0xff; k.set(buf.subarray(off, off + 4), 12) }
+    return this.getBytes(k, 0, nowMs)
+  }
+
   /** As get(), the address as 16 bytes at `off` of `addr` (IPv4 as ::ffff:a.b.c.d). */
   getBytes (addr: Uint8Array, off: number, nowMs: number): string | undefined {
     const base = this.#bucket(addr, off)
