@@ -11,6 +11,7 @@ import { loadOcsfSchema, validateEvent } from '../../shared/ocsf/schema.js'
 import { ANSWER_V4, ANSWER_V6, dig, DNS_V4, DNS_V6, startDnsmasq } from '../helpers/dns.js'
 import { requireReal } from '../helpers/env.js'
 import { leanDecode } from '../helpers/lean.js'
+import { spawnPicket } from '../helpers/cli.js'
 import { recordsDuring } from '../helpers/ring.js'
 import { run } from '../helpers/scan.js'
 
@@ -93,4 +94,22 @@ t.test('lookups → dns_activity with the asking process', async t => {
   t.test('nothing was malformed', async t => {
     t.match(takeDnsStats(), { malformed: 0, badRecord: 0, unjoined: 0 })
   })
+})
+
+t.test('picket capture --class dns prints the lookups of a process', async t => {
+  if (!requireReal(t, { bpf: true, commands: ['dnsmasq', 'dig'] })) return
+  const server = await startDnsmasq()
+  t.teardown(server.stop)
+  const p = spawnPicket(['capture', '--class', 'dns'], { env: { PICKET_TSX: '1' } })
+  await p.waitFor(/capture: attached/, { timeoutMs: 60_000 })
+  t.match(p.stderr(), /cgroup_skb\/egress/, 'the packet probe is attached')
+  const { pid } = await dig([`@${DNS_V4}`, 'capture.cli.example.test', 'A'])
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.equal(await p.stop('SIGINT'), 0)
+  const rs = p.stdout().split('\n').filter(l => l.length > 0).map(l => JSON.parse(l) as Rec)
+  t.ok(rs.every(r => r.class_uid === 4003), 'dns_activity only')
+  const mine = rs.filter(r => r.query?.hostname === 'capture.cli.example.test')
+  t.same(mine.map(r => r.type_name).sort(), ['DNS Activity: Query', 'DNS Activity: Response'], 'captions filled in, as the backend reads them')
+  t.ok(mine.every(r => r.actor?.process?.pid === pid), `dig's pid ${pid}`)
+  t.match(p.stderr(), /capture-summary .*"dns":\{/, 'the summary carries the DNS counters')
 })
