@@ -20,8 +20,9 @@ export const DNS_EVENT = {
   dns_len: 104,
   captured: 106,
   attributed: 108,
-  payload: 112,
-  SIZEOF: 624,
+  query_ns: 112,
+  payload: 120,
+  SIZEOF: 632,
 } as const
 
 export const DNS_SNAP = 512

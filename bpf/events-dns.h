@@ -59,6 +59,14 @@ struct picket_dns_event {
 	__u16 captured;   /* valid bytes of payload: min(dns_len, bytes in this packet, PICKET_DNS_SNAP) */
 	__u8 attributed;  /* 1: hdr pid/tgid/comm and uid come from the socket's connect/sendmsg */
 	__u8 pad[3];
+	/*
+	 * A response: the boot_ns of its query, the last message with QR = 0 on
+	 * this socket with the same remote address, ports and transaction id
+	 * (0 when none was seen). The join is made here, not in the decoder:
+	 * decode workers have no affinity, so a query and its answer are often
+	 * decoded by different threads. 0 for a query.
+	 */
+	__u64 query_ns;
 	__u8 payload[PICKET_DNS_SNAP]; /* the DNS message from its header on */
 };
 

@@ -80,7 +80,8 @@ static void dns(void)
 	F(picket_dns_event, cgroup_id); F(picket_dns_event, ifindex); F(picket_dns_event, uid);
 	F(picket_dns_event, lport); F(picket_dns_event, rport); F(picket_dns_event, family);
 	F(picket_dns_event, protocol); F(picket_dns_event, skb_dir); F(picket_dns_event, dns_len);
-	F(picket_dns_event, captured); F(picket_dns_event, attributed); F(picket_dns_event, payload);
+	F(picket_dns_event, captured); F(picket_dns_event, attributed); F(picket_dns_event, query_ns);
+	F(picket_dns_event, payload);
 	SZ(picket_dns_event);
 	CLOSE();
 	OPEN("sock_owner");

@@ -82,6 +82,25 @@ struct {
 	__type(value, struct picket_sock_owner);
 } sock_owner SEC(".maps");
 
+/* a DNS exchange: the socket, the other end, both ports and the message id */
+struct xact_key {
+	__u64 cookie;
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u16 id;
+	__u16 pad;
+};
+
+/* a query's boot_ns until its response (or LRU eviction): the response
+ * record carries it as query_ns */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct xact_key);
+	__type(value, __u64);
+} dns_queries SEC(".maps");
+
 struct stream_key {
 	__u64 cookie;
 	__u32 dir;
@@ -209,6 +228,8 @@ struct dns_msg {
 	__u16 dns_len;
 	__u16 sport;
 	__u16 dport;
+	__u16 id;
+	__u8 qr;
 };
 
 /* Is this packet a DNS message we report? Fills m when it is. */
@@ -216,7 +237,7 @@ static __always_inline int dns_match(struct __sk_buff *skb, struct pkt *p, __u8 
 {
 	__be16 ports[2];
 	__u32 avail;
-	__u8 flags;
+	__u8 hdr[3];
 
 	if (p->proto != IPPROTO_UDP && p->proto != IPPROTO_TCP)
 		return 0;
@@ -250,15 +271,41 @@ static __always_inline int dns_match(struct __sk_buff *skb, struct pkt *p, __u8 
 			return 0;
 		m->off += 2;
 	}
-	if (m->dns_len < DNS_HDR_LEN || bpf_skb_load_bytes(skb, m->off + 2, &flags, 1))
+	if (m->dns_len < DNS_HDR_LEN || bpf_skb_load_bytes(skb, m->off, hdr, sizeof(hdr)))
 		return 0;
-	if (!dns_wanted(dir, m->sport, m->dport, !(flags & DNS_QR)))
+	m->id = (__u16)hdr[0] << 8 | hdr[1];
+	m->qr = !!(hdr[2] & DNS_QR);
+	if (!dns_wanted(dir, m->sport, m->dport, !m->qr))
 		return 0;
 	avail = skb->len > m->off ? skb->len - m->off : 0;
 	m->captured = m->dns_len < avail ? m->dns_len : avail;
 	if (m->captured > PICKET_DNS_SNAP)
 		m->captured = PICKET_DNS_SNAP;
 	return m->captured >= DNS_HDR_LEN;
+}
+
+/* A query: remember its time. A response: its query's time, or 0. */
+static __always_inline __u64 xact(struct dns_msg *m, struct picket_dns_event *e)
+{
+	struct xact_key k = {};
+	__u64 *t, ns;
+
+	k.cookie = m->cookie;
+	__builtin_memcpy(k.raddr, e->raddr, 16);
+	k.lport = e->lport;
+	k.rport = e->rport;
+	k.id = m->id;
+	if (!m->qr) {
+		ns = e->hdr.boot_ns;
+		bpf_map_update_elem(&dns_queries, &k, &ns, BPF_ANY);
+		return 0;
+	}
+	t = bpf_map_lookup_elem(&dns_queries, &k);
+	if (!t)
+		return 0;
+	ns = *t;
+	bpf_map_delete_elem(&dns_queries, &k);
+	return ns;
 }
 
 /* Build the record in this nesting level's scratch slot and copy it out. */
@@ -325,6 +372,7 @@ static __always_inline void dns_fill(struct __sk_buff *skb, struct pkt *p, __u8 
 	e->dns_len = m->dns_len;
 	e->captured = captured;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	e->query_ns = xact(m, e);
 	if (bpf_ringbuf_output(&DNS_EVENTS, e, size, picket_wakeup(&DNS_EVENTS, cfg.dns_wakeup_bytes)))
 		count(PICKET_PKT_CNT_DNS_RESERVE_FAIL);
 }

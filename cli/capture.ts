@@ -1,8 +1,11 @@
 import { once } from 'node:events'
 import { bootToWallNs, kernelDrops, NetProbe, openRing } from '../bpf/index.js'
+import { PacketProbe } from '../bpf/packet.js'
 import { parseCommand, type OptSpec } from '../shared/config.js'
+import { CLASS } from '../shared/ocsf/constants.js'
 import { PicketError } from '../shared/errors.js'
 import { makeDevice, makeMetadata } from '../shared/ocsf/network.js'
+import { createNameCacheMemory, NameCache } from '../agent/normalize/dns-names.js'
 import { expandSpans, LeanBatcher, type LeanSpan } from '../agent/normalize/lean-batch.js'
 import { MsgpackWriter } from '../agent/normalize/pack.js'
 import { CLASS_NAMES, REGISTRY } from '../agent/normalize/registry.js'
@@ -71,9 +74,12 @@ export async function run (argv: string[]): Promise<number> {
     ...(o['wakeup-bytes'] !== undefined ? { wakeupBytes: o['wakeup-bytes'] } : {}),
     ...(o.tracefs !== undefined ? { tracefsDir: o.tracefs } : {}),
   })
-  const ring = openRing(probe.ringFd)
+  // DNS: the packet probe's ring, drained before the network ring so the
+  // answers a connection's address came from name it (dns-names.ts)
+  const packet = classes.has(CLASS.DNS_ACTIVITY.uid) ? PacketProbe.open({ icmp6: false }) : undefined
+  const rings = [...(packet !== undefined ? [openRing(packet.ringFd)] : []), openRing(probe.ringFd)]
   const src = sourceInfo(o['host-id'])
-  const env: DecodeEnv = { bootToWallNs: bootToWallNs(), ...probe.decodeInfo }
+  const env: DecodeEnv = { bootToWallNs: bootToWallNs(), ...probe.decodeInfo, names: new NameCache(createNameCacheMemory()) }
   const batcher = new LeanBatcher({ metadata: makeMetadata(src), device: makeDevice(src) })
   const w = new MsgpackWriter(1 << 20)
   const spans: LeanSpan[] = []
@@ -87,10 +93,15 @@ export async function run (argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   const deadline = o.duration !== undefined ? Date.now() + o.duration : Infinity
-  process.stderr.write(`capture: attached ${probe.attached.join(', ')}; printing OCSF ${o.class === 'all' ? 'records' : o.class + ' records'} as NDJSON (Ctrl-C to stop)\n`)
+  process.stderr.write(`capture: attached ${[...probe.attached, ...(packet?.attached ?? [])].join(', ')}; printing OCSF ${o.class === 'all' ? 'records' : o.class + ' records'} as NDJSON (Ctrl-C to stop)\n`)
   const full = (): boolean => o.count !== undefined && printed >= o.count
-  /** Drain the ring once (waiting up to timeoutMs) and print what came; the records drained. */
+  /** Drain each ring once (the last waiting up to timeoutMs) and print what came; the records drained. */
   const take = async (timeoutMs: number): Promise<number> => {
+    let n = 0
+    for (let i = 0; i < rings.length; i++) n += await takeFrom(rings[i], i === rings.length - 1 ? timeoutMs : 0)
+    return n
+  }
+  const takeFrom = async (ring: typeof rings[number], timeoutMs: number): Promise<number> => {
     const r = ring.drain(slab, 0, slab.byteLength, timeoutMs)
     if (r.records === 0) return 0
     received += r.records
@@ -119,15 +130,18 @@ export async function run (argv: string[]): Promise<number> {
     while (!full()) if (await take(0) === 0) break
   } finally {
     const c = probe.counters()
+    const dns = packet?.counters().dns
     const summary = {
       records: printed,
       received,
-      drops: { kernel_reserve: kernelDrops(c), read_failed: c.readFailed, decode_error: decodeErrors },
+      drops: { kernel_reserve: kernelDrops(c) + (dns?.reserveFailed ?? 0), read_failed: c.readFailed, decode_error: decodeErrors },
       kernel: c,
+      ...(dns !== undefined ? { dns } : {}),
       recursion_misses: probe.progStats().reduce((s, p) => s + p.recursionMisses, 0),
     }
-    ring.close()
+    for (const ring of rings) ring.close()
     probe.close()
+    packet?.close()
     process.removeListener('SIGINT', onSignal)
     process.removeListener('SIGTERM', onSignal)
     process.stderr.write(`capture: ${printed} records, ${summary.drops.kernel_reserve} dropped in the kernel (ring full), ${decodeErrors} undecodable\n`)

@@ -57,7 +57,7 @@ export class LeanBatcher {
    * (unless it holds a single record).
    */
   encode (w: MsgpackWriter, buf: Uint8Array, offset: number, length: number, env: DecodeEnv, maxBatchBytes: number, spans: LeanSpan[]): DecodeResult {
-    const { byKind, sizeOf, shape0 } = this.#reg
+    const { byKind, sizeOf, minSizeOf, shape0 } = this.#reg
     const used = this.#used
     const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     const end = offset + length
@@ -79,7 +79,7 @@ export class LeanBatcher {
         break
       }
       const n = byKind[kind]
-      if (n === undefined || size !== sizeOf[kind]) {
+      if (n === undefined || size > sizeOf[kind] || size < minSizeOf[kind]) {
         errors++
         firstError ??= `record at byte ${p - offset}: kind ${kind} size ${size} is not a record this agent decodes`
         p += size

@@ -28,11 +28,15 @@ const COMMON = [
 // One shape per raw kind; the rarely present values come last, where an
 // absent tail costs nothing. protocol_name travels only when the IANA
 // number has no keyword the expand function knows (then it is 'unknown').
-const SHAPE = { STATE: 0, RESET: 1, ICMP: 2 } as const
+// NAMED is STATE with the name a DNS answer gave the remote address
+// (dns-names.ts), for outbound opens whose address the cache knows.
+const SHAPE = { STATE: 0, RESET: 1, ICMP: 2, NAMED: 3 } as const
+const STATE_SHAPE = [...COMMON, 'duration', 'actor.process.pid', 'actor.process.name', 'actor.process.ptid', 'unmapped.tcp_oldstate', 'unmapped.tcp_newstate', 'connection_info.protocol_name']
 const SHAPES = [
-  [...COMMON, 'duration', 'actor.process.pid', 'actor.process.name', 'actor.process.ptid', 'unmapped.tcp_oldstate', 'unmapped.tcp_newstate', 'connection_info.protocol_name'],
+  STATE_SHAPE,
   [...COMMON, 'unmapped.rst_reason', 'unmapped.sk_state', 'connection_info.protocol_name'],
   [...COMMON, 'unmapped.icmp_type', 'unmapped.icmp_code', 'connection_info.protocol_name'],
+  [...STATE_SHAPE, 'dst_endpoint.hostname'],
 ]
 
 const ICMP_UNREACH_CODE: Record<number, string> = {
@@ -172,15 +176,20 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
     }
   }
   const protocolName = IANA_PROTOCOL[protocol] === undefined
-  const tailLen = SHAPES[shape].length - COMMON.length
-  const values = COMMON.length + (protocolName ? tailLen : tail)
+  const bootNs = dv.getUint32(p + HEADER.boot_ns + 4, true) * 4294967296 + dv.getUint32(p + HEADER.boot_ns, true)
+  const time = Math.floor((bootNs + env.bootToWallNs) / 1e6)
+  const hostname = activity === NET_ACTIVITY.OPEN && direction === DIRECTION.OUTBOUND && env.names !== undefined
+    ? env.names.getAt(buf, p + NET_EVENT.raddr, v6, time)
+    : undefined
+  if (hostname !== undefined) shape = SHAPE.NAMED
+  const tailLen = (shape === SHAPE.NAMED ? STATE_SHAPE.length : SHAPES[shape].length) - COMMON.length
+  const values = hostname !== undefined ? SHAPES[shape].length : COMMON.length + (protocolName ? tailLen : tail)
   w.arrayHeader(1 + values)
   w.uint(shape0 + shape)
   w.uint(CLASS.NETWORK_ACTIVITY.uid)
   w.uint(activity)
   w.uint(SEVERITY.INFORMATIONAL)
-  const bootNs = dv.getUint32(p + HEADER.boot_ns + 4, true) * 4294967296 + dv.getUint32(p + HEADER.boot_ns, true)
-  w.f64(Math.floor((bootNs + env.bootToWallNs) / 1e6))
+  w.f64(time)
   w.raw(detail)
   w.uint(direction)
   w.uint(protocol)
@@ -197,9 +206,9 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
   } else {
     writeIp(w, buf, local, v6); writePort(w, lport); writeIp(w, buf, remote, v6); writePort(w, rport)
   }
-  const tailWritten = protocolName ? tailLen - 1 : tail
+  const tailWritten = protocolName || hostname !== undefined ? tailLen - 1 : tail
   if (tailWritten > 0) {
-    if (shape === SHAPE.STATE) writeStateTail(w, buf, dv, p, tailWritten, durationMs, processKnown, keepRaw, oldstate)
+    if (shape === SHAPE.STATE || shape === SHAPE.NAMED) writeStateTail(w, buf, dv, p, tailWritten, durationMs, processKnown, keepRaw, oldstate)
     else if (shape === SHAPE.RESET) {
       if (keepRaw) {
         w.raw(reasonNames.get(dv.getUint32(p + NET_EVENT.reason, true), reasonName))
@@ -210,6 +219,8 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
     } else { w.nil(); w.nil() }
   }
   if (protocolName) w.raw(UNKNOWN_PROTOCOL)
+  else if (hostname !== undefined) w.nil()
+  if (hostname !== undefined) w.str(hostname)
   return shape
 }
 

@@ -1,3 +1,4 @@
+import { dns } from './dns.js'
 import { network } from './net.js'
 import type { Normaliser } from './types.js'
 
@@ -6,7 +7,7 @@ import type { Normaliser } from './types.js'
 // are numbered one after the other, so a shape index names a class's shape
 // in every batch. Adding a class: its file, and one entry here.
 
-export const NORMALISERS: readonly Normaliser[] = [network]
+export const NORMALISERS: readonly Normaliser[] = [network, dns]
 
 /** The OCSF classes `picket capture --class` knows, probed on this build or not. */
 export const CLASS_NAMES = ['network', 'process', 'file', 'dns'] as const
@@ -16,6 +17,8 @@ export interface Registry {
   /** by raw kind: its normaliser, the record's size, and the normaliser's first shape index */
   readonly byKind: ReadonlyArray<Normaliser | undefined>
   readonly sizeOf: readonly number[]
+  /** by raw kind: the smallest size (= sizeOf but for variable-length kinds) */
+  readonly minSizeOf: readonly number[]
   readonly shape0: readonly number[]
   /** every shape of every class, by shape index */
   readonly shapes: ReadonlyArray<readonly string[]>
@@ -24,6 +27,7 @@ export interface Registry {
 export function buildRegistry (normalisers: readonly Normaliser[] = NORMALISERS): Registry {
   const byKind: Array<Normaliser | undefined> = []
   const sizeOf: number[] = []
+  const minSizeOf: number[] = []
   const shape0: number[] = []
   const shapes: Array<readonly string[]> = []
   for (const n of normalisers) {
@@ -34,11 +38,12 @@ export function buildRegistry (normalisers: readonly Normaliser[] = NORMALISERS)
       if (other !== undefined) throw new Error(`raw kind ${kind} is claimed by both ${other.name} and ${n.name}`)
       byKind[kind] = n
       sizeOf[kind] = size
+      minSizeOf[kind] = n.minSize?.[kind] ?? size
       shape0[kind] = shapes.length
     }
     shapes.push(...n.shapes)
   }
-  return { normalisers, byKind, sizeOf, shape0, shapes }
+  return { normalisers, byKind, sizeOf, minSizeOf, shape0, shapes }
 }
 
 /** The registry of this build's classes. */

@@ -1,3 +1,4 @@
+import type { NameCache } from './dns-names.js'
 import type { MsgpackWriter } from './pack.js'
 
 // What a class's normaliser is: the one contract between the registry
@@ -15,6 +16,8 @@ export interface DecodeEnv {
   noSocketReason: number
   /** keep raw kernel fields under `unmapped` (default true) */
   unmapped?: boolean
+  /** answer address → name, shared by every decode worker (dns-names.ts): DNS answers fill it */
+  names?: NameCache
 }
 
 export interface DecodeResult {
@@ -35,6 +38,11 @@ export interface Normaliser {
   readonly classUid: number
   /** raw record kind (bpf/abi.ts KIND) → that record's exact size in bytes */
   readonly kinds: Readonly<Record<number, number>>
+  /**
+   * For variable-length kinds: the smallest size a record of that kind may
+   * have; `kinds` then gives the largest, and write() checks the rest.
+   */
+  readonly minSize?: Readonly<Record<number, number>>
   /**
    * The class's record shapes, declared once: each lists the dotted OCSF
    * field paths a lean record of that shape fills, in order. Captions the

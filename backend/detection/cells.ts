@@ -30,6 +30,7 @@ const TIME = EVIDENCE_SLOT.time
 const HOSTNAME = EVIDENCE_SLOT['device.hostname']
 const DTYPE = EVIDENCE_SLOT['device.type_id']
 const ACT = EVIDENCE_SLOT.activity_id
+const CLS = EVIDENCE_SLOT.class_uid
 const SIP = EVIDENCE_SLOT['src_endpoint.ip']
 const SPORT = EVIDENCE_SLOT['src_endpoint.port']
 const DIP = EVIDENCE_SLOT['dst_endpoint.ip']
@@ -50,6 +51,7 @@ export function evidenceAt (actor: Actor, c: Cols, b: number, t: number): Ev {
     dip: cellStr(c, b + DIP),
     dport: cellNum(c, b + DPORT, -1),
     act: cellNum(c, b + ACT, 0),
+    cls: cellNum(c, b + CLS, 0),
     proto: cellNum(c, b + PROTO, -1),
     dir: cellNum(c, b + DIR, -1),
   }

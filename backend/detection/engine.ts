@@ -2,6 +2,7 @@ import { ActorRegistry, type Actor } from './actors.js'
 import { admit } from './admission.js'
 import { DEFAULT_DETECTION_MEMORY, StateBudget } from './budget.js'
 import { cellNum } from './cells.js'
+import { applyDerived } from './derived.js'
 import type { Correlation, CorrelationContext } from './correlations/correlation.js'
 import { Distributed } from './correlations/distributed.js'
 import { EventCount } from './correlations/event-count.js'
@@ -63,7 +64,7 @@ export class DetectionEngine {
   #lastGc = 0
 
   constructor (rules: RuleSet, opts: EngineOptions) {
-    this.rules = rules
+    this.rules = applyDerived(rules)
     this.#opts = { maxGroups: 100_000, fleetRefreshMs: 1000, maxSeqAhead: 4096, maxClockSkewMs: 60_000, memoryBytes: DEFAULT_DETECTION_MEMORY, ...opts }
     this.#budget = new StateBudget(this.#opts.memoryBytes)
     this.stats = {

@@ -43,6 +43,8 @@ export interface FindingEvent {
 }
 
 const LIST_CAP = 1000
+/** distinct values shown when they are not ports (a sample: names can be long) */
+const VALUE_SAMPLE = 20
 
 const ACTIVITY_ID: Record<FindingActivity, number> = { create: FINDING_ACTIVITY.CREATE, update: FINDING_ACTIVITY.UPDATE, close: FINDING_ACTIVITY.CLOSE }
 
@@ -71,7 +73,7 @@ function evidence (e: Ev, role: string): Record<string, unknown> {
     src_endpoint: { ...(e.sip !== undefined ? { ip: e.sip } : {}), ...(e.sport >= 0 ? { port: e.sport } : {}) },
     dst_endpoint: { ...(e.dip !== undefined ? { ip: e.dip } : {}), ...(e.dport >= 0 ? { port: e.dport } : {}) },
     device: { type_id: dtype, ...caption('type', DEVICE_TYPE_NAME[dtype]), uid: e.host, ...(e.hostname !== undefined ? { hostname: e.hostname } : {}) },
-    data: { ...(Number.isFinite(e.rt) ? { time: e.rt } : {}), class_uid: CLASS.NETWORK_ACTIVITY.uid, activity_id: e.act, ...caption('activity_name', NET_ACTIVITY_NAME[e.act]) },
+    data: { ...(Number.isFinite(e.rt) ? { time: e.rt } : {}), class_uid: e.cls, activity_id: e.act, ...caption('activity_name', e.cls === CLASS.NETWORK_ACTIVITY.uid ? NET_ACTIVITY_NAME[e.act] : undefined) },
   }
   if (e.dir >= 0 || e.proto >= 0) {
     const dir = e.dir >= 0 ? e.dir : 0
@@ -115,7 +117,10 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
   }
   const title = fmtTemplate(spec.findingTitle, vars)
   const span = humanDuration(inc.lastSeen - inc.firstSeen)
-  const message = `${title}: ${portCount} port${portCount === 1 ? '' : 's'} probed on ${inc.hosts.size} host${inc.hosts.size === 1 ? '' : 's'} by ${inc.sources.size} source${inc.sources.size === 1 ? '' : 's'} over ${span} (${inc.records} records)`
+  const portField = spec.field === 'dst_endpoint.port'
+  const message = portField || inc.values.size === 0
+    ? `${title}: ${portCount} port${portCount === 1 ? '' : 's'} probed on ${inc.hosts.size} host${inc.hosts.size === 1 ? '' : 's'} by ${inc.sources.size} source${inc.sources.size === 1 ? '' : 's'} over ${span} (${inc.records} records)`
+    : `${title}: ${inc.values.size} distinct ${spec.field ?? 'values'} over ${span} (${inc.records} records)`
   const attack = spec.attacks[0]
   const actId = ACTIVITY_ID[activity]
   const evs = inc.evidenceList()
@@ -179,6 +184,9 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
         group: inc.groupValues,
         state: 'open',
         records_total: inc.records,
+        // the counted values themselves when they are not ports: a DNS
+        // finding's sample of the queries
+        ...(!portField && inc.values.size > 0 ? { values: statList(inc.values, 'value').slice(0, VALUE_SAMPLE), values_total: inc.values.size } : {}),
         ports: statList(inc.ports.list(), 'port'),
         ports_total: portCount,
         ...(inc.ports.invalid > 0 ? { invalid_ports: inc.ports.invalid } : {}),

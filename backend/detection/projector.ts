@@ -1,5 +1,6 @@
 import { RecordError, ScanError, T_ABSENT, T_MAP, T_NULL, T_NUM, T_STR, type Cols, type ScanLimits } from './columns.js'
 import type { RecordChecks } from './field-checks.js'
+import type { DerivedField } from './derived.js'
 import type { DerivedCaption } from './rules/captions.js'
 import { ContextReader, type ShapePlan } from './lean-context.js'
 import { MsgReader, typeName } from './msgpack-reader.js'
@@ -31,12 +32,12 @@ export interface ClassRouting {
   /** slots every record fills, whatever its class (time, class_uid, device.uid, ...) */
   base: readonly number[]
   /** per class_uid the rules select: the further slots its records fill, and the captions among them filled from ids; a row's Cols.cls is its index here */
-  classes: Array<{ uid: number, slots: number[], captions: DerivedCaption[] }>
+  classes: Array<{ uid: number, slots: number[], captions: DerivedCaption[], /** fields computed from others (derived.ts) */ derived?: DerivedField[] }>
   /** the class_uid slot */
   classSlot: number
 }
 
-interface ClassPlan { index: number, drop: Int32Array, checks: Int32Array, captions: readonly DerivedCaption[] }
+interface ClassPlan { index: number, drop: Int32Array, checks: Int32Array, captions: readonly DerivedCaption[], derived: readonly DerivedField[] }
 
 const NO_SHAPES: ShapePlan[] = []
 
@@ -79,15 +80,16 @@ export class Projector {
     this.#byDepth = Int32Array.from(all.map((_, s) => s).sort((a, b) => depth[b] - depth[a]))
     this.#fill = new Int32Array(this.S)
     const checked = checks?.slots ?? new Int32Array(0)
-    const plan = (index: number, keep: ReadonlySet<number> | undefined, captions: readonly DerivedCaption[] = []): ClassPlan => ({
+    const plan = (index: number, keep: ReadonlySet<number> | undefined, captions: readonly DerivedCaption[] = [], derived: readonly DerivedField[] = []): ClassPlan => ({
       index,
       captions,
+      derived,
       drop: Int32Array.from(paths.keys()).filter(s => keep !== undefined && !keep.has(s)),
       checks: Int32Array.from(checked.keys()).filter(k => keep === undefined || keep.has(checked[k])),
     })
     this.#classSlot = routing?.classSlot ?? -1
     this.#other = plan(-1, routing !== undefined ? new Set(routing.base) : undefined)
-    routing?.classes.forEach((c, i) => this.#byUid.set(c.uid, plan(i, new Set([...routing.base, ...c.slots]), c.captions)))
+    routing?.classes.forEach((c, i) => this.#byUid.set(c.uid, plan(i, new Set([...routing.base, ...c.slots]), c.captions, c.derived)))
     this.#lastPlan = this.#other
     this.#grow(rows)
   }
@@ -204,6 +206,7 @@ export class Projector {
     const drop = plan.drop
     for (let j = 0; j < drop.length; j++) c.typ[base + drop[j]] = T_ABSENT
     if (plan.captions.length > 0) this.#captions(plan.captions, base)
+    if (plan.derived.length > 0) this.#derive(plan.derived, base)
     const checks = this.#checks
     if (checks === undefined) return
     const ks = plan.checks
@@ -229,6 +232,18 @@ export class Projector {
       const id = typ[f] === T_NUM ? num[f] : typ[f] === T_STR && /^-?\d+$/.test(str[f] as string) ? Number(str[f]) : NaN
       const v = d.table[id]
       if (typeof v === 'string') { typ[i] = T_STR; str[i] = v } else if (typeof v === 'number') { typ[i] = T_NUM; num[i] = v }
+    }
+  }
+
+  /** Compute the derived fields from their sources: always, so a record cannot bring its own. */
+  #derive (derived: readonly DerivedField[], base: number): void {
+    const { typ, str } = this.cols
+    for (const d of derived) {
+      const i = base + d.slot
+      const f = base + d.from
+      const v = typ[f] === T_STR ? d.derive(str[f] as string) : undefined
+      if (v === undefined) typ[i] = T_ABSENT
+      else { typ[i] = T_STR; str[i] = v }
     }
   }
 

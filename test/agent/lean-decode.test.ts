@@ -143,7 +143,7 @@ t.test('malformed input is counted, not thrown, and framing errors stop the batc
 })
 
 t.test('the registry: kinds route to one class each; shapes are numbered across classes', async t => {
-  t.same(REGISTRY.normalisers.map(n => n.name), ['network'])
+  t.same(REGISTRY.normalisers.map(n => n.name), ['network', 'dns'])
   t.equal(REGISTRY.byKind[KIND.NET_RESET]?.name, 'network')
   const fake: Normaliser = { name: 'fake', classUid: 1007, kinds: { 40: 48 }, shapes: [['class_uid']], write: () => -1 }
   const r = buildRegistry([...REGISTRY.normalisers, fake])

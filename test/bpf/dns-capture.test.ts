@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PacketProbe } from '../../bpf/packet.js'
 import { KIND } from '../../bpf/abi.js'
-import { DNS_SNAP, SKB_DIR } from '../../bpf/abi-dns.js'
+import { DNS_EVENT, DNS_SNAP, SKB_DIR } from '../../bpf/abi-dns.js'
 import { requireReal } from '../helpers/env.js'
 import { ANSWER_V4, ANSWER_V6, BIG_NAME, dig, DNS_V4, DNS_V6, parseDns, readDnsRecords, startDnsmasq, type DnsRecord } from '../helpers/dns.js'
 import { recordsDuring } from '../helpers/ring.js'
@@ -65,7 +65,7 @@ t.test('DNS capture on the cgroup v2 root', async t => {
       t.match(r.comm, /^(dig|isc-)/, `comm is dig's thread name (${r.comm})`)
       t.equal(r.uid, 0)
       t.equal(r.captured, r.dnsLen, 'short messages are copied whole')
-      t.equal(r.size, 112 + Math.ceil(r.captured / 8) * 8, 'variable-length record')
+      t.equal(r.size, DNS_EVENT.payload + Math.ceil(r.captured / 8) * 8, 'variable-length record')
     }
     t.equal(q.cookie, a.cookie, 'query and answer on one socket')
     t.equal(q.lport, a.lport)
@@ -117,7 +117,7 @@ t.test('DNS capture on the cgroup v2 root', async t => {
       t.ok(a !== undefined, `answer over ${tcp ? 'TCP' : 'UDP'}`)
       t.ok(a.dnsLen > 1000, `dns_len ${a.dnsLen} is the whole message`)
       t.equal(a.captured, DNS_SNAP)
-      t.equal(a.size, 112 + DNS_SNAP)
+      t.equal(a.size, DNS_EVENT.payload + DNS_SNAP)
       const m = parseDns(a.payload)
       t.equal(m.qtype, TYPE_TXT)
       t.equal(m.qname, BIG_NAME, 'header and question survive the cut')
