@@ -161,7 +161,7 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
   for (const f of filterDocs) {
     const fsec = f.filter
     const fields = new Set<number>()
-    const pred = compileDetectionSection(f.loc, 'filter', fsec, ['rules'], tracking(fields), bad)
+    const pred = compileDetectionSection(f.loc, 'filter', fsec, ['rules'], tracking(fields), bad, f.logsource)
     if (!Array.isArray(fsec.rules) || fsec.rules.length === 0) {
       bad(f.loc, ['filter', 'rules'], 'filter.rules must list the ids or names of the detection rules the filter applies to')
       continue
@@ -178,7 +178,7 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
   }
 
   const detections: DetectionRule[] = detectionDocs.map((d, index) => {
-    const pred = compileDetectionSection(d.loc, 'detection', d.detection, [], tracking(reads[index]), bad)
+    const pred = compileDetectionSection(d.loc, 'detection', d.detection, [], tracking(reads[index]), bad, d.logsource)
     const filters = filtersFor.get(index) ?? []
     const match = pred === undefined ? () => false : filters.length === 0 ? pred : allOf([pred, ...filters])
     return { index, ref: refOf(d), id: d.id, name: d.name, title: d.title, match, correlations: [], classUid: classes[index] }
