@@ -1,6 +1,7 @@
 import type { Actor } from './actors.js'
 import type { Ev } from './incident.js'
 import { T_FALSE, T_NUM, T_STR, T_TRUE, type Cols } from './columns.js'
+import { CLASS } from '../../shared/ocsf/constants.js'
 import { EVIDENCE_SLOT } from './rules/evidence.js'
 
 // Reading the projector's columns: one cell as a group key, a number or a
@@ -36,6 +37,7 @@ const DIP = EVIDENCE_SLOT['dst_endpoint.ip']
 const DPORT = EVIDENCE_SLOT['dst_endpoint.port']
 const PROTO = EVIDENCE_SLOT['connection_info.protocol_num']
 const DIR = EVIDENCE_SLOT['connection_info.direction_id']
+const CLS = EVIDENCE_SLOT.class_uid
 
 /** The evidence of the row at `b`, seen at event time `t`. */
 export function evidenceAt (actor: Actor, c: Cols, b: number, t: number): Ev {
@@ -52,6 +54,7 @@ export function evidenceAt (actor: Actor, c: Cols, b: number, t: number): Ev {
     act: cellNum(c, b + ACT, 0),
     proto: cellNum(c, b + PROTO, -1),
     dir: cellNum(c, b + DIR, -1),
+    cls: cellNum(c, b + CLS, CLASS.NETWORK_ACTIVITY.uid),
   }
 }
 

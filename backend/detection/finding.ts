@@ -43,6 +43,8 @@ export interface FindingEvent {
 }
 
 const LIST_CAP = 1000
+const NETWORK = CLASS.NETWORK_ACTIVITY.uid
+const CLASS_SOURCE: Record<number, string> = { 1001: 'file_activity', 1007: 'process_activity', 4001: 'network_activity', 4003: 'dns_activity' }
 
 const ACTIVITY_ID: Record<FindingActivity, number> = { create: FINDING_ACTIVITY.CREATE, update: FINDING_ACTIVITY.UPDATE, close: FINDING_ACTIVITY.CLOSE }
 
@@ -66,14 +68,16 @@ function statList<K extends string | number> (entries: Iterable<[K, ValStat]>, k
  */
 function evidence (e: Ev, role: string): Record<string, unknown> {
   const dtype = e.dtype >= 0 ? e.dtype : 0
+  const cls = e.cls ?? NETWORK
+  const net = cls === NETWORK
   const out: Record<string, unknown> = {
     name: role,
-    src_endpoint: { ...(e.sip !== undefined ? { ip: e.sip } : {}), ...(e.sport >= 0 ? { port: e.sport } : {}) },
-    dst_endpoint: { ...(e.dip !== undefined ? { ip: e.dip } : {}), ...(e.dport >= 0 ? { port: e.dport } : {}) },
+    ...(net ? { src_endpoint: { ...(e.sip !== undefined ? { ip: e.sip } : {}), ...(e.sport >= 0 ? { port: e.sport } : {}) } } : {}),
+    ...(net ? { dst_endpoint: { ...(e.dip !== undefined ? { ip: e.dip } : {}), ...(e.dport >= 0 ? { port: e.dport } : {}) } } : {}),
     device: { type_id: dtype, ...caption('type', DEVICE_TYPE_NAME[dtype]), uid: e.host, ...(e.hostname !== undefined ? { hostname: e.hostname } : {}) },
-    data: { ...(Number.isFinite(e.rt) ? { time: e.rt } : {}), class_uid: CLASS.NETWORK_ACTIVITY.uid, activity_id: e.act, ...caption('activity_name', NET_ACTIVITY_NAME[e.act]) },
+    data: { ...(Number.isFinite(e.rt) ? { time: e.rt } : {}), class_uid: cls, activity_id: e.act, ...(net ? caption('activity_name', NET_ACTIVITY_NAME[e.act]) : {}) },
   }
-  if (e.dir >= 0 || e.proto >= 0) {
+  if (net && (e.dir >= 0 || e.proto >= 0)) {
     const dir = e.dir >= 0 ? e.dir : 0
     out.connection_info = {
       direction_id: dir,
@@ -115,10 +119,14 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
   }
   const title = fmtTemplate(spec.findingTitle, vars)
   const span = humanDuration(inc.lastSeen - inc.firstSeen)
-  const message = `${title}: ${portCount} port${portCount === 1 ? '' : 's'} probed on ${inc.hosts.size} host${inc.hosts.size === 1 ? '' : 's'} by ${inc.sources.size} source${inc.sources.size === 1 ? '' : 's'} over ${span} (${inc.records} records)`
   const attack = spec.attacks[0]
   const actId = ACTIVITY_ID[activity]
   const evs = inc.evidenceList()
+  const cls = evs[0]?.cls ?? NETWORK
+  // a process, file or DNS rule counts matching events, not probed ports
+  const message = cls !== NETWORK
+    ? `${title}: ${inc.records} matching event${inc.records === 1 ? '' : 's'} on ${hostLabel} over ${span}`
+    : `${title}: ${portCount} port${portCount === 1 ? '' : 's'} probed on ${inc.hosts.size} host${inc.hosts.size === 1 ? '' : 's'} by ${inc.sources.size} source${inc.sources.size === 1 ? '' : 's'} over ${span} (${inc.records} records)`
   const evidences = evs.map((e, i) => evidence(e, i < inc.evFirst.length ? (i === 0 ? 'first' : 'early') : 'latest'))
   const observables: Array<{ name: string, type_id: number, type: string, value: string }> = []
   if (primaryHost !== undefined) {
@@ -164,7 +172,7 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
       last_seen_time: inc.lastSeen,
       attacks: spec.attacks,
       analytic: { uid: spec.id ?? spec.ref, name: spec.name ?? spec.title, type_id: ANALYTIC_TYPE.RULE, type: 'Rule', desc: spec.title },
-      data_sources: ['network_activity'],
+      data_sources: [CLASS_SOURCE[cls] ?? 'network_activity'],
     },
     evidences,
     observables,
@@ -196,7 +204,7 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
     ruleName: spec.title,
     title,
     technique: attack?.technique.uid ?? '',
-    tactic: attack?.tactic.uid ?? '',
+    tactic: attack?.tactic?.uid ?? '',
     severityId: spec.severityId,
     hostId: primaryHost,
     hosts: hostIds.slice(0, LIST_CAP),

@@ -26,6 +26,8 @@ export interface Ev {
   act: number
   proto: number
   dir: number
+  /** class_uid of the record (network_activity when absent, as before classes were routed) */
+  cls?: number
 }
 
 export interface ValStat { first: number, last: number, count: number }
@@ -35,7 +37,7 @@ export const EVIDENCE_FIRST = 10
 export const EVIDENCE_LAST = 10
 
 export function copyEv (e: Ev): Ev {
-  return { t: e.t, rt: e.rt, host: e.host, hostname: e.hostname, dtype: e.dtype, sip: e.sip, sport: e.sport, dip: e.dip, dport: e.dport, act: e.act, proto: e.proto, dir: e.dir }
+  return { t: e.t, rt: e.rt, host: e.host, hostname: e.hostname, dtype: e.dtype, sip: e.sip, sport: e.sport, dip: e.dip, dport: e.dport, act: e.act, proto: e.proto, dir: e.dir, cls: e.cls }
 }
 
 /** Distinct keys an incident tracks per map (values, sources, hosts); past it, sightings of new keys are counted, not kept. */

@@ -1,4 +1,3 @@
-import { SEVERITY } from '../../../shared/ocsf/constants.js'
 import type { OcsfAttack } from '../../../shared/ocsf/types.js'
 import type { ClassRouting } from '../projector.js'
 import { attacksFromTags } from './attack.js'
@@ -8,6 +7,9 @@ import { isFieldPath, type ColPred } from './match.js'
 import { EVIDENCE_FIELDS, HOST_FIELD } from './evidence.js'
 import { classOf, routeClasses } from './logsource.js'
 import { compileDetectionSection } from './section.js'
+import { LEVEL_SEVERITY, parseTimespan, standaloneSpec } from './standalone.js'
+
+export { parseTimespan } from './standalone.js'
 import type { RuleCollection, RuleLoc, SigmaCorrelationDoc, SigmaDetectionDoc, SigmaDoc, SigmaFilterDoc, SigmaLevel } from './types.js'
 
 // Rule documents → one RuleSet: the projected field list, a predicate per
@@ -76,6 +78,10 @@ export interface CorrelationSpec {
   findingTitle: string
   findingTypes: string[]
   loc: { file: string, line: number }
+  /** standalone rules of a process taxonomy: candidate paths of the process-tree root, oldest ancestor first (one incident per root) */
+  treeRoot?: string[]
+  /** fields of the first matching record the finding shows (the process, its command line, the file) */
+  context?: string[]
 }
 
 export interface RuleSet {
@@ -86,19 +92,9 @@ export interface RuleSet {
   routing: ClassRouting
 }
 
-const LEVEL_SEVERITY: Record<SigmaLevel, number> = {
-  informational: SEVERITY.INFORMATIONAL, low: SEVERITY.LOW, medium: SEVERITY.MEDIUM, high: SEVERITY.HIGH, critical: SEVERITY.CRITICAL,
-}
 
 const UNSUPPORTED_TYPES = ['temporal', 'temporal_ordered', 'value_sum', 'value_avg', 'value_percentile', 'value_median']
 
-export function parseTimespan (v: unknown): number | undefined {
-  if (typeof v !== 'string') return undefined
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(v.trim())
-  if (m === null) return undefined
-  const n = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms']
-  return n > 0 ? n : undefined
-}
 
 function refOf (d: SigmaDoc): string {
   return d.name ?? d.id ?? d.title
@@ -301,36 +297,10 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
     (spec.sources as SourcesSpec).below = target.index
   }
 
-  // a detection rule no correlation consumes alerts on its own: one incident per host
+  // a detection rule no correlation consumes alerts on its own: one incident per host (and process tree)
   for (const d of detections) {
     if (usedWithoutGenerate.has(d.index)) continue
-    const doc = detectionDocs[d.index]
-    const spec: CorrelationSpec = {
-      index: correlations.length,
-      ref: d.ref,
-      id: doc.id,
-      name: doc.name,
-      title: doc.title,
-      description: doc.description,
-      type: 'standalone',
-      stage: 'host',
-      detections: [d.index],
-      groupBy: [HOST_FIELD],
-      field: undefined,
-      min: 1,
-      timespanMs: timing.timespanMs ?? 300_000,
-      quietMs: timing.quietMs ?? parseTimespan(doc.picket.quiet) ?? 300_000,
-      updateIntervalMs: timing.updateIntervalMs ?? 1000,
-      incidentBy: [HOST_FIELD],
-      sources: undefined,
-      severityId: LEVEL_SEVERITY[doc.level ?? 'medium'],
-      level: doc.level ?? 'medium',
-      attacks: attacksFromTags(doc.tags),
-      tags: doc.tags,
-      findingTitle: typeof doc.picket.title === 'string' ? doc.picket.title : doc.title,
-      findingTypes: [typeof doc.picket.type === 'string' ? doc.picket.type : doc.title],
-      loc: { file: doc.loc.file, line: doc.loc.line },
-    }
+    const spec = standaloneSpec(detectionDocs[d.index], d, correlations.length, timing, tracking(reads[d.index]))
     correlations.push(spec)
     d.correlations.push(spec.index)
   }

@@ -22,9 +22,25 @@ export interface Taxonomy {
   fields: Readonly<Record<string, MappedField>>
   /** the activity_ids of the class this category is; undefined: any */
   activities?: readonly number[]
+  /** candidate paths of the process-tree root, oldest ancestor first: a standalone rule makes one incident per root */
+  treeRoot?: readonly string[]
+  /** the fields of the first matching record a finding shows */
+  context?: readonly string[]
   /** Sigma names of this category with no OCSF path yet */
   unmapped?: readonly string[]
 }
+
+/**
+ * The process-tree root: the oldest ancestor pid the record carries (its
+ * grandparent, else its parent, else itself). The records name their
+ * parents as nested parent_process objects; process.lineage is an array of
+ * paths, and the projector reads scalars only.
+ */
+function treeRoot (proc: string): string[] {
+  return [`${proc}.parent_process.parent_process.pid`, `${proc}.parent_process.pid`, `${proc}.pid`]
+}
+
+const ACTOR_CONTEXT = ['actor.process.pid', 'actor.process.file.path', 'actor.process.cmd_line', 'actor.user.name']
 
 const PROCESS_LAUNCH = 1
 const FILE_CREATE = 1
@@ -37,6 +53,8 @@ export const TAXONOMIES: Readonly<Record<string, Taxonomy>> = Object.freeze({
   process_creation: {
     category: 'process_creation',
     activities: [PROCESS_LAUNCH],
+    treeRoot: treeRoot('process'),
+    context: ['process.pid', 'process.file.path', 'process.cmd_line', 'process.parent_process.pid', 'process.parent_process.file.path', 'process.parent_process.cmd_line', 'actor.user.name', 'process.user.name'],
     fields: {
       Image: { paths: ['process.file.path'] },
       CommandLine: { paths: ['process.cmd_line'] },
@@ -49,6 +67,8 @@ export const TAXONOMIES: Readonly<Record<string, Taxonomy>> = Object.freeze({
   file_event: {
     category: 'file_event',
     activities: [FILE_CREATE, FILE_UPDATE],
+    treeRoot: treeRoot('actor.process'),
+    context: ['file.path', ...ACTOR_CONTEXT],
     fields: {
       TargetFilename: { paths: ['file.path'] },
       Image: { paths: ['actor.process.file.path'] },
@@ -57,6 +77,8 @@ export const TAXONOMIES: Readonly<Record<string, Taxonomy>> = Object.freeze({
   },
   network_connection: {
     category: 'network_connection',
+    treeRoot: treeRoot('actor.process'),
+    context: ['dst_endpoint.hostname', ...ACTOR_CONTEXT],
     fields: {
       Image: { paths: ['actor.process.file.path'] },
       User: { paths: ['actor.user.name', 'actor.process.user.name'] },
@@ -70,6 +92,8 @@ export const TAXONOMIES: Readonly<Record<string, Taxonomy>> = Object.freeze({
   },
   dns: {
     category: 'dns',
+    treeRoot: treeRoot('actor.process'),
+    context: ['query.hostname', ...ACTOR_CONTEXT],
     fields: {
       query: { paths: ['query.hostname'] },
       record_type: { paths: ['query.type'] },
