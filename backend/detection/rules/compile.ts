@@ -59,7 +59,7 @@ export interface CorrelationSpec {
   title: string
   description: string | undefined
   /** `standalone` = a detection rule that alerts on its own (one incident per host) */
-  type: 'value_count' | 'event_count' | 'standalone'
+  type: 'value_count' | 'event_count' | 'temporal' | 'temporal_ordered' | 'standalone'
   stage: 'host' | 'fleet'
   detections: number[]
   groupBy: string[]
@@ -93,7 +93,8 @@ export interface RuleSet {
 }
 
 
-const UNSUPPORTED_TYPES = ['temporal', 'temporal_ordered', 'value_sum', 'value_avg', 'value_percentile', 'value_median']
+const UNSUPPORTED_TYPES = ['value_sum', 'value_avg', 'value_percentile', 'value_median']
+const SUPPORTED_TYPES = ['value_count', 'event_count', 'temporal', 'temporal_ordered']
 
 
 function refOf (d: SigmaDoc): string {
@@ -190,13 +191,15 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
     const at = (...p: Array<string | number>): Array<string | number> => ['correlation', ...p]
     const before = problems.length
     const type = sec.type
-    if (typeof type !== 'string') { bad(c.loc, at('type'), 'correlation.type is required: value_count or event_count'); continue }
-    if (type !== 'value_count' && type !== 'event_count') {
+    if (typeof type !== 'string') { bad(c.loc, at('type'), `correlation.type is required: ${SUPPORTED_TYPES.join(', ')}`); continue }
+    if (!SUPPORTED_TYPES.includes(type)) {
       bad(c.loc, at('type'), UNSUPPORTED_TYPES.includes(type)
-        ? `correlation type '${type}' is not supported by Picket's streaming engine (supported: value_count, event_count)`
-        : `unknown correlation type '${type}' (Sigma defines event_count, value_count, temporal, temporal_ordered, ...; Picket supports value_count and event_count)`)
+        ? `correlation type '${type}' is not supported by Picket's streaming engine (supported: ${SUPPORTED_TYPES.join(', ')})`
+        : `unknown correlation type '${type}' (Sigma defines event_count, value_count, temporal, temporal_ordered, ...; Picket supports ${SUPPORTED_TYPES.join(', ')})`)
       continue
     }
+    // temporal: every rule matched within the timespan (temporal_ordered: in the order listed); no condition
+    const temporal = type === 'temporal' || type === 'temporal_ordered'
     if (sec.aliases !== undefined) bad(c.loc, at('aliases'), 'correlation aliases are not supported; use the same OCSF field path in every referenced rule')
     const dets: number[] = []
     if (!Array.isArray(sec.rules) || sec.rules.length === 0) bad(c.loc, at('rules'), 'correlation.rules must list the ids or names of one or more detection rules')
@@ -210,7 +213,10 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
     const cond = sec.condition
     let min = 0
     let field: string | undefined
-    if (cond === null || typeof cond !== 'object' || Array.isArray(cond)) {
+    if (temporal) {
+      min = 1
+      if (cond !== undefined) bad(c.loc, at('condition'), `a ${type} correlation fires when all its rules matched within the timespan; it takes no condition`)
+    } else if (cond === null || typeof cond !== 'object' || Array.isArray(cond)) {
       bad(c.loc, cond === undefined ? at() : at('condition'), 'correlation.condition must be a mapping such as {gte: 15} (value_count also needs field)')
     } else {
       const cm = cond as Record<string, unknown>
@@ -239,7 +245,7 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
       continue
     }
     if (stage === 'fleet' && type !== 'value_count') {
-      bad(c.loc, at('group-by'), `an event_count without ${HOST_FIELD} in group-by would count events across hosts, which Picket does not do; add ${HOST_FIELD}`)
+      bad(c.loc, at('group-by'), `${type === 'event_count' ? 'an' : 'a'} ${type} without ${HOST_FIELD} in group-by would count events across hosts, which Picket does not do; add ${HOST_FIELD}`)
       continue
     }
     const tspan = timing.timespanMs ?? (timespanMs as number)
@@ -250,7 +256,7 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
       name: c.name,
       title: c.title,
       description: c.description,
-      type,
+      type: type as CorrelationSpec['type'],
       stage,
       detections: dets,
       groupBy: gb,
