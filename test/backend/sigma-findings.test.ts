@@ -1,10 +1,10 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { join } from 'node:path'
 import { packRecords, packValue } from '../../shared/codec.js'
 import { createLogger } from '../../shared/logger.js'
 import { CLASS } from '../../shared/ocsf/constants.js'
 import { packLean } from '../../shared/ocsf/lean.js'
-import { startBackend } from '../../backend/server.js'
+import { startBackend, type BackendHandle } from '../../backend/server.js'
 import { AgentStream, connectCollector } from '../../scripts/injector/index.js'
 import { SHIPPED_RULES, tempDir } from './helpers/records.js'
 
@@ -69,13 +69,19 @@ function benign (host: string, i: number): Array<Record<string, unknown>> {
   ]
 }
 
-t.test('SigmaHQ rules raise their named findings from injected OCSF records, full and lean', async t => {
+/** A real backend (collector, bridge, `workers` detection workers, store) with the shipped rules, and a client of its collector. */
+async function backend (t: Test, workers: number): Promise<{ be: BackendHandle, client: ReturnType<typeof connectCollector> }> {
   const tmp = tempDir('picket-sigma-')
   t.teardown(tmp.cleanup)
-  const be = await startBackend({ listen: '127.0.0.1:0', db: join(tmp.dir, 'picket.db'), workers: 2, console: false, rulesDir: SHIPPED_RULES, logger: createLogger('test-sigma', { level: 'error', pretty: false }) })
+  const be = await startBackend({ listen: '127.0.0.1:0', db: join(tmp.dir, 'picket.db'), workers, console: false, rulesDir: SHIPPED_RULES, logger: createLogger('test-sigma', { level: 'error', pretty: false }) })
   t.teardown(be.close)
   const client = connectCollector(be.collector.address)
   t.teardown(() => client.close())
+  return { be, client }
+}
+
+t.test('SigmaHQ rules raise their named findings from injected OCSF records, full and lean', async t => {
+  const { be, client } = await backend(t, 2)
 
   const send = async (host: string, records: Array<Record<string, unknown>>, wire: 'full' | 'lean'): Promise<string> => {
     const s = new AgentStream(client, host)
@@ -120,12 +126,7 @@ t.test('SigmaHQ rules raise their named findings from injected OCSF records, ful
 })
 
 t.test('a loop raises one finding per process tree, updated as it recurs', async t => {
-  const tmp = tempDir('picket-sigma-loop-')
-  t.teardown(tmp.cleanup)
-  const be = await startBackend({ listen: '127.0.0.1:0', db: join(tmp.dir, 'picket.db'), workers: 1, console: false, rulesDir: SHIPPED_RULES, logger: createLogger('test-sigma-loop', { level: 'error', pretty: false }) })
-  t.teardown(be.close)
-  const client = connectCollector(be.collector.address)
-  t.teardown(() => client.close())
+  const { be, client } = await backend(t, 1)
   const host = 'sigma-loop'
   const s = new AgentStream(client, host)
   // a shell loop under one session (grandparent 77) runs nmap 500 times; another session (88) runs it once

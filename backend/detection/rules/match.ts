@@ -169,6 +169,24 @@ function compileValue (v: unknown, slot: number, mods: string[], at: Array<strin
   return stringPred(pattern, slot, has('cased') || has('base64') || has('base64offset'))
 }
 
+// One lower-cased copy of a row's string per slot, shared by every rule that
+// reads the slot: the corpus has a hundred rules on process.cmd_line.
+const lowSrc: Array<string | undefined> = []
+const lowVal: string[] = []
+
+function lowerCell (c: Cols, i: number, slot: number): string {
+  const s = c.str[i] as string
+  if (lowSrc[slot] !== s) { lowSrc[slot] = s; lowVal[slot] = s.toLowerCase() }
+  return lowVal[slot]
+}
+
+/** contains (*x*), startswith (x*), endswith (*x) of a pre-lower-cased literal. */
+function affixPred (low: string, lead: boolean, trail: boolean, slot: number): ColPred {
+  if (lead && trail) return (c, b) => c.typ[b + slot] === T_STR && lowerCell(c, b + slot, slot).includes(low)
+  if (trail) return (c, b) => c.typ[b + slot] === T_STR && lowerCell(c, b + slot, slot).startsWith(low)
+  return (c, b) => c.typ[b + slot] === T_STR && lowerCell(c, b + slot, slot).endsWith(low)
+}
+
 function cidrPred (cidr: Cidr, slot: number): ColPred {
   const cache = new Map<string, boolean>()
   return (c, b) => {
@@ -190,20 +208,29 @@ function stringPred (pattern: string, slot: number, cased: boolean): ColPred {
   let literal = ''
   let re = ''
   let wild = false
+  // the wildcards, in order ('*' or '?'), and whether the pattern opens and ends with a *
+  let wilds = ''
+  let lead = false
+  let trail = false
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i]
+    trail = false
     if (ch === '\\' && (pattern[i + 1] === '*' || pattern[i + 1] === '?' || pattern[i + 1] === '\\')) {
       literal += pattern[i + 1]
       re += '\\' + pattern[i + 1]
       i++
     } else if (ch === '*' || ch === '?') {
       wild = true
+      wilds += ch
+      if (ch === '*') { lead ||= i === 0; trail = true }
       re += ch === '*' ? '[\\s\\S]*' : '[\\s\\S]'
     } else {
       literal += ch
       re += ch.replace(/[.+?^${}()|[\]\\*-]/g, '\\$&')
     }
   }
+  const ends = (lead ? 1 : 0) + (trail ? 1 : 0)
+  if (wild && !cased && wilds.length === ends && literal.length > 0) return affixPred(literal.toLowerCase(), lead, trail, slot)
   if (wild) {
     // contains / startswith / endswith: a leading or trailing * needs no anchor (and no backtracking)
     const ANY = '[\\s\\S]*'
@@ -226,6 +253,6 @@ function stringPred (pattern: string, slot: number, cased: boolean): ColPred {
     if (t === T_NUM) return c.num[b + slot] === asNumber
     if (t !== T_STR) return false
     const s = c.str[b + slot] as string
-    return s === literal || (s.length === lower.length && s.toLowerCase() === lower)
+    return s === literal || (s.length === lower.length && lowerCell(c, b + slot, slot) === lower)
   }
 }
