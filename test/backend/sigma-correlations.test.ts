@@ -5,7 +5,8 @@ import { EngineRig, pack, rulesDir } from './helpers/records.js'
 // Sigma temporal / temporal_ordered correlations beside value_count and
 // event_count: every referenced rule (by id or by name) matched in the same
 // group within the timespan, in order for temporal_ordered. The rules they
-// reference raise nothing of their own.
+// reference raise nothing of their own. And Sigma filters (meta-rules) that
+// exclude from the SigmaHQ rules they name.
 
 const RULES = `title: download to /tmp
 id: 0b4c3a2e-1111-4222-8333-944455556666
@@ -75,4 +76,25 @@ t.test('a temporal correlation takes no condition', async t => {
   const dir = rulesDir({ 'temporal.yml': RULES.replace('TYPE', 'temporal').replace('  timespan: 1m\n', '  timespan: 1m\n  condition: {gte: 2}\n') }, false)
   t.teardown(dir.cleanup)
   t.throws(() => new EngineRig(dir.dir), /temporal\.yml:\d+: a temporal correlation fires when all its rules matched within the timespan; it takes no condition/)
+})
+
+t.test('a Sigma filter (meta-rule) excludes from a SigmaHQ rule by its id, in Sigma field names', async t => {
+  const filter = `title: our scanner host runs nmap
+logsource: {product: linux, category: process_creation}
+filter:
+  rules: [3e102cd9-a70d-4a7a-9508-403963092f31]
+  scanner:
+    ParentImage: /opt/scanner/bin/run
+  condition: not scanner
+`
+  const dir = rulesDir({ 'filter.yml': filter })
+  t.teardown(dir.cleanup)
+  const rig = new EngineRig(dir.dir)
+  const nmap = (host: string, parent: string): Record<string, unknown> => ({ ...launch(host, 0, '/usr/bin/nmap', 'nmap 10.0.0.1', 60), process: { pid: 7, file: { path: '/usr/bin/nmap' }, cmd_line: 'nmap 10.0.0.1', parent_process: { pid: 60, file: { path: parent } } } })
+  rig.sendBatch('scanner', pack([nmap('scanner', '/opt/scanner/bin/run')]), T0)
+  rig.sendBatch('laptop', pack([nmap('laptop', '/usr/bin/bash')]), T0)
+  rig.engine.flush(T0 + 1000)
+  rig.tick(T0 + 1000)
+  const hosts = rig.of('3e102cd9-a70d-4a7a-9508-403963092f31').map(f => f.summary.hostId)
+  t.same([...new Set(hosts)], ['laptop'], 'the filtered parent raises nothing; the rest still does')
 })
