@@ -1,10 +1,13 @@
 import t from 'tap'
 import fc from 'fast-check'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { packRecords } from '../../shared/codec.js'
 import { CLASS } from '../../shared/ocsf/constants.js'
 import { Projector } from '../../backend/detection/projector.js'
 import { compileRuleSet } from '../../backend/detection/rules/compile.js'
-import { parseRuleText } from '../../backend/detection/rules/load.js'
+import { loadRuleDir, parseRuleText } from '../../backend/detection/rules/load.js'
 import { expandValue } from '../../backend/detection/rules/transforms.js'
 
 // The Sigma matcher over projected columns: modifiers, case rules, the
@@ -105,4 +108,22 @@ t.test("Sigma's Linux taxonomy: mapped fields, implied activity, fallbacks, and 
   t.same(matches('  sel:\n    TargetFilename|startswith: /etc/cron.d/\n    Image|endswith: /tee\n  condition: sel', [fe('/etc/cron.d/x', 1), fe('/etc/cron.d/x', 3), fe('/etc/cron.d/x', 2)], '{product: linux, category: file_event}'), [true, true, false], 'file_event: created or rewritten, not read')
   t.throws(() => compile('  sel:\n    OriginalFileName: x\n  condition: sel'), /x\.yml:6: detection\.sel: Sigma field 'OriginalFileName' has no OCSF mapping for category process_creation/)
   t.throws(() => compile("  sel:\n    Initiated: 'maybe'\n  condition: sel", '{product: linux, category: network_connection}'), /Initiated takes one of true, false/)
+})
+
+t.test('a corpus rule that cannot compile is left out with file, line and reason; the others load', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'picket-corpus-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  mkdirSync(join(dir, 'corpus'))
+  const rule = (title: string, field: string): string => `title: ${title}\nlogsource: {product: linux, category: process_creation}\ndetection:\n  sel:\n    ${field}: x\n  condition: sel\n`
+  writeFileSync(join(dir, 'own.yml'), rule('own', 'CommandLine|contains'))
+  writeFileSync(join(dir, 'corpus', 'good.yml'), rule('good', 'Image|endswith'))
+  writeFileSync(join(dir, 'corpus', 'unmapped.yml'), rule('unmapped', 'OriginalFileName'))
+  writeFileSync(join(dir, 'corpus', 'broken.yml'), 'title: [unclosed\n')
+  const col = loadRuleDir(dir)
+  t.same(col.docs.map(d => d.title).sort(), ['good', 'own'])
+  t.same(col.skipped?.map(p => [p.file.slice(dir.length + 1), p.line]), [['corpus/broken.yml', 2], ['corpus/unmapped.yml', 5]].sort())
+  t.match(col.skipped?.[1]?.reason, /Sigma field 'OriginalFileName' has no OCSF mapping/)
+  t.equal(compileRuleSet(col).detections.length, 2)
+  writeFileSync(join(dir, 'own.yml'), rule('own', 'OriginalFileName'))
+  t.throws(() => compileRuleSet(loadRuleDir(dir)), /own\.yml:5: detection\.sel: Sigma field 'OriginalFileName'/, "the deployment's own rules stay strict")
 })
