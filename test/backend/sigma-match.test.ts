@@ -9,6 +9,7 @@ import { Projector } from '../../backend/detection/projector.js'
 import { compileRuleSet } from '../../backend/detection/rules/compile.js'
 import { loadRuleDir, parseRuleText } from '../../backend/detection/rules/load.js'
 import { expandValue } from '../../backend/detection/rules/transforms.js'
+import { rootPath } from '../../shared/paths.js'
 
 // The Sigma matcher over projected columns: modifiers, case rules, the
 // condition grammar and Sigma's Linux taxonomy, one rule and one record at a
@@ -126,4 +127,12 @@ t.test('a corpus rule that cannot compile is left out with file, line and reason
   t.equal(compileRuleSet(col).detections.length, 2)
   writeFileSync(join(dir, 'own.yml'), rule('own', 'OriginalFileName'))
   t.throws(() => compileRuleSet(loadRuleDir(dir)), /own\.yml:5: detection\.sel: Sigma field 'OriginalFileName'/, "the deployment's own rules stay strict")
+})
+
+t.test("with the shipped corpus, each class's records fill only their own rules' fields", async t => {
+  const rs = compileRuleSet(loadRuleDir(rootPath('backend', 'rules')))
+  const slotsOf = (uid: number): string[] => (rs.routing.classes.find(c => c.uid === uid)?.slots ?? []).map(s => rs.paths[s])
+  t.ok(slotsOf(1007).includes('process.cmd_line') && slotsOf(1007).includes('process.parent_process.file.path'), 'process_activity: the process fields')
+  t.notOk(slotsOf(4001).includes('process.cmd_line'), 'network_activity does not read process.cmd_line')
+  t.ok(slotsOf(1001).includes('file.path') && !slotsOf(1001).includes('process.cmd_line'), 'file_activity: file.path, not the launch fields')
 })
