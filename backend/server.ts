@@ -15,6 +15,7 @@ import { FleetStage } from './detection/fleet.js'
 import type { HostSummary, WorkerStats } from './detection/protocol.js'
 import { resolveCaptions } from './detection/rules/captions.js'
 import { compileRuleSet, type RuleSet } from './detection/rules/compile.js'
+import { formatProblem } from './detection/rules/errors.js'
 import { loadRuleDir } from './detection/rules/load.js'
 import { HostTracker } from './hosts.js'
 import { createHttpServer, type BackendContext, type HealthReport, type HttpPlugin } from './http.js'
@@ -68,7 +69,9 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
   const collection = loadRuleDir(o.rulesDir)
   const rules = compileRuleSet(collection, { timing: o.timing })
   const captions = await resolveCaptions(rules)
-  logger.info({ dir: o.rulesDir, files: collection.files.length, correlations: rules.correlations.map(c => `${c.ref} (${c.stage})`) }, 'rules compiled')
+  // the corpus's standalone rules number in the hundreds: name the correlations, count the rest
+  logger.info({ dir: o.rulesDir, files: collection.files.length, correlations: rules.correlations.filter(c => c.type !== 'standalone').map(c => `${c.ref} (${c.stage})`), standalone: rules.correlations.filter(c => c.type === 'standalone').length }, 'rules compiled')
+  for (const p of collection.skipped ?? []) logger.warn({ file: p.file, line: p.line, reason: p.reason }, `rule left out: ${formatProblem(p)}`)
   const metrics = createMetrics()
   const store = AlertStore.open(o.db, {
     onListenerError: (err, event) => {

@@ -1,6 +1,7 @@
 import type { Actor } from './actors.js'
 import type { Ev } from './incident.js'
 import { T_FALSE, T_NUM, T_STR, T_TRUE, type Cols } from './columns.js'
+import { CLASS } from '../../shared/ocsf/constants.js'
 import { EVIDENCE_SLOT } from './rules/evidence.js'
 
 // Reading the projector's columns: one cell as a group key, a number or a
@@ -51,9 +52,9 @@ export function evidenceAt (actor: Actor, c: Cols, b: number, t: number): Ev {
     dip: cellStr(c, b + DIP),
     dport: cellNum(c, b + DPORT, -1),
     act: cellNum(c, b + ACT, 0),
-    cls: cellNum(c, b + CLS, 0),
     proto: cellNum(c, b + PROTO, -1),
     dir: cellNum(c, b + DIR, -1),
+    cls: cellNum(c, b + CLS, CLASS.NETWORK_ACTIVITY.uid),
   }
 }
 

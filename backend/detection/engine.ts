@@ -6,6 +6,7 @@ import { applyDerived } from './derived.js'
 import type { Correlation, CorrelationContext } from './correlations/correlation.js'
 import { Distributed } from './correlations/distributed.js'
 import { EventCount } from './correlations/event-count.js'
+import { Temporal } from './correlations/temporal.js'
 import { FleetLocal, FleetReports } from './correlations/fleet-local.js'
 import { ValueCount } from './correlations/value-count.js'
 import type { FindingEvent } from './finding.js'
@@ -43,6 +44,7 @@ const VALUE_COUNT = 0
 const EVENT_COUNT = 1
 const DISTRIBUTED = 2
 const FLEET_LOCAL = 3
+const TEMPORAL = 4
 
 const TIME = EVIDENCE_SLOT.time
 
@@ -86,6 +88,7 @@ export class DetectionEngine {
       if (spec.stage === 'fleet') { this.#kinds[i] = FLEET_LOCAL; return new FleetLocal(spec, this.#ctx, slot, this.#fleet) }
       if (spec.sources !== undefined) { this.#kinds[i] = DISTRIBUTED; return new Distributed(spec, this.#ctx, slot) }
       if (spec.type === 'value_count') { this.#kinds[i] = VALUE_COUNT; return new ValueCount(spec, this.#ctx, slot) }
+      if (spec.type === 'temporal' || spec.type === 'temporal_ordered') { this.#kinds[i] = TEMPORAL; return new Temporal(spec, this.#ctx, slot) }
       this.#kinds[i] = EVENT_COUNT
       return new EventCount(spec, this.#ctx, slot)
     })
@@ -145,6 +148,7 @@ export class DetectionEngine {
             case EVENT_COUNT: (cors[i] as EventCount).record(actor, c, b, t, nowWall, recvAt); break
             case DISTRIBUTED: (cors[i] as Distributed).record(actor, c, b, t, nowWall, recvAt); break
             case FLEET_LOCAL: (cors[i] as FleetLocal).record(actor, c, b, t, nowWall, recvAt); break
+            case TEMPORAL: (cors[i] as Temporal).recordStep(actor, c, b, t, nowWall, recvAt, det.index); break
           }
         }
       }

@@ -45,6 +45,8 @@ export interface FindingEvent {
 const LIST_CAP = 1000
 /** distinct values shown when they are not ports (a sample: names can be long) */
 const VALUE_SAMPLE = 20
+const NETWORK = CLASS.NETWORK_ACTIVITY.uid
+const CLASS_SOURCE: Record<number, string> = { 1001: 'file_activity', 1007: 'process_activity', 4001: 'network_activity', 4003: 'dns_activity' }
 
 const ACTIVITY_ID: Record<FindingActivity, number> = { create: FINDING_ACTIVITY.CREATE, update: FINDING_ACTIVITY.UPDATE, close: FINDING_ACTIVITY.CLOSE }
 
@@ -68,14 +70,16 @@ function statList<K extends string | number> (entries: Iterable<[K, ValStat]>, k
  */
 function evidence (e: Ev, role: string): Record<string, unknown> {
   const dtype = e.dtype >= 0 ? e.dtype : 0
+  const cls = e.cls ?? NETWORK
+  const net = cls === NETWORK
   const out: Record<string, unknown> = {
     name: role,
-    src_endpoint: { ...(e.sip !== undefined ? { ip: e.sip } : {}), ...(e.sport >= 0 ? { port: e.sport } : {}) },
-    dst_endpoint: { ...(e.dip !== undefined ? { ip: e.dip } : {}), ...(e.dport >= 0 ? { port: e.dport } : {}) },
+    ...(net ? { src_endpoint: { ...(e.sip !== undefined ? { ip: e.sip } : {}), ...(e.sport >= 0 ? { port: e.sport } : {}) } } : {}),
+    ...(net ? { dst_endpoint: { ...(e.dip !== undefined ? { ip: e.dip } : {}), ...(e.dport >= 0 ? { port: e.dport } : {}) } } : {}),
     device: { type_id: dtype, ...caption('type', DEVICE_TYPE_NAME[dtype]), uid: e.host, ...(e.hostname !== undefined ? { hostname: e.hostname } : {}) },
-    data: { ...(Number.isFinite(e.rt) ? { time: e.rt } : {}), class_uid: e.cls, activity_id: e.act, ...caption('activity_name', e.cls === CLASS.NETWORK_ACTIVITY.uid ? NET_ACTIVITY_NAME[e.act] : undefined) },
+    data: { ...(Number.isFinite(e.rt) ? { time: e.rt } : {}), class_uid: cls, activity_id: e.act, ...(net ? caption('activity_name', NET_ACTIVITY_NAME[e.act]) : {}) },
   }
-  if (e.dir >= 0 || e.proto >= 0) {
+  if (net && (e.dir >= 0 || e.proto >= 0)) {
     const dir = e.dir >= 0 ? e.dir : 0
     out.connection_info = {
       direction_id: dir,
@@ -117,13 +121,18 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
   }
   const title = fmtTemplate(spec.findingTitle, vars)
   const span = humanDuration(inc.lastSeen - inc.firstSeen)
-  const portField = spec.field === 'dst_endpoint.port'
-  const message = portField || inc.values.size === 0
-    ? `${title}: ${portCount} port${portCount === 1 ? '' : 's'} probed on ${inc.hosts.size} host${inc.hosts.size === 1 ? '' : 's'} by ${inc.sources.size} source${inc.sources.size === 1 ? '' : 's'} over ${span} (${inc.records} records)`
-    : `${title}: ${inc.values.size} distinct ${spec.field ?? 'values'} over ${span} (${inc.records} records)`
   const attack = spec.attacks[0]
   const actId = ACTIVITY_ID[activity]
   const evs = inc.evidenceList()
+  const cls = evs[0]?.cls ?? NETWORK
+  // a rule that counts other values (DNS names, ...) says how many; a
+  // process, file or DNS rule counts matching events, not probed ports
+  const portField = spec.field === 'dst_endpoint.port'
+  const message = !portField && inc.values.size > 0
+    ? `${title}: ${inc.values.size} distinct ${spec.field ?? 'values'} over ${span} (${inc.records} records)`
+    : cls !== NETWORK
+      ? `${title}: ${inc.records} matching event${inc.records === 1 ? '' : 's'} on ${hostLabel} over ${span}`
+      : `${title}: ${portCount} port${portCount === 1 ? '' : 's'} probed on ${inc.hosts.size} host${inc.hosts.size === 1 ? '' : 's'} by ${inc.sources.size} source${inc.sources.size === 1 ? '' : 's'} over ${span} (${inc.records} records)`
   const evidences = evs.map((e, i) => evidence(e, i < inc.evFirst.length ? (i === 0 ? 'first' : 'early') : 'latest'))
   const observables: Array<{ name: string, type_id: number, type: string, value: string }> = []
   if (primaryHost !== undefined) {
@@ -173,7 +182,7 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
       last_seen_time: inc.lastSeen,
       attacks: spec.attacks,
       analytic: { uid: spec.id ?? spec.ref, name: spec.name ?? spec.title, type_id: ANALYTIC_TYPE.RULE, type: 'Rule', desc: spec.title },
-      data_sources: ['network_activity'],
+      data_sources: [CLASS_SOURCE[cls] ?? 'network_activity'],
     },
     evidences,
     observables,
@@ -208,7 +217,7 @@ export function buildFinding (inc: Incident, activity: FindingActivity, nowWall:
     ruleName: spec.title,
     title,
     technique: attack?.technique.uid ?? '',
-    tactic: attack?.tactic.uid ?? '',
+    tactic: attack?.tactic?.uid ?? '',
     severityId: spec.severityId,
     hostId: primaryHost,
     hosts: hostIds.slice(0, LIST_CAP),

@@ -74,7 +74,8 @@ export interface NetworkActivity extends OcsfBaseEvent {
 
 export interface OcsfAttack {
   technique: { uid: string, name: string, src_url?: string }
-  tactic: { uid: string, name: string, src_url?: string }
+  /** absent when the rule names no tactic Picket knows the ATT&CK id of */
+  tactic?: { uid: string, name: string, src_url?: string }
   version?: string
 }
 

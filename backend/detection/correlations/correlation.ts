@@ -20,6 +20,9 @@ export interface CorrelationContext {
   readonly unsettled: Array<{ settle: (actor: Actor, nowWall: number) => void }>
 }
 
+/** The group value naming a finding's process tree (the oldest ancestor pid its records carry). */
+export const TREE_ROOT = 'process_tree_root'
+
 export abstract class Correlation<S> {
   readonly spec: CorrelationSpec
   readonly ctx: CorrelationContext
@@ -29,6 +32,10 @@ export abstract class Correlation<S> {
   readonly groupSlots: number[]
   /** the counted field's slot, -1 when the rule counts events */
   readonly fieldSlot: number
+  /** the process-tree root's candidate slots, oldest ancestor first (empty: no tree) */
+  readonly rootSlots: number[]
+  /** the first record's fields a finding shows */
+  readonly contextSlots: number[]
 
   constructor (spec: CorrelationSpec, ctx: CorrelationContext, slot: (field: string) => number) {
     this.spec = spec
@@ -36,6 +43,18 @@ export abstract class Correlation<S> {
     this.keySlots = spec.groupBy.filter(f => f !== HOST_FIELD).map(slot)
     this.groupSlots = spec.groupBy.map(f => f === HOST_FIELD ? -1 : slot(f))
     this.fieldSlot = spec.field !== undefined ? slot(spec.field) : -1
+    this.rootSlots = (spec.treeRoot ?? []).map(slot)
+    this.contextSlots = (spec.context ?? []).map(slot)
+  }
+
+  /** The row's process-tree root: the first candidate the record has ('' for none). */
+  root (c: Cols, b: number): Key {
+    const rs = this.rootSlots
+    for (let i = 0; i < rs.length; i++) {
+      const v = cellKey(c, b + rs[i])
+      if (v !== undefined) return v
+    }
+    return ''
   }
 
   /** Count the row at `b`, seen at event time `t`. */
@@ -59,6 +78,15 @@ export abstract class Correlation<S> {
   /** The row's group on this host: one value as is, several joined. */
   key (c: Cols, b: number): Key | undefined {
     const ks = this.keySlots
+    if (this.rootSlots.length > 0) {
+      const k = ks.length === 0 ? '' : this.#joined(c, b)
+      return k === undefined ? undefined : `${String(k)}\u0002${String(this.root(c, b))}`
+    }
+    return this.#joined(c, b)
+  }
+
+  #joined (c: Cols, b: number): Key | undefined {
+    const ks = this.keySlots
     if (ks.length === 0) return ''
     if (ks.length === 1) return cellKey(c, b + ks[0])
     let s = ''
@@ -77,6 +105,13 @@ export abstract class Correlation<S> {
     for (let i = 0; i < fields.length; i++) {
       const s = this.groupSlots[i]
       out[fields[i]] = s < 0 ? actor.hostId : (cellKey(c, b + s) ?? '')
+    }
+    if (this.rootSlots.length > 0) out[TREE_ROOT] = this.root(c, b)
+    const cs = this.contextSlots
+    const names = this.spec.context ?? []
+    for (let i = 0; i < cs.length; i++) {
+      const v = cellKey(c, b + cs[i])
+      if (v !== undefined) out[names[i]] = v
     }
     return out
   }

@@ -10,12 +10,14 @@ import { Group, GroupCorrelation } from './correlation.js'
 // The times of the last `min` events sit in a ring; the group crosses when
 // the oldest of them is still inside the window.
 
-class EcGroup extends Group {
+export class EcGroup extends Group {
   readonly vals: Record<string, Key>
   readonly ring: Float64Array
   idx = 0
   n = 0
   readonly ev: Ev[] = []
+  /** temporal kinds: per referenced rule, when it last matched (temporal_ordered: when the chain through it started) */
+  steps: Float64Array | undefined = undefined
   constructor (key: Key, actor: Actor, vals: Record<string, Key>, size: number) { super(key, actor); this.vals = vals; this.ring = new Float64Array(size) }
 }
 
@@ -29,6 +31,11 @@ export class EventCount extends GroupCorrelation<EcGroup> {
   /** the ring of times: a typed array, its header and 8 bytes a slot */
   protected groupBytes (g: EcGroup): number {
     return 128 + g.ring.byteLength
+  }
+
+  /** Whether the group may cross (the temporal kinds also need every rule matched). */
+  protected ready (_g: EcGroup, _cutoff: number): boolean {
+    return true
   }
 
   record (actor: Actor, c: Cols, b: number, t: number, nowWall: number, recvAt: number): void {
@@ -48,7 +55,7 @@ export class EventCount extends GroupCorrelation<EcGroup> {
     if (g.n < size) return
     const oldest = g.ring[g.idx]
     const cutoff = t - this.spec.timespanMs
-    if (oldest < cutoff) return
+    if (oldest < cutoff || !this.ready(g, cutoff)) return
     this.opened(g)
     const inc = new Incident(this.spec, `${actor.hostId}\u0001${String(key)}`, g.vals, nowWall, recvAt)
     const evs = g.ev.filter(e => e.t >= cutoff)

@@ -39,10 +39,9 @@ export function attacksFromTags (tags: readonly string[]): OcsfAttack[] {
   for (const t of techniques) {
     const known = TECHNIQUES[t]
     const technique = { uid: t, name: known?.name ?? t, src_url: known?.src_url ?? `https://attack.mitre.org/techniques/${t.replace('.', '/')}/` }
-    for (const tactic of tactics.length > 0 ? tactics : [undefined]) {
-      if (tactic === undefined) continue
-      out.push({ technique, tactic: { ...tactic, src_url: `https://attack.mitre.org/tactics/${tactic.uid}/` } })
-    }
+    // SigmaHQ also tags tactics newer than this table (attack.stealth, attack.defense-impairment): the technique stands alone then
+    if (tactics.length === 0) out.push({ technique })
+    for (const tactic of tactics) out.push({ technique, tactic: { ...tactic, src_url: `https://attack.mitre.org/tactics/${tactic.uid}/` } })
   }
   return out
 }

@@ -1,4 +1,3 @@
-import { SEVERITY } from '../../../shared/ocsf/constants.js'
 import type { OcsfAttack } from '../../../shared/ocsf/types.js'
 import type { ClassRouting } from '../projector.js'
 import { attacksFromTags } from './attack.js'
@@ -8,6 +7,9 @@ import { isFieldPath, type ColPred } from './match.js'
 import { EVIDENCE_FIELDS, HOST_FIELD } from './evidence.js'
 import { classOf, routeClasses } from './logsource.js'
 import { compileDetectionSection } from './section.js'
+import { LEVEL_SEVERITY, parseTimespan, standaloneSpec } from './standalone.js'
+
+export { parseTimespan } from './standalone.js'
 import type { RuleCollection, RuleLoc, SigmaCorrelationDoc, SigmaDetectionDoc, SigmaDoc, SigmaFilterDoc, SigmaLevel } from './types.js'
 
 // Rule documents → one RuleSet: the projected field list, a predicate per
@@ -57,7 +59,7 @@ export interface CorrelationSpec {
   title: string
   description: string | undefined
   /** `standalone` = a detection rule that alerts on its own (one incident per host) */
-  type: 'value_count' | 'event_count' | 'standalone'
+  type: 'value_count' | 'event_count' | 'temporal' | 'temporal_ordered' | 'standalone'
   stage: 'host' | 'fleet'
   detections: number[]
   groupBy: string[]
@@ -76,6 +78,10 @@ export interface CorrelationSpec {
   findingTitle: string
   findingTypes: string[]
   loc: { file: string, line: number }
+  /** standalone rules of a process taxonomy: candidate paths of the process-tree root, oldest ancestor first (one incident per root) */
+  treeRoot?: string[]
+  /** fields of the first matching record the finding shows (the process, its command line, the file) */
+  context?: string[]
 }
 
 export interface RuleSet {
@@ -86,19 +92,10 @@ export interface RuleSet {
   routing: ClassRouting
 }
 
-const LEVEL_SEVERITY: Record<SigmaLevel, number> = {
-  informational: SEVERITY.INFORMATIONAL, low: SEVERITY.LOW, medium: SEVERITY.MEDIUM, high: SEVERITY.HIGH, critical: SEVERITY.CRITICAL,
-}
 
-const UNSUPPORTED_TYPES = ['temporal', 'temporal_ordered', 'value_sum', 'value_avg', 'value_percentile', 'value_median']
+const UNSUPPORTED_TYPES = ['value_sum', 'value_avg', 'value_percentile', 'value_median']
+const SUPPORTED_TYPES = ['value_count', 'event_count', 'temporal', 'temporal_ordered']
 
-export function parseTimespan (v: unknown): number | undefined {
-  if (typeof v !== 'string') return undefined
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(v.trim())
-  if (m === null) return undefined
-  const n = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms']
-  return n > 0 ? n : undefined
-}
 
 function refOf (d: SigmaDoc): string {
   return d.name ?? d.id ?? d.title
@@ -161,7 +158,7 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
   for (const f of filterDocs) {
     const fsec = f.filter
     const fields = new Set<number>()
-    const pred = compileDetectionSection(f.loc, 'filter', fsec, ['rules'], tracking(fields), bad)
+    const pred = compileDetectionSection(f.loc, 'filter', fsec, ['rules'], tracking(fields), bad, f.logsource)
     if (!Array.isArray(fsec.rules) || fsec.rules.length === 0) {
       bad(f.loc, ['filter', 'rules'], 'filter.rules must list the ids or names of the detection rules the filter applies to')
       continue
@@ -178,7 +175,7 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
   }
 
   const detections: DetectionRule[] = detectionDocs.map((d, index) => {
-    const pred = compileDetectionSection(d.loc, 'detection', d.detection, [], tracking(reads[index]), bad)
+    const pred = compileDetectionSection(d.loc, 'detection', d.detection, [], tracking(reads[index]), bad, d.logsource)
     const filters = filtersFor.get(index) ?? []
     const match = pred === undefined ? () => false : filters.length === 0 ? pred : allOf([pred, ...filters])
     return { index, ref: refOf(d), id: d.id, name: d.name, title: d.title, match, correlations: [], classUid: classes[index] }
@@ -194,13 +191,15 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
     const at = (...p: Array<string | number>): Array<string | number> => ['correlation', ...p]
     const before = problems.length
     const type = sec.type
-    if (typeof type !== 'string') { bad(c.loc, at('type'), 'correlation.type is required: value_count or event_count'); continue }
-    if (type !== 'value_count' && type !== 'event_count') {
+    if (typeof type !== 'string') { bad(c.loc, at('type'), `correlation.type is required: ${SUPPORTED_TYPES.join(', ')}`); continue }
+    if (!SUPPORTED_TYPES.includes(type)) {
       bad(c.loc, at('type'), UNSUPPORTED_TYPES.includes(type)
-        ? `correlation type '${type}' is not supported by Picket's streaming engine (supported: value_count, event_count)`
-        : `unknown correlation type '${type}' (Sigma defines event_count, value_count, temporal, temporal_ordered, ...; Picket supports value_count and event_count)`)
+        ? `correlation type '${type}' is not supported by Picket's streaming engine (supported: ${SUPPORTED_TYPES.join(', ')})`
+        : `unknown correlation type '${type}' (Sigma defines event_count, value_count, temporal, temporal_ordered, ...; Picket supports ${SUPPORTED_TYPES.join(', ')})`)
       continue
     }
+    // temporal: every rule matched within the timespan (temporal_ordered: in the order listed); no condition
+    const temporal = type === 'temporal' || type === 'temporal_ordered'
     if (sec.aliases !== undefined) bad(c.loc, at('aliases'), 'correlation aliases are not supported; use the same OCSF field path in every referenced rule')
     const dets: number[] = []
     if (!Array.isArray(sec.rules) || sec.rules.length === 0) bad(c.loc, at('rules'), 'correlation.rules must list the ids or names of one or more detection rules')
@@ -214,7 +213,10 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
     const cond = sec.condition
     let min = 0
     let field: string | undefined
-    if (cond === null || typeof cond !== 'object' || Array.isArray(cond)) {
+    if (temporal) {
+      min = 1
+      if (cond !== undefined) bad(c.loc, at('condition'), `a ${type} correlation fires when all its rules matched within the timespan; it takes no condition`)
+    } else if (cond === null || typeof cond !== 'object' || Array.isArray(cond)) {
       bad(c.loc, cond === undefined ? at() : at('condition'), 'correlation.condition must be a mapping such as {gte: 15} (value_count also needs field)')
     } else {
       const cm = cond as Record<string, unknown>
@@ -243,7 +245,7 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
       continue
     }
     if (stage === 'fleet' && type !== 'value_count') {
-      bad(c.loc, at('group-by'), `an event_count without ${HOST_FIELD} in group-by would count events across hosts, which Picket does not do; add ${HOST_FIELD}`)
+      bad(c.loc, at('group-by'), `${type === 'event_count' ? 'an' : 'a'} ${type} without ${HOST_FIELD} in group-by would count events across hosts, which Picket does not do; add ${HOST_FIELD}`)
       continue
     }
     const tspan = timing.timespanMs ?? (timespanMs as number)
@@ -254,7 +256,7 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
       name: c.name,
       title: c.title,
       description: c.description,
-      type,
+      type: type as CorrelationSpec['type'],
       stage,
       detections: dets,
       groupBy: gb,
@@ -301,36 +303,10 @@ export function compileRuleSet (collection: RuleCollection, opts: CompileOptions
     (spec.sources as SourcesSpec).below = target.index
   }
 
-  // a detection rule no correlation consumes alerts on its own: one incident per host
+  // a detection rule no correlation consumes alerts on its own: one incident per host (and process tree)
   for (const d of detections) {
     if (usedWithoutGenerate.has(d.index)) continue
-    const doc = detectionDocs[d.index]
-    const spec: CorrelationSpec = {
-      index: correlations.length,
-      ref: d.ref,
-      id: doc.id,
-      name: doc.name,
-      title: doc.title,
-      description: doc.description,
-      type: 'standalone',
-      stage: 'host',
-      detections: [d.index],
-      groupBy: [HOST_FIELD],
-      field: undefined,
-      min: 1,
-      timespanMs: timing.timespanMs ?? 300_000,
-      quietMs: timing.quietMs ?? parseTimespan(doc.picket.quiet) ?? 300_000,
-      updateIntervalMs: timing.updateIntervalMs ?? 1000,
-      incidentBy: [HOST_FIELD],
-      sources: undefined,
-      severityId: LEVEL_SEVERITY[doc.level ?? 'medium'],
-      level: doc.level ?? 'medium',
-      attacks: attacksFromTags(doc.tags),
-      tags: doc.tags,
-      findingTitle: typeof doc.picket.title === 'string' ? doc.picket.title : doc.title,
-      findingTypes: [typeof doc.picket.type === 'string' ? doc.picket.type : doc.title],
-      loc: { file: doc.loc.file, line: doc.loc.line },
-    }
+    const spec = standaloneSpec(detectionDocs[d.index], d, correlations.length, timing, tracking(reads[d.index]))
     correlations.push(spec)
     d.correlations.push(spec.index)
   }

@@ -1,18 +1,25 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative, sep } from 'node:path'
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml'
 import { PicketError } from '../../../shared/errors.js'
+import { admitCorpus } from './corpus.js'
 import { problemAt, ruleError, type RuleProblem } from './errors.js'
 import type { RuleCollection, RuleLoc, SigmaDoc, SigmaLevel } from './types.js'
 
 const LEVELS: readonly SigmaLevel[] = ['informational', 'low', 'medium', 'high', 'critical']
 
-/** Load every `*.yml` / `*.yaml` in `dir` (sorted by name). Throws PICKET_ERR_RULE naming file, line and reason. */
+/**
+ * Load every `*.yml` / `*.yaml` in `dir` and its subfolders (sorted by path).
+ * The top folder holds the deployment's own rules: a problem in one throws
+ * PICKET_ERR_RULE naming file, line and reason. A subfolder holds a rule
+ * corpus (sigmahq/): its documents are marked `corpus`, one that does not
+ * parse is listed in `skipped` and the rest load (corpus.ts admits them).
+ */
 export function loadRuleDir (dir: string): RuleCollection {
   let names: string[]
   try {
     if (!statSync(dir).isDirectory()) throw new Error('not a directory')
-    names = readdirSync(dir).filter(n => /\.ya?ml$/i.test(n)).sort()
+    names = (readdirSync(dir, { recursive: true }) as string[]).filter(n => /\.ya?ml$/i.test(n)).sort()
   } catch (err) {
     throw new PicketError('PICKET_ERR_RULE', `rules folder ${dir} cannot be read: ${(err as Error).message}; pass --rules DIR with a folder of Sigma-layout *.yml files`)
   }
@@ -21,16 +28,19 @@ export function loadRuleDir (dir: string): RuleCollection {
   }
   const docs: SigmaDoc[] = []
   const problems: RuleProblem[] = []
+  const skipped: RuleProblem[] = []
   const files: string[] = []
   for (const name of names) {
     const file = join(dir, name)
+    const corpus = relative(dir, file).includes(sep)
     files.push(file)
     const r = parseRuleText(readFileSync(file, 'utf8'), file)
-    docs.push(...r.docs)
-    problems.push(...r.problems)
+    for (const d of r.docs) docs.push(corpus ? { ...d, corpus } : d)
+    ;(corpus ? skipped : problems).push(...r.problems)
   }
   if (problems.length > 0) throw ruleError(problems)
-  return { docs, files }
+  const admitted = admitCorpus(docs)
+  return { docs: admitted.docs, files, skipped: [...skipped, ...admitted.skipped] }
 }
 
 /** Parse one file's text (possibly several `---` documents). Problems are returned, not thrown. */

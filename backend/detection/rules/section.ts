@@ -1,5 +1,6 @@
 import { compileCondition, ConditionError, parseCondition } from './condition.js'
 import { compileSelection, SelectionError, selectionFields, type ColPred } from './match.js'
+import { impliesActivity, taxonomyOf } from './taxonomy.js'
 import type { RuleLoc } from './types.js'
 
 // A rule's `detection:` or `filter:` section: named selections and a
@@ -8,8 +9,10 @@ import type { RuleLoc } from './types.js'
 /** Compile a `detection:` or `filter:` section (selections + condition). Returns undefined after reporting problems. */
 export function compileDetectionSection (
   loc: RuleLoc, sectionName: string, sec: Record<string, unknown>, reserved: string[],
-  slotOf: (f: string) => number, bad: (loc: RuleLoc, path: Array<string | number>, reason: string) => void
+  slotOf: (f: string) => number, bad: (loc: RuleLoc, path: Array<string | number>, reason: string) => void,
+  logsource?: Record<string, unknown>
 ): ColPred | undefined {
+  const tax = taxonomyOf(logsource)
   if (sec.timeframe !== undefined) {
     bad(loc, [sectionName, 'timeframe'], 'timeframe is Sigma v1 aggregation syntax; write a correlation rule (value_count / event_count) instead')
     return undefined
@@ -19,9 +22,9 @@ export function compileDetectionSection (
   const preds = new Map<string, ColPred>()
   let ok = true
   for (const name of names) {
-    for (const f of selectionFields(sec[name])) slotOf(f)
+    for (const f of selectionFields(sec[name], tax)) slotOf(f)
     try {
-      preds.set(name, compileSelection(sec[name], slotOf, [sectionName, name]))
+      preds.set(name, compileSelection(sec[name], slotOf, [sectionName, name], tax))
     } catch (err) {
       if (!(err instanceof SelectionError)) throw err
       bad(loc, err.at, `${sectionName}.${name}: ${err.message}`)
@@ -44,5 +47,9 @@ export function compileDetectionSection (
     }
   }
   if (!ok) return undefined
-  return compiled.length === 1 ? compiled[0] : (c, b) => compiled.some(p => p(c, b))
+  const pred: ColPred = compiled.length === 1 ? compiled[0] : (c, b) => compiled.some(p => p(c, b))
+  const activities = tax?.activities
+  if (activities === undefined || !impliesActivity(logsource)) return pred
+  const activity = compileSelection({ activity_id: activities }, slotOf, [sectionName])
+  return (c, b) => activity(c, b) && pred(c, b)
 }

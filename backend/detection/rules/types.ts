@@ -1,3 +1,5 @@
+import type { RuleProblem } from './errors.js'
+
 // Rule documents as loaded from backend/rules/*.yml: plain data (structured
 // cloneable), so the main thread validates them once and the detection
 // workers compile the very same documents into their own matchers.
@@ -23,6 +25,8 @@ interface SigmaCommon {
   /** Picket's own attributes (Sigma allows custom top-level attributes) */
   picket: Record<string, unknown>
   loc: RuleLoc
+  /** from a rule corpus (a subfolder such as sigmahq/): skipped with its reason when it cannot compile */
+  corpus?: boolean
 }
 
 /** A Sigma detection rule: `logsource` + `detection` selections + `condition`. */
@@ -50,4 +54,6 @@ export type SigmaDoc = SigmaDetectionDoc | SigmaCorrelationDoc | SigmaFilterDoc
 export interface RuleCollection {
   docs: SigmaDoc[]
   files: string[]
+  /** corpus rules left out, each with its file, line and reason */
+  skipped?: RuleProblem[]
 }
