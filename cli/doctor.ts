@@ -8,7 +8,7 @@ import { Kvm } from '@nats-io/kv'
 import { cgroup2Mount, parseMountinfo } from '../bpf/cgroup.js'
 import { NET_PROGRAMS } from '../bpf/index.js'
 import { TRACEFS_CANDIDATES } from '../bpf/tracefs.js'
-import { connectNats, findBatchStream, parseNatsUrls, partitionConsumer } from '../backend/cluster/nats.js'
+import { connectNats, findBatchStream, NATS_SECURITY_OPTIONS, natsSecurity, parseNatsUrls, partitionConsumer, type NatsSecurity, type NatsSecurityValues } from '../backend/cluster/nats.js'
 import { BATCH_STREAM, FINDING_STREAM, LEASE_BUCKET, leaseKey, STORE_CONSUMER } from '../backend/cluster/wire.js'
 import { AlertStore } from '../backend/store/index.js'
 import { injectScan } from '../scripts/injector/index.js'
@@ -20,7 +20,7 @@ import { formatHostPort } from '../shared/hostport.js'
 // from tracepoint to store gets a line, ok or FAIL with the fix; the exit code
 // is 1 when any check failed.
 
-interface Values {
+interface Values extends NatsSecurityValues {
   collector: HostPort
   bridge?: string
   db: string
@@ -47,6 +47,7 @@ const OPTIONS: readonly OptSpec[] = [
   { name: 'tls-key', type: 'path', help: 'the agents\' --tls-key (mTLS)' },
   { name: 'tls-server-name', type: 'string', help: 'the agents\' --tls-server-name' },
   { name: 'round-trip', type: 'bool', default: false, help: 'inject a 20-port scan (host doctor-round-trip-<time>) and wait for its finding in the store; the finding stays there' },
+  ...NATS_SECURITY_OPTIONS,
   { name: 'round-trip-timeout', type: 'duration', default: '30s', min: 1000, help: 'how long --round-trip waits for the finding' },
 ]
 
@@ -198,11 +199,11 @@ async function roundTrip (at: HostPort, db: string, tls: AgentTls | undefined, t
   return { name, ok: false, detail: `the scan of ${host} was acked, but no finding reached ${db} within ${timeoutMs} ms`, fix: 'detection is not running: in cluster mode, the partition lines above (picket detect nodes); else the backend\'s log' }
 }
 
-async function bridge (spec: string): Promise<Check[]> {
+async function bridge (spec: string, sec: NatsSecurity): Promise<Check[]> {
   const name = `bridge ${spec}`
   let nc
   try {
-    nc = await connectNats(parseNatsUrls(spec, '--bridge'), 'picket-doctor', 3000)
+    nc = await connectNats(parseNatsUrls(spec, '--bridge'), 'picket-doctor', 3000, sec)
   } catch (err) {
     return [{ name, ok: false, detail: `unreachable: ${(err as Error).message}`, fix: `start nats-server -js at ${spec}, or pass the backend's --bridge URL` }]
   }
@@ -276,7 +277,7 @@ export async function runChecks (v: Values): Promise<Check[]> {
     ...(v['no-agent'] ? [] : await agent(v['agent-metrics'])),
     reach,
     ...(reach.ok ? [await collectorTls(v.collector, tls)] : []),
-    ...(v.bridge !== undefined ? await bridge(v.bridge) : []),
+    ...(v.bridge !== undefined ? await bridge(v.bridge, natsSecurity(v)) : []),
     store(v.db),
   ]
   if (v['round-trip']) checks.push(reach.ok ? await roundTrip(v.collector, v.db, tls, v['round-trip-timeout']) : { name: 'round trip', ok: false, detail: 'not tried: the collector is unreachable', fix: 'the collector line above' })
