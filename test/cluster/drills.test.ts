@@ -69,6 +69,28 @@ function report (t: Test, name: string, n: DrillNumbers): void {
   t.comment(`drill: ${name} | records sent ${n.sent} | records acked ${n.acked} | findings expected ${n.expected} | findings stored ${n.stored} | duplicates ${n.duplicates} | time to recover ${n.recoverMs === undefined ? '-' : `${(n.recoverMs / 1000).toFixed(1)} s`}`)
 }
 
+interface Scanned { victim: Node, sent: InjectSummary, recovered: number }
+
+/**
+ * Scan `host` and, 2 s in, send `signal` to the node owning its partition;
+ * resolves once every batch is acked and the stored finding holds every
+ * port, with the time from the signal to that.
+ */
+async function faultOwnerMidScan (t: Test, nodes: Node[], collector: string, db: string, o: { host: string, ports: number, batchSize: number, rate: number, seed: number, signal: NodeJS.Signals }): Promise<Scanned> {
+  const p = partitionOf(o.host, PARTITIONS)
+  const owners = await Promise.all(nodes.map(owned))
+  const victim = nodes[owners.findIndex(x => x.includes(p))]
+  t.ok(victim, `some node owns partition ${p}`)
+  const scan = injectScan({ collector, hostId: o.host, ports: o.ports, batchSize: o.batchSize, rate: o.rate, seed: o.seed })
+  await sleep(2000)
+  victim.proc.proc.kill(o.signal)
+  const at = Date.now()
+  const sent = await scan
+  t.equal(sent.batches.ok, sent.batches.sent, `every batch acked (stored by JetStream) after the owner's ${o.signal}`)
+  await waitUntil(() => storedFindings(db, o.host).some(f => f.portCount === o.ports), `a finding holding all ${o.ports} ports`, LEASE_TTL_MS + 20_000)
+  return { victim, sent, recovered: Date.now() - at }
+}
+
 t.test('cluster drills', async t => {
   if (!requireReal(t, { commands: ['nats-server'] })) return
   const tmp = tempDir()
@@ -97,19 +119,8 @@ t.test('cluster drills', async t => {
 
   await t.test('SIGKILL the node that owns the scanned host mid-scan: exactly one finding within the lease TTL plus a few seconds', async t => {
     const host = 'drill-kill'
-    const p = partitionOf(host, PARTITIONS)
-    const owners = await Promise.all(nodes.map(owned))
-    const victim = nodes[owners.findIndex(o => o.includes(p))]
-    t.ok(victim, `some node owns partition ${p}`)
     // 100 ports at 20 records/s: the scan crosses 15 ports on the victim and goes on for 5 s
-    const scan = injectScan({ collector: backend.collector, hostId: host, ports: 100, batchSize: 5, rate: 20, seed: 11 })
-    await sleep(2000)
-    victim.proc.proc.kill('SIGKILL')
-    const killedAt = Date.now()
-    const sent = await scan
-    t.equal(sent.batches.ok, sent.batches.sent, 'every batch acked (stored by JetStream) while the node died')
-    await waitUntil(() => storedFindings(db, host).some(f => f.portCount === 100), 'a finding holding all 100 ports', LEASE_TTL_MS + 20_000)
-    const recovered = Date.now() - killedAt
+    const { victim, sent, recovered } = await faultOwnerMidScan(t, nodes, backend.collector, db, { host, ports: 100, batchSize: 5, rate: 20, seed: 11, signal: 'SIGKILL' })
     t.comment(`failover: the finding held every port ${recovered} ms after the SIGKILL (lease TTL ${LEASE_TTL_MS} ms)`)
     t.ok(recovered <= LEASE_TTL_MS + 8000, `recovered within the lease TTL + 8 s (${recovered} ms)`)
     await sleep(3000)
@@ -151,22 +162,11 @@ t.test('cluster drills', async t => {
 
   await t.test('SIGSTOP a detection node past its lease, then SIGCONT: its late writes are refused by fencing', async t => {
     const host = 'drill-stop'
-    const p = partitionOf(host, PARTITIONS)
-    const owners = await Promise.all(nodes.map(owned))
-    const victim = nodes[owners.findIndex(o => o.includes(p))]
-    t.ok(victim, `some node owns partition ${p}`)
     const fencedBefore = await backend.metric(FENCED)
     // one record a batch, 40 a second: the victim's incident is almost always
     // grown since its last Update (at most one a second), so it holds an
     // Update to send when it wakes, stamped with the lease token it lost
-    const scan = injectScan({ collector: backend.collector, hostId: host, ports: 200, batchSize: 1, rate: 40, seed: 31 })
-    await sleep(2000)
-    victim.proc.proc.kill('SIGSTOP')
-    const stoppedAt = Date.now()
-    const sent = await scan
-    t.equal(sent.batches.ok, sent.batches.sent, 'every batch acked while the owner was stopped')
-    await waitUntil(() => storedFindings(db, host).some(f => f.portCount === 200), 'the new owner\'s finding holding all 200 ports', LEASE_TTL_MS + 20_000)
-    const recovered = Date.now() - stoppedAt
+    const { victim, sent, recovered } = await faultOwnerMidScan(t, nodes, backend.collector, db, { host, ports: 200, batchSize: 1, rate: 40, seed: 31, signal: 'SIGSTOP' })
     await sleep(Math.max(0, LEASE_TTL_MS + 2000 - recovered))
     victim.proc.proc.kill('SIGCONT')
     await waitUntil(async () => await backend.metric(FENCED) > fencedBefore, 'the woken node\'s late write refused by fencing', 15_000)
