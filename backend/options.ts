@@ -11,6 +11,7 @@ import type { HttpAccess } from './http-access.js'
 import { HttpTokens, loadHttpTokens, TOKENS_CREDENTIAL } from './http-tokens.js'
 import type { HttpPlugin } from './http.js'
 import { DEFAULT_DETECTION_MEMORY } from './detection/budget.js'
+import { NATS_SECURITY_OPTIONS, type NatsSecurity } from './cluster/nats.js'
 import { DEFAULT_LIMITS, DEFAULT_STREAM_LIMITS, validateLimits, validateStreamLimits, type Limits, type StreamLimits } from './limits.js'
 
 // startBackend()'s options, validated once here and frozen. The CLI's flags
@@ -65,6 +66,8 @@ export interface BackendOptions {
   bridge?: string[]
   /** cluster mode: partitions of a batch stream the backend creates (default 16) */
   partitions?: number
+  /** cluster mode: NATS credentials and TLS */
+  natsSecurity?: NatsSecurity
 }
 
 export interface ResolvedOptions {
@@ -89,6 +92,7 @@ export interface ResolvedOptions {
   detectionWorker: URL | undefined
   bridge: string[] | undefined
   partitions: number
+  natsSecurity: NatsSecurity
 }
 
 function hp (v: string | HostPort, name: string, errors: string[]): HostPort | undefined {
@@ -164,6 +168,7 @@ export function resolveOptions (o: BackendOptions): ResolvedOptions {
     detectionWorker: o.detectionWorker,
     bridge: o.bridge !== undefined && o.bridge.length > 0 ? [...o.bridge] : undefined,
     partitions,
+    natsSecurity: { ...o.natsSecurity },
   })
 }
 
@@ -194,5 +199,6 @@ export const BACKEND_OPTIONS: readonly OptSpec[] = [
   { name: 'host-idle-timeout', type: 'duration', default: '10m', min: 1000, help: 'let a host with no batch for this long go from every per-host map (its store row stays)' },
   { name: 'bridge', type: 'string', help: 'cluster mode: publish batches to NATS JetStream at nats://HOST:PORT[,HOST:PORT...] and leave detection to picket detect nodes' },
   { name: 'partitions', type: 'int', default: 16, min: 1, max: 1024, help: 'cluster mode: partitions of the batch stream when the backend creates it (fixed afterwards)' },
+  ...NATS_SECURITY_OPTIONS,
   { name: 'log-level', type: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], help: 'log level' },
 ]

@@ -163,7 +163,7 @@ export async function startBackend (opts: BackendOptions = {}): Promise<BackendH
     let bridge: Bridge
     let closeBridge: () => Promise<void>
     if (o.bridge !== undefined) {
-      const cluster = await startClusterBridge({ servers: o.bridge, partitions: o.partitions, rules, store, sink, registry: metrics.registry, logger })
+      const cluster = await startClusterBridge({ servers: o.bridge, security: o.natsSecurity, partitions: o.partitions, rules, store, sink, registry: metrics.registry, logger })
       bridge = cluster.bridge
       closeBridge = cluster.close
     } else {

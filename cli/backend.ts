@@ -5,14 +5,14 @@ import { PicketError } from '../shared/errors.js'
 import { createLogger } from '../shared/logger.js'
 import { TOKENS_CREDENTIAL } from '../backend/http-tokens.js'
 import { BACKEND_OPTIONS } from '../backend/options.js'
-import { parseNatsUrls } from '../backend/cluster/nats.js'
+import { natsSecurity, parseNatsUrls, type NatsSecurityValues } from '../backend/cluster/nats.js'
 import { startBackend } from '../backend/server.js'
 import { containUnhandledRejections } from './last-resort.js'
 
 // picket backend: collector, detection plane, alert store, outputs and the
 // HTTP server (healthz, metrics, console), until SIGINT or SIGTERM.
 
-interface Values {
+interface Values extends NatsSecurityValues {
   listen: HostPort
   'allow-remote': boolean
   'tls-cert'?: string
@@ -103,7 +103,7 @@ export async function run (argv: string[]): Promise<number> {
     streams: { maxStreams: v['max-streams'], maxConnections: v['max-connections'], maxStreamsPerConnection: v['max-streams-per-connection'] },
     detectionMemory: v['detection-memory'],
     hostIdleMs: v['host-idle-timeout'],
-    ...(v.bridge !== undefined ? { bridge: parseNatsUrls(v.bridge, '--bridge'), partitions: v.partitions } : {}),
+    ...(v.bridge !== undefined ? { bridge: parseNatsUrls(v.bridge, '--bridge'), partitions: v.partitions, natsSecurity: natsSecurity(v) } : {}),
     logger,
   })
   const uncontain = containUnhandledRejections(backend, logger)

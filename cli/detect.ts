@@ -1,11 +1,11 @@
 import { parseCommand, type HostPort, type OptSpec } from '../shared/config.js'
 import { createLogger } from '../shared/logger.js'
 import { startDetectNode } from '../backend/cluster/detect-node.js'
-import { parseNatsUrls } from '../backend/cluster/nats.js'
+import { NATS_SECURITY_OPTIONS, natsSecurity, parseNatsUrls, type NatsSecurityValues } from '../backend/cluster/nats.js'
 
 // picket detect: a detection node in cluster mode, until SIGINT or SIGTERM.
 
-interface Values {
+interface Values extends NatsSecurityValues {
   nats: string
   'node-id'?: string
   workers: number
@@ -26,6 +26,7 @@ const OPTIONS: readonly OptSpec[] = [
   { name: 'no-http', type: 'bool', default: false, help: 'serve no /metrics' },
   { name: 'lease-ttl', type: 'duration', default: '10s', min: 2000, help: 'a partition whose owner stopped renewing its lease for this long goes to another node' },
   { name: 'detection-memory', type: 'bytes', default: '256MiB', min: 1024 * 1024, help: 'memory budget of each worker\'s correlation state' },
+  ...NATS_SECURITY_OPTIONS,
   { name: 'log-level', type: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], help: 'log level' },
 ]
 
@@ -39,6 +40,7 @@ export async function run (argv: string[]): Promise<number> {
   const logger = createLogger('picket-detect', { level: v['log-level'] })
   const node = await startDetectNode({
     servers: parseNatsUrls(v.nats, '--nats'),
+    security: natsSecurity(v),
     ...(v['node-id'] !== undefined ? { nodeId: v['node-id'] } : {}),
     workers: v.workers,
     ...(v.rules !== undefined ? { rulesDir: v.rules } : {}),

@@ -1,7 +1,7 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream'
 import { PicketError } from '../../shared/errors.js'
 import type { Logger } from '../../shared/logger.js'
-import { connectNats, ensureStreams, replicasFor, type NatsConnection } from '../cluster/nats.js'
+import { connectNats, ensureStreams, replicasFor, type NatsConnection, type NatsSecurity } from '../cluster/nats.js'
 import { BATCH_STREAM, batchMsgId, batchSubject, DEFAULT_PARTITIONS, encodeBatch, partitionOf } from '../cluster/wire.js'
 import type { Bridge, BridgeBatch, BridgeHealth, SubmitResult, WorkerSnapshot } from './types.js'
 
@@ -14,6 +14,8 @@ import type { Bridge, BridgeBatch, BridgeHealth, SubmitResult, WorkerSnapshot } 
 
 export interface JetStreamBridgeOptions {
   servers: string[]
+  /** NATS credentials and TLS */
+  security?: NatsSecurity
   /** partitions when the backend creates the stream; an existing stream keeps its own */
   partitions?: number
   /** replicas of the streams (default: 3 in a cluster, else 1) */
@@ -42,7 +44,7 @@ export class JetStreamBridge implements Bridge {
   get connection (): NatsConnection | undefined { return this.#nc }
 
   async start (): Promise<void> {
-    const nc = await connectNats(this.#o.servers, 'picket-backend')
+    const nc = await connectNats(this.#o.servers, 'picket-backend', 5000, this.#o.security)
     this.#nc = nc
     let partitions: number
     try {

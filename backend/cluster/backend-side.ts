@@ -5,6 +5,7 @@ import type { DetectionSink } from '../bridge/types.js'
 import type { RuleSet } from '../detection/rules/compile.js'
 import type { AlertStore } from '../store/index.js'
 import { FindingsIn } from './findings-in.js'
+import type { NatsSecurity } from './nats.js'
 
 // `picket backend --bridge`: the JetStream bridge plus the one consumer of
 // picket.findings that writes the store. startBackend() takes this in place
@@ -25,6 +26,7 @@ export function retentionMs (rules: RuleSet): number {
 
 export interface ClusterBridgeOptions {
   servers: string[]
+  security?: NatsSecurity
   partitions: number
   rules: RuleSet
   store: AlertStore
@@ -35,7 +37,7 @@ export interface ClusterBridgeOptions {
 
 export async function startClusterBridge (o: ClusterBridgeOptions): Promise<{ bridge: JetStreamBridge, close: () => Promise<void> }> {
   const fenced = new Counter({ name: 'picket_cluster_fenced_writes_total', help: 'Finding messages refused because their lease token was older than the partition\'s fence (a stalled former owner)', registers: [o.registry] })
-  const bridge = new JetStreamBridge({ servers: o.servers, partitions: o.partitions, maxAgeMs: retentionMs(o.rules), logger: o.logger })
+  const bridge = new JetStreamBridge({ servers: o.servers, ...(o.security !== undefined ? { security: o.security } : {}), partitions: o.partitions, maxAgeMs: retentionMs(o.rules), logger: o.logger })
   await bridge.start()
   const nc = bridge.connection
   if (nc === undefined) throw new Error('unreachable: the bridge started without a connection')

@@ -16,7 +16,7 @@ import { DEFAULT_LIMITS } from '../limits.js'
 import { longestWindowMs } from './backend-side.js'
 import { createDetectMetrics, serveMetrics } from './detect-metrics.js'
 import { LeaseKeeper } from './leases.js'
-import { connectNats, findBatchStream, leaseBucket, partitionConsumer, replicasFor } from './nats.js'
+import { connectNats, findBatchStream, leaseBucket, partitionConsumer, replicasFor, type NatsSecurity } from './nats.js'
 import { PartitionRunner } from './partition.js'
 import { BATCH_STREAM, encodeFindings, FINDING_SUBJECT, partitionOf, type FindingMessage } from './wire.js'
 
@@ -27,6 +27,8 @@ import { BATCH_STREAM, encodeFindings, FINDING_SUBJECT, partitionOf, type Findin
 
 export interface DetectNodeOptions {
   servers: string[]
+  /** NATS credentials and TLS */
+  security?: NatsSecurity
   nodeId?: string
   workers?: number
   rulesDir?: string
@@ -54,7 +56,7 @@ export async function startDetectNode (o: DetectNodeOptions): Promise<DetectNode
   const captions = await resolveCaptions(rules)
   const replayMs = longestWindowMs(rules)
   const metrics = createDetectMetrics()
-  const nc = await connectNats(o.servers, `picket-detect-${nodeId}`)
+  const nc = await connectNats(o.servers, `picket-detect-${nodeId}`, 5000, o.security)
   const cleanup: Array<() => Promise<void>> = [async () => { await nc.drain().catch(() => nc.close()) }]
   const unwind = async (): Promise<void> => { for (const f of cleanup.reverse()) await f().catch(() => {}) }
   try {

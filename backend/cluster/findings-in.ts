@@ -13,6 +13,8 @@ import { decodeFindings, FINDING_STREAM, STORE_CONSUMER } from './wire.js'
 // older than the partition's fence is refused and acked: its writer lost the
 // partition.
 
+const MAX_IN_FLIGHT = 256
+
 export interface FindingsInSink {
   findings: (events: FindingEvent[]) => Promise<void>
   fleet: (deltas: FleetDelta[]) => Promise<void>
@@ -37,28 +39,39 @@ export class FindingsIn {
 
   async start (): Promise<void> {
     const consumer = await jetstream(this.#nc).consumers.get(FINDING_STREAM, STORE_CONSUMER)
-    const messages = await consumer.consume({ max_messages: 256 })
+    const messages = await consumer.consume({ max_messages: MAX_IN_FLIGHT })
     this.#messages = messages
     this.#done = (async () => {
+      // messages are admitted (fence) and pushed in order, and acked as their
+      // commits return: one store transaction takes many messages, where
+      // waiting for each commit before the next made a queue of seconds
+      const inFlight = new Set<Promise<void>>()
       for await (const m of messages) {
+        let f
         try {
-          const f = decodeFindings(m.data)
-          if (!this.#store.admitFence(f.partition, f.token)) {
-            this.#sink.fenced(f.partition, f.node, f.token)
-            m.ack()
-            continue
-          }
-          const stored: Array<Promise<void>> = []
-          if (f.findings !== undefined && f.findings.length > 0) stored.push(this.#sink.findings(f.findings))
-          if (f.fleet !== undefined && f.fleet.length > 0) stored.push(this.#sink.fleet(f.fleet))
-          await Promise.all(stored)
-          m.ack()
+          f = decodeFindings(m.data)
         } catch (err) {
           // undecodable: acked, or it comes back for ever
+          this.#logger.error({ err, seq: m.seq }, `a message on ${FINDING_STREAM} is not a finding message; dropped`)
+          m.ack()
+          continue
+        }
+        if (!this.#store.admitFence(f.partition, f.token)) {
+          this.#sink.fenced(f.partition, f.node, f.token)
+          m.ack()
+          continue
+        }
+        const stored: Array<Promise<void>> = []
+        if (f.findings !== undefined && f.findings.length > 0) stored.push(this.#sink.findings(f.findings))
+        if (f.fleet !== undefined && f.fleet.length > 0) stored.push(this.#sink.fleet(f.fleet))
+        const p: Promise<void> = Promise.all(stored).then(() => { m.ack() }, (err: unknown) => {
           this.#logger.error({ err, seq: m.seq }, `a message on ${FINDING_STREAM} could not be stored; dropped`)
           m.ack()
-        }
+        }).finally(() => { inFlight.delete(p) })
+        inFlight.add(p)
+        if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight)
       }
+      await Promise.all(inFlight)
     })()
   }
 

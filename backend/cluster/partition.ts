@@ -1,7 +1,7 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
 import type { Logger } from '../../shared/logger.js'
 import type { Bridge, SubmitResult } from '../bridge/types.js'
-import { partitionConsumer } from './nats.js'
+import { partitionConsumer, rewindPartitionConsumer } from './nats.js'
 import { BATCH_STREAM, batchSubject, decodeBatch } from './wire.js'
 
 // One partition on the node that holds its lease. First the replay: the
@@ -54,6 +54,8 @@ export class PartitionRunner {
     const n = await this.#replay()
     if (this.#stopped) return
     this.#o.onReplayed((performance.now() - t0) / 1000, n)
+    if (await rewindPartitionConsumer(this.#o.jsm, this.#o.partition)) this.#o.logger.info({ partition: this.#o.partition }, 'partition consumer rewound to its ack floor: the previous owner left batches unacked or a pull open')
+    if (this.#stopped) return
     const c = await this.#o.js.consumers.get(BATCH_STREAM, partitionConsumer(this.#o.partition))
     if (this.#stopped) return
     const messages = await c.consume({ max_messages: IN_FLIGHT })

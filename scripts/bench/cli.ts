@@ -35,6 +35,7 @@ export const BENCHES: Record<string, { summary: string, load: () => Promise<{ be
   'agent-steady': { summary: 'agent CPU on an idle host (kernel source) and RSS over minutes at a steady 20k records/s (needs root)', load: async () => await import('./agent-steady.js') },
   ingest: { summary: 'injector → collector → detection across 1,000 hosts; crossing-record → finding latency', load: async () => await import('./ingest.js') },
   scale: { summary: '10,000 hosts trickling, 20 scanned: backend RSS, records/s, one finding per scan', load: async () => await import('./scale.js') },
+  'scale-out': { summary: 'in process vs NATS JetStream with 1 and 2 detection nodes: records/s, CPU per record, p99, partition takeover', load: async () => await import('./scale-out.js') },
   plot: { summary: 'chart of throughput and latency against host count (SVG, linked from BENCHMARKS.md)', load: async () => await import('./plot.js') },
 }
 

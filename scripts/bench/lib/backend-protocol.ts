@@ -20,7 +20,7 @@ export interface ChildOptions {
   db: string
   workers?: number
   /** more startBackend() options, those that travel as JSON */
-  backend?: Pick<BackendOptions, 'limits' | 'streams' | 'detectionMemory' | 'hostIdleMs' | 'timing' | 'tickMs' | 'rulesDir'>
+  backend?: Pick<BackendOptions, 'limits' | 'streams' | 'detectionMemory' | 'hostIdleMs' | 'timing' | 'tickMs' | 'rulesDir' | 'bridge' | 'partitions'>
   /** collector address (default 127.0.0.1:0); a restarted backend takes its predecessor's port */
   listen?: string
   /** serve /healthz and /metrics on a free loopback port */
