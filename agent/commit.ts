@@ -5,9 +5,9 @@ import type { DropLedger } from './drops.js'
 import type { DecodeOutput, DecodeTask, SlabDescriptor } from './protocol.js'
 import type { Spool } from './ship/spool.js'
 
-// Slabs go to the decoders in the order the consumer filled them and come
-// back in any order; their batches are committed to the spool in slab order,
-// so seq order is capture order. A slab decoded early waits in the reorder
+// Slabs go to the decoders in the order the consumers handed them on and
+// come back in any order; their batches are committed to the spool in that
+// order, so seq order is capture order within each ring. A slab decoded early waits in the reorder
 // map for the ones before it. Each task is given a region of the output
 // arena (arena.ts) to write into; the region is freed once the spool cache
 // lets go of every batch in it.
@@ -18,7 +18,7 @@ export interface SlabCommitOptions {
   drops: DropLedger
   log: Logger
   /** the slab's records are decoded or given up: the consumer may fill it again */
-  release: (slab: number) => void
+  release: (slab: number, ring: string) => void
   /** batches went into the spool */
   onCommit: () => void
   /** CLOCK_REALTIME - the records' boot clock now, in ns */
@@ -60,12 +60,12 @@ export class SlabCommit {
     const region = this.#o.arena.take()
     if (region !== undefined) task.region = region
     this.#o.decoders.decode(task).then(out => {
-      this.#o.release(d.slab)
+      this.#o.release(d.slab, d.ring)
       // the output did not fit its region and came in a buffer of its own
       if (region !== undefined && out.region === undefined) this.#o.arena.release(region)
       this.#complete(ticket, out)
     }, (err: Error) => {
-      this.#o.release(d.slab)
+      this.#o.release(d.slab, d.ring)
       if (region !== undefined) this.#o.arena.release(region)
       this.#o.drops.add('decode_error', d.records)
       this.#o.log.error({ err: err.message, records: d.records }, 'a slab failed to decode on every attempt; its records are dropped')

@@ -76,6 +76,28 @@ export function createAgentMetrics (snapshot: () => AgentStats): AgentMetrics {
       for (const c of snapshot().consumers) this.set({ ring: c.ring }, c.freeSlabs)
     },
   }))
+  registry.registerMetric(new Counter({
+    name: 'picket_agent_ring_drops_total',
+    help: 'records a kernel ring lost because it was full, by ring (one ring per class)',
+    labelNames: ['ring'],
+    registers: [],
+    collect () {
+      this.reset()
+      for (const [ring, n] of Object.entries(snapshot().ringDrops)) this.inc({ ring }, n)
+    },
+  }))
+  registry.registerMetric(new Counter({
+    name: 'picket_agent_proctable_events_total',
+    help: 'process table: processes inserted, exited ones evicted after their grace time, live ones pushed out by a full probe window (overflow), execs of processes it did not know (misses)',
+    labelNames: ['event'],
+    registers: [],
+    collect () {
+      const t = snapshot().procTable
+      this.reset()
+      if (t !== undefined) for (const event of ['inserted', 'evicted_exited', 'overflow', 'misses'] as const) this.inc({ event }, t[event])
+    },
+  }))
+  gauge('picket_agent_proctable_live', 'processes in the process table (running, or exited within the grace time)', s => s.procTable?.live ?? 0)
   gauge('picket_agent_spool_bytes', 'bytes in the disk spool', s => s.spool.bytes)
   gauge('picket_agent_spool_segments', 'segments in the disk spool', s => s.spool.segments)
   gauge('picket_agent_spool_pending_batches', 'spooled batches not yet acked', s => s.spool.pendingBatches)

@@ -5,6 +5,7 @@
 import type { MessagePort } from 'node:worker_threads'
 import type { KernelCounters } from '../bpf/types.js'
 import type { SourceInfo } from '../shared/ocsf/network.js'
+import type { ProcTableShape } from './proctable/table.js'
 import type { SynthOptions } from './source/synth.js'
 
 // ---------------------------------------------------------------------------
@@ -33,7 +34,7 @@ export interface ConsumerTuning {
 }
 
 export interface ConsumerInit {
-  /** ring name: 'net' */
+  /** ring name: 'net', 'proc', 'file' */
   ring: string
   source: SourceSpec
   slabs: SlabPoolShape
@@ -42,6 +43,8 @@ export interface ConsumerInit {
   maxRecordBytes: number
   /** comlink endpoint for ConsumerApi */
   control: MessagePort
+  /** the process ring only: the table it writes (agent/proctable), seeded from /proc before the first drain */
+  procTable?: ProcTableShape
 }
 
 /** Consumer → main, on the worker's parentPort: a slab is ready to decode. */
@@ -107,6 +110,8 @@ export interface DecoderWorkerData {
   maxBatchBytes: number
   /** keep raw kernel fields under `unmapped` */
   unmapped: boolean
+  /** the process table the normalisers read (absent: no process ring) */
+  procTable?: ProcTableShape
 }
 
 export interface DecodeTask {

@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { bootToWallNs, kernelDrops, NetProbe, openRing } from '../bpf/index.js'
+import { bootToWallNs, openRing, type RingSource } from '../bpf/index.js'
 import { parseCommand, type OptSpec } from '../shared/config.js'
 import { PicketError } from '../shared/errors.js'
 import { makeDevice, makeMetadata } from '../shared/ocsf/network.js'
@@ -8,6 +8,9 @@ import { MsgpackWriter } from '../agent/normalize/pack.js'
 import { CLASS_NAMES, REGISTRY } from '../agent/normalize/registry.js'
 import type { DecodeEnv } from '../agent/normalize/types.js'
 import { sourceInfo } from '../agent/host-id.js'
+import { ProcTableReader, createProcTable } from '../agent/proctable/table.js'
+import { ProcTableWriter } from '../agent/proctable/writer.js'
+import { loadBpf, openClassProbe, PROBED_CLASSES, type ClassProbe } from '../agent/source/kernel.js'
 
 // picket capture: tcpdump for OCSF. Loads the probes, drains the ring on a
 // short timer and prints one full OCSF record per line on stdout, decoded
@@ -19,13 +22,17 @@ import { sourceInfo } from '../agent/host-id.js'
 // (exit 2), as Falco refuses a rule whose event source is not loaded:
 // printing nothing, forever, would look like a quiet host. `all` captures
 // every class that has probes and says on stderr which have none.
+//
+// The process ring is opened whenever it can be, printed or not: it keeps
+// the process table (agent/proctable) that names each record's process and
+// its ancestry, as in the agent.
 
 const SPECS: OptSpec[] = [
   { name: 'duration', type: 'duration', env: false, help: 'stop after this long (e.g. 10s); default: until Ctrl-C', min: 1 },
   { name: 'count', type: 'int', env: false, help: 'stop after printing this many records', min: 1 },
   { name: 'class', type: 'enum', choices: [...CLASS_NAMES, 'all'], default: 'network', help: `OCSF class to capture: ${CLASS_NAMES.join(', ')} or all. A class with no probes on this build (${CLASS_NAMES.filter(c => !probed(c)).join(', ')}) exits with status 2 and says so; all captures every class that has probes` },
   { name: 'host-id', type: 'string', help: 'host id to stamp on records (default /etc/machine-id)' },
-  { name: 'ring-bytes', type: 'bytes', default: '8MiB', help: 'NET_EVENTS ring buffer size (power of two)', min: 4096 },
+  { name: 'ring-bytes', type: 'bytes', default: '8MiB', help: 'each class\'s ring buffer size (power of two)', min: 4096 },
   { name: 'wakeup-bytes', type: 'bytes', help: 'force a wakeup once this many bytes wait (default ring/4)' },
   { name: 'drain-ms', type: 'int', default: 5, min: 1, max: 1000, help: 'drain timer in milliseconds' },
   { name: 'tracefs', type: 'path', help: 'tracefs mount point (default: found or mounted)' },
@@ -43,19 +50,20 @@ interface CaptureOptions {
 }
 
 function probed (name: string): boolean {
-  return REGISTRY.normalisers.some(n => n.name === name)
+  return REGISTRY.normalisers.some(n => n.name === name) && PROBED_CLASSES.includes(name)
 }
+const PROBED = REGISTRY.normalisers.filter(n => probed(n.name))
 
 /** The class uids to print; refuses a class this build cannot capture. */
 function selectClasses (name: string): Set<number> {
   if (name === 'all') {
     const none = CLASS_NAMES.filter(c => !probed(c))
-    if (none.length > 0) process.stderr.write(`capture: ${none.join(', ')}: no probes on this build yet; capturing ${REGISTRY.normalisers.map(n => n.name).join(', ')}\n`)
-    return new Set(REGISTRY.normalisers.map(n => n.classUid))
+    if (none.length > 0) process.stderr.write(`capture: ${none.join(', ')}: no probes on this build yet; capturing ${PROBED.map(n => n.name).join(', ')}\n`)
+    return new Set(PROBED.map(n => n.classUid))
   }
-  const n = REGISTRY.normalisers.find(x => x.name === name)
+  const n = PROBED.find(x => x.name === name)
   if (n === undefined) {
-    const have = REGISTRY.normalisers.map(x => x.name)
+    const have = PROBED.map(x => x.name)
     throw new PicketError('PICKET_ERR_CONFIG', `--class ${name}: this build has no probes for the ${name} class yet, so there is nothing to capture; it captures ${have.join(', ')} (--class ${have[0]} or --class all)`)
   }
   return new Set([n.classUid])
@@ -66,18 +74,32 @@ export async function run (argv: string[]): Promise<number> {
   if (cfg === undefined) return 0
   const o = cfg.values
   const classes = selectClasses(o.class)
-  const probe = NetProbe.open({
+  const names = PROBED.filter(n => classes.has(n.classUid) || n.name === 'process').map(n => n.name)
+  const bpf = await loadBpf()
+  const kernelOpts = {
     ringBytes: o['ring-bytes'],
     ...(o['wakeup-bytes'] !== undefined ? { wakeupBytes: o['wakeup-bytes'] } : {}),
     ...(o.tracefs !== undefined ? { tracefsDir: o.tracefs } : {}),
-  })
-  const ring = openRing(probe.ringFd)
+  }
+  const probes: ClassProbe[] = []
+  try {
+    for (const name of names) probes.push(openClassProbe(bpf, name, kernelOpts))
+  } catch (err) {
+    for (const p of probes) p.close()
+    throw err
+  }
+  const rings: Array<{ probe: ClassProbe, ring: RingSource }> = probes.map(probe => ({ probe, ring: openRing(probe.ringFd) }))
+  const table = probes.some(p => p.className === 'process') ? createProcTable() : undefined
+  const tableWriter = table !== undefined ? new ProcTableWriter(table) : undefined
+  tableWriter?.seedFromProc()
   const src = sourceInfo(o['host-id'])
-  const env: DecodeEnv = { bootToWallNs: bootToWallNs(), ...probe.decodeInfo }
+  const net = probes.find(p => p.className === 'network')
+  const env: DecodeEnv = { bootToWallNs: bootToWallNs(), ...(net?.decodeInfo ?? { rstReasons: {}, noSocketReason: -1 }) }
+  if (table !== undefined) env.procs = new ProcTableReader(table)
   const batcher = new LeanBatcher({ metadata: makeMetadata(src), device: makeDevice(src) })
   const w = new MsgpackWriter(1 << 20)
   const spans: LeanSpan[] = []
-  const slab = new SharedArrayBuffer(Math.min(probe.ringBytes, 4 << 20))
+  const slab = new SharedArrayBuffer(Math.min(o['ring-bytes'], 4 << 20))
   const bytes = new Uint8Array(slab)
   let stop = false
   let printed = 0
@@ -87,18 +109,24 @@ export async function run (argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   const deadline = o.duration !== undefined ? Date.now() + o.duration : Infinity
-  process.stderr.write(`capture: attached ${probe.attached.join(', ')}; printing OCSF ${o.class === 'all' ? 'records' : o.class + ' records'} as NDJSON (Ctrl-C to stop)\n`)
+  process.stderr.write(`capture: attached ${probes.map(p => p.className).join(', ')}; printing OCSF ${o.class === 'all' ? 'records' : o.class + ' records'} as NDJSON (Ctrl-C to stop)\n`)
   const full = (): boolean => o.count !== undefined && printed >= o.count
-  /** Drain the ring once (waiting up to timeoutMs) and print what came; the records drained. */
+  /** Drain each ring once (the first waiting up to timeoutMs) and print what came; the records drained. */
   const take = async (timeoutMs: number): Promise<number> => {
+    let n = 0
+    for (const [i, r] of rings.entries()) n += await takeRing(r.ring, r.probe.className === 'process', i === 0 ? timeoutMs : 0)
+    return n
+  }
+  const takeRing = async (ring: RingSource, proc: boolean, timeoutMs: number): Promise<number> => {
     const r = ring.drain(slab, 0, slab.byteLength, timeoutMs)
     if (r.records === 0) return 0
+    if (proc) tableWriter?.apply(bytes, 0, r.bytes)
     received += r.records
     env.bootToWallNs = bootToWallNs()
     w.reset()
     spans.length = 0
     const res = batcher.encode(w, bytes, 0, r.bytes, env, 64 << 20, spans)
-    decodeErrors += res.errors + res.records - res.written
+    decodeErrors += res.errors + res.records - res.written - res.skipped
     let text = ''
     for (const rec of expandSpans(w.buffer, spans)) {
       if (full()) break
@@ -118,16 +146,18 @@ export async function run (argv: string[]): Promise<number> {
     // stopped by a signal or the clock: print what the ring took in before that, as the agent ships it
     while (!full()) if (await take(0) === 0) break
   } finally {
-    const c = probe.counters()
+    const c = net?.counters()
+    const ringDrops = Object.fromEntries(probes.map(p => [p.ring, p.drops()]))
     const summary = {
       records: printed,
       received,
-      drops: { kernel_reserve: kernelDrops(c), read_failed: c.readFailed, decode_error: decodeErrors },
+      drops: { kernel_reserve: Object.values(ringDrops).reduce((a, b) => a + b, 0), read_failed: c?.readFailed ?? 0, decode_error: decodeErrors },
+      ring_drops: ringDrops,
       kernel: c,
-      recursion_misses: probe.progStats().reduce((s, p) => s + p.recursionMisses, 0),
+      recursion_misses: probes.reduce((n, p) => n + p.progStats().reduce((s, x) => s + x.recursionMisses, 0), 0),
     }
-    ring.close()
-    probe.close()
+    for (const r of rings) r.ring.close()
+    for (const p of probes) p.close()
     process.removeListener('SIGINT', onSignal)
     process.removeListener('SIGTERM', onSignal)
     process.stderr.write(`capture: ${printed} records, ${summary.drops.kernel_reserve} dropped in the kernel (ring full), ${decodeErrors} undecodable\n`)

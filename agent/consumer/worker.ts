@@ -2,6 +2,7 @@ import * as Comlink from 'comlink'
 import { parentPort, workerData } from 'node:worker_threads'
 import { nodeEndpoint } from '../comlink-node.js'
 import type { ConsumerApi, ConsumerInit, ConsumerStats, ConsumerTuning, SlabDescriptor } from '../protocol.js'
+import { ProcTableWriter } from '../proctable/writer.js'
 import { SlabPool } from '../slabs.js'
 import { openSource } from '../source/index.js'
 
@@ -17,6 +18,13 @@ const port = parentPort
 
 const pool = SlabPool.attach(init.slabs)
 const tuning: ConsumerTuning = { ...init.tuning }
+
+// the process ring keeps the process table: seeded before the first drain,
+// then every slab's records applied before the slab is handed on, so a
+// decoder that reads an exec finds its parent
+const procTable = init.procTable !== undefined ? new ProcTableWriter(init.procTable) : undefined
+procTable?.seedFromProc()
+const slabBytes = new Uint8Array(pool.data)
 
 const { ring: source, stats: sourceStats } = await openSource(init.source)
 
@@ -92,6 +100,7 @@ async function run (): Promise<void> {
     const r = source.drain(pool.data, pool.offsetOf(slab) + fill, pool.slabBytes - fill, timeout)
     stats.drainCalls++
     if (r.records > 0) {
+      procTable?.apply(slabBytes, pool.offsetOf(slab) + fill, r.bytes)
       if (records === 0) firstAt = performance.now()
       fill += r.bytes
       records += r.records

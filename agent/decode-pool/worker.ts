@@ -4,6 +4,7 @@ import { LeanBatcher, type LeanSpan } from '../normalize/lean-batch.js'
 import { MsgpackWriter } from '../normalize/pack.js'
 import type { DecodeEnv } from '../normalize/types.js'
 import { crc32 } from '../crc32.js'
+import { ProcTableReader } from '../proctable/table.js'
 import type { DecodedBatch, DecodeOutput, DecoderWorkerData, DecodeTask } from '../protocol.js'
 
 // A decoder worker (piscina): one task = one slab. Raw records → lean OCSF
@@ -17,6 +18,7 @@ const data = workerData as DecoderWorkerData
 const rings = new Map<string, Uint8Array>()
 for (const [name, sab] of Object.entries(data.rings)) rings.set(name, new Uint8Array(sab))
 
+const procs = data.procTable !== undefined ? new ProcTableReader(data.procTable) : undefined
 const batcher = new LeanBatcher({ metadata: makeMetadata(data.source), device: makeDevice(data.source) })
 const regions: Uint8Array[] = []
 for (let i = 0; (i + 1) * data.arena.regionBytes <= data.arena.data.byteLength; i++) regions.push(new Uint8Array(data.arena.data, i * data.arena.regionBytes, data.arena.regionBytes))
@@ -35,6 +37,7 @@ export default function decode (task: DecodeTask): unknown {
     noSocketReason: data.noSocketReason,
     unmapped: data.unmapped,
   }
+  if (procs !== undefined) env.procs = procs
   const given = task.region !== undefined ? regions[task.region] : undefined
   if (task.region !== undefined && given === undefined) throw new Error(`decoder: no arena region ${task.region}`)
   writer.use(given ?? scratch)
@@ -50,8 +53,9 @@ export default function decode (task: DecodeTask): unknown {
   }))
   writer.use(scratch)
   // every raw record becomes one OCSF record or counts as a decode error
-  // (malformed, an unknown family, or lost behind a broken frame)
-  const output: DecodeOutput = { batches, records: res.written, errors: Math.max(0, task.records - res.written) }
+  // (malformed, an unknown family, or lost behind a broken frame), or was
+  // read on purpose without one (a fork: it only updates the process table)
+  const output: DecodeOutput = { batches, records: res.written, errors: Math.max(0, task.records - res.written - res.skipped) }
   if (res.firstError !== undefined) output.firstError = res.firstError
   if (bytes === given) {
     output.region = task.region
