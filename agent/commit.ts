@@ -27,7 +27,7 @@ export interface SlabCommitOptions {
 }
 
 export class SlabCommit {
-  /** records taken from the rings */
+  /** records taken from the rings, less those that only update the process table (forks) */
   captured = 0
   spooledRecords = 0
   spooledBatches = 0
@@ -96,6 +96,9 @@ export class SlabCommit {
   #commit (out: DecodeOutput | undefined): void {
     if (out === undefined) return
     const { spool, drops, log } = this.#o
+    // a fork or a thread's exit lives on in the process table, not as a
+    // record: it is not captured telemetry, so delivered + dropped = captured
+    if (out.skipped !== undefined) this.captured -= out.skipped
     if (out.errors > 0) {
       drops.add('decode_error', out.errors)
       if (Date.now() - this.#decodeErrorLogged > 10_000) {

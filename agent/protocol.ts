@@ -150,5 +150,7 @@ export interface DecodeOutput {
   records: number
   /** raw records that could not be decoded */
   errors: number
+  /** raw records read on purpose without a record of their own (a fork: the process table has it) */
+  skipped?: number
   firstError?: string
 }

@@ -88,7 +88,10 @@ export async function run (argv: string[]): Promise<number> {
     for (const p of probes) p.close()
     throw err
   }
-  const rings: Array<{ probe: ClassProbe, ring: RingSource }> = probes.map(probe => ({ probe, ring: openRing(probe.ringFd) }))
+  // the process ring is drained last: every exec before another ring's records is then in the table
+  const rings: Array<{ probe: ClassProbe, ring: RingSource, slab: SharedArrayBuffer, bytes: number, records: number }> = probes
+    .map(probe => ({ probe, ring: openRing(probe.ringFd), slab: new SharedArrayBuffer(Math.min(o['ring-bytes'], 4 << 20)), bytes: 0, records: 0 }))
+    .sort((a, b) => Number(a.probe.className === 'process') - Number(b.probe.className === 'process'))
   const table = probes.some(p => p.className === 'process') ? createProcTable() : undefined
   const tableWriter = table !== undefined ? new ProcTableWriter(table) : undefined
   tableWriter?.seedFromProc()
@@ -99,8 +102,6 @@ export async function run (argv: string[]): Promise<number> {
   const batcher = new LeanBatcher({ metadata: makeMetadata(src), device: makeDevice(src) })
   const w = new MsgpackWriter(1 << 20)
   const spans: LeanSpan[] = []
-  const slab = new SharedArrayBuffer(Math.min(o['ring-bytes'], 4 << 20))
-  const bytes = new Uint8Array(slab)
   let stop = false
   let printed = 0
   let received = 0
@@ -114,18 +115,22 @@ export async function run (argv: string[]): Promise<number> {
   /** Drain each ring once (the first waiting up to timeoutMs) and print what came; the records drained. */
   const take = async (timeoutMs: number): Promise<number> => {
     let n = 0
-    for (const [i, r] of rings.entries()) n += await takeRing(r.ring, r.probe.className === 'process', i === 0 ? timeoutMs : 0)
+    for (const [i, r] of rings.entries()) {
+      const d = r.ring.drain(r.slab, 0, r.slab.byteLength, i === 0 ? timeoutMs : 0)
+      r.bytes = d.bytes
+      r.records = d.records
+      n += d.records
+      if (d.records > 0 && r.probe.className === 'process') tableWriter?.apply(new Uint8Array(r.slab), 0, d.bytes)
+    }
+    for (const r of rings) if (r.records > 0) await print(new Uint8Array(r.slab), r.bytes, r.records)
     return n
   }
-  const takeRing = async (ring: RingSource, proc: boolean, timeoutMs: number): Promise<number> => {
-    const r = ring.drain(slab, 0, slab.byteLength, timeoutMs)
-    if (r.records === 0) return 0
-    if (proc) tableWriter?.apply(bytes, 0, r.bytes)
-    received += r.records
+  const print = async (bytes: Uint8Array, length: number, records: number): Promise<void> => {
+    received += records
     env.bootToWallNs = bootToWallNs()
     w.reset()
     spans.length = 0
-    const res = batcher.encode(w, bytes, 0, r.bytes, env, 64 << 20, spans)
+    const res = batcher.encode(w, bytes, 0, length, env, 64 << 20, spans)
     decodeErrors += res.errors + res.records - res.written - res.skipped
     let text = ''
     for (const rec of expandSpans(w.buffer, spans)) {
@@ -135,7 +140,6 @@ export async function run (argv: string[]): Promise<number> {
       printed++
     }
     if (!process.stdout.write(text)) await once(process.stdout, 'drain')
-    return r.records
   }
   try {
     while (!stop && Date.now() < deadline && !full()) {

@@ -3,6 +3,7 @@ import { makeDevice, makeMetadata } from '../../shared/ocsf/network.js'
 import { LeanBatcher, type LeanSpan } from '../normalize/lean-batch.js'
 import { MsgpackWriter } from '../normalize/pack.js'
 import type { DecodeEnv } from '../normalize/types.js'
+import { HEADER } from '../../bpf/abi.js'
 import { crc32 } from '../crc32.js'
 import { ProcTableReader } from '../proctable/table.js'
 import type { DecodedBatch, DecodeOutput, DecoderWorkerData, DecodeTask } from '../protocol.js'
@@ -27,6 +28,23 @@ let scratch: Uint8Array = new Uint8Array(1 << 20)
 const writer = new MsgpackWriter(0)
 const spans: LeanSpan[] = []
 
+/** how long a decoder waits for the process table to catch up with its slab */
+const MAX_WAIT_MS = 25
+
+/** The boot time of the last record in [off, off + len) of buf. */
+function lastBootNs (buf: Uint8Array, off: number, len: number): number {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  let p = off
+  let last = -1
+  while (p + HEADER.SIZEOF <= off + len) {
+    const size = dv.getUint16(p + HEADER.size, true)
+    if (size < HEADER.SIZEOF) break
+    last = p
+    p += size
+  }
+  return last < 0 ? 0 : dv.getUint32(last + HEADER.boot_ns + 4, true) * 4294967296 + dv.getUint32(last + HEADER.boot_ns, true)
+}
+
 export default function decode (task: DecodeTask): unknown {
   if (task.records === 0) return { batches: [], records: 0, errors: 0 } satisfies DecodeOutput
   const buf = rings.get(task.ring)
@@ -37,7 +55,13 @@ export default function decode (task: DecodeTask): unknown {
     noSocketReason: data.noSocketReason,
     unmapped: data.unmapped,
   }
-  if (procs !== undefined) env.procs = procs
+  if (procs !== undefined) {
+    env.procs = procs
+    // a record of another ring names a process: let the process ring's
+    // consumer apply what came before it first (bounded: a starved process
+    // ring must not stall the others)
+    if (task.ring !== 'proc') procs.waitApplied(lastBootNs(buf, task.offset, task.bytes), MAX_WAIT_MS)
+  }
   const given = task.region !== undefined ? regions[task.region] : undefined
   if (task.region !== undefined && given === undefined) throw new Error(`decoder: no arena region ${task.region}`)
   writer.use(given ?? scratch)
@@ -57,6 +81,7 @@ export default function decode (task: DecodeTask): unknown {
   // read on purpose without one (a fork: it only updates the process table)
   const output: DecodeOutput = { batches, records: res.written, errors: Math.max(0, task.records - res.written - res.skipped) }
   if (res.firstError !== undefined) output.firstError = res.firstError
+  if (res.skipped > 0) output.skipped = res.skipped
   if (bytes === given) {
     output.region = task.region
     return output

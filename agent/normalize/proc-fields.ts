@@ -88,6 +88,8 @@ const found = emptyProcInfo()
 export function completeFromTable (procs: ProcTableReader | undefined, self: ProcInfo): boolean {
   if (procs === undefined || !procs.lookup(self.pid, found)) return false
   self.ppid = found.ppid
+  // -1: the record has no task info (a network record): the table's
+  if (self.uid === -1) self.uid = found.uid
   self.startBootMs = found.startBootMs
   if (self.path === '') { self.path = found.path; self.flags |= found.flags & PROC_FLAG.PATH_TRUNCATED }
   if (self.cmdLine === '') { self.cmdLine = found.cmdLine; self.flags |= found.flags & PROC_FLAG.CMD_TRUNCATED }
@@ -96,10 +98,16 @@ export function completeFromTable (procs: ProcTableReader | undefined, self: Pro
 
 const wallMs = (bootMs: number, bootToWallNs: number): number => Math.floor(bootMs + bootToWallNs / 1e6)
 
-/** The values of PROCESS_PATHS, in order, for `self` (completed) and its ancestry from the table. */
-export function writeProcess (w: MsgpackWriter, procs: ProcTableReader | undefined, self: ProcInfo, comm: string, bootToWallNs: number): void {
-  w.uint(self.pid)
-  w.str(comm)
+/**
+ * The values of PROCESS_PATHS, in order, for `self` (completed) and its
+ * ancestry from the table; `from` 2: without the first two (pid and name,
+ * which the network class writes from its own struct).
+ */
+export function writeProcess (w: MsgpackWriter, procs: ProcTableReader | undefined, self: ProcInfo, comm: string, bootToWallNs: number, from: 0 | 2 = 0): void {
+  if (from === 0) {
+    w.uint(self.pid)
+    w.str(comm)
+  }
   writeImage(w, self.path)
   if (self.cmdLine !== '') w.str(self.cmdLine)
   else w.nil()

@@ -10,7 +10,10 @@
 // normalises an exec finds the parent already there. Records of other rings
 // (a connect, a file write) race the process ring by up to its linger; a
 // process they name that is not in the table yet is written without
-// ancestry, never with a wrong one.
+// ancestry, never with a wrong one. To make that rare, the writer publishes
+// a watermark (every record emitted before this CLOCK_BOOTTIME instant is
+// applied) and a decoder of another ring waits, a bounded while, until the
+// watermark passes its slab's last record (waitApplied).
 //
 // Slot i: [SLOT_WORDS Int32 words][f64 start][f64 exit][path bytes][cmd bytes]
 // word 0 is the seqlock (odd while the writer is inside), word 1 the pid
@@ -80,7 +83,12 @@ export class TableViews {
     this.f64 = new Float64Array(shape.data, HEAD_BYTES)
     this.u8 = new Uint8Array(shape.data, HEAD_BYTES)
     this.buf = Buffer.from(shape.data, HEAD_BYTES)
+    this.head64 = new Float64Array(shape.data, 0, HEAD_BYTES / 8)
+    this.head32 = new Int32Array(shape.data, 0, HEAD_BYTES / 4)
   }
+
+  readonly head64: Float64Array
+  readonly head32: Int32Array
 
   /** index of slot s's Int32 word w */
   word (s: number, w: number): number { return s * (SLOT_BYTES / 4) + w }
@@ -89,12 +97,32 @@ export class TableViews {
 
 export { W as SLOT_WORD, F64_AT, PATH_AT, CMD_AT }
 
+/** head64[WATERMARK]: boot ns before which every record is applied; head32[GENERATION] moves with it (Atomics.wait) */
+export const WATERMARK = 6
+export const GENERATION = 15
+
 /** A reader: any thread. */
 export class ProcTableReader {
   readonly #v: TableViews
 
   constructor (shape: ProcTableShape) {
     this.#v = new TableViews(shape)
+  }
+
+  /**
+   * Wait until every process record emitted before `bootNs` is applied, at
+   * most `maxMs` (blocks the thread: decoders only). False if it timed out.
+   */
+  waitApplied (bootNs: number, maxMs: number): boolean {
+    const v = this.#v
+    const end = performance.now() + maxMs
+    for (;;) {
+      const gen = Atomics.load(v.head32, GENERATION)
+      if (v.head64[WATERMARK] >= bootNs) return true
+      const left = end - performance.now()
+      if (left <= 0) return false
+      Atomics.wait(v.head32, GENERATION, gen, left)
+    }
   }
 
   /** Fill `out` with process `pid`; false if the table does not hold it. */

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { HEADER, KIND, TASK_INFO } from '../../bpf/abi.js'
 import { EXEC_EVENT, EXIT_EVENT, FORK_EVENT } from '../../bpf/abi-proc.js'
 import {
-  CMD_AT, CMD_BYTES, COUNTER, F64_AT, home, PATH_AT, PATH_BYTES, PROBE, PROC_FLAG, SLOT_BYTES, SLOT_WORD as W, TableViews, type ProcTableShape,
+  CMD_AT, CMD_BYTES, COUNTER, F64_AT, GENERATION, home, WATERMARK, PATH_AT, PATH_BYTES, PROBE, PROC_FLAG, SLOT_BYTES, SLOT_WORD as W, TableViews, type ProcTableShape,
 } from './table.js'
 
 // The process table's one writer (design in table.ts): it runs in the
@@ -180,6 +180,15 @@ export class ProcTableWriter {
       n++
     }
     return n
+  }
+
+  /** Every record emitted before `bootNs` is applied: wake the decoders waiting for it. */
+  markApplied (bootNs: number): void {
+    const v = this.#v
+    if (bootNs <= v.head64[WATERMARK]) return
+    v.head64[WATERMARK] = bootNs
+    Atomics.add(v.head32, GENERATION, 1)
+    Atomics.notify(v.head32, GENERATION)
   }
 
   /** Free the slots of processes that exited more than keepMs before nowBootMs. */

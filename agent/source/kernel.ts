@@ -51,15 +51,18 @@ type Opener = (bpf: BpfModule, opts: NetProbeOptions) => ClassProbe
 
 // Each class with probes: how the agent opens it. A class gets a ring when
 // it is enabled and agent/normalize/registry.ts has its normaliser; the dns
-// entry waits for agent/normalize/dns.ts. Every probe leaves out the agent's
-// own process (its gRPC stream, its spool writes).
+// entry waits for agent/normalize/dns.ts. The network and file probes leave
+// out the agent's own process (its gRPC stream, its spool writes: a loop).
 const CLASS_PROBES: Record<string, Opener> = {
   network: (bpf, opts) => {
     const p = bpf.NetProbe.open({ ignoreTgid: process.pid, ...opts })
     return { className: 'network', ring: 'net', ringFd: p.ringFd, maxRecordBytes: NET_EVENT.SIZEOF, decodeInfo: p.decodeInfo, counters: () => p.counters(), drops: () => reserveFailures(p.counters()), progStats: () => p.progStats(), close: () => { p.close() } }
   },
   process: (bpf, opts) => {
-    const p = bpf.ProcProbe.open({ ...ringOpts(opts), ignoreTgid: process.pid })
+    // not the agent's own process left out here: its forks are few and make
+    // no records of their own, and a child it (or a host process embedding
+    // it) starts must still find its parent in the table
+    const p = bpf.ProcProbe.open(ringOpts(opts))
     return { className: 'process', ring: 'proc', ringFd: p.ringFd, maxRecordBytes: EXEC_EVENT.SIZEOF, counters: () => undefined, drops: () => bpf.procDrops(p.counters()), progStats: () => p.progStats(), close: () => { p.close() } }
   },
   file: (bpf, opts) => {

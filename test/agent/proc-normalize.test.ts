@@ -1,5 +1,5 @@
 import t from 'tap'
-import { HEADER, KIND, TASK_INFO } from '../../bpf/abi.js'
+import { AF_INET, HEADER, KIND, NET_EVENT, TASK_INFO, TCP } from '../../bpf/abi.js'
 import { FILE_EVENT, FILE_SYSCALLS } from '../../bpf/abi-file.js'
 import { EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, EXIT_SOURCE, FORK_EVENT } from '../../bpf/abi-proc.js'
 import { expandSpans, LeanBatcher, type LeanSpan } from '../../agent/normalize/lean-batch.js'
@@ -77,6 +77,21 @@ function file (kind: number, tgid: number, syscall: string, path: string, ns: nu
   return buf
 }
 
+function connect (tgid: number, ns: number): Uint8Array {
+  const buf = new Uint8Array(NET_EVENT.SIZEOF)
+  const dv = header(buf, KIND.NET_STATE, NET_EVENT.SIZEOF, tgid, 'sh', ns)
+  dv.setBigUint64(HEADER.SIZEOF, 0n) // a network record has no task info
+  buf.set([127, 0, 0, 1], NET_EVENT.laddr)
+  buf.set([10, 0, 0, 9], NET_EVENT.raddr)
+  dv.setUint16(NET_EVENT.lport, 40000, true)
+  dv.setUint16(NET_EVENT.rport, 443, true)
+  dv.setUint16(NET_EVENT.family, AF_INET, true)
+  buf[NET_EVENT.protocol] = 6
+  buf[NET_EVENT.oldstate] = 7
+  buf[NET_EVENT.newstate] = TCP.SYN_SENT
+  return buf
+}
+
 const cat = (parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts))
 
 t.test('exec, fork, exit and file records: OCSF 1.8.0, with the ancestry from the process table', async t => {
@@ -96,6 +111,7 @@ t.test('exec, fork, exit and file records: OCSF 1.8.0, with the ancestry from th
     file(KIND.FILE_RENAME, 300, 'renameat2', '/tmp/x', BOOT_NS + 3.6e6, { path2: '/tmp/y' }),
     file(KIND.FILE_UNLINK, 300, 'unlinkat', '/tmp/y', BOOT_NS + 3.7e6, { ret: -2 }),
     file(KIND.FILE_CHMOD, 300, 'fchmodat', 'rel/z', BOOT_NS + 3.8e6),
+    connect(300, BOOT_NS + 3.9e6),
   ])
   const env: DecodeEnv = { bootToWallNs: 1.7e18, rstReasons: {}, noSocketReason: 1, procs: new ProcTableReader(shape) }
   const batcher = new LeanBatcher({ metadata: { product: { name: 'Picket', vendor_name: 'Picket' }, version: '1.8.0' }, device: { hostname: 'h', type_id: 0 } })
@@ -103,12 +119,12 @@ t.test('exec, fork, exit and file records: OCSF 1.8.0, with the ancestry from th
   const spans: LeanSpan[] = []
   const all = cat([proc, files])
   const res = batcher.encode(w, all, 0, all.length, env, 1 << 20, spans)
-  t.same(res, { records: 9, written: 7, skipped: 2, errors: 0 }, 'the forks update the table and write nothing')
+  t.same(res, { records: 10, written: 8, skipped: 2, errors: 0 }, 'the forks update the table and write nothing')
   const recs = expandSpans(w.buffer, spans)
   const schema = loadOcsfSchema()
   if (schema !== undefined) for (const r of recs) t.same(validateEvent(schema, r), [], `${String(r.class_name)} ${String(r.activity_name)} validates`)
 
-  const [bash, sh, term, create, rename, del, chmod] = recs as Array<Record<string, any>>
+  const [bash, sh, term, create, rename, del, chmod, conn] = recs as Array<Record<string, any>>
   t.match(bash, { class_uid: 1007, activity_id: 1, launch_type_id: 3, process: { pid: 200, file: { path: '/usr/bin/bash', name: 'bash' }, cmd_line: '-bash', parent_process: { pid: 100, file: { path: '/usr/sbin/sshd' }, cmd_line: 'sshd: root@pts/0' } } })
   t.match(sh, {
     process: {
@@ -127,6 +143,12 @@ t.test('exec, fork, exit and file records: OCSF 1.8.0, with the ancestry from th
   t.match(rename, { activity_id: 5, file: { path: '/tmp/x' }, file_result: { path: '/tmp/y', name: 'y' } })
   t.match(del, { activity_id: 4, status_id: 2, status_detail: 'errno 2' })
   t.match(chmod, { activity_id: 6, file: { path: 'rel/z', name: 'z' } })
+  t.match(conn, {
+    class_uid: 4001,
+    activity_id: 1,
+    connection_info: { direction_id: 2 },
+    actor: { process: { pid: 300, name: 'sh', file: { path: '/usr/bin/sh' }, cmd_line: 'sh -c echo hi', user: { uid: '0' }, parent_process: { pid: 200, file: { path: '/usr/bin/bash' } } } },
+  }, 'an outbound connect names its process, with its ancestry, at actor.process')
 })
 
 t.test('the process table: exited processes stay a while, then go (counted); a full window pushes the oldest out', async t => {
