@@ -46,6 +46,7 @@ export class AgentStatsRefresher {
   #refreshing: Promise<void> | undefined
   readonly #procs: ProcTableReader | undefined
   #ringDrops: Record<string, number> = {}
+  #ringEvents: Record<string, number> = {}
 
   constructor (o: StatsOptions) {
     this.#o = o
@@ -66,7 +67,10 @@ export class AgentStatsRefresher {
     try {
       this.#kernel = capture.counters(this.consumers)
       if (capture.recursionMisses !== undefined) this.#recursion = capture.recursionMisses()
-      for (const r of capture.rings) this.#ringDrops[r.name] = r.drops()
+      for (const r of capture.rings) {
+        this.#ringDrops[r.name] = r.drops()
+        if (r.events !== undefined) this.#ringEvents[r.name] = r.events()
+      }
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'cannot read the kernel counters')
     }
@@ -108,6 +112,7 @@ export class AgentStatsRefresher {
       drops: drops.counters,
       consumers: this.consumers.length > 0 ? this.consumers : consumers.map(c => c.lastStats),
       ringDrops: { ...this.#ringDrops },
+      ringEvents: { ...this.#ringEvents },
       decoder: { ...decoders.stats(), reorder: commit.reorder },
       shipper: shipper.stats(),
       spool: spool.stats(),

@@ -96,6 +96,8 @@ export interface AgentStats {
   kernelRecursionMisses?: number
   /** records each ring lost in the kernel (full ring), by ring name ('net', 'proc', 'file') */
   ringDrops: Record<string, number>
+  /** records each ring's programs matched (emitted or lost), by ring name; empty for the synthetic source */
+  ringEvents: Record<string, number>
   /** the process table's counters (agent/proctable), when the process class is captured */
   procTable?: ProcTableCounters
   metricsUrl?: string

@@ -24,6 +24,8 @@ export interface CaptureRing {
   writesProcTable: boolean
   /** records this ring lost in the kernel (the ring was full), cumulative */
   drops: () => number
+  /** records its programs matched (emitted or lost), cumulative; absent for the synthetic source */
+  events?: () => number
 }
 
 /** The main thread's side of a source. */
@@ -79,7 +81,7 @@ export async function openCapture (kind: 'kernel' | 'synth', opts: { kernel: Net
   }
   const net = probes.find(p => p.className === 'network')
   return {
-    rings: probes.map(p => ({ name: p.ring, className: p.className, spec: { kind: 'ring', fd: p.ringFd }, maxRecordBytes: p.maxRecordBytes, writesProcTable: p.className === 'process', drops: p.drops })),
+    rings: probes.map(p => ({ name: p.ring, className: p.className, spec: { kind: 'ring', fd: p.ringFd }, maxRecordBytes: p.maxRecordBytes, writesProcTable: p.className === 'process', drops: p.drops, events: p.events })),
     decodeInfo: net?.decodeInfo ?? { rstReasons: {}, noSocketReason: -1 },
     bootToWallNs: bpf.bootToWallNs,
     counters: () => net?.counters(),

@@ -43,6 +43,8 @@ export interface ClassProbe {
   counters: () => KernelCounters | undefined
   /** records lost because the ring was full, cumulative */
   drops: () => number
+  /** records the programs matched (emitted or lost), cumulative */
+  events: () => number
   progStats: () => ProgStats[]
   close: () => void
 }
@@ -56,22 +58,22 @@ type Opener = (bpf: BpfModule, opts: NetProbeOptions) => ClassProbe
 const CLASS_PROBES: Record<string, Opener> = {
   network: (bpf, opts) => {
     const p = bpf.NetProbe.open({ ignoreTgid: process.pid, ...opts })
-    return { className: 'network', ring: 'net', ringFd: p.ringFd, maxRecordBytes: NET_EVENT.SIZEOF, decodeInfo: p.decodeInfo, counters: () => p.counters(), drops: () => reserveFailures(p.counters()), progStats: () => p.progStats(), close: () => { p.close() } }
+    return { className: 'network', ring: 'net', ringFd: p.ringFd, maxRecordBytes: NET_EVENT.SIZEOF, decodeInfo: p.decodeInfo, counters: () => p.counters(), drops: () => reserveFailures(p.counters()), events: () => { const c = p.counters(); return c.state.matched + c.reset.matched + c.icmp.matched }, progStats: () => p.progStats(), close: () => { p.close() } }
   },
   process: (bpf, opts) => {
     // not the agent's own process left out here: its forks are few and make
     // no records of their own, and a child it (or a host process embedding
     // it) starts must still find its parent in the table
     const p = bpf.ProcProbe.open(ringOpts(opts))
-    return { className: 'process', ring: 'proc', ringFd: p.ringFd, maxRecordBytes: EXEC_EVENT.SIZEOF, counters: () => undefined, drops: () => bpf.procDrops(p.counters()), progStats: () => p.progStats(), close: () => { p.close() } }
+    return { className: 'process', ring: 'proc', ringFd: p.ringFd, maxRecordBytes: EXEC_EVENT.SIZEOF, counters: () => undefined, drops: () => bpf.procDrops(p.counters()), events: () => { const c = p.counters(); return c.exec.matched + c.fork.matched + c.exit.matched }, progStats: () => p.progStats(), close: () => { p.close() } }
   },
   file: (bpf, opts) => {
     const p = bpf.FileProbe.open({ ...ringOpts(opts), ignoreTgid: process.pid })
-    return { className: 'file', ring: 'file', ringFd: p.ringFd, maxRecordBytes: FILE_EVENT.SIZEOF, counters: () => undefined, drops: () => p.counters().file.reserveFailed, progStats: () => p.progStats(), close: () => { p.close() } }
+    return { className: 'file', ring: 'file', ringFd: p.ringFd, maxRecordBytes: FILE_EVENT.SIZEOF, counters: () => undefined, drops: () => p.counters().file.reserveFailed, events: () => p.counters().file.matched, progStats: () => p.progStats(), close: () => { p.close() } }
   },
   dns: (bpf, opts) => {
     const p = bpf.PacketProbe.open({ icmp6: false, ...(opts.ringBytes !== undefined ? { dnsRingBytes: opts.ringBytes } : {}) })
-    return { className: 'dns', ring: 'dns', ringFd: p.ringFd, maxRecordBytes: DNS_EVENT.SIZEOF, counters: () => undefined, drops: () => p.counters().dns.reserveFailed, progStats: () => p.progStats(), close: () => { p.close() } }
+    return { className: 'dns', ring: 'dns', ringFd: p.ringFd, maxRecordBytes: DNS_EVENT.SIZEOF, counters: () => undefined, drops: () => p.counters().dns.reserveFailed, events: () => p.counters().dns.matched, progStats: () => p.progStats(), close: () => { p.close() } }
   },
 }
 
