@@ -50,12 +50,15 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
     cleanups.push(() => { spool.close() })
     const drops = new DropLedger()
 
-    const capture = await openCapture(cfg.source, cfg, enabledClasses(cfg.classes))
+    const capture = await openCapture(cfg.source, cfg, enabledClasses(cfg.classes), cfg.classes.trim() === 'all'
+      ? (className, err) => { log.warn({ class: className, err: err.message }, 'this class cannot be captured on this kernel; capturing the others') }
+      : undefined)
     cleanups.push(() => { capture.close() })
 
     // -- decoders
     const pools = new Map(capture.rings.map(r => [r.name, SlabPool.create(cfg.slabs, cfg.slabBytes)]))
-    const procTable = capture.rings.some(r => r.writesProcTable) ? createProcTable() : undefined
+    const procRing = capture.rings.find(r => r.writesProcTable)?.name
+    const procTable = procRing !== undefined ? createProcTable() : undefined
     // a slab's lean output is about its raw size (BENCHMARKS.md, decode); twice that fits any mix but the
     // most extreme, which the worker then writes into memory of its own. One region per slab in flight,
     // and some for batches the spool cache still holds.
@@ -64,7 +67,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
       threads: cfg.decoders,
       workerData: {
         rings: Object.fromEntries([...pools].map(([name, pool]) => [name, pool.data])),
-        ...(procTable !== undefined ? { procTable } : {}),
+        ...(procTable !== undefined && procRing !== undefined ? { procTable, procRing } : {}),
         arena: arena.shape,
         source: { hostId: cfg.hostId, hostname: cfg.hostname, agentVersion: VERSION },
         rstReasons: capture.decodeInfo.rstReasons,

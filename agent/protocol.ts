@@ -112,6 +112,8 @@ export interface DecoderWorkerData {
   unmapped: boolean
   /** the process table the normalisers read (absent: no process ring) */
   procTable?: ProcTableShape
+  /** the ring whose consumer writes it: its slabs need not wait for the table */
+  procRing?: string
 }
 
 export interface DecodeTask {

@@ -60,7 +60,7 @@ export default function decode (task: DecodeTask): unknown {
     // a record of another ring names a process: let the process ring's
     // consumer apply what came before it first (bounded: a starved process
     // ring must not stall the others)
-    if (task.ring !== 'proc') procs.waitApplied(lastBootNs(buf, task.offset, task.bytes), MAX_WAIT_MS)
+    if (task.ring !== data.procRing) procs.waitApplied(lastBootNs(buf, task.offset, task.bytes), MAX_WAIT_MS)
   }
   const given = task.region !== undefined ? regions[task.region] : undefined
   if (task.region !== undefined && given === undefined) throw new Error(`decoder: no arena region ${task.region}`)

@@ -51,8 +51,10 @@ export interface Source {
 /**
  * Open the capture of `classes` (the synthetic source has the network class
  * only). Each class is one probe and one ring (kernel.ts CLASS_PROBES).
+ * With `optional`, a class whose probe fails to open is reported to it and
+ * left out, unless no class at all could be opened.
  */
-export async function openCapture (kind: 'kernel' | 'synth', opts: { kernel: NetProbeOptions, synth: SynthOptions }, classes: readonly string[] = ['network']): Promise<Capture> {
+export async function openCapture (kind: 'kernel' | 'synth', opts: { kernel: NetProbeOptions, synth: SynthOptions }, classes: readonly string[] = ['network'], optional?: (className: string, err: Error) => void): Promise<Capture> {
   if (kind === 'synth') {
     // the generator's clock does not drift from the wall clock: read it once
     const bootToWall = synthBootToWallNs()
@@ -74,7 +76,15 @@ export async function openCapture (kind: 'kernel' | 'synth', opts: { kernel: Net
   const bpf = await loadBpf()
   const probes: ClassProbe[] = []
   try {
-    for (const name of classes) probes.push(openClassProbe(bpf, name, opts.kernel))
+    for (const name of classes) {
+      try {
+        probes.push(openClassProbe(bpf, name, opts.kernel))
+      } catch (err) {
+        // classes the operator did not name (--class all) are captured where the kernel allows
+        if (optional === undefined || (probes.length === 0 && name === classes[classes.length - 1])) throw err
+        optional(name, err as Error)
+      }
+    }
   } catch (err) {
     for (const p of probes) p.close()
     throw err
