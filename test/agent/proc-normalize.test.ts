@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Worker } from 'node:worker_threads'
 import { AF_INET, HEADER, KIND, NET_EVENT, TASK_INFO, TCP } from '../../bpf/abi.js'
 import { FILE_EVENT, FILE_SYSCALLS } from '../../bpf/abi-file.js'
 import { EXEC_EVENT, EXEC_FLAG, EXIT_EVENT, EXIT_SOURCE, FORK_EVENT } from '../../bpf/abi-proc.js'
@@ -8,6 +9,7 @@ import type { DecodeEnv } from '../../agent/normalize/types.js'
 import { createProcTable, emptyProcInfo, ProcTableReader } from '../../agent/proctable/table.js'
 import { ProcTableWriter } from '../../agent/proctable/writer.js'
 import { loadOcsfSchema, validateEvent } from '../../shared/ocsf/schema.js'
+import { workerScript } from '../../shared/worker-script.js'
 
 // Raw process and file records, as the kernel writes them, through the
 // process table and the normalisers: every record validates against OCSF
@@ -169,4 +171,31 @@ t.test('the process table: exited processes stay a while, then go (counted); a f
   t.ok(reader.counters().overflow > 0, 'overflow counted')
   t.ok(reader.lookup(1199, info) && info.path === '/bin/p1199', 'the newest is found')
   t.ok(reader.counters().live <= 64)
+})
+
+t.test('the process table under a writer: readers in other threads never see a torn slot', async t => {
+  const shape = createProcTable(64)
+  const writer = new ProcTableWriter(shape, 0)
+  const pids = 120 // more than the table holds: slots are pushed out and reused
+  const { script, eval: isEval } = workerScript(new URL('../fixtures/proctable-reader.ts', import.meta.url))
+  const readers = [0, 1].map(() => new Worker(script, { eval: isEval, workerData: { shape, pids, ms: 1500 } }))
+  const results = readers.map(async w => await new Promise<{ found: number, torn: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject) }))
+  let gen = 0
+  let stop = false
+  void Promise.all(results).then(() => { stop = true })
+  while (!stop) {
+    gen++
+    for (let pid = 1; pid <= pids; pid++) {
+      const g = gen % 1000
+      // ppid and uid carry the generation, so a read that mixes two writes shows
+      writer.seed(pid, g, g, 1, `/bin/p${pid}-${g}`, `p${pid} ${'x'.repeat((pid * 7 + g) % 400)}`)
+    }
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  const got = await Promise.all(results)
+  for (const r of got) {
+    t.ok(r.found > 1000, `a reader found ${r.found} processes`)
+    t.equal(r.torn, 0, 'and every one consistent')
+  }
+  t.ok(gen > 10, `${gen} rounds of writes meanwhile`)
 })
