@@ -46,7 +46,7 @@ const owner = emptyProcInfo()
 function ownerOf (env: DecodeEnv, dv: DataView, p: number): boolean {
   const tgid = dv.getUint32(p + HEADER.tgid, true)
   if (env.procs === undefined || tgid === 0) return false
-  owner.pid = tgid; owner.uid = -1; owner.flags = 0; owner.path = ''; owner.cmdLine = ''
+  owner.pid = tgid; owner.uid = -1; owner.flags = 0; owner.path = ''; owner.cmdLine = ''; owner.cwd = ''
   return completeFromTable(env.procs, owner)
 }
 

@@ -17,7 +17,7 @@ const LINEAGE_MAX = 8
 const ENTITY = ['pid', 'file.path', 'file.name', 'file.type_id', 'cmd_line'] as const
 /** the process object's paths, relative to where it is put */
 export const PROCESS_PATHS: readonly string[] = [
-  'pid', 'name', 'file.path', 'file.name', 'file.type_id', 'cmd_line', 'created_time', 'user.uid', 'user.name',
+  'pid', 'name', 'file.path', 'file.name', 'file.type_id', 'cmd_line', 'working_directory', 'created_time', 'user.uid', 'user.name',
   ...Array.from({ length: NESTED }, (_, i) => ENTITY.map(f => 'parent_process.'.repeat(i + 1) + f)).flat(),
   'lineage',
 ]
@@ -69,6 +69,7 @@ export function taskOf (buf: Uint8Array, dv: DataView, p: number, into: ProcInfo
   into.exitBootMs = 0
   into.path = ''
   into.cmdLine = ''
+  into.cwd = ''
   return into
 }
 
@@ -93,6 +94,7 @@ export function completeFromTable (procs: ProcTableReader | undefined, self: Pro
   self.startBootMs = found.startBootMs
   if (self.path === '') { self.path = found.path; self.flags |= found.flags & PROC_FLAG.PATH_TRUNCATED }
   if (self.cmdLine === '') { self.cmdLine = found.cmdLine; self.flags |= found.flags & PROC_FLAG.CMD_TRUNCATED }
+  self.cwd = found.cwd
   return true
 }
 
@@ -110,6 +112,8 @@ export function writeProcess (w: MsgpackWriter, procs: ProcTableReader | undefin
   }
   writeImage(w, self.path)
   if (self.cmdLine !== '') w.str(self.cmdLine)
+  else w.nil()
+  if (self.cwd !== '') w.str(self.cwd)
   else w.nil()
   if (self.startBootMs > 0) w.f64(wallMs(self.startBootMs, bootToWallNs))
   else w.nil()

@@ -20,9 +20,11 @@ import { SKIP, type DecodeEnv, type Normaliser } from './types.js'
 // consumer applies it to the process table (agent/proctable), which is how
 // the exec that follows names its parent.
 //
-// The kernel gives no working directory, so process.working_directory is
-// absent; a command line the kernel cut (argc or bytes) is marked with
-// unmapped.cmd_line_truncated (OCSF has no attribute for it).
+// The kernel gives no working directory: process.working_directory is the
+// one the process table read from /proc (best effort, agent/proctable/
+// writer.ts), absent when it could not. A command line the kernel cut (argc
+// or bytes) is marked with unmapped.cmd_line_truncated (OCSF has no
+// attribute for it).
 
 const SHAPES = [[
   'class_uid', 'activity_id', 'severity_id', 'time', 'launch_type_id', 'exit_code', 'actor.user.uid', 'actor.user.name',

@@ -15,18 +15,20 @@
 // applied) and a decoder of another ring waits, a bounded while, until the
 // watermark passes its slab's last record (waitApplied).
 //
-// Slot i: [SLOT_WORDS Int32 words][f64 start][f64 exit][path bytes][cmd bytes]
+// Slot i: [SLOT_WORDS Int32 words][f64 start][f64 exit][path][cmd][cwd]
 // word 0 is the seqlock (odd while the writer is inside), word 1 the pid
 // (0 empty, -1 deleted: lookups probe past it).
 
 export const PATH_BYTES = 256
 export const CMD_BYTES = 512
+export const CWD_BYTES = 256
 const SLOT_WORDS = 8
-const W = { SEQ: 0, PID: 1, PPID: 2, UID: 3, FLAGS: 4, PATH_LEN: 5, CMD_LEN: 6 } as const
+const W = { SEQ: 0, PID: 1, PPID: 2, UID: 3, FLAGS: 4, PATH_LEN: 5, CMD_LEN: 6, CWD_LEN: 7 } as const
 const F64_AT = SLOT_WORDS * 4
 const PATH_AT = F64_AT + 16
 const CMD_AT = PATH_AT + PATH_BYTES
-export const SLOT_BYTES = CMD_AT + CMD_BYTES
+const CWD_AT = CMD_AT + CMD_BYTES
+export const SLOT_BYTES = CWD_AT + CWD_BYTES
 /** slots probed from a pid's home before the table counts an overflow */
 export const PROBE = 32
 const HEAD_BYTES = 64
@@ -56,6 +58,8 @@ export interface ProcInfo {
   exitBootMs: number
   path: string
   cmdLine: string
+  /** '' when unknown */
+  cwd: string
 }
 
 export function createProcTable (slots = 8192): ProcTableShape {
@@ -95,7 +99,7 @@ export class TableViews {
   pidAt (s: number): number { return Atomics.load(this.i32, this.word(s, W.PID)) }
 }
 
-export { W as SLOT_WORD, F64_AT, PATH_AT, CMD_AT }
+export { W as SLOT_WORD, F64_AT, PATH_AT, CMD_AT, CWD_AT }
 
 /** head64[WATERMARK]: boot ns before which every record is applied; head32[GENERATION] moves with it (Atomics.wait) */
 export const WATERMARK = 6
@@ -174,6 +178,8 @@ export class ProcTableReader {
       const cmdLen = Math.min(CMD_BYTES, v.i32[w0 + W.CMD_LEN])
       out.path = v.buf.toString('utf8', base + PATH_AT, base + PATH_AT + pathLen)
       out.cmdLine = v.buf.toString('utf8', base + CMD_AT, base + CMD_AT + cmdLen)
+      const cwdLen = Math.min(CWD_BYTES, v.i32[w0 + W.CWD_LEN])
+      out.cwd = cwdLen > 0 ? v.buf.toString('utf8', base + CWD_AT, base + CWD_AT + cwdLen) : ''
       if (Atomics.load(v.i32, seqAt) === seq) return true
     }
     return false
@@ -189,7 +195,7 @@ export class ProcTableReader {
 }
 
 export function emptyProcInfo (): ProcInfo {
-  return { pid: 0, ppid: 0, uid: 0, flags: 0, startBootMs: 0, exitBootMs: 0, path: '', cmdLine: '' }
+  return { pid: 0, ppid: 0, uid: 0, flags: 0, startBootMs: 0, exitBootMs: 0, path: '', cmdLine: '', cwd: '' }
 }
 
 /**

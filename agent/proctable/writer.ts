@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { HEADER, KIND, TASK_INFO } from '../../bpf/abi.js'
 import { EXEC_EVENT, EXIT_EVENT, FORK_EVENT } from '../../bpf/abi-proc.js'
 import {
-  CMD_AT, CMD_BYTES, COUNTER, F64_AT, GENERATION, home, WATERMARK, PATH_AT, PATH_BYTES, PROBE, PROC_FLAG, SLOT_BYTES, SLOT_WORD as W, TableViews, type ProcTableShape,
+  CMD_AT, CMD_BYTES, COUNTER, CWD_AT, CWD_BYTES, F64_AT, GENERATION, home, WATERMARK, PATH_AT, PATH_BYTES, PROBE, PROC_FLAG, SLOT_BYTES, SLOT_WORD as W, TableViews, type ProcTableShape,
 } from './table.js'
 
 // The process table's one writer (design in table.ts): it runs in the
@@ -10,6 +10,12 @@ import {
 // records in ring order before the slab goes to the decoders, and was
 // seeded from /proc before the first drain. Exited processes stay KEEP_MS
 // for late joins (a connect decoded after its process's exit), then go.
+//
+// The kernel records carry no working directory: it is read from the
+// process's own /proc/PID/cwd when its fork or exec is applied (a few
+// milliseconds later), and is absent when the process is gone by then (most
+// short-lived commands). Never the parent's: a child that chdirs between
+// fork and exec (a spawn with a cwd) would be given a wrong one.
 
 /** how long an exited process stays for records that name it late */
 export const KEEP_EXITED_MS = 10_000
@@ -80,7 +86,19 @@ export class ProcTableWriter {
       v.i32[w0 + W.PATH_LEN] = 0
       v.i32[w0 + W.CMD_LEN] = 0
     }
+    v.i32[w0 + W.CWD_LEN] = 0
+    this.#setCwd(s, cwdOf(child))
     this.#end(s)
+  }
+
+  /** Slot s's cwd, if known (inside the slot's write section). */
+  #setCwd (s: number, cwd: string | undefined): void {
+    if (cwd === undefined) return
+    const v = this.#v
+    const b = Buffer.from(cwd)
+    const n = Math.min(b.length, CWD_BYTES)
+    v.u8.set(b.subarray(0, n), s * SLOT_BYTES + CWD_AT)
+    v.i32[v.word(s, W.CWD_LEN)] = n
   }
 
   #exec (buf: Uint8Array, dv: DataView, p: number, tgid: number, size: number): void {
@@ -100,7 +118,10 @@ export class ProcTableWriter {
     const kflags = dv.getUint16(p + EXEC_EVENT.flags, true)
     // the fork that made it was before attach: its parent from /proc, while it still runs
     const ppid = known ? v.i32[w0 + W.PPID] : statOf(tgid)?.ppid ?? 0
+    const cwd = cwdOf(tgid)
     this.#begin(s)
+    v.i32[w0 + W.CWD_LEN] = 0
+    this.#setCwd(s, cwd)
     v.i32[w0 + W.PID] = tgid
     v.i32[w0 + W.PPID] = ppid
     v.i32[w0 + W.UID] = dv.getUint32(p + EXEC_EVENT.task + TASK_INFO.uid, true)
@@ -138,7 +159,7 @@ export class ProcTableWriter {
   }
 
   /** Seed one running process (from /proc). */
-  seed (pid: number, ppid: number, uid: number, startBootMs: number, path: string, cmdLine: string): void {
+  seed (pid: number, ppid: number, uid: number, startBootMs: number, path: string, cmdLine: string, cwd = ''): void {
     const v = this.#v
     const s = this.#slotFor(pid)
     if (s < 0) return
@@ -158,6 +179,8 @@ export class ProcTableWriter {
     v.u8.set(cmdB.subarray(0, cl), base + CMD_AT)
     v.i32[w0 + W.PATH_LEN] = pl
     v.i32[w0 + W.CMD_LEN] = cl
+    v.i32[w0 + W.CWD_LEN] = 0
+    if (cwd !== '') this.#setCwd(s, cwd)
     v.i32[w0 + W.FLAGS] = PROC_FLAG.SEEDED | (cmdB.length > CMD_BYTES ? PROC_FLAG.CMD_TRUNCATED : 0) | (pathB.length > PATH_BYTES ? PROC_FLAG.PATH_TRUNCATED : 0)
     this.#end(s)
   }
@@ -176,7 +199,7 @@ export class ProcTableWriter {
       try { cmd = readFileSync(`${procDir}/${pid}/cmdline`).toString('utf8').replace(/\0+$/, '').replaceAll('\0', ' ') } catch {}
       // kernel threads have no exe and no argv: their comm stands for both
       if (cmd === '') cmd = `[${st.comm}]`
-      this.seed(pid, st.ppid, st.uid, st.startTicks * CLK_TCK_MS, path, cmd)
+      this.seed(pid, st.ppid, st.uid, st.startTicks * CLK_TCK_MS, path, cmd, cwdOf(pid, procDir) ?? '')
       n++
     }
     return n
@@ -256,6 +279,10 @@ export class ProcTableWriter {
 
   #begin (s: number): void { Atomics.add(this.#v.i32, this.#v.word(s, W.SEQ), 1) }
   #end (s: number): void { Atomics.add(this.#v.i32, this.#v.word(s, W.SEQ), 1) }
+}
+
+function cwdOf (pid: number, procDir = '/proc'): string | undefined {
+  try { return readlinkSync(`${procDir}/${pid}/cwd`) } catch { return undefined }
 }
 
 interface Stat { ppid: number, uid: number, startTicks: number, comm: string }

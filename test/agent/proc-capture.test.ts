@@ -44,7 +44,11 @@ t.test('capture --class process: exec and exit of real commands, with the parent
   if (!requireReal(t, { bpf: true })) return
   const mark = 'picket-mark-' + randomBytes(4).toString('hex')
   const script = `/bin/true ${mark}; exit 3`
-  const recs = await capture('process', () => { try { execFileSync('sh', ['-c', script]) } catch {} })
+  const recs = await capture('process', () => {
+    try { execFileSync('sh', ['-c', script]) } catch {}
+    // long enough to be there when its exec is applied: its working directory is read then
+    execFileSync('sh', ['-c', 'cd /tmp && exec sleep 0.317'])
+  })
   validateAll(t, recs)
   t.ok(recs.every(r => r.class_uid === 1007), 'only process_activity')
   const child = recs.find(r => r.activity_id === 1 && r.process?.cmd_line === `/bin/true ${mark}`)
@@ -55,6 +59,7 @@ t.test('capture --class process: exec and exit of real commands, with the parent
     actor: { user: { name: /./ } },
   })
   t.ok(Array.isArray(child?.process?.lineage) && child.process.lineage.at(-1).endsWith('/true'), 'lineage ends at the process')
+  t.match(recs.find(r => r.activity_id === 1 && r.process?.cmd_line === 'sleep 0.317'), { process: { working_directory: '/tmp' } }, 'a process that lives a little names its working directory')
   const sh = recs.find(r => r.activity_id === 2 && r.process?.cmd_line === `sh -c ${script}`)
   t.match(sh, { exit_code: 3, process: { parent_process: { pid: process.pid } } }, 'the shell\'s Terminate, its exit code, and this test as its parent')
 })

@@ -167,6 +167,8 @@ t.test('the process table: exited processes stay a while, then go (counted); a f
   writer.sweep(BOOT_NS / 1e6 + 20_000)
   t.notOk(reader.lookup(10, info), 'evicted after it')
   t.equal(reader.counters().evicted_exited, 1)
+  writer.seed(20, 1, 0, 1, '/bin/b', 'b', '/srv/work')
+  t.ok(reader.lookup(20, info) && info.cwd === '/srv/work', 'the working directory it was seeded with')
   for (let pid = 1000; pid < 1200; pid++) writer.seed(pid, 1, 0, pid, `/bin/p${pid}`, `p${pid}`)
   t.ok(reader.counters().overflow > 0, 'overflow counted')
   t.ok(reader.lookup(1199, info) && info.path === '/bin/p1199', 'the newest is found')
