@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { HEADER, KIND, TASK_INFO } from '../../bpf/abi.js'
 import { EXEC_EVENT, EXIT_EVENT, FORK_EVENT } from '../../bpf/abi-proc.js'
 import {
@@ -282,7 +282,10 @@ export class ProcTableWriter {
 }
 
 function cwdOf (pid: number, procDir = '/proc'): string | undefined {
-  try { return readlinkSync(`${procDir}/${pid}/cwd`) } catch { return undefined }
+  // most short-lived processes are gone by now: asking first is far cheaper than the exception
+  const link = `${procDir}/${pid}/cwd`
+  if (!existsSync(`${procDir}/${pid}`)) return undefined
+  try { return readlinkSync(link) } catch { return undefined }
 }
 
 interface Stat { ppid: number, uid: number, startTicks: number, comm: string }
