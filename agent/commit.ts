@@ -5,9 +5,9 @@ import type { DropLedger } from './drops.js'
 import type { DecodeOutput, DecodeTask, SlabDescriptor } from './protocol.js'
 import type { Spool } from './ship/spool.js'
 
-// Slabs go to the decoders in the order the consumer filled them and come
-// back in any order; their batches are committed to the spool in slab order,
-// so seq order is capture order. A slab decoded early waits in the reorder
+// Slabs go to the decoders in the order the consumers handed them on and
+// come back in any order; their batches are committed to the spool in that
+// order, so seq order is capture order within each ring. A slab decoded early waits in the reorder
 // map for the ones before it. Each task is given a region of the output
 // arena (arena.ts) to write into; the region is freed once the spool cache
 // lets go of every batch in it.
@@ -18,7 +18,7 @@ export interface SlabCommitOptions {
   drops: DropLedger
   log: Logger
   /** the slab's records are decoded or given up: the consumer may fill it again */
-  release: (slab: number) => void
+  release: (slab: number, ring: string) => void
   /** batches went into the spool */
   onCommit: () => void
   /** CLOCK_REALTIME - the records' boot clock now, in ns */
@@ -27,7 +27,7 @@ export interface SlabCommitOptions {
 }
 
 export class SlabCommit {
-  /** records taken from the rings */
+  /** records taken from the rings, less those that only update the process table (forks) */
   captured = 0
   spooledRecords = 0
   spooledBatches = 0
@@ -60,12 +60,12 @@ export class SlabCommit {
     const region = this.#o.arena.take()
     if (region !== undefined) task.region = region
     this.#o.decoders.decode(task).then(out => {
-      this.#o.release(d.slab)
+      this.#o.release(d.slab, d.ring)
       // the output did not fit its region and came in a buffer of its own
       if (region !== undefined && out.region === undefined) this.#o.arena.release(region)
       this.#complete(ticket, out)
     }, (err: Error) => {
-      this.#o.release(d.slab)
+      this.#o.release(d.slab, d.ring)
       if (region !== undefined) this.#o.arena.release(region)
       this.#o.drops.add('decode_error', d.records)
       this.#o.log.error({ err: err.message, records: d.records }, 'a slab failed to decode on every attempt; its records are dropped')
@@ -96,6 +96,9 @@ export class SlabCommit {
   #commit (out: DecodeOutput | undefined): void {
     if (out === undefined) return
     const { spool, drops, log } = this.#o
+    // a fork or a thread's exit lives on in the process table, not as a
+    // record: it is not captured telemetry, so delivered + dropped = captured
+    if (out.skipped !== undefined) this.captured -= out.skipped
     if (out.errors > 0) {
       drops.add('decode_error', out.errors)
       if (Date.now() - this.#decodeErrorLogged > 10_000) {

@@ -1,5 +1,4 @@
 import { join } from 'node:path'
-import { NET_EVENT } from '../bpf/abi.js'
 import { createLogger, type Logger } from '../shared/logger.js'
 import { VERSION } from '../shared/version.js'
 import { Cleanups } from './cleanups.js'
@@ -12,7 +11,9 @@ import { DropLedger } from './drops.js'
 import { Heartbeat } from './heartbeat.js'
 import { hostDirName } from './host-id.js'
 import { createAgentMetrics, serveMetrics, type MetricsServer } from './metrics.js'
-import { resolveAgentOptions } from './options.js'
+import { enabledClasses, resolveAgentOptions } from './options.js'
+import { createNameCacheMemory } from './normalize/dns-names.js'
+import { createProcTable } from './proctable/table.js'
 import { Shipper } from './ship/shipper.js'
 import { Spool } from './ship/spool.js'
 import { SlabPool } from './slabs.js'
@@ -22,7 +23,8 @@ import type { AgentHandle, AgentOptions, AgentStats } from './types.js'
 
 export type { AgentHandle, AgentOptions, AgentStats } from './types.js'
 
-// The agent: consumer thread(s) → slabs → decoder pool → spool → shipper.
+// The agent: consumer threads (one per class's ring) → slabs → decoder pool
+// → spool → shipper.
 //
 //   consumer thread ──SlabDescriptor──▶ main ──task──▶ piscina decoder
 //        ▲                               │                 │
@@ -31,8 +33,11 @@ export type { AgentHandle, AgentOptions, AgentStats } from './types.js'
 //                                        ▼
 //                          spool (disk, seq) ──▶ shipper (gRPC Ship)
 //
-// Batches are committed to the spool in the order their slabs were filled,
-// so seq order is capture order even though decoders finish out of order.
+// Batches are committed to the spool in the order their slabs were handed
+// on, so seq order is capture order within a ring even though decoders
+// finish out of order; a batch holds one slab, so one ring's class, and the
+// spool and the wire mix them. The process ring's consumer also keeps the
+// process table (agent/proctable) every decoder reads.
 
 export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
   const cfg = resolveAgentOptions(options)
@@ -46,19 +51,27 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
     cleanups.push(() => { spool.close() })
     const drops = new DropLedger()
 
-    const capture = await openCapture(cfg.source, cfg)
+    const capture = await openCapture(cfg.source, cfg, enabledClasses(cfg.classes), cfg.classes.trim() === 'all'
+      ? (className, err) => { log.warn({ class: className, err: err.message }, 'this class cannot be captured on this kernel; capturing the others') }
+      : undefined)
     cleanups.push(() => { capture.close() })
 
     // -- decoders
-    const slabs = SlabPool.create(cfg.slabs, cfg.slabBytes)
+    const pools = new Map(capture.rings.map(r => [r.name, SlabPool.create(cfg.slabs, cfg.slabBytes)]))
+    const procRing = capture.rings.find(r => r.writesProcTable)?.name
+    const procTable = procRing !== undefined ? createProcTable() : undefined
+    // DNS answers name the addresses later connections go to; every decoder reads and writes it
+    const names = capture.rings.some(r => r.name === 'dns') ? createNameCacheMemory() : undefined
     // a slab's lean output is about its raw size (BENCHMARKS.md, decode); twice that fits any mix but the
     // most extreme, which the worker then writes into memory of its own. One region per slab in flight,
     // and some for batches the spool cache still holds.
-    const arena = new OutputArena(cfg.slabs + 8, 2 * cfg.slabBytes + (64 << 10))
+    const arena = new OutputArena(cfg.slabs * capture.rings.length + 8, 2 * cfg.slabBytes + (64 << 10))
     const decoders = new DecoderPool({
       threads: cfg.decoders,
       workerData: {
-        rings: { net: slabs.data },
+        rings: Object.fromEntries([...pools].map(([name, pool]) => [name, pool.data])),
+        ...(procTable !== undefined && procRing !== undefined ? { procTable, procRing } : {}),
+        ...(names !== undefined ? { names } : {}),
         arena: arena.shape,
         source: { hostId: cfg.hostId, hostname: cfg.hostname, agentVersion: VERSION },
         rstReasons: capture.decodeInfo.rstReasons,
@@ -99,7 +112,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
       spool,
       drops,
       log,
-      release: slab => { slabs.release(slab) },
+      release: (slab, ring) => { pools.get(ring)?.release(slab) },
       onCommit: () => { shipper.notify() },
       // slabs arrive as events: never before `stats` below is set
       bootToWallNs: (): number => stats.bootToWallNs,
@@ -108,21 +121,22 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
 
     let resolveFatal: (e: Error) => void = () => {}
     const fatal = new Promise<Error>(resolve => { resolveFatal = resolve })
-    const consumer = new Consumer({
-      ring: 'net',
-      source: capture.spec,
-      pool: slabs,
-      maxRecordBytes: NET_EVENT.SIZEOF,
+    const consumers = capture.rings.map(r => new Consumer({
+      ring: r.name,
+      source: r.spec,
+      pool: pools.get(r.name) as SlabPool,
+      maxRecordBytes: r.maxRecordBytes,
       tuning: { lingerMs: cfg.lingerMs, drainTimeoutMs: cfg.drainTimeoutMs },
       onSlab: d => { commit.decode(d) },
       onError: err => {
-        log.fatal({ err }, 'the consumer thread died; the agent cannot capture')
+        log.fatal({ err, ring: r.name }, 'a consumer thread died; the agent cannot capture')
         resolveFatal(err)
       },
-    })
-    cleanups.push(async () => { await consumer.terminate() })
+      ...(r.writesProcTable && procTable !== undefined ? { procTable } : {}),
+    }))
+    for (const consumer of consumers) cleanups.push(async () => { await consumer.terminate() })
 
-    const stats: AgentStatsRefresher = new AgentStatsRefresher({ cfg, started, consumer, capture, drops, commit, decoders, shipper, spool, log, metricsUrl: () => metricsServer?.url })
+    const stats: AgentStatsRefresher = new AgentStatsRefresher({ cfg, started, consumers, capture, procTable, drops, commit, decoders, shipper, spool, log, metricsUrl: () => metricsServer?.url })
     const heartbeat = new Heartbeat({ spool, everyMs: cfg.heartbeatMs, appended: commit, onAppend: () => { shipper.notify() }, log })
     const timer = setInterval(() => {
       heartbeat.tick()
@@ -142,7 +156,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
     shipper.start()
     log.info({
       hostId: cfg.hostId, instance: spool.instance, collector: cfg.collector.toString(), source: cfg.source, spool: spool.dir, nextSeq: spool.nextSeq,
-      decoders: cfg.decoders, slabs: cfg.slabs, slabBytes: cfg.slabBytes, metrics: metricsServer?.url,
+      rings: capture.rings.map(r => r.name), decoders: cfg.decoders, slabs: cfg.slabs, slabBytes: cfg.slabBytes, metrics: metricsServer?.url,
     }, 'agent started')
 
     let stopping: Promise<AgentStats> | undefined
@@ -152,7 +166,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
         await stats.settled()
         // 1. capture no more; hand off what the rings held
         try {
-          stats.consumers = [await consumer.stop(Math.max(1000, cfg.shutdownTimeoutMs))]
+          stats.consumers = await Promise.all(consumers.map(async c => await c.stop(Math.max(1000, cfg.shutdownTimeoutMs))))
         } catch (err) {
           log.warn({ err: (err as Error).message }, 'consumer did not stop cleanly')
         }
@@ -182,7 +196,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
         }
         return stats.snapshot()
       },
-      reconfigure: async t => [await consumer.reconfigure(t)],
+      reconfigure: async t => await Promise.all(consumers.map(async c => await c.reconfigure(t))),
       stop,
       fatal,
     }

@@ -29,7 +29,11 @@ export function createAgentMetrics (snapshot: () => AgentStats): AgentMetrics {
     }))
   }
   counter('picket_agent_records_captured_total', 'records copied out of the kernel rings', s => s.captured)
-  counter('picket_agent_kernel_events_total', 'events the BPF programs matched (captured + dropped in the kernel)', s => s.kernel === undefined ? 0 : s.kernel.state.matched + s.kernel.reset.matched + s.kernel.icmp.matched)
+  counter('picket_agent_kernel_events_total', 'events the BPF programs of every ring matched (captured + dropped in the kernel + forks, which only update the process table)', s => {
+    const rings = Object.values(s.ringEvents)
+    if (rings.length > 0) return rings.reduce((a, b) => a + b, 0)
+    return s.kernel === undefined ? 0 : s.kernel.state.matched + s.kernel.reset.matched + s.kernel.icmp.matched
+  })
   counter('picket_agent_records_spooled_total', 'OCSF records decoded and written to the spool', s => s.spooledRecords)
   counter('picket_agent_batches_spooled_total', 'batches written to the spool', s => s.spooledBatches)
   counter('picket_agent_batches_sent_total', 'batches sent to the collector (resends included)', s => s.shipper.sentBatches)
@@ -76,6 +80,28 @@ export function createAgentMetrics (snapshot: () => AgentStats): AgentMetrics {
       for (const c of snapshot().consumers) this.set({ ring: c.ring }, c.freeSlabs)
     },
   }))
+  registry.registerMetric(new Counter({
+    name: 'picket_agent_ring_drops_total',
+    help: 'records a kernel ring lost because it was full, by ring (one ring per class)',
+    labelNames: ['ring'],
+    registers: [],
+    collect () {
+      this.reset()
+      for (const [ring, n] of Object.entries(snapshot().ringDrops)) this.inc({ ring }, n)
+    },
+  }))
+  registry.registerMetric(new Counter({
+    name: 'picket_agent_proctable_events_total',
+    help: 'process table: processes inserted, exited ones evicted after their grace time, live ones pushed out by a full probe window (overflow), execs of processes it did not know (misses)',
+    labelNames: ['event'],
+    registers: [],
+    collect () {
+      const t = snapshot().procTable
+      this.reset()
+      if (t !== undefined) for (const event of ['inserted', 'evicted_exited', 'overflow', 'misses'] as const) this.inc({ event }, t[event])
+    },
+  }))
+  gauge('picket_agent_proctable_live', 'processes in the process table (running, or exited within the grace time)', s => s.procTable?.live ?? 0)
   gauge('picket_agent_spool_bytes', 'bytes in the disk spool', s => s.spool.bytes)
   gauge('picket_agent_spool_segments', 'segments in the disk spool', s => s.spool.segments)
   gauge('picket_agent_spool_pending_batches', 'spooled batches not yet acked', s => s.spool.pendingBatches)

@@ -4,7 +4,8 @@ import { parseHostPort, type HostPort, type OptSpec, type OptType } from '../sha
 import { PicketError } from '../shared/errors.js'
 import { checkHostId } from '../shared/host-id.js'
 import { defaultHostId } from './host-id.js'
-import type { NetProbeOptions } from './source/kernel.js'
+import { REGISTRY } from './normalize/registry.js'
+import { PROBED_CLASSES, type NetProbeOptions } from './source/kernel.js'
 import type { SynthOptions } from './source/synth.js'
 import type { AgentOptions } from './types.js'
 
@@ -26,6 +27,8 @@ export interface AgentConfig {
   metricsPort: number | undefined
   metricsHost: string
   source: 'kernel' | 'synth'
+  /** the OCSF classes to capture: 'all' or a comma-separated list (enabledClasses) */
+  classes: string
   synth: SynthOptions
   kernel: NetProbeOptions
   slabBytes: number
@@ -49,6 +52,9 @@ export interface AgentConfig {
   logLevel: string | undefined
   decodeWorker: URL | undefined
 }
+
+/** The classes this build both probes and normalises, in registry order. */
+export const CAPTURABLE: readonly string[] = REGISTRY.normalisers.map(n => n.name).filter(n => PROBED_CLASSES.includes(n))
 
 type Scalar = string | number | boolean
 
@@ -82,6 +88,7 @@ export const AGENT_OPTIONS: readonly AgentOption[] = [
   { flag: 'data', key: 'dataDir', type: 'path', help: 'data folder; the spool lives in DATA/spool/HOST-ID/', default: './data' },
   { flag: 'metrics', key: 'metricsPort', type: 'int', help: 'serve Prometheus /metrics on this port (0: any free port)', min: 0, max: 65535 },
   { flag: 'metrics-host', key: 'metricsHost', type: 'string', help: 'address for /metrics', default: '127.0.0.1' },
+  { flag: 'class', key: 'classes', type: 'string', help: `OCSF classes to capture, each with its own ring and consumer thread: all (${CAPTURABLE.join(', ')}) or a comma-separated list; the synthetic source makes network records only`, default: 'all' },
   { flag: 'source', key: 'source', type: 'enum', help: 'capture from the kernel, or generate synthetic records (no root needed)', choices: ['kernel', 'synth'], default: 'kernel' },
   // startAgent() floods (rate 0) unless told otherwise; an operator trying the agent out gets a trickle
   { flag: 'synth-rate', key: 'synth.rate', type: 'int', help: 'synthetic records per second (0: as fast as the pipeline takes them)', min: 0, fractional: true, flagDefault: 1000 },
@@ -113,6 +120,22 @@ export const AGENT_OPTIONS: readonly AgentOption[] = [
   // unset, the logger reads PICKET_LOG_LEVEL itself
   { flag: 'log-level', key: 'logLevel', type: 'enum', help: 'log level', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], flagDefault: 'info' },
 ]
+
+/** The classes a --class value names ('all', or a comma-separated list), in registry order. */
+export function enabledClasses (spec: string): string[] {
+  if (spec.trim() === 'all') return [...CAPTURABLE]
+  const want = new Set(spec.split(',').map(s => s.trim()).filter(s => s !== ''))
+  return CAPTURABLE.filter(c => want.has(c))
+}
+
+function classProblem (spec: unknown): string | undefined {
+  if (typeof spec !== 'string') return `options.classes must be a string, got ${String(spec)}`
+  if (spec.trim() === 'all') return undefined
+  const names = spec.split(',').map(s => s.trim()).filter(s => s !== '')
+  const bad = names.filter(n => !CAPTURABLE.includes(n))
+  if (names.length === 0 || bad.length > 0) return `options.classes: ${bad.length > 0 ? bad.join(', ') + ' cannot be captured by this build' : 'no class named'}; it captures ${CAPTURABLE.join(', ')} (or all)`
+  return undefined
+}
 
 /** A default as a person writes it on the command line: 256KiB, 10ms, 30s. */
 function flagText (type: OptType, v: Scalar): Scalar {
@@ -177,6 +200,8 @@ export function resolveAgentOptions (given: AgentOptions): Readonly<AgentConfig>
   const badHostId = checkHostId(c.hostId)
   if (badHostId !== undefined) errors.push(`options.hostId: ${badHostId}`)
   if (c.spoolSegmentBytes > c.spoolMaxBytes / 2) errors.push(`options.spoolSegmentBytes (${c.spoolSegmentBytes}) must be at most half of options.spoolMaxBytes (${c.spoolMaxBytes}), so eviction can keep the bound`)
+  const badClass = classProblem(c.classes)
+  if (badClass !== undefined) errors.push(badClass)
   if (c.backoffMaxMs < c.backoffInitialMs) errors.push('options.backoffMaxMs must not be below options.backoffInitialMs')
   if (given.tls !== undefined && ((given.tls.cert === undefined) !== (given.tls.key === undefined))) errors.push('options.tls.cert and options.tls.key go together (mTLS needs both)')
   if (errors.length > 0) throw new PicketError('PICKET_ERR_CONFIG', errors.join('\n'), { errors })

@@ -5,6 +5,7 @@
 import type { MessagePort } from 'node:worker_threads'
 import type { KernelCounters } from '../bpf/types.js'
 import type { SourceInfo } from '../shared/ocsf/network.js'
+import type { ProcTableShape } from './proctable/table.js'
 import type { SynthOptions } from './source/synth.js'
 
 // ---------------------------------------------------------------------------
@@ -33,7 +34,7 @@ export interface ConsumerTuning {
 }
 
 export interface ConsumerInit {
-  /** ring name: 'net' */
+  /** ring name: 'net', 'proc', 'file' */
   ring: string
   source: SourceSpec
   slabs: SlabPoolShape
@@ -42,6 +43,8 @@ export interface ConsumerInit {
   maxRecordBytes: number
   /** comlink endpoint for ConsumerApi */
   control: MessagePort
+  /** the process ring only: the table it writes (agent/proctable), seeded from /proc before the first drain */
+  procTable?: ProcTableShape
 }
 
 /** Consumer → main, on the worker's parentPort: a slab is ready to decode. */
@@ -107,6 +110,12 @@ export interface DecoderWorkerData {
   maxBatchBytes: number
   /** keep raw kernel fields under `unmapped` */
   unmapped: boolean
+  /** the process table the normalisers read (absent: no process ring) */
+  procTable?: ProcTableShape
+  /** the ring whose consumer writes it: its slabs need not wait for the table */
+  procRing?: string
+  /** answer address → name (normalize/dns-names.ts), written by DNS answers, read by network records (absent: no dns ring) */
+  names?: SharedArrayBuffer
 }
 
 export interface DecodeTask {
@@ -145,5 +154,7 @@ export interface DecodeOutput {
   records: number
   /** raw records that could not be decoded */
   errors: number
+  /** raw records read on purpose without a record of their own (a fork: the process table has it) */
+  skipped?: number
   firstError?: string
 }

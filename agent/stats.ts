@@ -2,6 +2,7 @@ import type { KernelCounters } from '../bpf/types.js'
 import type { Logger } from '../shared/logger.js'
 import type { SlabCommit } from './commit.js'
 import type { Consumer } from './consumer/host.js'
+import { ProcTableReader, type ProcTableCounters, type ProcTableShape } from './proctable/table.js'
 import type { DecoderPool } from './decode-pool/pool.js'
 import type { DropLedger } from './drops.js'
 import type { AgentConfig } from './options.js'
@@ -9,7 +10,6 @@ import type { ConsumerStats } from './protocol.js'
 import type { Shipper } from './ship/shipper.js'
 import type { Spool } from './ship/spool.js'
 import type { Capture } from './source/index.js'
-import { reserveFailures } from './source/kernel.js'
 import type { AgentStats } from './types.js'
 
 // The agent's statistics: polled from the consumer thread and the source
@@ -19,8 +19,9 @@ import type { AgentStats } from './types.js'
 export interface StatsOptions {
   cfg: Pick<AgentConfig, 'hostId' | 'hostname' | 'source'>
   started: number
-  consumer: Consumer
+  consumers: readonly Consumer[]
   capture: Capture
+  procTable?: ProcTableShape
   drops: DropLedger
   commit: SlabCommit
   decoders: DecoderPool
@@ -43,18 +44,22 @@ export class AgentStatsRefresher {
   #batchesPerSecond = 0
   #lastStarvationEvents = 0
   #refreshing: Promise<void> | undefined
+  readonly #procs: ProcTableReader | undefined
+  #ringDrops: Record<string, number> = {}
+  #ringEvents: Record<string, number> = {}
 
   constructor (o: StatsOptions) {
     this.#o = o
+    this.#procs = o.procTable !== undefined ? new ProcTableReader(o.procTable) : undefined
     this.bootToWallNs = o.capture.bootToWallNs()
     this.#lastRate = { at: performance.now(), captured: 0, batches: 0 }
   }
 
   /** Poll the consumer and the source; `rates`: also the per-interval rates. */
   async refresh (rates = false): Promise<void> {
-    const { consumer, capture, drops, commit, log } = this.#o
+    const { consumers, capture, drops, commit, log } = this.#o
     try {
-      this.consumers = [await consumer.stats()]
+      this.consumers = await Promise.all(consumers.map(async c => await c.stats()))
     } catch {}
     const starvationEvents = this.consumers.reduce((n, c) => n + c.starvationEvents, 0)
     const starved = this.consumers.some(c => c.starved) || starvationEvents > this.#lastStarvationEvents
@@ -62,11 +67,16 @@ export class AgentStatsRefresher {
     try {
       this.#kernel = capture.counters(this.consumers)
       if (capture.recursionMisses !== undefined) this.#recursion = capture.recursionMisses()
+      for (const r of capture.rings) {
+        this.#ringDrops[r.name] = r.drops()
+        if (r.events !== undefined) this.#ringEvents[r.name] = r.events()
+      }
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'cannot read the kernel counters')
     }
     try { this.bootToWallNs = capture.bootToWallNs() } catch {}
-    if (this.#kernel !== undefined) drops.kernel(reserveFailures(this.#kernel), this.#recursion, starved)
+    // every ring's reservation failures: kernel_reserve, or slab_starvation when a consumer was starved
+    if (this.#kernel !== undefined || this.#o.cfg.source === 'kernel') drops.kernel(Object.values(this.#ringDrops).reduce((a, b) => a + b, 0), this.#recursion, starved)
     if (!rates) return
     const now = performance.now()
     const dt = (now - this.#lastRate.at) / 1000
@@ -88,7 +98,7 @@ export class AgentStatsRefresher {
   }
 
   snapshot (): AgentStats {
-    const { cfg, started, consumer, capture, drops, commit, decoders, shipper, spool } = this.#o
+    const { cfg, started, consumers, capture, drops, commit, decoders, shipper, spool } = this.#o
     const s: AgentStats = {
       hostId: cfg.hostId,
       hostname: cfg.hostname,
@@ -100,13 +110,16 @@ export class AgentStatsRefresher {
       recordsPerSecond: this.#recordsPerSecond,
       batchesPerSecond: this.#batchesPerSecond,
       drops: drops.counters,
-      consumers: this.consumers.length > 0 ? this.consumers : [consumer.lastStats],
+      consumers: this.consumers.length > 0 ? this.consumers : consumers.map(c => c.lastStats),
+      ringDrops: { ...this.#ringDrops },
+      ringEvents: { ...this.#ringEvents },
       decoder: { ...decoders.stats(), reorder: commit.reorder },
       shipper: shipper.stats(),
       spool: spool.stats(),
     }
     if (this.#kernel !== undefined) s.kernel = this.#kernel
     if (capture.recursionMisses !== undefined) s.kernelRecursionMisses = this.#recursion
+    if (this.#procs !== undefined) s.procTable = this.#procs.counters()
     const url = this.#o.metricsUrl()
     if (url !== undefined) s.metricsUrl = url
     return s

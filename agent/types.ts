@@ -1,4 +1,5 @@
 import type { KernelCounters } from '../bpf/types.js'
+import type { ProcTableCounters } from './proctable/table.js'
 import type { Logger } from '../shared/logger.js'
 import type { DropCounters } from '../shared/proto/index.js'
 import type { SynthOptions } from './source/synth.js'
@@ -24,6 +25,8 @@ export interface AgentOptions {
   metricsHost?: string
   /** where records come from: the kernel (default) or the seeded generator */
   source?: 'kernel' | 'synth'
+  /** OCSF classes to capture: 'all' (default: every class this build probes and normalises) or a comma-separated list, e.g. 'network,process' */
+  classes?: string
   synth?: SynthOptions
   kernel?: NetProbeOptions
   /** bytes per slab (default 256 KiB: ~2,500 network records per decoder task) */
@@ -91,6 +94,12 @@ export interface AgentStats {
   spool: SpoolStats
   kernel?: KernelCounters
   kernelRecursionMisses?: number
+  /** records each ring lost in the kernel (full ring), by ring name ('net', 'proc', 'file') */
+  ringDrops: Record<string, number>
+  /** records each ring's programs matched (emitted or lost), by ring name; empty for the synthetic source */
+  ringEvents: Record<string, number>
+  /** the process table's counters (agent/proctable), when the process class is captured */
+  procTable?: ProcTableCounters
   metricsUrl?: string
 }
 

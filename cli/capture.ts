@@ -1,8 +1,6 @@
 import { once } from 'node:events'
-import { bootToWallNs, kernelDrops, NetProbe, openRing } from '../bpf/index.js'
-import { PacketProbe } from '../bpf/packet.js'
+import { bootToWallNs, openRing, type RingSource } from '../bpf/index.js'
 import { parseCommand, type OptSpec } from '../shared/config.js'
-import { CLASS } from '../shared/ocsf/constants.js'
 import { PicketError } from '../shared/errors.js'
 import { makeDevice, makeMetadata } from '../shared/ocsf/network.js'
 import { createNameCacheMemory, NameCache } from '../agent/normalize/dns-names.js'
@@ -11,6 +9,9 @@ import { MsgpackWriter } from '../agent/normalize/pack.js'
 import { CLASS_NAMES, REGISTRY } from '../agent/normalize/registry.js'
 import type { DecodeEnv } from '../agent/normalize/types.js'
 import { sourceInfo } from '../agent/host-id.js'
+import { ProcTableReader, createProcTable } from '../agent/proctable/table.js'
+import { ProcTableWriter } from '../agent/proctable/writer.js'
+import { loadBpf, openClassProbe, PROBED_CLASSES, type ClassProbe } from '../agent/source/kernel.js'
 
 // picket capture: tcpdump for OCSF. Loads the probes, drains the ring on a
 // short timer and prints one full OCSF record per line on stdout, decoded
@@ -22,13 +23,20 @@ import { sourceInfo } from '../agent/host-id.js'
 // (exit 2), as Falco refuses a rule whose event source is not loaded:
 // printing nothing, forever, would look like a quiet host. `all` captures
 // every class that has probes and says on stderr which have none.
+//
+// The process ring is opened whenever it can be, printed or not: it keeps
+// the process table (agent/proctable) that names each record's process and
+// its ancestry, as in the agent.
+
+/** classes the registry names but this build has no probes for (none today) */
+const UNPROBED = CLASS_NAMES.filter(c => !probed(c))
 
 const SPECS: OptSpec[] = [
   { name: 'duration', type: 'duration', env: false, help: 'stop after this long (e.g. 10s); default: until Ctrl-C', min: 1 },
   { name: 'count', type: 'int', env: false, help: 'stop after printing this many records', min: 1 },
-  { name: 'class', type: 'enum', choices: [...CLASS_NAMES, 'all'], default: 'network', help: `OCSF class to capture: ${CLASS_NAMES.join(', ')} or all. A class with no probes on this build (${CLASS_NAMES.filter(c => !probed(c)).join(', ')}) exits with status 2 and says so; all captures every class that has probes` },
+  { name: 'class', type: 'enum', choices: [...CLASS_NAMES, 'all'], default: 'network', help: `OCSF class to capture: ${CLASS_NAMES.join(', ')} or all${UNPROBED.length > 0 ? `. A class with no probes on this build (${UNPROBED.join(', ')}) exits with status 2 and says so; all captures every class that has probes` : ''}` },
   { name: 'host-id', type: 'string', help: 'host id to stamp on records (default /etc/machine-id)' },
-  { name: 'ring-bytes', type: 'bytes', default: '8MiB', help: 'NET_EVENTS ring buffer size (power of two)', min: 4096 },
+  { name: 'ring-bytes', type: 'bytes', default: '8MiB', help: 'each class\'s ring buffer size (power of two)', min: 4096 },
   { name: 'wakeup-bytes', type: 'bytes', help: 'force a wakeup once this many bytes wait (default ring/4)' },
   { name: 'drain-ms', type: 'int', default: 5, min: 1, max: 1000, help: 'drain timer in milliseconds' },
   { name: 'tracefs', type: 'path', help: 'tracefs mount point (default: found or mounted)' },
@@ -46,19 +54,20 @@ interface CaptureOptions {
 }
 
 function probed (name: string): boolean {
-  return REGISTRY.normalisers.some(n => n.name === name)
+  return REGISTRY.normalisers.some(n => n.name === name) && PROBED_CLASSES.includes(name)
 }
+const PROBED = REGISTRY.normalisers.filter(n => probed(n.name))
 
 /** The class uids to print; refuses a class this build cannot capture. */
 function selectClasses (name: string): Set<number> {
   if (name === 'all') {
     const none = CLASS_NAMES.filter(c => !probed(c))
-    if (none.length > 0) process.stderr.write(`capture: ${none.join(', ')}: no probes on this build yet; capturing ${REGISTRY.normalisers.map(n => n.name).join(', ')}\n`)
-    return new Set(REGISTRY.normalisers.map(n => n.classUid))
+    if (none.length > 0) process.stderr.write(`capture: ${none.join(', ')}: no probes on this build yet; capturing ${PROBED.map(n => n.name).join(', ')}\n`)
+    return new Set(PROBED.map(n => n.classUid))
   }
-  const n = REGISTRY.normalisers.find(x => x.name === name)
+  const n = PROBED.find(x => x.name === name)
   if (n === undefined) {
-    const have = REGISTRY.normalisers.map(x => x.name)
+    const have = PROBED.map(x => x.name)
     throw new PicketError('PICKET_ERR_CONFIG', `--class ${name}: this build has no probes for the ${name} class yet, so there is nothing to capture; it captures ${have.join(', ')} (--class ${have[0]} or --class all)`)
   }
   return new Set([n.classUid])
@@ -69,22 +78,37 @@ export async function run (argv: string[]): Promise<number> {
   if (cfg === undefined) return 0
   const o = cfg.values
   const classes = selectClasses(o.class)
-  const probe = NetProbe.open({
+  const names = PROBED.filter(n => classes.has(n.classUid) || n.name === 'process').map(n => n.name)
+  const bpf = await loadBpf()
+  const kernelOpts = {
     ringBytes: o['ring-bytes'],
     ...(o['wakeup-bytes'] !== undefined ? { wakeupBytes: o['wakeup-bytes'] } : {}),
     ...(o.tracefs !== undefined ? { tracefsDir: o.tracefs } : {}),
-  })
-  // DNS: the packet probe's ring, drained before the network ring so the
-  // answers a connection's address came from name it (dns-names.ts)
-  const packet = classes.has(CLASS.DNS_ACTIVITY.uid) ? PacketProbe.open({ icmp6: false }) : undefined
-  const rings = [...(packet !== undefined ? [openRing(packet.ringFd)] : []), openRing(probe.ringFd)]
+  }
+  const probes: ClassProbe[] = []
+  try {
+    for (const name of names) probes.push(openClassProbe(bpf, name, kernelOpts))
+  } catch (err) {
+    for (const p of probes) p.close()
+    throw err
+  }
+  // the process ring is drained last: every exec before another ring's
+  // records is then in the table; DNS first, so the answers a connection's
+  // address came from name it (dns-names.ts)
+  const order = (c: string): number => c === 'dns' ? 0 : c === 'process' ? 2 : 1
+  const rings: Array<{ probe: ClassProbe, ring: RingSource, slab: SharedArrayBuffer, bytes: number, records: number }> = probes
+    .map(probe => ({ probe, ring: openRing(probe.ringFd), slab: new SharedArrayBuffer(Math.min(o['ring-bytes'], 4 << 20)), bytes: 0, records: 0 }))
+    .sort((a, b) => order(a.probe.className) - order(b.probe.className))
+  const table = probes.some(p => p.className === 'process') ? createProcTable() : undefined
+  const tableWriter = table !== undefined ? new ProcTableWriter(table) : undefined
+  tableWriter?.seedFromProc()
   const src = sourceInfo(o['host-id'])
-  const env: DecodeEnv = { bootToWallNs: bootToWallNs(), ...probe.decodeInfo, names: new NameCache(createNameCacheMemory()) }
+  const net = probes.find(p => p.className === 'network')
+  const env: DecodeEnv = { bootToWallNs: bootToWallNs(), ...(net?.decodeInfo ?? { rstReasons: {}, noSocketReason: -1 }), names: new NameCache(createNameCacheMemory()) }
+  if (table !== undefined) env.procs = new ProcTableReader(table)
   const batcher = new LeanBatcher({ metadata: makeMetadata(src), device: makeDevice(src) })
   const w = new MsgpackWriter(1 << 20)
   const spans: LeanSpan[] = []
-  const slab = new SharedArrayBuffer(Math.min(probe.ringBytes, 4 << 20))
-  const bytes = new Uint8Array(slab)
   let stop = false
   let printed = 0
   let received = 0
@@ -93,23 +117,28 @@ export async function run (argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   const deadline = o.duration !== undefined ? Date.now() + o.duration : Infinity
-  process.stderr.write(`capture: attached ${[...probe.attached, ...(packet?.attached ?? [])].join(', ')}; printing OCSF ${o.class === 'all' ? 'records' : o.class + ' records'} as NDJSON (Ctrl-C to stop)\n`)
+  process.stderr.write(`capture: attached ${probes.map(p => p.className).join(', ')}; printing OCSF ${o.class === 'all' ? 'records' : o.class + ' records'} as NDJSON (Ctrl-C to stop)\n`)
   const full = (): boolean => o.count !== undefined && printed >= o.count
-  /** Drain each ring once (the last waiting up to timeoutMs) and print what came; the records drained. */
+  /** Drain each ring once (the first waiting up to timeoutMs) and print what came; the records drained. */
   const take = async (timeoutMs: number): Promise<number> => {
     let n = 0
-    for (let i = 0; i < rings.length; i++) n += await takeFrom(rings[i], i === rings.length - 1 ? timeoutMs : 0)
+    for (const [i, r] of rings.entries()) {
+      const d = r.ring.drain(r.slab, 0, r.slab.byteLength, i === 0 ? timeoutMs : 0)
+      r.bytes = d.bytes
+      r.records = d.records
+      n += d.records
+      if (d.records > 0 && r.probe.className === 'process') tableWriter?.apply(new Uint8Array(r.slab), 0, d.bytes)
+    }
+    for (const r of rings) if (r.records > 0) await print(new Uint8Array(r.slab), r.bytes, r.records)
     return n
   }
-  const takeFrom = async (ring: typeof rings[number], timeoutMs: number): Promise<number> => {
-    const r = ring.drain(slab, 0, slab.byteLength, timeoutMs)
-    if (r.records === 0) return 0
-    received += r.records
+  const print = async (bytes: Uint8Array, length: number, records: number): Promise<void> => {
+    received += records
     env.bootToWallNs = bootToWallNs()
     w.reset()
     spans.length = 0
-    const res = batcher.encode(w, bytes, 0, r.bytes, env, 64 << 20, spans)
-    decodeErrors += res.errors + res.records - res.written
+    const res = batcher.encode(w, bytes, 0, length, env, 64 << 20, spans)
+    decodeErrors += res.errors + res.records - res.written - res.skipped
     let text = ''
     for (const rec of expandSpans(w.buffer, spans)) {
       if (full()) break
@@ -118,7 +147,6 @@ export async function run (argv: string[]): Promise<number> {
       printed++
     }
     if (!process.stdout.write(text)) await once(process.stdout, 'drain')
-    return r.records
   }
   try {
     while (!stop && Date.now() < deadline && !full()) {
@@ -129,19 +157,18 @@ export async function run (argv: string[]): Promise<number> {
     // stopped by a signal or the clock: print what the ring took in before that, as the agent ships it
     while (!full()) if (await take(0) === 0) break
   } finally {
-    const c = probe.counters()
-    const dns = packet?.counters().dns
+    const c = net?.counters()
+    const ringDrops = Object.fromEntries(probes.map(p => [p.ring, p.drops()]))
     const summary = {
       records: printed,
       received,
-      drops: { kernel_reserve: kernelDrops(c) + (dns?.reserveFailed ?? 0), read_failed: c.readFailed, decode_error: decodeErrors },
+      drops: { kernel_reserve: Object.values(ringDrops).reduce((a, b) => a + b, 0), read_failed: c?.readFailed ?? 0, decode_error: decodeErrors },
+      ring_drops: ringDrops,
       kernel: c,
-      ...(dns !== undefined ? { dns } : {}),
-      recursion_misses: probe.progStats().reduce((s, p) => s + p.recursionMisses, 0),
+      recursion_misses: probes.reduce((n, p) => n + p.progStats().reduce((s, x) => s + x.recursionMisses, 0), 0),
     }
-    for (const ring of rings) ring.close()
-    probe.close()
-    packet?.close()
+    for (const r of rings) r.ring.close()
+    for (const p of probes) p.close()
     process.removeListener('SIGINT', onSignal)
     process.removeListener('SIGTERM', onSignal)
     process.stderr.write(`capture: ${printed} records, ${summary.drops.kernel_reserve} dropped in the kernel (ring full), ${decodeErrors} undecodable\n`)

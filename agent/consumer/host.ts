@@ -4,6 +4,7 @@ import { siblingModule } from '../../shared/paths.js'
 import { workerScript } from '../../shared/worker-script.js'
 import { nodeEndpoint } from '../comlink-node.js'
 import type { ConsumerApi, ConsumerInit, ConsumerStats, ConsumerTuning, SlabDescriptor, SourceSpec } from '../protocol.js'
+import type { ProcTableShape } from '../proctable/table.js'
 import type { SlabPool } from '../slabs.js'
 
 // The main thread's handle on one consumer thread: it owns the ring's slab
@@ -20,6 +21,8 @@ export interface ConsumerOptions {
   onSlab: (d: SlabDescriptor) => void
   /** the thread died (an exception, not a stop) */
   onError: (err: Error) => void
+  /** the process ring: the table its thread keeps (agent/proctable/writer.ts) */
+  procTable?: ProcTableShape
 }
 
 export class Consumer {
@@ -47,6 +50,7 @@ export class Consumer {
       tuning: opts.tuning,
       maxRecordBytes: opts.maxRecordBytes,
       control: this.#control.port2,
+      ...(opts.procTable !== undefined ? { procTable: opts.procTable } : {}),
     }
     const { script, eval: isEval } = workerScript(siblingModule(import.meta.url, './worker'))
     this.#worker = new Worker(script, {

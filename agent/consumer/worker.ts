@@ -2,8 +2,10 @@ import * as Comlink from 'comlink'
 import { parentPort, workerData } from 'node:worker_threads'
 import { nodeEndpoint } from '../comlink-node.js'
 import type { ConsumerApi, ConsumerInit, ConsumerStats, ConsumerTuning, SlabDescriptor } from '../protocol.js'
+import { ProcTableWriter } from '../proctable/writer.js'
 import { SlabPool } from '../slabs.js'
 import { openSource } from '../source/index.js'
+import { loadBpf } from '../source/kernel.js'
 
 // One consumer thread per ring buffer. It drains the ring straight into a
 // shared slab (the addon copies; JavaScript touches no record), hands the
@@ -17,6 +19,15 @@ const port = parentPort
 
 const pool = SlabPool.attach(init.slabs)
 const tuning: ConsumerTuning = { ...init.tuning }
+
+// the process ring keeps the process table: seeded before the first drain,
+// then every slab's records applied before the slab is handed on, so a
+// decoder that reads an exec finds its parent
+const procTable = init.procTable !== undefined ? new ProcTableWriter(init.procTable) : undefined
+procTable?.seedFromProc()
+// the kernel's clock, for the table's watermark (a process ring is a kernel ring)
+const bootNs = procTable !== undefined ? (await loadBpf()).bootNs : undefined
+const slabBytes = new Uint8Array(pool.data)
 
 const { ring: source, stats: sourceStats } = await openSource(init.source)
 
@@ -89,9 +100,11 @@ async function run (): Promise<void> {
     const stopping = stopRequested
     let timeout = stopping ? 0 : tuning.drainTimeoutMs
     if (records > 0 && !stopping) timeout = Math.max(0, Math.min(timeout, firstAt + tuning.lingerMs - performance.now()))
+    const before = bootNs?.() ?? 0
     const r = source.drain(pool.data, pool.offsetOf(slab) + fill, pool.slabBytes - fill, timeout)
     stats.drainCalls++
     if (r.records > 0) {
+      procTable?.apply(slabBytes, pool.offsetOf(slab) + fill, r.bytes)
       if (records === 0) firstAt = performance.now()
       fill += r.bytes
       records += r.records
@@ -99,6 +112,10 @@ async function run (): Promise<void> {
       stats.bytes += r.bytes
       if (stopping) stopBudget -= r.bytes
     }
+    // what was in the ring when the drain began is applied now (a drain that
+    // filled the slab may have left some: then `before` says too much, by
+    // records the next drain applies within a drain timeout)
+    if (r.records === 0 || pool.slabBytes - fill >= init.maxRecordBytes) procTable?.markApplied(before)
     const full = pool.slabBytes - fill < init.maxRecordBytes
     const lingered = records > 0 && performance.now() - firstAt >= tuning.lingerMs
     const drainedForStop = stopping && (r.records === 0 || stopBudget <= 0 || performance.now() >= stopDeadline)

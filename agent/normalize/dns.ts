@@ -218,8 +218,8 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, _kin
 export const dns: Normaliser = {
   name: 'dns',
   classUid: CLASS.DNS_ACTIVITY.uid,
-  kinds: { [KIND.DNS]: DNS_EVENT.SIZEOF },
-  minSize: { [KIND.DNS]: DNS_EVENT.payload },
+  // variable length: the header and addresses, then up to DNS_SNAP bytes of payload
+  kinds: { [KIND.DNS]: [DNS_EVENT.payload, DNS_EVENT.SIZEOF] },
   shapes: SHAPES,
   write,
 }

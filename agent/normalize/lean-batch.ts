@@ -3,7 +3,7 @@ import { unpackRecords, unpackValue } from '../../shared/codec.js'
 import { expandBatch, type LeanContext } from '../../shared/ocsf/lean.js'
 import { MsgpackWriter } from './pack.js'
 import { REGISTRY, type Registry } from './registry.js'
-import type { DecodeEnv, DecodeResult } from './types.js'
+import { SKIP, type DecodeEnv, type DecodeResult } from './types.js'
 
 // Raw records → lean batches (shared/ocsf/lean.ts is the form's definition).
 // Each batch is its records, a msgpack array of [shape, v1, v2, ...] written
@@ -64,6 +64,7 @@ export class LeanBatcher {
     const limit = maxBatchBytes - this.maxContextBytes
     let records = 0
     let written = 0
+    let skipped = 0
     let errors = 0
     let firstError: string | undefined
     let open = -1
@@ -101,14 +102,14 @@ export class LeanBatcher {
         used[shape0[kind] + s] = 1
         count++
         written++
-      }
+      } else if (s === SKIP) skipped++
       p += size
     }
     if (open >= 0) {
       if (count > 0) this.#close(w, open, count, spans)
       else w.truncate(open)
     }
-    const res: DecodeResult = { records, written, errors }
+    const res: DecodeResult = { records, written, skipped, errors }
     if (firstError !== undefined) res.firstError = firstError
     return res
   }

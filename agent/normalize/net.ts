@@ -1,8 +1,10 @@
 import { AF_INET, AF_INET6, HEADER, KDIR, KIND, NET_EVENT, RST_REASON_UNKNOWN, TCP, TCP_STATE_NAME } from '../../bpf/abi.js'
 import { CLASS, DIRECTION, NET_ACTIVITY, SEVERITY } from '../../shared/ocsf/constants.js'
 import { IANA_PROTOCOL } from '../../shared/ocsf/lean.js'
+import { emptyProcInfo } from '../proctable/table.js'
 import { ipv6At } from './ip.js'
 import { encodeStr, type MsgpackWriter } from './pack.js'
+import { completeFromTable, PROCESS_PATHS, writeProcess } from './proc-fields.js'
 import type { DecodeEnv, Normaliser } from './types.js'
 
 // Raw NET_EVENTS records → lean OCSF network_activity records, following the
@@ -30,14 +32,29 @@ const COMMON = [
 // number has no keyword the expand function knows (then it is 'unknown').
 // NAMED is STATE with the name a DNS answer gave the remote address
 // (dns-names.ts), for outbound opens whose address the cache knows.
-const SHAPE = { STATE: 0, RESET: 1, ICMP: 2, NAMED: 3 } as const
+// OWNED: a STATE record whose process (a connect, a listen) the process
+// table knows: actor.process then carries its image, command line, user and
+// ancestry (proc-fields.ts), as network_activity's actor.process in OCSF.
+// OWNED_NAMED has both.
+const SHAPE = { STATE: 0, RESET: 1, ICMP: 2, NAMED: 3, OWNED: 4, OWNED_NAMED: 5 } as const
 const STATE_SHAPE = [...COMMON, 'duration', 'actor.process.pid', 'actor.process.name', 'actor.process.ptid', 'unmapped.tcp_oldstate', 'unmapped.tcp_newstate', 'connection_info.protocol_name']
 const SHAPES = [
   STATE_SHAPE,
   [...COMMON, 'unmapped.rst_reason', 'unmapped.sk_state', 'connection_info.protocol_name'],
   [...COMMON, 'unmapped.icmp_type', 'unmapped.icmp_code', 'connection_info.protocol_name'],
   [...STATE_SHAPE, 'dst_endpoint.hostname'],
+  [...STATE_SHAPE, ...PROCESS_PATHS.slice(2).map(p => 'actor.process.' + p)],
+  [...STATE_SHAPE, ...PROCESS_PATHS.slice(2).map(p => 'actor.process.' + p), 'dst_endpoint.hostname'],
 ]
+const owner = emptyProcInfo()
+
+/** The table's entry for the record's process into `owner`; false if it has none. */
+function ownerOf (env: DecodeEnv, dv: DataView, p: number): boolean {
+  const tgid = dv.getUint32(p + HEADER.tgid, true)
+  if (env.procs === undefined || tgid === 0) return false
+  owner.pid = tgid; owner.uid = -1; owner.flags = 0; owner.path = ''; owner.cmdLine = ''; owner.cwd = ''
+  return completeFromTable(env.procs, owner)
+}
 
 const ICMP_UNREACH_CODE: Record<number, string> = {
   0: 'net unreachable', 1: 'host unreachable', 2: 'protocol unreachable', 3: 'port unreachable',
@@ -175,15 +192,20 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
       tail = keepRaw ? 2 : 0
     }
   }
+  const owned = shape === SHAPE.STATE && processKnown && ownerOf(env, dv, p)
+  if (owned) shape = SHAPE.OWNED
   const protocolName = IANA_PROTOCOL[protocol] === undefined
   const bootNs = dv.getUint32(p + HEADER.boot_ns + 4, true) * 4294967296 + dv.getUint32(p + HEADER.boot_ns, true)
   const time = Math.floor((bootNs + env.bootToWallNs) / 1e6)
   const hostname = activity === NET_ACTIVITY.OPEN && direction === DIRECTION.OUTBOUND && env.names !== undefined
     ? env.names.getAt(buf, p + NET_EVENT.raddr, v6, time)
     : undefined
-  if (hostname !== undefined) shape = SHAPE.NAMED
-  const tailLen = (shape === SHAPE.NAMED ? STATE_SHAPE.length : SHAPES[shape].length) - COMMON.length
-  const values = hostname !== undefined ? SHAPES[shape].length : COMMON.length + (protocolName ? tailLen : tail)
+  const named = hostname !== undefined
+  if (named) shape = owned ? SHAPE.OWNED_NAMED : SHAPE.NAMED
+  // an extended shape carries the whole STATE tail before its own values
+  const extended = owned || named
+  const tailLen = SHAPES[shape].length - COMMON.length
+  const values = extended ? SHAPES[shape].length : COMMON.length + (protocolName ? tailLen : tail)
   w.arrayHeader(1 + values)
   w.uint(shape0 + shape)
   w.uint(CLASS.NETWORK_ACTIVITY.uid)
@@ -206,9 +228,9 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
   } else {
     writeIp(w, buf, local, v6); writePort(w, lport); writeIp(w, buf, remote, v6); writePort(w, rport)
   }
-  const tailWritten = protocolName || hostname !== undefined ? tailLen - 1 : tail
+  const tailWritten = extended ? STATE_SHAPE.length - COMMON.length - 1 : protocolName ? tailLen - 1 : tail
   if (tailWritten > 0) {
-    if (shape === SHAPE.STATE || shape === SHAPE.NAMED) writeStateTail(w, buf, dv, p, tailWritten, durationMs, processKnown, keepRaw, oldstate)
+    if (shape === SHAPE.STATE || extended) writeStateTail(w, buf, dv, p, tailWritten, durationMs, processKnown, keepRaw, oldstate)
     else if (shape === SHAPE.RESET) {
       if (keepRaw) {
         w.raw(reasonNames.get(dv.getUint32(p + NET_EVENT.reason, true), reasonName))
@@ -219,8 +241,9 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
     } else { w.nil(); w.nil() }
   }
   if (protocolName) w.raw(UNKNOWN_PROTOCOL)
-  else if (hostname !== undefined) w.nil()
-  if (hostname !== undefined) w.str(hostname)
+  else if (extended) w.nil()
+  if (owned) writeProcess(w, env.procs, owner, '', env.bootToWallNs, 2)
+  if (named) w.str(hostname)
   return shape
 }
 

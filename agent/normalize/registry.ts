@@ -1,13 +1,17 @@
 import { dns } from './dns.js'
+import { fileClass } from './file.js'
 import { network } from './net.js'
+import { processClass } from './process.js'
 import type { Normaliser } from './types.js'
 
 // Every OCSF class the agent decodes, one normaliser each (one file per
 // class). The raw record's `kind` picks its normaliser; the classes' shapes
 // are numbered one after the other, so a shape index names a class's shape
-// in every batch. Adding a class: its file, and one entry here.
+// in every batch. Adding a class: its file, and one entry here (append: a
+// shape index must not change under an older batch's reader; the dns class,
+// agent/normalize/dns.ts, is one more entry).
 
-export const NORMALISERS: readonly Normaliser[] = [network, dns]
+export const NORMALISERS: readonly Normaliser[] = [network, processClass, fileClass, dns]
 
 /** The OCSF classes `picket capture --class` knows, probed on this build or not. */
 export const CLASS_NAMES = ['network', 'process', 'file', 'dns'] as const
@@ -17,7 +21,7 @@ export interface Registry {
   /** by raw kind: its normaliser, the record's size, and the normaliser's first shape index */
   readonly byKind: ReadonlyArray<Normaliser | undefined>
   readonly sizeOf: readonly number[]
-  /** by raw kind: the smallest size (= sizeOf but for variable-length kinds) */
+  /** by raw kind: the smallest size a variable-sized record may have (= sizeOf for a fixed one) */
   readonly minSizeOf: readonly number[]
   readonly shape0: readonly number[]
   /** every shape of every class, by shape index */
@@ -37,8 +41,8 @@ export function buildRegistry (normalisers: readonly Normaliser[] = NORMALISERS)
       const other = byKind[kind]
       if (other !== undefined) throw new Error(`raw kind ${kind} is claimed by both ${other.name} and ${n.name}`)
       byKind[kind] = n
-      sizeOf[kind] = size
-      minSizeOf[kind] = n.minSize?.[kind] ?? size
+      sizeOf[kind] = typeof size === 'number' ? size : size[1]
+      minSizeOf[kind] = typeof size === 'number' ? size : size[0]
       shape0[kind] = shapes.length
     }
     shapes.push(...n.shapes)

@@ -1,4 +1,5 @@
 import type { NameCache } from './dns-names.js'
+import type { ProcTableReader } from '../proctable/table.js'
 import type { MsgpackWriter } from './pack.js'
 
 // What a class's normaliser is: the one contract between the registry
@@ -18,6 +19,8 @@ export interface DecodeEnv {
   unmapped?: boolean
   /** answer address → name, shared by every decode worker (dns-names.ts): DNS answers fill it */
   names?: NameCache
+  /** the process table (agent/proctable): a record's process and its ancestry; absent, records carry what their own struct holds */
+  procs?: ProcTableReader
 }
 
 export interface DecodeResult {
@@ -25,6 +28,8 @@ export interface DecodeResult {
   records: number
   /** lean records written */
   written: number
+  /** raw records a normaliser consumed on purpose without writing one (Normaliser.write returned SKIP) */
+  skipped: number
   /** records skipped because they were malformed (bad kind or size) */
   errors: number
   /** first malformed record's description, for the log */
@@ -36,13 +41,12 @@ export interface Normaliser {
   /** the class's name, as `picket capture --class` takes it */
   readonly name: string
   readonly classUid: number
-  /** raw record kind (bpf/abi.ts KIND) → that record's exact size in bytes */
-  readonly kinds: Readonly<Record<number, number>>
   /**
-   * For variable-length kinds: the smallest size a record of that kind may
-   * have; `kinds` then gives the largest, and write() checks the rest.
+   * raw record kind (bpf/abi.ts KIND) → that record's exact size in bytes,
+   * or [min, max] for a variable-sized record (exec, file: the kernel cuts
+   * them after their last string)
    */
-  readonly minSize?: Readonly<Record<number, number>>
+  readonly kinds: Readonly<Record<number, number | readonly [min: number, max: number]>>
   /**
    * The class's record shapes, declared once: each lists the dotted OCSF
    * field paths a lean record of that shape fills, in order. Captions the
@@ -54,7 +58,11 @@ export interface Normaliser {
    * Write the raw record at byte `p` of `buf` (`dv` views the same memory) as
    * one lean record [shape0 + i, v1, v2, ...] for its shape i, straight from
    * the struct's fields, and return i; or write nothing and return -1 for a
-   * record the class cannot express (it counts as a decode error).
+   * record the class cannot express (it counts as a decode error), or SKIP
+   * for one it reads on purpose without a record of its own (not an error).
    */
   write: (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind: number, shape0: number, env: DecodeEnv) => number
 }
+
+/** Normaliser.write's answer for a raw record consumed without an OCSF record of its own (a fork, a thread's exit). */
+export const SKIP = -2

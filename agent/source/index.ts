@@ -1,6 +1,7 @@
+import { NET_EVENT } from '../../bpf/abi.js'
 import type { KernelCounters, KernelDecodeInfo, RingSource } from '../../bpf/types.js'
 import type { ConsumerStats, SourceSpec } from '../protocol.js'
-import { loadBpf, recursionMisses, type NetProbeOptions } from './kernel.js'
+import { loadBpf, openClassProbe, recursionMisses, type NetProbeOptions, type ClassProbe } from './kernel.js'
 import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, synthBootToWallNs, SynthSource, type SynthOptions } from './synth.js'
 
 // Where records come from: the kernel's ring buffer, or the seeded generator
@@ -10,10 +11,27 @@ import { SYNTH_NO_SOCKET_REASON, SYNTH_RST_REASONS, synthBootToWallNs, SynthSour
 // thread opens the RingSource its SourceSpec names and drains it without
 // knowing which it is.
 
+/** One ring of a capture, drained by a consumer thread of its own. */
+export interface CaptureRing {
+  /** the ring's name in slab descriptors and decode tasks: 'net', 'proc', 'file' */
+  name: string
+  /** the OCSF class it carries (agent/normalize/registry.ts) */
+  className: string
+  /** what the consumer thread opens with openSource() */
+  spec: SourceSpec
+  maxRecordBytes: number
+  /** its consumer applies every record to the process table before handing the slab on */
+  writesProcTable: boolean
+  /** records this ring lost in the kernel (the ring was full), cumulative */
+  drops: () => number
+  /** records its programs matched (emitted or lost), cumulative; absent for the synthetic source */
+  events?: () => number
+}
+
 /** The main thread's side of a source. */
 export interface Capture {
-  /** what the consumer thread opens with openSource() */
-  readonly spec: SourceSpec
+  /** one per class captured; the network ring first */
+  readonly rings: readonly CaptureRing[]
   readonly decodeInfo: KernelDecodeInfo
   /** CLOCK_REALTIME - the records' boot clock, in ns (it drifts: read it again now and then) */
   bootToWallNs: () => number
@@ -30,28 +48,55 @@ export interface Source {
   stats: () => Pick<ConsumerStats, 'synthCounters' | 'synth'>
 }
 
-export async function openCapture (kind: 'kernel' | 'synth', opts: { kernel: NetProbeOptions, synth: SynthOptions }): Promise<Capture> {
+/**
+ * Open the capture of `classes` (the synthetic source has the network class
+ * only). Each class is one probe and one ring (kernel.ts CLASS_PROBES).
+ * With `optional`, a class whose probe fails to open is reported to it and
+ * left out, unless no class at all could be opened.
+ */
+export async function openCapture (kind: 'kernel' | 'synth', opts: { kernel: NetProbeOptions, synth: SynthOptions }, classes: readonly string[] = ['network'], optional?: (className: string, err: Error) => void): Promise<Capture> {
   if (kind === 'synth') {
     // the generator's clock does not drift from the wall clock: read it once
     const bootToWall = synthBootToWallNs()
+    let synthDrops = 0
     return {
-      spec: { kind: 'synth', synth: opts.synth },
+      rings: [{
+        name: 'net', className: 'network', spec: { kind: 'synth', synth: opts.synth }, maxRecordBytes: NET_EVENT.SIZEOF, writesProcTable: false, drops: () => synthDrops,
+      }],
       decodeInfo: { rstReasons: SYNTH_RST_REASONS, noSocketReason: SYNTH_NO_SOCKET_REASON },
       bootToWallNs: () => bootToWall,
-      counters: consumers => consumers[0]?.synthCounters,
+      counters: consumers => {
+        const c = consumers[0]?.synthCounters
+        if (c !== undefined) synthDrops = c.state.reserveFailed + c.reset.reserveFailed + c.icmp.reserveFailed
+        return c
+      },
       close: () => {},
     }
   }
   const bpf = await loadBpf()
-  // the agent's own sockets (its gRPC stream) are not telemetry
-  const probe = bpf.NetProbe.open({ ignoreTgid: process.pid, ...opts.kernel })
+  const probes: ClassProbe[] = []
+  try {
+    for (const name of classes) {
+      try {
+        probes.push(openClassProbe(bpf, name, opts.kernel))
+      } catch (err) {
+        // classes the operator did not name (--class all) are captured where the kernel allows
+        if (optional === undefined || (probes.length === 0 && name === classes[classes.length - 1])) throw err
+        optional(name, err as Error)
+      }
+    }
+  } catch (err) {
+    for (const p of probes) p.close()
+    throw err
+  }
+  const net = probes.find(p => p.className === 'network')
   return {
-    spec: { kind: 'ring', fd: probe.ringFd },
-    decodeInfo: probe.decodeInfo,
+    rings: probes.map(p => ({ name: p.ring, className: p.className, spec: { kind: 'ring', fd: p.ringFd }, maxRecordBytes: p.maxRecordBytes, writesProcTable: p.className === 'process', drops: p.drops, events: p.events })),
+    decodeInfo: net?.decodeInfo ?? { rstReasons: {}, noSocketReason: -1 },
     bootToWallNs: bpf.bootToWallNs,
-    counters: () => probe.counters(),
-    recursionMisses: () => recursionMisses(probe.progStats()),
-    close: () => { probe.close() },
+    counters: () => net?.counters(),
+    recursionMisses: () => probes.reduce((n, p) => n + recursionMisses(p.progStats()), 0),
+    close: () => { for (const p of probes) p.close() },
   }
 }
 

@@ -1,11 +1,18 @@
-import type { KernelCounters, ProgStats } from '../../bpf/types.js'
+import { NET_EVENT } from '../../bpf/abi.js'
+import { DNS_EVENT } from '../../bpf/abi-dns.js'
+import { FILE_EVENT } from '../../bpf/abi-file.js'
+import { EXEC_EVENT } from '../../bpf/abi-proc.js'
+import type { ProbeOptions } from '../../bpf/object.js'
+import type { KernelCounters, KernelDecodeInfo, ProgStats } from '../../bpf/types.js'
+import { PicketError } from '../../shared/errors.js'
 import { siblingModule } from '../../shared/paths.js'
 
 // The agent loads bpf/index.ts only when it captures from the kernel (a
 // dynamic import), so the synthetic source and its tests never load the
 // native addon.
 
-export type { NetProbeOptions } from '../../bpf/index.js'
+import type { NetProbeOptions } from '../../bpf/index.js'
+export type { NetProbeOptions }
 
 export type BpfModule = typeof import('../../bpf/index.js')
 
@@ -22,4 +29,68 @@ export function recursionMisses (stats: readonly ProgStats[]): number {
   let n = 0
   for (const s of stats) n += s.recursionMisses
   return n
+}
+
+/** One class's probe, as the agent drives it: its ring, its drops, its counters. */
+export interface ClassProbe {
+  readonly className: string
+  /** the ring's name in the agent (slab descriptors, decode tasks, metrics) */
+  readonly ring: string
+  readonly ringFd: number
+  readonly maxRecordBytes: number
+  readonly decodeInfo?: KernelDecodeInfo
+  /** the network class's counters (AgentStats.kernel); the other classes have their own shapes */
+  counters: () => KernelCounters | undefined
+  /** records lost because the ring was full, cumulative */
+  drops: () => number
+  /** records the programs matched (emitted or lost), cumulative */
+  events: () => number
+  progStats: () => ProgStats[]
+  close: () => void
+}
+
+type Opener = (bpf: BpfModule, opts: NetProbeOptions) => ClassProbe
+
+// Each class with probes: how the agent opens it. A class gets a ring when
+// it is enabled and agent/normalize/registry.ts has its normaliser; the dns
+// entry waits for agent/normalize/dns.ts. The network and file probes leave
+// out the agent's own process (its gRPC stream, its spool writes: a loop).
+const CLASS_PROBES: Record<string, Opener> = {
+  network: (bpf, opts) => {
+    const p = bpf.NetProbe.open({ ignoreTgid: process.pid, ...opts })
+    return { className: 'network', ring: 'net', ringFd: p.ringFd, maxRecordBytes: NET_EVENT.SIZEOF, decodeInfo: p.decodeInfo, counters: () => p.counters(), drops: () => reserveFailures(p.counters()), events: () => { const c = p.counters(); return c.state.matched + c.reset.matched + c.icmp.matched }, progStats: () => p.progStats(), close: () => { p.close() } }
+  },
+  process: (bpf, opts) => {
+    // not the agent's own process left out here: its forks are few and make
+    // no records of their own, and a child it (or a host process embedding
+    // it) starts must still find its parent in the table
+    const p = bpf.ProcProbe.open(ringOpts(opts))
+    return { className: 'process', ring: 'proc', ringFd: p.ringFd, maxRecordBytes: EXEC_EVENT.SIZEOF, counters: () => undefined, drops: () => bpf.procDrops(p.counters()), events: () => { const c = p.counters(); return c.exec.matched + c.fork.matched + c.exit.matched }, progStats: () => p.progStats(), close: () => { p.close() } }
+  },
+  file: (bpf, opts) => {
+    const p = bpf.FileProbe.open({ ...ringOpts(opts), ignoreTgid: process.pid })
+    return { className: 'file', ring: 'file', ringFd: p.ringFd, maxRecordBytes: FILE_EVENT.SIZEOF, counters: () => undefined, drops: () => p.counters().file.reserveFailed, events: () => p.counters().file.matched, progStats: () => p.progStats(), close: () => { p.close() } }
+  },
+  dns: (bpf, opts) => {
+    const p = bpf.PacketProbe.open({ icmp6: false, ...(opts.ringBytes !== undefined ? { dnsRingBytes: opts.ringBytes } : {}) })
+    return { className: 'dns', ring: 'dns', ringFd: p.ringFd, maxRecordBytes: DNS_EVENT.SIZEOF, counters: () => undefined, drops: () => p.counters().dns.reserveFailed, events: () => p.counters().dns.matched, progStats: () => p.progStats(), close: () => { p.close() } }
+  },
+}
+
+/** The ring size and tracefs the operator gave, for every class's probe. */
+function ringOpts (o: NetProbeOptions): ProbeOptions {
+  const out: ProbeOptions = {}
+  if (o.ringBytes !== undefined) out.ringBytes = o.ringBytes
+  if (o.wakeupBytes !== undefined) out.wakeupBytes = o.wakeupBytes
+  if (o.tracefsDir !== undefined) out.tracefsDir = o.tracefsDir
+  return out
+}
+
+/** The classes this build can capture from the kernel. */
+export const PROBED_CLASSES: readonly string[] = Object.keys(CLASS_PROBES)
+
+export function openClassProbe (bpf: BpfModule, className: string, opts: NetProbeOptions): ClassProbe {
+  const open = CLASS_PROBES[className]
+  if (open === undefined) throw new PicketError('PICKET_ERR_CONFIG', `no probes for the ${className} class`)
+  return open(bpf, opts)
 }

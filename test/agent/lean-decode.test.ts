@@ -50,7 +50,7 @@ t.test('the synthetic mix, decoded lean and expanded, is exactly the full-form O
   if (schema === undefined) return t.fail('the vendored OCSF 1.8.0 schema must load')
   const buf = synthSlab(20_000)
   const { w, spans, res, objects } = lean(buf)
-  t.same(res, { records: 20_000, written: 20_000, errors: 0 })
+  t.same(res, { records: 20_000, written: 20_000, skipped: 0, errors: 0 })
   t.equal(spans.length, 1, 'one batch when it fits')
   sameObjects(t, objects, reference(buf), 'seed 1')
   for (const keepRaw of [false]) {
@@ -111,7 +111,7 @@ t.test('every branch of the mapping, and the odd values, mean the same in both f
   for (const unmapped of [true, false]) {
     const e = { ...env, unmapped, rstReasons: { 0: 'NOT_SPECIFIED', 1: 'NO_SOCKET', 11: 'TCP_ABORT_ON_CLOSE' } }
     const got = lean(buf, e)
-    t.same(got.res, { records: recs.length, written: recs.length - 1, errors: 0 }, 'the unknown family is not written')
+    t.same(got.res, { records: recs.length, written: recs.length - 1, skipped: 0, errors: 0 }, 'the unknown family is not written')
     sameObjects(t, got.objects, reference(buf, e), `${recs.length - 1} records, unmapped ${String(unmapped)}`)
     t.same(got.objects.flatMap(o => validateEvent(schema, o)), [], 'each validates against OCSF 1.8.0')
   }
@@ -143,8 +143,11 @@ t.test('malformed input is counted, not thrown, and framing errors stop the batc
 })
 
 t.test('the registry: kinds route to one class each; shapes are numbered across classes', async t => {
-  t.same(REGISTRY.normalisers.map(n => n.name), ['network', 'dns'])
+  t.same(REGISTRY.normalisers.map(n => n.name), ['network', 'process', 'file', 'dns'])
   t.equal(REGISTRY.byKind[KIND.NET_RESET]?.name, 'network')
+  t.equal(REGISTRY.byKind[KIND.PROC_EXEC]?.name, 'process')
+  t.equal(REGISTRY.byKind[KIND.FILE_RENAME]?.name, 'file')
+  t.equal(REGISTRY.shape0[KIND.NET_STATE], 0, 'network keeps shape 0: appended classes move no older shape')
   const fake: Normaliser = { name: 'fake', classUid: 1007, kinds: { 40: 48 }, shapes: [['class_uid']], write: () => -1 }
   const r = buildRegistry([...REGISTRY.normalisers, fake])
   t.equal(r.shape0[40], REGISTRY.shapes.length, 'a second class\'s shapes follow the first\'s')
