@@ -37,6 +37,8 @@ export interface KernelCounters {
   icmp: ProgramCounters
   /** bpf_probe_read_kernel of a tracepoint record failed */
   readFailed: number
+  /** matched events folded into a summary record (not drops: a summary the ring refused counts under reserveFailed) */
+  folded?: number
 }
 
 export interface ProgStats {

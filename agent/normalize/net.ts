@@ -28,11 +28,17 @@ const COMMON = [
 // absent tail costs nothing. protocol_name travels only when the IANA
 // number has no keyword the expand function knows (then it is 'unknown').
 const SHAPE = { STATE: 0, RESET: 1, ICMP: 2 } as const
-const SHAPES = [
-  [...COMMON, 'duration', 'actor.process.pid', 'actor.process.name', 'actor.process.ptid', 'unmapped.tcp_oldstate', 'unmapped.tcp_newstate', 'connection_info.protocol_name'],
-  [...COMMON, 'unmapped.rst_reason', 'unmapped.sk_state', 'connection_info.protocol_name'],
-  [...COMMON, 'unmapped.icmp_type', 'unmapped.icmp_code', 'connection_info.protocol_name'],
+const TAILS = [
+  ['duration', 'actor.process.pid', 'actor.process.name', 'actor.process.ptid', 'unmapped.tcp_oldstate', 'unmapped.tcp_newstate', 'connection_info.protocol_name'],
+  ['unmapped.rst_reason', 'unmapped.sk_state', 'connection_info.protocol_name'],
+  ['unmapped.icmp_type', 'unmapped.icmp_code', 'connection_info.protocol_name'],
 ]
+// A fold summary (the kernel's record of a flow's repeats within its
+// window) is its kind's shape with the OCSF base event's count and time span
+// after the common values; `time` is the last repeat's.
+const FOLD = ['count', 'start_time', 'end_time']
+const FOLDED = TAILS.length
+const SHAPES = [...TAILS.map(t => [...COMMON, ...t]), ...TAILS.map(t => [...COMMON, ...FOLD, ...t])]
 
 const ICMP_UNREACH_CODE: Record<number, string> = {
   0: 'net unreachable', 1: 'host unreachable', 2: 'protocol unreachable', 3: 'port unreachable',
@@ -163,15 +169,17 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
     }
   }
   const protocolName = IANA_PROTOCOL[protocol] === undefined
-  const tailLen = SHAPES[shape].length - COMMON.length
-  const values = COMMON.length + (protocolName ? tailLen : tail)
+  const tailLen = TAILS[shape].length
+  const repeats = dv.getUint32(p + NET_EVENT.count, true)
+  const fold = repeats > 0 ? FOLD.length : 0
+  const values = COMMON.length + fold + (protocolName ? tailLen : tail)
   w.arrayHeader(1 + values)
-  w.uint(shape0 + shape)
+  w.uint(shape0 + shape + (fold > 0 ? FOLDED : 0))
   w.uint(CLASS.NETWORK_ACTIVITY.uid)
   w.uint(activity)
   w.uint(SEVERITY.INFORMATIONAL)
-  const bootNs = dv.getUint32(p + HEADER.boot_ns + 4, true) * 4294967296 + dv.getUint32(p + HEADER.boot_ns, true)
-  w.f64(Math.floor((bootNs + env.bootToWallNs) / 1e6))
+  const time = wallMs(dv, p + HEADER.boot_ns, env)
+  w.f64(time)
   w.raw(detail)
   w.uint(direction)
   w.uint(protocol)
@@ -188,6 +196,7 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
   } else {
     writeIp(w, buf, local, v6); writePort(w, lport); writeIp(w, buf, remote, v6); writePort(w, rport)
   }
+  if (fold > 0) { w.uint(repeats); w.f64(wallMs(dv, p + NET_EVENT.start_ns, env)); w.f64(time) }
   const tailWritten = protocolName ? tailLen - 1 : tail
   if (tailWritten > 0) {
     if (shape === SHAPE.STATE) writeStateTail(w, buf, dv, p, tailWritten, durationMs, processKnown, keepRaw, oldstate)
@@ -201,7 +210,13 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
     } else { w.nil(); w.nil() }
   }
   if (protocolName) w.raw(UNKNOWN_PROTOCOL)
-  return shape
+  return shape + (fold > 0 ? FOLDED : 0)
+}
+
+/** The CLOCK_BOOTTIME u64 at byte `at` as wall-clock milliseconds. */
+function wallMs (dv: DataView, at: number, env: DecodeEnv): number {
+  const bootNs = dv.getUint32(at + 4, true) * 4294967296 + dv.getUint32(at, true)
+  return Math.floor((bootNs + env.bootToWallNs) / 1e6)
 }
 
 /** duration, actor.process.{pid,name,ptid}, unmapped.tcp_{old,new}state: the first `n` of them. */
