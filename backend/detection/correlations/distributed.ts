@@ -1,6 +1,6 @@
 import type { Actor } from '../actors.js'
 import { BudgetNode, BYTES, strBytes, type NodeOwner } from '../budget.js'
-import { cellKey, cellStr, evidenceAt, type Key } from '../cells.js'
+import { cellKey, cellStr, countAt, evidenceAt, type Key } from '../cells.js'
 import { EVIDENCE_FIRST, Incident, type Ev, type ValStat } from '../incident.js'
 import type { IncidentOwner, OpenIncident } from '../lifecycle.js'
 import type { Cols } from '../projector.js'
@@ -77,12 +77,12 @@ export class Distributed extends Correlation<DistState> implements IncidentOwner
     const m = sp.ports
     const s = m.get(port)
     if (s !== undefined) {
-      s.count++
+      s.count += countAt(c, b)
       if (t > s.last) s.last = t
       return
     }
     if (m.size >= Math.max(this.spec.min, this.below?.spec.min ?? 0)) return
-    m.set(port, { first: t, last: t, count: 1 })
+    m.set(port, { first: t, last: t, count: countAt(c, b) })
     st.portRefs.set(port, (st.portRefs.get(port) ?? 0) + 1)
     budget.resize(sp, PAIR_BYTES)
     if (st.ev.length < EVIDENCE_FIRST) { st.ev.push(evidenceAt(actor, c, b, t)); budget.resize(sp, BYTES.evidence) }

@@ -44,6 +44,14 @@ export class EventCount extends GroupCorrelation<EcGroup> {
     if (g.open !== undefined) { this.ctx.incidents.observe(g.open, v, c, b, t, nowWall); return }
     const size = g.ring.length
     const n = countAt(c, b)
+    // a folded record may cross part way through its events: the ones in the
+    // window before it, plus all of its own, are what the crossing counts
+    let before = size - 1
+    if (n > 1) {
+      const from = t - this.spec.timespanMs
+      before = 0
+      for (let i = 0; i < size; i++) if (g.ring[i] >= from) before++
+    }
     for (let k = Math.min(n, size); k > 0; k--) {
       g.ring[g.idx] = t
       g.idx = (g.idx + 1) % size
@@ -59,7 +67,7 @@ export class EventCount extends GroupCorrelation<EcGroup> {
     const evs = g.ev.filter(e => e.t >= cutoff)
     if (!evs.some(e => e.t === t)) evs.push(evidenceAt(actor, c, b, t))
     for (const e of evs) inc.observe(v, e.dport, e.sip, actor.hostId, actor.hostname, e.t, 1, nowWall)
-    inc.records = Math.max(inc.records, size)
+    inc.records = Math.max(inc.records, before + n)
     if (oldest < inc.firstSeen) inc.firstSeen = oldest
     g.open = this.ctx.incidents.open(actor, this, key, inc, evs, nowWall)
     g.ev.length = 0

@@ -1,6 +1,6 @@
 import type { Actor } from '../actors.js'
 import { BYTES } from '../budget.js'
-import { cellKey, evidenceAt, type Key } from '../cells.js'
+import { cellKey, countAt, evidenceAt, type Key } from '../cells.js'
 import { EVIDENCE_FIRST, Incident, type Ev, type ValStat } from '../incident.js'
 import type { Cols } from '../projector.js'
 import { Group, GroupCorrelation } from './correlation.js'
@@ -82,12 +82,12 @@ export class ValueCount extends GroupCorrelation<VcGroup> {
     if (g.open !== undefined) { this.ctx.incidents.observe(g.open, v, c, b, t, nowWall); return }
     const s = g.values.get(v)
     if (s !== undefined) {
-      s.count++
+      s.count += countAt(c, b)
       if (t > s.last) s.last = t
       if (t < s.first) s.first = t
     } else {
       if (t < g.last - this.spec.timespanMs) return
-      g.values.set(v, { first: t, last: t, count: 1 })
+      g.values.set(v, { first: t, last: t, count: countAt(c, b) })
       let grew = VALUE_BYTES
       if (g.ev === undefined) { g.ev = [evidenceAt(actor, c, b, t)]; grew += BYTES.evidence } else if (g.ev.length < EVIDENCE_FIRST) { g.ev.push(evidenceAt(actor, c, b, t)); grew += BYTES.evidence }
       this.ctx.budget.resize(g, grew)
