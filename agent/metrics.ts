@@ -29,7 +29,7 @@ export function createAgentMetrics (snapshot: () => AgentStats): AgentMetrics {
     }))
   }
   counter('picket_agent_records_captured_total', 'records copied out of the kernel rings', s => s.captured)
-  counter('picket_agent_kernel_events_total', 'events the BPF programs matched (captured + dropped in the kernel)', s => s.kernel === undefined ? 0 : s.kernel.state.matched + s.kernel.reset.matched + s.kernel.icmp.matched)
+  counter('picket_agent_kernel_events_total', 'records the BPF programs emitted (captured + dropped in the kernel; a fold summary is one record)', s => s.kernel === undefined ? 0 : s.kernel.state.matched + s.kernel.reset.matched + s.kernel.icmp.matched)
   counter('picket_agent_kernel_folded_total', 'events the kernel folded into a summary record of their flow (repeats within the fold window; not drops)', s => s.kernel?.folded ?? 0)
   counter('picket_agent_records_spooled_total', 'OCSF records decoded and written to the spool', s => s.spooledRecords)
   counter('picket_agent_batches_spooled_total', 'batches written to the spool', s => s.spooledBatches)

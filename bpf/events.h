@@ -126,16 +126,16 @@ struct picket_net_event {
 
 /* Kernel-side counters: a per-CPU array indexed by enum picket_counter. */
 enum picket_counter {
-	PICKET_CNT_STATE_MATCHED = 0,  /* events that passed the filter and should be emitted */
+	PICKET_CNT_STATE_MATCHED = 0,  /* records that passed the filter and should be emitted */
 	PICKET_CNT_STATE_RESERVE_FAIL, /* ... of which ring reservation failed (dropped) */
 	PICKET_CNT_RESET_MATCHED,
 	PICKET_CNT_RESET_RESERVE_FAIL,
 	PICKET_CNT_ICMP_MATCHED,
 	PICKET_CNT_ICMP_RESERVE_FAIL,
 	PICKET_CNT_READ_FAIL,          /* bpf_probe_read_kernel of the tracepoint record failed */
-	PICKET_CNT_FOLDED,             /* matched events folded into a summary instead of a record of their own;
-	                                * a summary the ring has no room for counts its events under its
-	                                * program's RESERVE_FAIL, as drops */
+	PICKET_CNT_FOLDED,             /* events folded into a summary record instead of a record of their own.
+	                                * *_MATCHED and *_RESERVE_FAIL count records, summaries included:
+	                                * matched = received + dropped holds with folding on */
 	PICKET_CNT_MAX,
 };
 

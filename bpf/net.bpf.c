@@ -167,14 +167,6 @@ struct {
 	__type(value, struct picket_fold_value);
 } scratch SEC(".maps");
 
-static __always_inline void count_n(__u32 idx, __u64 n)
-{
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
-
-	if (v)
-		__sync_fetch_and_add(v, n);
-}
-
 static __always_inline struct picket_net_event *new_event(void)
 {
 	__u32 zero = 0;
@@ -194,10 +186,12 @@ static __always_inline void summarise(struct picket_fold_value *f)
 
 	if (!n)
 		return;
+	/* a summary is a record like any other: kinds 1, 2, 3 (state, reset,
+	 * icmp) count their records at 0, 2, 4 and their drops at 1, 3, 5 */
+	count(2 * f->ev.hdr.kind - 2);
 	r = bpf_ringbuf_reserve(&NET_EVENTS, sizeof(*r), 0);
 	if (!r) {
-		/* kinds 1, 2, 3 (state, reset, icmp) count at 1, 3, 5 */
-		count_n(2 * f->ev.hdr.kind - 1, n);
+		count(2 * f->ev.hdr.kind - 1);
 		return;
 	}
 	__builtin_memcpy(r, &f->ev, sizeof(*r));
@@ -266,11 +260,11 @@ static __always_inline int fold(struct picket_net_event *e)
 
 static __always_inline void emit(struct picket_net_event *e, __u32 matched, __u32 failed)
 {
-	count(matched);
 	if (fold(e)) {
 		count(PICKET_CNT_FOLDED);
 		return;
 	}
+	count(matched);
 	if (bpf_ringbuf_output(&NET_EVENTS, e, sizeof(*e), picket_wakeup(&NET_EVENTS, cfg.wakeup_bytes)))
 		count(failed);
 }

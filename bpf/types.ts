@@ -37,7 +37,7 @@ export interface KernelCounters {
   icmp: ProgramCounters
   /** bpf_probe_read_kernel of a tracepoint record failed */
   readFailed: number
-  /** matched events folded into a summary record (not drops: a summary the ring refused counts under reserveFailed) */
+  /** events folded into a summary record of their flow (not drops; matched and reserveFailed count records, summaries among them) */
   folded?: number
 }
 
