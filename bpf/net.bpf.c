@@ -271,14 +271,19 @@ static __always_inline void emit(struct picket_net_event *e, __u32 matched, __u3
 
 struct bpf_map;
 
+struct sweep_ctx {
+	__u64 now;
+	__u64 all; /* summarise every window, closed or not (the probe is stopping) */
+};
+
 /* Summarise every key whose window has closed; forget keys quiet for two
- * windows. Run by user space (BPF_PROG_RUN) on a timer. */
-static long sweep_one(struct bpf_map *map, struct picket_fold_key *k, struct picket_fold_value *f, __u64 *now)
+ * windows. */
+static long sweep_one(struct bpf_map *map, struct picket_fold_key *k, struct picket_fold_value *f, struct sweep_ctx *c)
 {
-	__s64 age = *now - f->window_ns;
+	__s64 age = c->now - f->window_ns;
 	__s64 window = (__s64)cfg.fold_window_ms * 1000000;
 
-	if (age < window)
+	if (age < window && !c->all)
 		return 0;
 	summarise(f);
 	if (age >= 2 * window && !f->repeats)
@@ -286,13 +291,24 @@ static long sweep_one(struct bpf_map *map, struct picket_fold_key *k, struct pic
 	return 0;
 }
 
+/* Run by user space (BPF_PROG_RUN): on a timer, and once more when it stops. */
 SEC("syscall")
 int picket_fold_sweep(void *ctx)
 {
-	__u64 now = bpf_ktime_get_boot_ns();
+	struct sweep_ctx c = { .now = bpf_ktime_get_boot_ns() };
 
 	if (cfg.fold_window_ms)
-		bpf_for_each_map_elem(&folds, sweep_one, &now, 0);
+		bpf_for_each_map_elem(&folds, sweep_one, &c, 0);
+	return 0;
+}
+
+SEC("syscall")
+int picket_fold_flush(void *ctx)
+{
+	struct sweep_ctx c = { .now = bpf_ktime_get_boot_ns(), .all = 1 };
+
+	if (cfg.fold_window_ms)
+		bpf_for_each_map_elem(&folds, sweep_one, &c, 0);
 	return 0;
 }
 

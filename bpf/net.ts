@@ -37,8 +37,9 @@ export const NET_PROGRAMS: readonly ProgSpec[] = [
 
 const DEFAULT_RING = 8 << 20
 export const DEFAULT_FOLD_WINDOW_MS = 1000
-/** the syscall program that summarises the folds whose window has closed */
+/** the syscall programs that summarise the folds whose window has closed, and every fold */
 const SWEEP_PROG = 'picket_fold_sweep'
+const FLUSH_PROG = 'picket_fold_flush'
 
 /**
  * The network capture object: three tracepoint programs feeding NET_EVENTS.
@@ -62,6 +63,11 @@ export class NetProbe extends Probe {
   /** Emit the summary of every fold whose window has closed (the timer does this; tests call it to not wait). */
   sweep (): void {
     this.obj.run(SWEEP_PROG)
+  }
+
+  /** Summarise every fold now, its window closed or not: before the last drain, so no repeat is left in the map. */
+  flush (): void {
+    if (this.config.foldWindowMs > 0) this.obj.run(FLUSH_PROG)
   }
 
   override close (): void {

@@ -124,3 +124,19 @@ t.test('a SYN scan with folding on: still one record per closed port, each at on
   t.same(mine.map(r => r.lport).sort((a, b) => a - b), closed, 'one record per closed port')
   t.ok(mine.every(r => r.count === 0), 'none of them a summary')
 })
+
+t.test('flush: the repeats of a window still open are summarised when capture stops', async t => {
+  if (!requireReal(t, { bpf: true })) return
+  const probe = NetProbe.open({ foldWindowMs: 60_000 })
+  t.teardown(() => probe.close())
+  const port = await closedPort()
+  const recs = await recordsDuring(probe.ringFd, async () => {
+    await storm('127.0.0.76', port, 300)
+    probe.sweep()
+  }, read)
+  const resets = (rs: Rec[]): Rec[] => rs.filter(r => r.kind === KIND.NET_RESET && r.raddr === '127.0.0.76' && r.lport === port)
+  t.equal(resets(recs).length, 1, 'within its 60 s window the sweep leaves the repeats folded')
+  const flushed = await recordsDuring(probe.ringFd, async () => { probe.flush() }, read)
+  t.equal(events(resets(recs)) + events(resets(flushed)), 300, 'flush summarises the rest')
+  t.equal(resets(flushed).length, 1)
+})
