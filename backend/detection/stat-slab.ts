@@ -1,4 +1,4 @@
-import type { ValStat } from './incident.js'
+import type { Ev, ValStat } from './incident.js'
 
 // Per-value statistics (first seen, last seen, count) of many groups, in
 // typed arrays: a value is a slot, a small integer. As objects each was a
@@ -14,6 +14,13 @@ export class StatSlab {
   count = new Float64Array(INITIAL)
   #free: number[] = []
   #top = 0
+  #evidence: EvidenceSlab | undefined
+
+  /** evidence records by slot, for the kinds that keep one per value; a released slot's goes with it */
+  get evidence (): EvidenceSlab {
+    this.#evidence ??= new EvidenceSlab()
+    return this.#evidence
+  }
 
   /** slots in use */
   get size (): number { return this.#top - this.#free.length }
@@ -31,6 +38,7 @@ export class StatSlab {
   }
 
   release (i: number): void {
+    this.#evidence?.drop(i)
     this.#free.push(i)
   }
 
@@ -53,5 +61,64 @@ export class StatSlab {
       a.set(this[k])
       this[k] = a
     }
+  }
+}
+
+const NUMS = ['t', 'rt', 'dtype', 'sport', 'dport', 'act', 'proto', 'dir'] as const
+
+/**
+ * Evidence records by slot (a StatSlab's): the one evidence record a group
+ * keeps for a value it has not seen before, until it crosses. As objects
+ * they were the bulk of a host's detection state (a plain object, its boxed
+ * times and an array per group); here the numbers are one row of a typed
+ * array and the strings three references.
+ */
+export class EvidenceSlab {
+  #num = new Float64Array(INITIAL * NUMS.length)
+  #has = new Uint8Array(INITIAL)
+  /** hostname, sip, dip by slot; kept dense (filled as it grows), never holey */
+  readonly #str: Array<string | undefined> = new Array<string | undefined>(INITIAL * 3).fill(undefined)
+
+  put (i: number, e: Ev): void {
+    if (i >= this.#has.length) this.#grow(i)
+    const o = i * NUMS.length
+    for (let k = 0; k < NUMS.length; k++) this.#num[o + k] = e[NUMS[k]]
+    this.#str[i * 3] = e.hostname
+    this.#str[i * 3 + 1] = e.sip
+    this.#str[i * 3 + 2] = e.dip
+    this.#has[i] = 1
+  }
+
+  has (i: number): boolean {
+    return i < this.#has.length && this.#has[i] === 1
+  }
+
+  /** The record at slot `i`, of host `host`. */
+  get (i: number, host: string): Ev {
+    const n = this.#num
+    const o = i * NUMS.length
+    return {
+      t: n[o], rt: n[o + 1], host, hostname: this.#str[i * 3], dtype: n[o + 2], sip: this.#str[i * 3 + 1], sport: n[o + 3],
+      dip: this.#str[i * 3 + 2], dport: n[o + 4], act: n[o + 5], proto: n[o + 6], dir: n[o + 7],
+    }
+  }
+
+  /** Forget slot `i` (its StatSlab slot was released). */
+  drop (i: number): void {
+    if (!this.has(i)) return
+    this.#has[i] = 0
+    this.#str[i * 3] = this.#str[i * 3 + 1] = this.#str[i * 3 + 2] = undefined
+  }
+
+  #grow (i: number): void {
+    let n = this.#has.length * 2
+    while (n <= i) n *= 2
+    const has = new Uint8Array(n)
+    has.set(this.#has)
+    this.#has = has
+    const num = new Float64Array(n * NUMS.length)
+    num.set(this.#num)
+    this.#num = num
+    for (let k = this.#str.length; k < n * 3; k++) this.#str.push(undefined)
   }
 }

@@ -74,8 +74,8 @@ class ValSet {
 class VcGroup extends Group {
   readonly vals: Record<string, Key>
   readonly values: ValSet
-  /** evidence before an incident opens: one record per new distinct value, EVIDENCE_FIRST at most */
-  ev: Ev[] | undefined
+  /** evidence records before an incident opens, one per new distinct value (at its slot), EVIDENCE_FIRST at most */
+  evN = 0
   constructor (key: Key, actor: Actor, vals: Record<string, Key>, slab: StatSlab) { super(key, actor); this.vals = vals; this.values = new ValSet(slab) }
 }
 
@@ -110,9 +110,10 @@ export class ValueCount extends GroupCorrelation<VcGroup> {
     if (s >= 0) this.#slab.add(s, t, countAt(c, b))
     else {
       if (t < g.last - this.spec.timespanMs) return
-      g.values.add(v, this.#slab.alloc(t, t, countAt(c, b)))
+      const slot = this.#slab.alloc(t, t, countAt(c, b))
+      g.values.add(v, slot)
       let grew = VALUE_BYTES
-      if (g.ev === undefined) { g.ev = [evidenceAt(actor, c, b, t)]; grew += BYTES.evidence } else if (g.ev.length < EVIDENCE_FIRST) { g.ev.push(evidenceAt(actor, c, b, t)); grew += BYTES.evidence }
+      if (g.evN < EVIDENCE_FIRST) { this.#slab.evidence.put(slot, evidenceAt(actor, c, b, t)); g.evN++; grew += BYTES.evidence }
       this.ctx.budget.resize(g, grew)
       if (g.values.size >= this.spec.min) this.#check(actor, g, key, nowWall, recvAt)
     }
@@ -131,10 +132,18 @@ export class ValueCount extends GroupCorrelation<VcGroup> {
     const inc = new Incident(spec, `${actor.hostId}\u0001${String(key)}`, g.vals, nowWall, recvAt)
     const src = g.vals['src_endpoint.ip']
     const isPort = spec.field === 'dst_endpoint.port'
-    for (const [v, s] of g.values) inc.seed(v, this.#slab.stat(s), isPort && typeof v === 'number' ? v : -1, typeof src === 'string' ? src : undefined, actor.hostId, actor.hostname)
-    g.open = this.ctx.incidents.open(actor, this, key, inc, (g.ev ?? []).filter(e => e.t >= cutoff), nowWall)
+    const slab = this.#slab
+    // the evidence of the values still in the window, in the order they came
+    const evs: Ev[] = []
+    for (const [v, s] of g.values) {
+      inc.seed(v, slab.stat(s), isPort && typeof v === 'number' ? v : -1, typeof src === 'string' ? src : undefined, actor.hostId, actor.hostname)
+      if (!slab.evidence.has(s)) continue
+      const e = slab.evidence.get(s, actor.hostId)
+      if (e.t >= cutoff) evs.push(e)
+    }
+    g.open = this.ctx.incidents.open(actor, this, key, inc, evs, nowWall)
     g.values.clear()
-    g.ev = undefined
+    g.evN = 0
   }
 
   /** Does `src`, grouped with this host, stay under this rule's threshold? */
