@@ -2,8 +2,7 @@ import t from 'tap'
 import { unpackValue } from '../../shared/codec.js'
 import { expandBatch, type LeanContext } from '../../shared/ocsf/lean.js'
 import { buildPlan, type PlanOptions } from '../../scripts/injector/index.js'
-import type { FindingSummary } from '../../backend/detection/finding.js'
-import { eventsIn, foldRecords } from '../helpers/fold.js'
+import { eventsIn, FOLD_RULES, foldRecords, outcome } from '../helpers/fold.js'
 import { EngineRig, pack, rulesDir } from './helpers/records.js'
 
 // Folding must not change what detection finds. Each of the injector's
@@ -14,20 +13,6 @@ import { EngineRig, pack, rulesDir } from './helpers/records.js'
 // same rules, hosts, sources, distinct ports and records counted.
 
 const WINDOW_MS = 1000
-const EXTRA = {
-  'zz_refused_flood.yml': `title: Refused connection flood
-name: test_refused_flood
-correlation:
-  type: event_count
-  rules: [picket_net_inbound_refused]
-  group-by: [device.uid, src_endpoint.ip]
-  timespan: 1m
-  condition: {gte: 100}
-level: low
-tags: [attack.impact, attack.t1499]
-`,
-}
-
 const SCENARIOS: Record<string, PlanOptions> = {
   'a 200-port scan': { ports: 200 },
   'a 200-port scan, each port probed 5 times': { ports: 200, repeat: 5, rate: 2000 },
@@ -41,20 +26,11 @@ const SCENARIOS: Record<string, PlanOptions> = {
 
 type Rec = Record<string, unknown>
 
-/** What a finding says, apart from times and evidence: the final state of each. */
-function outcome (rig: EngineRig): string[] {
-  const last = new Map<string, FindingSummary>()
-  for (const f of rig.findings) last.set(f.summary.id, f.summary)
-  return [...last.values()]
-    .map(s => JSON.stringify({ rule: s.rule, host: s.hostId, hosts: s.hostsTotal, sources: [...s.sources].sort(), ports: s.portCount, records: s.records }))
-    .sort()
-}
-
 function feed (rig: EngineRig, hostId: string, records: readonly Rec[], now: number): void {
   for (let i = 0; i < records.length; i += 500) rig.sendBatch(hostId, pack(records.slice(i, i + 500)), now)
 }
 
-const dir = rulesDir(EXTRA)
+const dir = rulesDir(FOLD_RULES)
 t.teardown(dir.cleanup)
 
 for (const [name, o] of Object.entries(SCENARIOS)) {

@@ -2,8 +2,12 @@ import t from 'tap'
 import { connect, createServer } from 'node:net'
 import { ipv4At } from '../../agent/normalize/ip.js'
 import { HEADER, KDIR, KIND, NET_EVENT, TCP } from '../../bpf/abi.js'
-import { NetProbe } from '../../bpf/index.js'
+import { bootToWallNs, NetProbe, openRing } from '../../bpf/index.js'
+import { makeDevice, makeMetadata } from '../../shared/ocsf/network.js'
+import { EngineRig, pack, rulesDir } from '../backend/helpers/records.js'
 import { requireReal } from '../helpers/env.js'
+import { eventsIn, FOLD_RULES, outcome } from '../helpers/fold.js'
+import { leanDecode } from '../helpers/lean.js'
 import { recordsDuring } from '../helpers/ring.js'
 import { listeningPorts, nmap } from '../helpers/scan.js'
 
@@ -139,4 +143,51 @@ t.test('flush: the repeats of a window still open are summarised when capture st
   const flushed = await recordsDuring(probe.ringFd, async () => { probe.flush() }, read)
   t.equal(events(resets(recs)) + events(resets(flushed)), 300, 'flush summarises the rest')
   t.equal(resets(flushed).length, 1)
+})
+
+t.test('real scans and a storm seen by two probes at once, folding on and off: the same findings', async t => {
+  if (!requireReal(t, { bpf: true, commands: ['nmap'] })) return
+  const probes = { on: NetProbe.open(), off: NetProbe.open({ foldWindowMs: 0 }) }
+  t.teardown(() => { probes.on.close(); probes.off.close() })
+  const rings = { on: openRing(probes.on.ringFd), off: openRing(probes.off.ringFd) }
+  t.teardown(() => { rings.on.close(); rings.off.close() })
+  const slab = new SharedArrayBuffer(8 << 20)
+  const drain = (k: 'on' | 'off'): Uint8Array => {
+    const parts: Uint8Array[] = []
+    for (;;) {
+      const r = rings[k].drain(slab, 0, slab.byteLength, 10)
+      if (r.records === 0) break
+      parts.push(new Uint8Array(slab, 0, r.bytes).slice())
+    }
+    return Buffer.concat(parts)
+  }
+  drain('on'); drain('off')
+  await nmap({ type: '-sS', ports: '1-1000', source: '127.0.0.77' })
+  await nmap({ type: '-sU', ports: '1-100', source: '127.0.0.78' })
+  await storm('127.0.0.79', await closedPort(), 1000)
+  await new Promise(resolve => setTimeout(resolve, 1100))
+  probes.on.flush()
+  const src = { hostId: 'fold-kernel', hostname: 'fold-kernel', agentVersion: 'test' }
+  const shared = { metadata: makeMetadata(src), device: makeDevice(src) }
+  const dir = rulesDir(FOLD_RULES)
+  t.teardown(dir.cleanup)
+  const now = Date.now() + 1000
+  const found: Record<string, string[]> = {}
+  const records: Record<string, Array<Record<string, unknown>>> = {}
+  for (const k of ['on', 'off'] as const) {
+    const env = { ...probes[k].decodeInfo, bootToWallNs: bootToWallNs() }
+    const { res, objects } = leanDecode(drain(k), env, shared)
+    t.equal(res.errors, 0, `folding ${k}: every record decodes`)
+    records[k] = objects as unknown as Array<Record<string, unknown>>
+    const rig = new EngineRig(dir.dir)
+    for (let i = 0; i < objects.length; i += 500) rig.sendBatch(src.hostId, pack(objects.slice(i, i + 500)), now)
+    rig.tick(now + 2000)
+    found[k] = outcome(rig)
+  }
+  const mine = (k: string, ip: string): Array<Record<string, unknown>> => records[k].filter(r => (r.src_endpoint as { ip?: string } | undefined)?.ip === ip)
+  t.comment(`folding on: ${records.on.length} records, off: ${records.off.length}`)
+  t.ok(mine('on', '127.0.0.79').length < 20 && mine('off', '127.0.0.79').length >= 1000, 'the storm folded')
+  t.equal(eventsIn(mine('on', '127.0.0.79')), eventsIn(mine('off', '127.0.0.79')), 'and its events all counted')
+  for (const ip of ['127.0.0.77', '127.0.0.78', '127.0.0.79']) t.ok(found.off.some(f => f.includes(ip)), `a finding for ${ip}`)
+  t.same(found.on, found.off, 'the same findings, with folding on and off')
 })

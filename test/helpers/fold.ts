@@ -8,6 +8,9 @@
 // responder's, dst_endpoint), the outcome (status_detail), and the process
 // for outbound connects.
 
+import type { FindingSummary } from '../../backend/detection/finding.js'
+import type { EngineRig } from '../backend/helpers/records.js'
+
 type Rec = Record<string, unknown>
 
 const get = (r: Rec, path: string): unknown => {
@@ -68,3 +71,27 @@ export function foldRecords (records: readonly Rec[], windowMs: number): Rec[] {
 
 /** Events a list of records stands for. */
 export const eventsIn = (records: readonly Rec[]): number => records.reduce((n, r) => n + (typeof r.count === 'number' ? r.count : 1), 0)
+
+/** The shipped rules' company in the folding tests: an event_count rule, where `count` matters. */
+export const FOLD_RULES = {
+  'zz_refused_flood.yml': `title: Refused connection flood
+name: test_refused_flood
+correlation:
+  type: event_count
+  rules: [picket_net_inbound_refused]
+  group-by: [device.uid, src_endpoint.ip]
+  timespan: 1m
+  condition: {gte: 100}
+level: low
+tags: [attack.impact, attack.t1499]
+`,
+}
+
+/** What a finding says, apart from times and evidence: the final state of each. */
+export function outcome (rig: EngineRig): string[] {
+  const last = new Map<string, FindingSummary>()
+  for (const f of rig.findings) last.set(f.summary.id, f.summary)
+  return [...last.values()]
+    .map(s => JSON.stringify({ rule: s.rule, host: s.hostId, hosts: s.hostsTotal, sources: [...s.sources].sort(), ports: s.portCount, records: s.records }))
+    .sort()
+}
