@@ -196,7 +196,8 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
   } else {
     writeIp(w, buf, local, v6); writePort(w, lport); writeIp(w, buf, remote, v6); writePort(w, rport)
   }
-  if (fold > 0) { w.uint(repeats); w.f64(wallMs(dv, p + NET_EVENT.start_ns, env)); w.f64(time) }
+  // (start_ns 0: a repeat raced the summary before it for the first time; the span is unknown, so it is the last repeat's)
+  if (fold > 0) { w.uint(repeats); w.f64(dv.getBigUint64(p + NET_EVENT.start_ns, true) === 0n ? time : Math.min(time, wallMs(dv, p + NET_EVENT.start_ns, env))); w.f64(time) }
   const tailWritten = protocolName ? tailLen - 1 : tail
   if (tailWritten > 0) {
     if (shape === SHAPE.STATE) writeStateTail(w, buf, dv, p, tailWritten, durationMs, processKnown, keepRaw, oldstate)
