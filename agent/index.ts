@@ -164,7 +164,8 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
       stopping ??= (async () => {
         clearInterval(timer)
         await stats.settled()
-        // 1. capture no more; hand off what the rings held
+        // 1. capture no more; hand off what the rings held, the repeats the kernel still folds among it
+        try { capture.flush?.() } catch (err) { log.warn({ err: (err as Error).message }, 'the kernel\'s pending fold summaries could not be flushed') }
         try {
           stats.consumers = await Promise.all(consumers.map(async c => await c.stop(Math.max(1000, cfg.shutdownTimeoutMs))))
         } catch (err) {

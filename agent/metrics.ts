@@ -29,11 +29,12 @@ export function createAgentMetrics (snapshot: () => AgentStats): AgentMetrics {
     }))
   }
   counter('picket_agent_records_captured_total', 'records copied out of the kernel rings', s => s.captured)
-  counter('picket_agent_kernel_events_total', 'events the BPF programs of every ring matched (captured + dropped in the kernel + forks, which only update the process table)', s => {
+  counter('picket_agent_kernel_events_total', 'records the BPF programs of every ring emitted (captured + dropped in the kernel + forks, which only update the process table; a fold summary is one record)', s => {
     const rings = Object.values(s.ringEvents)
     if (rings.length > 0) return rings.reduce((a, b) => a + b, 0)
     return s.kernel === undefined ? 0 : s.kernel.state.matched + s.kernel.reset.matched + s.kernel.icmp.matched
   })
+  counter('picket_agent_kernel_folded_total', 'events the kernel folded into a summary record of their flow (repeats within the fold window; not drops)', s => s.kernel?.folded ?? 0)
   counter('picket_agent_records_spooled_total', 'OCSF records decoded and written to the spool', s => s.spooledRecords)
   counter('picket_agent_batches_spooled_total', 'batches written to the spool', s => s.spooledBatches)
   counter('picket_agent_batches_sent_total', 'batches sent to the collector (resends included)', s => s.shipper.sentBatches)

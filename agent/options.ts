@@ -95,6 +95,7 @@ export const AGENT_OPTIONS: readonly AgentOption[] = [
   { flag: 'synth-total', key: 'synth.total', type: 'int', help: 'stop generating after this many synthetic records', min: 0 },
   { flag: 'synth-seed', key: 'synth.seed', type: 'int', help: 'seed of the synthetic records', flagDefault: 1 },
   { flag: 'ring-bytes', key: 'kernel.ringBytes', type: 'bytes', help: 'kernel ring buffer size (a power of 2)', flagDefault: 8 * MiB, min: 4096 },
+  { flag: 'fold-window', key: 'kernel.foldWindowMs', type: 'duration', help: 'fold repeats of a network flow within this window into one record with a count (the first still goes out at once); 0 = off', flagDefault: 1000, min: 0, max: 60_000 },
   { flag: 'wakeup-bytes', key: 'kernel.wakeupBytes', type: 'bytes', help: 'kernel wakes the consumer once this much waits in the ring' },
   { flag: 'slab-bytes', key: 'slabBytes', type: 'bytes', help: 'size of one slab (one decoder task)', default: 256 * KiB, min: 4 * KiB, max: 64 * MiB },
   { flag: 'slabs', key: 'slabs', type: 'int', help: 'slabs per ring buffer', default: 16, min: 2, max: 4096 },

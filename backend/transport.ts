@@ -32,6 +32,10 @@ export function serverOptions (limits: Limits, streams: StreamLimits, onOversize
     'grpc.max_concurrent_streams': streams.maxStreamsPerConnection,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
+    // channelz (grpc-js' introspection service, on by default) keeps
+    // per-session and per-call trackers nothing here reads: ~1 KiB of heap per
+    // agent session (BENCHMARKS.md, scale)
+    'grpc.enable_channelz': 0,
     interceptors: [oversizeObserver(onOversize)],
   }
 }

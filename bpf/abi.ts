@@ -99,8 +99,21 @@ export const NET_EVENT = {
   reason: 84,
   sock: 88,
   duration_ns: 96,
-  SIZEOF: 104,
+  count: 104,
+  pad2: 108,
+  start_ns: 112,
+  SIZEOF: 120,
 } as const
+
+/**
+ * Folding's flow key and window (net.bpf.c's `folds` map). User space only
+ * reads its records; the layout test keeps these honest.
+ */
+export const FOLD_KEY = {
+  laddr: 0, raddr: 16, kind: 32, port: 34, other_port: 36, family: 38, protocol: 40, direction: 41,
+  oldstate: 42, newstate: 43, icmp_type: 44, icmp_code: 45, pad: 46, reason: 48, tgid: 52, SIZEOF: 56,
+} as const
+export const FOLD_VALUE = { ev: 0, window_ns: 120, first_ns: 128, last_ns: 136, repeats: 144, SIZEOF: 152 } as const
 
 export const KDIR = { UNKNOWN: 0, INBOUND: 1, OUTBOUND: 2, LOCAL: 4 } as const
 
@@ -114,7 +127,8 @@ export const COUNTER = {
   ICMP_MATCHED: 4,
   ICMP_RESERVE_FAIL: 5,
   READ_FAIL: 6,
-  MAX: 7,
+  FOLDED: 7,
+  MAX: 8,
 } as const
 
 /** struct picket_tp_layout: 18 x __u16 */
@@ -151,7 +165,8 @@ export const NET_CONFIG = {
   enable_state: [116, 1],
   enable_reset: [117, 1],
   enable_icmp: [118, 1],
-  pad1: [119, 5],
+  pad1: [119, 1],
+  fold_window_ms: [120, 4],
 } as const satisfies FieldSpec
 export const NET_CONFIG_SIZEOF = 124
 

@@ -20,6 +20,7 @@ export interface NativeBpf {
   mapUpdate: (h: ObjHandle, map: string, key: Uint8Array, value: Uint8Array) => void
   mapDelete: (h: ObjHandle, map: string, key: Uint8Array) => void
   readPercpuArray: (h: ObjHandle, map: string, n: number) => number[]
+  progRun: (h: ObjHandle, prog: string) => number
   progStats: (h: ObjHandle) => Array<{ name: string, runCount: number, runTimeNs: number, recursionMisses: number, id: number }>
   close: (h: ObjHandle) => void
   ringOpen: (fd: number) => RingHandle

@@ -116,6 +116,9 @@ struct picket_net_event {
 	__u32 reason;     /* enum sk_rst_reason for resets; PICKET_RST_REASON_UNKNOWN if absent */
 	__u64 sock;       /* kernel socket address: correlates records of one socket */
 	__u64 duration_ns;/* for CLOSE: time since the connection was established; 0 if unknown */
+	__u32 count;      /* events this record stands for: 0 = itself alone; more = a fold summary */
+	__u32 pad2;
+	__u64 start_ns;   /* fold summary: boot_ns of its first repeat (hdr.boot_ns is the last's) */
 };
 
 #define PICKET_RST_REASON_UNKNOWN 0xffffffffu
@@ -123,13 +126,16 @@ struct picket_net_event {
 
 /* Kernel-side counters: a per-CPU array indexed by enum picket_counter. */
 enum picket_counter {
-	PICKET_CNT_STATE_MATCHED = 0,  /* events that passed the filter and should be emitted */
+	PICKET_CNT_STATE_MATCHED = 0,  /* records that passed the filter and should be emitted */
 	PICKET_CNT_STATE_RESERVE_FAIL, /* ... of which ring reservation failed (dropped) */
 	PICKET_CNT_RESET_MATCHED,
 	PICKET_CNT_RESET_RESERVE_FAIL,
 	PICKET_CNT_ICMP_MATCHED,
 	PICKET_CNT_ICMP_RESERVE_FAIL,
 	PICKET_CNT_READ_FAIL,          /* bpf_probe_read_kernel of the tracepoint record failed */
+	PICKET_CNT_FOLDED,             /* events folded into a summary record instead of a record of their own.
+	                                * *_MATCHED and *_RESERVE_FAIL count records, summaries included:
+	                                * matched = received + dropped holds with folding on */
 	PICKET_CNT_MAX,
 };
 
@@ -173,7 +179,42 @@ struct picket_net_config {
 	__u8 enable_state;
 	__u8 enable_reset;
 	__u8 enable_icmp;
-	__u8 pad1[5];
+	__u8 pad1;
+	__u32 fold_window_ms; /* fold repeats of a flow key within this window; 0 = never fold */
+};
+
+/*
+ * Folding (net.bpf.c): what makes two network events repeats of one another.
+ * Only the server side's port is kept, so a client's changing ephemeral port
+ * does not split a flow; every distinct probe of a scan (another port,
+ * another address, another outcome) is a key of its own.
+ */
+struct picket_fold_key {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 kind;
+	__u16 port;       /* the server side's port */
+	__u16 other_port; /* the other port, only when no side is known to be the server */
+	__u16 family;
+	__u8 protocol;
+	__u8 direction;
+	__u8 oldstate;
+	__u8 newstate;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 pad[2];
+	__u32 reason;
+	__u32 tgid;       /* outbound connects only: the process is part of the flow */
+};
+
+/* A key's window: its first event (emitted at once, the summary's template)
+ * and the repeats folded since. */
+struct picket_fold_value {
+	struct picket_net_event ev;
+	__u64 window_ns;  /* boot_ns the window opened at */
+	__u64 first_ns;   /* boot_ns of the first repeat not yet summarised */
+	__u64 last_ns;
+	__u64 repeats;    /* repeats not yet summarised: taken atomically by whoever summarises */
 };
 
 /* ---- The other classes, one header each ---- */

@@ -15,6 +15,8 @@ export interface NetConfig {
   enableState: boolean
   enableReset: boolean
   enableIcmp: boolean
+  /** fold repeats of a flow key within this many ms (0: never) */
+  foldWindowMs: number
 }
 
 function empty (): TpLayout {
@@ -96,6 +98,7 @@ export function encodeNetConfig (c: NetConfig): Uint8Array {
   const buf = encodeStruct(NET_CONFIG, NET_CONFIG_SIZEOF, {
     wakeup_bytes: c.wakeupBytes, ignore_tgid: c.ignoreTgid,
     enable_state: Number(c.enableState), enable_reset: Number(c.enableReset), enable_icmp: Number(c.enableIcmp),
+    fold_window_ms: c.foldWindowMs,
   })
   const dv = new DataView(buf.buffer)
   for (const tp of ['state', 'reset', 'icmp'] as const) putFields(dv, NET_CONFIG[tp][0], TP_LAYOUT, c[tp])

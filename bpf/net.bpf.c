@@ -141,23 +141,175 @@ static __always_inline void fill_header(struct picket_net_event *e, __u16 kind)
 	picket_fill_header(&e->hdr, kind, sizeof(*e));
 }
 
-static __always_inline void submit(struct picket_net_event *e)
+/*
+ * Folding. A storm of one flow (a client hammering one closed port, a
+ * service reconnecting in a loop) is one record per window, not one per
+ * event: the first event of a key in a window goes out at once, its repeats
+ * within the window only bump a counter here, and a summary record (count,
+ * start_ns, the last repeat's time) goes out when the window has closed:
+ * from picket_fold_sweep, which user space runs on a timer, or from the next
+ * event of the key, whichever comes first. Both take the repeats with one
+ * atomic exchange, so every event is in exactly one record.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct picket_fold_key);
+	__type(value, struct picket_fold_value);
+} folds SEC(".maps");
+
+/* The event being built: too big for the stack beside the tracepoint copy,
+ * and in this shape it can go into `folds` as it is. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct picket_fold_value);
+} scratch SEC(".maps");
+
+static __always_inline struct picket_net_event *new_event(void)
 {
-	bpf_ringbuf_submit(e, picket_wakeup(&NET_EVENTS, cfg.wakeup_bytes));
+	__u32 zero = 0;
+	struct picket_fold_value *v = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!v)
+		return 0;
+	__builtin_memset(v, 0, sizeof(*v));
+	return &v->ev;
 }
 
-static __always_inline struct picket_net_event *reserve(__u32 matched, __u32 failed)
+/* Emit the repeats f holds as one summary record, if there are any. */
+static __always_inline void summarise(struct picket_fold_value *f)
 {
-	struct picket_net_event *e;
+	struct picket_net_event *r;
+	__u64 n = __sync_lock_test_and_set(&f->repeats, 0);
 
-	count(matched);
-	e = bpf_ringbuf_reserve(&NET_EVENTS, sizeof(*e), 0);
-	if (!e) {
-		count(failed);
+	if (!n)
+		return;
+	/* a summary is a record like any other: kinds 1, 2, 3 (state, reset,
+	 * icmp) count their records at 0, 2, 4 and their drops at 1, 3, 5 */
+	count(2 * f->ev.hdr.kind - 2);
+	r = bpf_ringbuf_reserve(&NET_EVENTS, sizeof(*r), 0);
+	if (!r) {
+		count(2 * f->ev.hdr.kind - 1);
+		return;
+	}
+	__builtin_memcpy(r, &f->ev, sizeof(*r));
+	r->hdr.boot_ns = f->last_ns;
+	r->start_ns = f->first_ns;
+	r->count = n;
+	f->first_ns = 0;
+	bpf_ringbuf_submit(r, picket_wakeup(&NET_EVENTS, cfg.wakeup_bytes));
+}
+
+static __always_inline void fold_key(struct picket_fold_key *k, const struct picket_net_event *e)
+{
+	__builtin_memcpy(k->laddr, e->laddr, 16);
+	__builtin_memcpy(k->raddr, e->raddr, 16);
+	k->kind = e->hdr.kind;
+	k->family = e->family;
+	k->protocol = e->protocol;
+	k->direction = e->direction;
+	k->oldstate = e->oldstate;
+	k->newstate = e->newstate;
+	k->icmp_type = e->icmp_type;
+	k->icmp_code = e->icmp_code;
+	k->reason = e->reason;
+	if (e->direction == PICKET_DIR_OUTBOUND) {
+		k->port = e->rport;
+		if (e->newstate == TCP_SYN_SENT || e->oldstate == TCP_SYN_SENT)
+			k->tgid = e->hdr.tgid;
+	} else if (e->direction == PICKET_DIR_UNKNOWN) {
+		k->port = e->lport;
+		k->other_port = e->rport;
+	} else {
+		k->port = e->lport;
+	}
+}
+
+/* Is e a repeat within its key's window (counted, not to be emitted)? */
+static __always_inline int fold(struct picket_net_event *e)
+{
+	struct picket_fold_key k = {};
+	struct picket_fold_value *f;
+	__u64 now = e->hdr.boot_ns;
+
+	if (!cfg.fold_window_ms)
+		return 0;
+	fold_key(&k, e);
+	f = bpf_map_lookup_elem(&folds, &k);
+	if (!f) {
+		struct picket_fold_value *v = (void *)e; /* ev is the first member of the scratch value */
+
+		v->window_ns = now;
+		bpf_map_update_elem(&folds, &k, v, BPF_ANY);
 		return 0;
 	}
-	__builtin_memset(e, 0, sizeof(*e));
-	return e;
+	if ((__s64)(now - f->window_ns) < (__s64)cfg.fold_window_ms * 1000000) {
+		if (!f->first_ns)
+			f->first_ns = now;
+		f->last_ns = now;
+		__sync_fetch_and_add(&f->repeats, 1);
+		return 1;
+	}
+	summarise(f);
+	__builtin_memcpy(&f->ev, e, sizeof(*e));
+	f->window_ns = now;
+	return 0;
+}
+
+static __always_inline void emit(struct picket_net_event *e, __u32 matched, __u32 failed)
+{
+	if (fold(e)) {
+		count(PICKET_CNT_FOLDED);
+		return;
+	}
+	count(matched);
+	if (bpf_ringbuf_output(&NET_EVENTS, e, sizeof(*e), picket_wakeup(&NET_EVENTS, cfg.wakeup_bytes)))
+		count(failed);
+}
+
+struct bpf_map;
+
+struct sweep_ctx {
+	__u64 now;
+	__u64 all; /* summarise every window, closed or not (the probe is stopping) */
+};
+
+/* Summarise every key whose window has closed; forget keys quiet for two
+ * windows. */
+static long sweep_one(struct bpf_map *map, struct picket_fold_key *k, struct picket_fold_value *f, struct sweep_ctx *c)
+{
+	__s64 age = c->now - f->window_ns;
+	__s64 window = (__s64)cfg.fold_window_ms * 1000000;
+
+	if (age < window && !c->all)
+		return 0;
+	summarise(f);
+	if (age >= 2 * window && !f->repeats)
+		bpf_map_delete_elem(map, k);
+	return 0;
+}
+
+/* Run by user space (BPF_PROG_RUN): on a timer, and once more when it stops. */
+SEC("syscall")
+int picket_fold_sweep(void *ctx)
+{
+	struct sweep_ctx c = { .now = bpf_ktime_get_boot_ns() };
+
+	if (cfg.fold_window_ms)
+		bpf_for_each_map_elem(&folds, sweep_one, &c, 0);
+	return 0;
+}
+
+SEC("syscall")
+int picket_fold_flush(void *ctx)
+{
+	struct sweep_ctx c = { .now = bpf_ktime_get_boot_ns(), .all = 1 };
+
+	if (cfg.fold_window_ms)
+		bpf_for_each_map_elem(&folds, sweep_one, &c, 0);
+	return 0;
 }
 
 /* Copy the tracepoint record to the stack: n is a verifier-known constant. */
@@ -242,7 +394,7 @@ int picket_state(void *ctx)
 	    (bpf_get_current_pid_tgid() >> 32) == cfg.ignore_tgid)
 		return 0;
 
-	e = reserve(PICKET_CNT_STATE_MATCHED, PICKET_CNT_STATE_RESERVE_FAIL);
+	e = new_event();
 	if (!e)
 		return 0;
 	fill_header(e, PICKET_EV_NET_STATE);
@@ -264,7 +416,7 @@ int picket_state(void *ctx)
 	e->reason = PICKET_RST_REASON_UNKNOWN;
 	e->sock = sk;
 	e->duration_ns = duration;
-	submit(e);
+	emit(e, PICKET_CNT_STATE_MATCHED, PICKET_CNT_STATE_RESERVE_FAIL);
 	return 0;
 }
 
@@ -285,7 +437,7 @@ int picket_reset(void *ctx)
 	/* Kernels before 6.10 carry no reason: no socket means no listener. */
 	no_socket = reason == PICKET_RST_REASON_UNKNOWN ? sk == 0 : reason == PICKET_RST_REASON_NO_SOCKET;
 
-	e = reserve(PICKET_CNT_RESET_MATCHED, PICKET_CNT_RESET_RESERVE_FAIL);
+	e = new_event();
 	if (!e)
 		return 0;
 	fill_header(e, PICKET_EV_NET_RESET);
@@ -312,7 +464,7 @@ int picket_reset(void *ctx)
 			rd_bytes(e->raddr, buf, cfg.reset.daddr, 4);
 		}
 	}
-	submit(e);
+	emit(e, PICKET_CNT_RESET_MATCHED, PICKET_CNT_RESET_RESERVE_FAIL);
 	return 0;
 }
 
@@ -330,7 +482,7 @@ int picket_icmp(void *ctx)
 		return 0;
 	code = rd_u32(buf, cfg.icmp.code, 4);
 
-	e = reserve(PICKET_CNT_ICMP_MATCHED, PICKET_CNT_ICMP_RESERVE_FAIL);
+	e = new_event();
 	if (!e)
 		return 0;
 	fill_header(e, PICKET_EV_NET_ICMP);
@@ -346,6 +498,6 @@ int picket_icmp(void *ctx)
 	e->rport = rd_u16(buf, cfg.icmp.sport);
 	e->lport = rd_u16(buf, cfg.icmp.dport);
 	e->protocol = (e->rport || e->lport) ? IPPROTO_UDP : 0;
-	submit(e);
+	emit(e, PICKET_CNT_ICMP_MATCHED, PICKET_CNT_ICMP_RESERVE_FAIL);
 	return 0;
 }

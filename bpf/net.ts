@@ -19,6 +19,12 @@ export interface NetProbeOptions extends ProbeOptions {
    * still carry the fields the program reads.
    */
   tracepoints?: Partial<Record<'state' | 'reset' | 'icmp', TracepointRef>>
+  /**
+   * Fold repeats of a flow within this many milliseconds into one summary
+   * record (count, start and end time); the first event of a flow in a
+   * window still goes out at once. 0: every event is a record. Default 1000.
+   */
+  foldWindowMs?: number
 }
 
 interface ProgSpec extends TracepointRef { key: 'state' | 'reset' | 'icmp', prog: string }
@@ -30,6 +36,10 @@ export const NET_PROGRAMS: readonly ProgSpec[] = [
 ]
 
 const DEFAULT_RING = 8 << 20
+export const DEFAULT_FOLD_WINDOW_MS = 1000
+/** the syscall programs that summarise the folds whose window has closed, and every fold */
+const SWEEP_PROG = 'picket_fold_sweep'
+const FLUSH_PROG = 'picket_fold_flush'
 
 /**
  * The network capture object: three tracepoint programs feeding NET_EVENTS.
@@ -38,11 +48,31 @@ const DEFAULT_RING = 8 << 20
 export class NetProbe extends Probe {
   readonly decodeInfo: KernelDecodeInfo
   readonly config: Readonly<NetConfig>
+  readonly #sweep: NodeJS.Timeout | undefined
 
   private constructor (obj: BpfObject, decodeInfo: KernelDecodeInfo, config: NetConfig) {
     super(obj, 'NET_EVENTS')
     this.decodeInfo = decodeInfo
     this.config = config
+    // a window's repeats are summarised at most one window after it closes
+    // (a sweep that fails once the probe is up only delays summaries: the next
+    // event of the flow summarises its window too)
+    if (config.foldWindowMs > 0) this.#sweep = setInterval(() => { try { this.sweep() } catch {} }, config.foldWindowMs).unref()
+  }
+
+  /** Emit the summary of every fold whose window has closed (the timer does this; tests call it to not wait). */
+  sweep (): void {
+    this.obj.run(SWEEP_PROG)
+  }
+
+  /** Summarise every fold now, its window closed or not: before the last drain, so no repeat is left in the map. */
+  flush (): void {
+    if (this.config.foldWindowMs > 0) this.obj.run(FLUSH_PROG)
+  }
+
+  override close (): void {
+    clearInterval(this.#sweep)
+    super.close()
   }
 
   /** Discover layouts and build the configuration without touching the kernel's BPF side. */
@@ -54,6 +84,7 @@ export class NetProbe extends Probe {
       state: disabledLayout(), reset: disabledLayout(), icmp: disabledLayout(),
       wakeupBytes, ignoreTgid: opts.ignoreTgid ?? 0,
       enableState: want.state, enableReset: want.reset, enableIcmp: want.icmp,
+      foldWindowMs: opts.foldWindowMs ?? DEFAULT_FOLD_WINDOW_MS,
     }
     let decodeInfo: KernelDecodeInfo = { rstReasons: {}, noSocketReason: 1 }
     const fmtOf = (key: ProgSpec['key']): TpFormat => { const { category, name } = tracepointOf(opts, key); return readFormat(tracefs, category, name) }
@@ -82,14 +113,21 @@ export class NetProbe extends Probe {
       rodata: { cfg: encodeNetConfig(config) },
       attach: NET_PROGRAMS.filter(p => enabled[p.key]).map(p => ({ prog: p.prog, ...tracepointOf(opts, p.key) })),
     })
-    return new NetProbe(obj, decodeInfo, config)
+    const probe = new NetProbe(obj, decodeInfo, config)
+    try {
+      if (config.foldWindowMs > 0) probe.sweep() // fail now, not on the timer, if the kernel will not run it
+    } catch (err) {
+      probe.close()
+      throw err
+    }
+    return probe
   }
 
   counters (): KernelCounters {
     const C = COUNTER
     return this.namedCounters(C.MAX, {
       state: [C.STATE_MATCHED, C.STATE_RESERVE_FAIL], reset: [C.RESET_MATCHED, C.RESET_RESERVE_FAIL], icmp: [C.ICMP_MATCHED, C.ICMP_RESERVE_FAIL],
-      readFailed: C.READ_FAIL,
+      readFailed: C.READ_FAIL, folded: C.FOLDED,
     })
   }
 }

@@ -145,6 +145,15 @@ export class BpfObject {
     }
   }
 
+  /** Run a loaded, unattached program once from user space (a syscall program); its return value. */
+  run (prog: string): number {
+    try {
+      return this.#native.progRun(this.#h(), prog)
+    } catch (err) {
+      throw wrapNative(err, `run ${prog} in ${this.path}`, this.#caps)
+    }
+  }
+
   progStats (): ProgStats[] {
     return this.#native.progStats(this.#h()).map(({ name, runCount, runTimeNs, recursionMisses }) => ({ name, runCount, runTimeNs, recursionMisses }))
   }

@@ -32,6 +32,10 @@ export interface RawNetRecord {
   reason: number
   sock: bigint
   durationNs: bigint
+  /** a fold summary: how many repeats it stands for (absent or 0: a record of its own) */
+  count?: number
+  /** a fold summary: boot time of its first repeat */
+  startNs?: bigint
 }
 
 function writeIp (buf: Uint8Array, off: number, family: number, text: string): void {
@@ -110,6 +114,8 @@ export function encodeNetRecord (rec: RawNetRecord, buf: Uint8Array, off: number
   dv.setUint32(off + NET_EVENT.reason, rec.reason >>> 0, true)
   dv.setBigUint64(off + NET_EVENT.sock, rec.sock, true)
   dv.setBigUint64(off + NET_EVENT.duration_ns, rec.durationNs, true)
+  dv.setUint32(off + NET_EVENT.count, rec.count ?? 0, true)
+  dv.setBigUint64(off + NET_EVENT.start_ns, rec.startNs ?? 0n, true)
   return off + NET_EVENT.SIZEOF
 }
 

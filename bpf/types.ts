@@ -37,6 +37,8 @@ export interface KernelCounters {
   icmp: ProgramCounters
   /** bpf_probe_read_kernel of a tracepoint record failed */
   readFailed: number
+  /** events folded into a summary record of their flow (not drops; matched and reserveFailed count records, summaries among them) */
+  folded?: number
 }
 
 export interface ProgStats {

@@ -38,6 +38,7 @@ const SPECS: OptSpec[] = [
   { name: 'host-id', type: 'string', help: 'host id to stamp on records (default /etc/machine-id)' },
   { name: 'ring-bytes', type: 'bytes', default: '8MiB', help: 'each class\'s ring buffer size (power of two)', min: 4096 },
   { name: 'wakeup-bytes', type: 'bytes', help: 'force a wakeup once this many bytes wait (default ring/4)' },
+  { name: 'fold-window', type: 'duration', default: '1s', help: 'fold repeats of a flow within this window into one record with a count (the first still printed at once); 0 = off', min: 0, max: 60_000 },
   { name: 'drain-ms', type: 'int', default: 5, min: 1, max: 1000, help: 'drain timer in milliseconds' },
   { name: 'tracefs', type: 'path', help: 'tracefs mount point (default: found or mounted)' },
 ]
@@ -49,6 +50,7 @@ interface CaptureOptions {
   'host-id'?: string
   'ring-bytes': number
   'wakeup-bytes'?: number
+  'fold-window': number
   'drain-ms': number
   tracefs?: string
 }
@@ -82,6 +84,7 @@ export async function run (argv: string[]): Promise<number> {
   const bpf = await loadBpf()
   const kernelOpts = {
     ringBytes: o['ring-bytes'],
+    foldWindowMs: o['fold-window'],
     ...(o['wakeup-bytes'] !== undefined ? { wakeupBytes: o['wakeup-bytes'] } : {}),
     ...(o.tracefs !== undefined ? { tracefsDir: o.tracefs } : {}),
   }
@@ -154,7 +157,9 @@ export async function run (argv: string[]): Promise<number> {
       // let signals and stdout callbacks run between drains
       await new Promise(resolve => setImmediate(resolve))
     }
-    // stopped by a signal or the clock: print what the ring took in before that, as the agent ships it
+    // stopped by a signal or the clock: print what the ring took in before that, as the agent ships it,
+    // the repeats still being folded among it
+    for (const p of probes) p.flush?.()
     while (!full()) if (await take(0) === 0) break
   } finally {
     const c = net?.counters()

@@ -30,22 +30,37 @@ const COMMON = [
 // One shape per raw kind; the rarely present values come last, where an
 // absent tail costs nothing. protocol_name travels only when the IANA
 // number has no keyword the expand function knows (then it is 'unknown').
-// NAMED is STATE with the name a DNS answer gave the remote address
-// (dns-names.ts), for outbound opens whose address the cache knows.
-// OWNED: a STATE record whose process (a connect, a listen) the process
-// table knows: actor.process then carries its image, command line, user and
-// ancestry (proc-fields.ts), as network_activity's actor.process in OCSF.
-// OWNED_NAMED has both.
-const SHAPE = { STATE: 0, RESET: 1, ICMP: 2, NAMED: 3, OWNED: 4, OWNED_NAMED: 5 } as const
-const STATE_SHAPE = [...COMMON, 'duration', 'actor.process.pid', 'actor.process.name', 'actor.process.ptid', 'unmapped.tcp_oldstate', 'unmapped.tcp_newstate', 'connection_info.protocol_name']
-const SHAPES = [
-  STATE_SHAPE,
-  [...COMMON, 'unmapped.rst_reason', 'unmapped.sk_state', 'connection_info.protocol_name'],
-  [...COMMON, 'unmapped.icmp_type', 'unmapped.icmp_code', 'connection_info.protocol_name'],
-  [...STATE_SHAPE, 'dst_endpoint.hostname'],
-  [...STATE_SHAPE, ...PROCESS_PATHS.slice(2).map(p => 'actor.process.' + p)],
-  [...STATE_SHAPE, ...PROCESS_PATHS.slice(2).map(p => 'actor.process.' + p), 'dst_endpoint.hostname'],
+// One shape per raw kind; the rarely present values come last, where an
+// absent tail costs nothing. Variants of a kind's shape:
+// - a fold summary (the kernel's record of a flow's repeats within its
+//   window) has the OCSF base event's count and time span after the common
+//   values; `time` is the last repeat's;
+// - OWNED (STATE only): the process table knows the record's process (a
+//   connect, a listen): actor.process then carries its image, command line,
+//   user and ancestry (proc-fields.ts), as network_activity's actor.process;
+// - NAMED (STATE only): the name a DNS answer gave the remote address
+//   (dns-names.ts), for outbound opens whose address the cache knows.
+const SHAPE = { STATE: 0, RESET: 1, ICMP: 2 } as const
+const TAILS = [
+  ['duration', 'actor.process.pid', 'actor.process.name', 'actor.process.ptid', 'unmapped.tcp_oldstate', 'unmapped.tcp_newstate', 'connection_info.protocol_name'],
+  ['unmapped.rst_reason', 'unmapped.sk_state', 'connection_info.protocol_name'],
+  ['unmapped.icmp_type', 'unmapped.icmp_code', 'connection_info.protocol_name'],
 ]
+const FOLD = ['count', 'start_time', 'end_time']
+const OWNER = PROCESS_PATHS.slice(2).map(p => 'actor.process.' + p)
+const V_FOLD = 1
+const V_OWNED = 2
+const V_NAMED = 4
+// (kind, variant bits); the three plain shapes first, so network keeps shapes 0-2
+const VARIANTS: ReadonlyArray<readonly [number, number]> = [
+  [SHAPE.STATE, 0], [SHAPE.RESET, 0], [SHAPE.ICMP, 0],
+  [SHAPE.STATE, V_FOLD], [SHAPE.RESET, V_FOLD], [SHAPE.ICMP, V_FOLD],
+  ...[V_OWNED, V_NAMED, V_OWNED | V_NAMED].flatMap(v => [[SHAPE.STATE, v], [SHAPE.STATE, v | V_FOLD]] as Array<[number, number]>),
+]
+const SHAPES = VARIANTS.map(([k, v]) => [...COMMON, ...(v & V_FOLD ? FOLD : []), ...TAILS[k], ...(v & V_OWNED ? OWNER : []), ...(v & V_NAMED ? ['dst_endpoint.hostname'] : [])])
+/** shape index by kind * 8 + variant bits */
+const SHAPE_OF: number[] = []
+VARIANTS.forEach(([k, v], i) => { SHAPE_OF[k * 8 + v] = i })
 const owner = emptyProcInfo()
 
 /** The table's entry for the record's process into `owner`; false if it has none. */
@@ -193,21 +208,21 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
     }
   }
   const owned = shape === SHAPE.STATE && processKnown && ownerOf(env, dv, p)
-  if (owned) shape = SHAPE.OWNED
   const protocolName = IANA_PROTOCOL[protocol] === undefined
-  const bootNs = dv.getUint32(p + HEADER.boot_ns + 4, true) * 4294967296 + dv.getUint32(p + HEADER.boot_ns, true)
-  const time = Math.floor((bootNs + env.bootToWallNs) / 1e6)
+  const time = wallMs(dv, p + HEADER.boot_ns, env)
   const hostname = activity === NET_ACTIVITY.OPEN && direction === DIRECTION.OUTBOUND && env.names !== undefined
     ? env.names.getAt(buf, p + NET_EVENT.raddr, v6, time)
     : undefined
   const named = hostname !== undefined
-  if (named) shape = owned ? SHAPE.OWNED_NAMED : SHAPE.NAMED
-  // an extended shape carries the whole STATE tail before its own values
+  const repeats = dv.getUint32(p + NET_EVENT.count, true)
+  const index = SHAPE_OF[shape * 8 + (repeats > 0 ? V_FOLD : 0) + (owned ? V_OWNED : 0) + (named ? V_NAMED : 0)]
+  // an extended shape carries its kind's whole tail before its own values
   const extended = owned || named
-  const tailLen = SHAPES[shape].length - COMMON.length
-  const values = extended ? SHAPES[shape].length : COMMON.length + (protocolName ? tailLen : tail)
+  const tailLen = TAILS[shape].length
+  const fold = repeats > 0 ? FOLD.length : 0
+  const values = extended ? SHAPES[index].length : COMMON.length + fold + (protocolName ? tailLen : tail)
   w.arrayHeader(1 + values)
-  w.uint(shape0 + shape)
+  w.uint(shape0 + index)
   w.uint(CLASS.NETWORK_ACTIVITY.uid)
   w.uint(activity)
   w.uint(SEVERITY.INFORMATIONAL)
@@ -228,7 +243,9 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
   } else {
     writeIp(w, buf, local, v6); writePort(w, lport); writeIp(w, buf, remote, v6); writePort(w, rport)
   }
-  const tailWritten = extended ? STATE_SHAPE.length - COMMON.length - 1 : protocolName ? tailLen - 1 : tail
+  // (start_ns 0: a repeat raced the summary before it for the first time; the span is unknown, so it is the last repeat's)
+  if (fold > 0) { w.uint(repeats); w.f64(dv.getBigUint64(p + NET_EVENT.start_ns, true) === 0n ? time : Math.min(time, wallMs(dv, p + NET_EVENT.start_ns, env))); w.f64(time) }
+  const tailWritten = extended || protocolName ? tailLen - 1 : tail
   if (tailWritten > 0) {
     if (shape === SHAPE.STATE || extended) writeStateTail(w, buf, dv, p, tailWritten, durationMs, processKnown, keepRaw, oldstate)
     else if (shape === SHAPE.RESET) {
@@ -244,7 +261,13 @@ function write (w: MsgpackWriter, buf: Uint8Array, dv: DataView, p: number, kind
   else if (extended) w.nil()
   if (owned) writeProcess(w, env.procs, owner, '', env.bootToWallNs, 2)
   if (named) w.str(hostname)
-  return shape
+  return index
+}
+
+/** The CLOCK_BOOTTIME u64 at byte `at` as wall-clock milliseconds. */
+function wallMs (dv: DataView, at: number, env: DecodeEnv): number {
+  const bootNs = dv.getUint32(at + 4, true) * 4294967296 + dv.getUint32(at, true)
+  return Math.floor((bootNs + env.bootToWallNs) / 1e6)
 }
 
 /** duration, actor.process.{pid,name,ptid}, unmapped.tcp_{old,new}state: the first `n` of them. */

@@ -39,6 +39,8 @@ export interface Capture {
   counters: (consumers: readonly ConsumerStats[]) => KernelCounters | undefined
   /** BPF program runs skipped because the program was already running on the CPU; absent without a kernel */
   recursionMisses?: () => number
+  /** emit what the kernel still holds back (fold summaries) so the last drain takes it; absent for the synthetic source */
+  flush?: () => void
   close: () => void
 }
 
@@ -96,6 +98,7 @@ export async function openCapture (kind: 'kernel' | 'synth', opts: { kernel: Net
     bootToWallNs: bpf.bootToWallNs,
     counters: () => net?.counters(),
     recursionMisses: () => probes.reduce((n, p) => n + recursionMisses(p.progStats()), 0),
+    flush: () => { for (const p of probes) p.flush?.() },
     close: () => { for (const p of probes) p.close() },
   }
 }

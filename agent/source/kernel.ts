@@ -46,6 +46,8 @@ export interface ClassProbe {
   /** records the programs matched (emitted or lost), cumulative */
   events: () => number
   progStats: () => ProgStats[]
+  /** emit what the kernel still holds back (the network class's fold summaries), before a last drain */
+  flush?: () => void
   close: () => void
 }
 
@@ -58,7 +60,7 @@ type Opener = (bpf: BpfModule, opts: NetProbeOptions) => ClassProbe
 const CLASS_PROBES: Record<string, Opener> = {
   network: (bpf, opts) => {
     const p = bpf.NetProbe.open({ ignoreTgid: process.pid, ...opts })
-    return { className: 'network', ring: 'net', ringFd: p.ringFd, maxRecordBytes: NET_EVENT.SIZEOF, decodeInfo: p.decodeInfo, counters: () => p.counters(), drops: () => reserveFailures(p.counters()), events: () => { const c = p.counters(); return c.state.matched + c.reset.matched + c.icmp.matched }, progStats: () => p.progStats(), close: () => { p.close() } }
+    return { className: 'network', ring: 'net', ringFd: p.ringFd, maxRecordBytes: NET_EVENT.SIZEOF, decodeInfo: p.decodeInfo, counters: () => p.counters(), drops: () => reserveFailures(p.counters()), events: () => { const c = p.counters(); return c.state.matched + c.reset.matched + c.icmp.matched }, progStats: () => p.progStats(), flush: () => { p.flush() }, close: () => { p.close() } }
   },
   process: (bpf, opts) => {
     // not the agent's own process left out here: its forks are few and make

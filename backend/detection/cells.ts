@@ -28,6 +28,13 @@ export function cellStr (c: Cols, i: number): string | undefined {
 }
 
 const TIME = EVIDENCE_SLOT.time
+const COUNT = EVIDENCE_SLOT.count
+
+/** How many events the row at `b` stands for: its OCSF `count` (a folded flow's repeats), else 1. */
+export function countAt (c: Cols, b: number): number {
+  const n = cellNum(c, b + COUNT, 1)
+  return n >= 1 && n <= Number.MAX_SAFE_INTEGER ? Math.floor(n) : 1
+}
 const HOSTNAME = EVIDENCE_SLOT['device.hostname']
 const DTYPE = EVIDENCE_SLOT['device.type_id']
 const ACT = EVIDENCE_SLOT.activity_id

@@ -1,6 +1,6 @@
 import type { Actor } from './actors.js'
 import { BudgetNode, BYTES, type NodeOwner, type StateBudget } from './budget.js'
-import { evidenceAt, portAt, sourceAt, type Key } from './cells.js'
+import { countAt, evidenceAt, portAt, sourceAt, type Key } from './cells.js'
 import { buildFinding, type FindingActivity, type FindingEvent } from './finding.js'
 import type { Ev, Incident } from './incident.js'
 import type { Cols } from './projector.js'
@@ -65,7 +65,7 @@ export class IncidentLifecycle implements NodeOwner {
   observe (oi: OpenIncident, value: Key | undefined, c: Cols, b: number, t: number, nowWall: number): void {
     const a = oi.actor
     const inc = oi.inc
-    inc.observe(value, portAt(c, b), sourceAt(c, b), a.hostId, a.hostname, t, 1, nowWall)
+    inc.observe(value, portAt(c, b), sourceAt(c, b), a.hostId, a.hostname, t, countAt(c, b), nowWall)
     inc.evidence(evidenceAt(a, c, b, t))
     const grew = incidentBytes(inc) - oi.bytes
     if (grew !== 0) this.#budget.resize(oi, grew)

@@ -488,6 +488,30 @@ static napi_value js_map_delete(napi_env env, napi_callback_info info)
 	return map_op(env, info, 0);
 }
 
+/* progRun(handle, progName): run a program from user space (BPF_PROG_RUN),
+ * for the syscall programs that do periodic work in the kernel, such as the
+ * network probe's fold sweep. Returns the program's return value. */
+static napi_value js_prog_run(napi_env env, napi_callback_info info)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
+	napi_value argv[2], r;
+	char name[128];
+	struct obj *o;
+	struct bpf_program *prog;
+	int err;
+
+	if (get_args(env, info, 2, argv) || !(o = get_obj(env, argv[0])) || get_string(env, argv[1], name, sizeof(name)))
+		return NULL;
+	prog = bpf_object__find_program_by_name(o->obj, name);
+	if (!prog)
+		return throw_errno(env, "run", ENOENT, "run: program %s not found in %s", name, o->path);
+	err = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
+	if (err)
+		return throw_errno(env, "run", errno, "run %s in %s", name, o->path);
+	NAPI_CALL(env, napi_create_uint32(env, opts.retval, &r));
+	return r;
+}
+
 /* readPercpuArray(handle, mapName, n): sum each of the first n u64 slots over all CPUs. */
 static napi_value js_read_percpu(napi_env env, napi_callback_info info)
 {
@@ -819,6 +843,7 @@ NAPI_MODULE_INIT()
 		{ "mapFd", NULL, js_map_fd, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapUpdate", NULL, js_map_update, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapDelete", NULL, js_map_delete, NULL, NULL, NULL, napi_default, NULL },
+		{ "progRun", NULL, js_prog_run, NULL, NULL, NULL, napi_default, NULL },
 		{ "readPercpuArray", NULL, js_read_percpu, NULL, NULL, NULL, napi_default, NULL },
 		{ "progStats", NULL, js_prog_stats, NULL, NULL, NULL, napi_default, NULL },
 		{ "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },

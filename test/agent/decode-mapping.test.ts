@@ -150,3 +150,19 @@ t.test('attacker-controlled comm is decoded lossily, never thrown on', async t =
   const [r] = decode({ direction: KDIR.OUTBOUND, newstate: TCP.SYN_SENT, comm: '<img src=x>\xff' })
   t.equal(r.actor?.process?.name, '<img src=x>\xff')
 })
+
+t.test('a fold summary (the kernel\'s record of a flow\'s repeats) → count, start_time, end_time; time is the last repeat\'s', async t => {
+  const summary = { kind: KIND.NET_RESET, direction: KDIR.INBOUND, reason: 1, lport: 22, raddr: '10.9.9.9', rport: 40000, pid: 0, tgid: 0 }
+  const [first, folded] = decode(summary, { ...summary, bootNs: 5_900_000_000n, startNs: 5_001_000_000n, count: 1999 })
+  t.equal(first.count, undefined, 'the first of the window goes alone')
+  t.equal(folded.count, 1999)
+  t.equal(folded.start_time, 1_700_000_000_000 + 5001)
+  t.equal(folded.end_time, 1_700_000_000_000 + 5900)
+  t.equal(folded.time, folded.end_time)
+  t.same({ ...folded, count: undefined, start_time: undefined, end_time: undefined, time: first.time }, { ...first, count: undefined, start_time: undefined, end_time: undefined }, 'otherwise the same record')
+  valid(t, folded)
+  const [state] = decode({ kind: KIND.NET_STATE, direction: KDIR.OUTBOUND, newstate: TCP.SYN_SENT, oldstate: TCP.CLOSE, count: 5, startNs: 4_000_000_000n })
+  t.equal(state.count, 5)
+  t.equal(state.actor?.process?.pid, 4242, 'the fields of its own shape still follow')
+  valid(t, state)
+})

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { NET_EVENT } from '../../bpf/abi.js'
 import { kernelDrops, NetProbe, openRing } from '../../bpf/index.js'
 import { requireReal } from '../helpers/env.js'
 import { nmap } from '../helpers/scan.js'
@@ -9,7 +10,7 @@ import { nmap } from '../helpers/scan.js'
 
 t.test('a tiny ring flooded by a scan counts its drops exactly', async t => {
   if (!requireReal(t, { bpf: true, commands: ['nmap'] })) return
-  const probe = NetProbe.open({ ringBytes: 4096, wakeupBytes: 1 << 30, programs: { state: false, icmp: false } })
+  const probe = NetProbe.open({ ringBytes: 4096, wakeupBytes: 1 << 30, programs: { state: false, icmp: false }, foldWindowMs: 0 })
   t.teardown(() => probe.close())
   const ring = openRing(probe.ringFd)
   t.teardown(() => ring.close())
@@ -35,7 +36,7 @@ t.test('a tiny ring flooded by a scan counts its drops exactly', async t => {
 
 t.test('a ring large enough loses nothing and the counters agree', async t => {
   if (!requireReal(t, { bpf: true, commands: ['nmap'] })) return
-  const probe = NetProbe.open({ programs: { state: false, icmp: false } })
+  const probe = NetProbe.open({ programs: { state: false, icmp: false }, foldWindowMs: 0 })
   t.teardown(() => probe.close())
   const ring = openRing(probe.ringFd)
   t.teardown(() => ring.close())
@@ -48,7 +49,7 @@ t.test('a ring large enough loses nothing and the counters agree', async t => {
   for (;;) {
     const r = ring.drain(slab, 0, 4096, 10) // small regions: records that don't fit stay for the next call
     if (r.records === 0) break
-    if (r.bytes !== r.records * 104) ragged++
+    if (r.bytes !== r.records * NET_EVENT.SIZEOF) ragged++
     received += r.records
   }
   t.equal(ragged, 0, 'every drain returns whole records only')

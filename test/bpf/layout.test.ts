@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  ABI_VERSION, ADDR_MODE, CLASSES, COUNTER, HEADER, KDIR, KIND, NET_CONFIG, NET_CONFIG_SIZEOF, NET_EVENT, OFF_ABSENT, PATH_MAX,
+  ABI_VERSION, ADDR_MODE, CLASSES, COUNTER, FOLD_KEY, FOLD_VALUE, HEADER, KDIR, KIND, NET_CONFIG, NET_CONFIG_SIZEOF, NET_EVENT, OFF_ABSENT, PATH_MAX,
   RST_REASON_UNKNOWN, SYS_TP_MAX, TASK_INFO, TP_LAYOUT, TP_LAYOUT_SIZEOF, TP_MAX, type EventClass,
 } from '../../bpf/abi.js'
 import {
@@ -57,6 +57,8 @@ const STRUCTS: Record<keyof Printed, Record<string, object>> = {
     net_event: NET_EVENT,
     tp_layout: { ...TP_LAYOUT, SIZEOF: TP_LAYOUT_SIZEOF },
     net_config: { ...NET_CONFIG, SIZEOF: NET_CONFIG_SIZEOF },
+    fold_key: FOLD_KEY,
+    fold_value: FOLD_VALUE,
   },
   dns: { dns_event: DNS_EVENT, sock_owner: SOCK_OWNER, pkt_config: { ...PKT_CONFIG, SIZEOF: PKT_CONFIG_SIZEOF } },
   process: { exec_event: EXEC_EVENT, fork_event: FORK_EVENT, exit_event: EXIT_EVENT, proc_config: { ...PROC_CONFIG, SIZEOF: PROC_CONFIG_SIZEOF } },

@@ -152,18 +152,26 @@ export abstract class GroupCorrelation<G extends Group> extends Correlation<Map<
     return g
   }
 
+  /** `g` leaves its host's groups (aged out, evicted, its incident closed): let go of what it holds outside itself. */
+  protected dropped (_g: G): void {}
+
   /** `g` crossed: its incident carries it from now on. */
   protected opened (g: G): void {
     this.ctx.budget.unlink(g)
   }
 
   release (actor: Actor, key: Key): void {
-    this.stateOf(actor)?.delete(key)
+    const m = this.stateOf(actor)
+    const g = m?.get(key)
+    if (g === undefined) return
+    m?.delete(key)
+    this.dropped(g)
   }
 
   evict (node: BudgetNode): void {
     const g = node as G
-    this.stateOf(g.actor)?.delete(g.key)
+    const m = this.stateOf(g.actor)
+    if (m?.get(g.key) === g) { m.delete(g.key); this.dropped(g) }
     this.ctx.budget.unlink(g)
   }
 
@@ -173,7 +181,7 @@ export abstract class GroupCorrelation<G extends Group> extends Correlation<Map<
     const span = this.spec.timespanMs
     const cutoff = actor.clock - span
     for (const [k, g] of m) {
-      if (g.open === undefined && (g.last < cutoff || nowWall - g.lastWall > span)) { m.delete(k); this.ctx.budget.unlink(g) }
+      if (g.open === undefined && (g.last < cutoff || nowWall - g.lastWall > span)) { m.delete(k); this.dropped(g); this.ctx.budget.unlink(g) }
     }
     return m.size
   }

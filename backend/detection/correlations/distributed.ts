@@ -1,10 +1,11 @@
 import type { Actor } from '../actors.js'
 import { BudgetNode, BYTES, strBytes, type NodeOwner } from '../budget.js'
-import { cellKey, cellStr, evidenceAt, type Key } from '../cells.js'
-import { EVIDENCE_FIRST, Incident, type Ev, type ValStat } from '../incident.js'
+import { cellKey, cellStr, countAt, evidenceAt, type Key } from '../cells.js'
+import { EVIDENCE_FIRST, Incident, type Ev } from '../incident.js'
 import type { IncidentOwner, OpenIncident } from '../lifecycle.js'
 import type { Cols } from '../projector.js'
 import { HOST_FIELD, type CorrelationSpec, type SourcesSpec } from '../rules/compile.js'
+import { StatSlab } from '../stat-slab.js'
 import { Correlation, type CorrelationContext } from './correlation.js'
 import type { ValueCount } from './value-count.js'
 
@@ -22,7 +23,8 @@ const PAIR_BYTES = BYTES.entry + BYTES.valStat + BYTES.entry / 2
 class SrcPorts extends BudgetNode {
   readonly src: string
   readonly actor: Actor
-  readonly ports = new Map<Key, ValStat>()
+  /** each port's slot in the correlation's StatSlab */
+  readonly ports = new Map<Key, number>()
   constructor (src: string, actor: Actor) { super(); this.src = src; this.actor = actor }
 }
 
@@ -44,6 +46,8 @@ export class Distributed extends Correlation<DistState> implements IncidentOwner
   readonly srcSlot: number
   /** the single-source rule a source must stay under; set once every rule exists */
   below: ValueCount | undefined
+  /** every (source, port) pair's statistics */
+  readonly #slab = new StatSlab()
 
   constructor (spec: CorrelationSpec, ctx: CorrelationContext, slot: (field: string) => number) {
     super(spec, ctx, slot)
@@ -77,12 +81,12 @@ export class Distributed extends Correlation<DistState> implements IncidentOwner
     const m = sp.ports
     const s = m.get(port)
     if (s !== undefined) {
-      s.count++
-      if (t > s.last) s.last = t
+      this.#slab.count[s] += countAt(c, b)
+      if (t > this.#slab.last[s]) this.#slab.last[s] = t
       return
     }
     if (m.size >= Math.max(this.spec.min, this.below?.spec.min ?? 0)) return
-    m.set(port, { first: t, last: t, count: 1 })
+    m.set(port, this.#slab.alloc(t, t, countAt(c, b)))
     st.portRefs.set(port, (st.portRefs.get(port) ?? 0) + 1)
     budget.resize(sp, PAIR_BYTES)
     if (st.ev.length < EVIDENCE_FIRST) { st.ev.push(evidenceAt(actor, c, b, t)); budget.resize(sp, BYTES.evidence) }
@@ -112,7 +116,7 @@ export class Distributed extends Correlation<DistState> implements IncidentOwner
     if (union.size < spec.min || qualifying.length < minSources) return
     const inc = new Incident(spec, `${actor.hostId}\u0001`, { [HOST_FIELD]: actor.hostId }, nowWall, st.recvAt)
     for (const src of qualifying) {
-      for (const [p, s] of (st.bySrc.get(src) as SrcPorts).ports) inc.seed(p, s, typeof p === 'number' ? p : -1, src, actor.hostId, actor.hostname)
+      for (const [p, s] of (st.bySrc.get(src) as SrcPorts).ports) inc.seed(p, this.#slab.stat(s), typeof p === 'number' ? p : -1, src, actor.hostId, actor.hostname)
     }
     const q = new Set(qualifying)
     const evs = st.ev.filter(e => e.sip !== undefined && q.has(e.sip))
@@ -126,8 +130,9 @@ export class Distributed extends Correlation<DistState> implements IncidentOwner
     for (const sp of st.bySrc.values()) {
       let gone = 0
       for (const [p, s] of sp.ports) {
-        if (s.last >= cutoff) continue
+        if (this.#slab.last[s] >= cutoff) continue
         sp.ports.delete(p)
+        this.#slab.release(s)
         this.#unref(st, p)
         gone++
       }
@@ -143,12 +148,19 @@ export class Distributed extends Correlation<DistState> implements IncidentOwner
   }
 
   #drop (st: DistState, sp: SrcPorts): void {
+    this.#free(sp)
     st.bySrc.delete(sp.src)
     this.ctx.budget.unlink(sp)
   }
 
+  /** Give a source's slots back. */
+  #free (sp: SrcPorts): void {
+    for (const s of sp.ports.values()) this.#slab.release(s)
+    sp.ports.clear()
+  }
+
   #clear (st: DistState): void {
-    for (const sp of st.bySrc.values()) this.ctx.budget.unlink(sp)
+    for (const sp of st.bySrc.values()) { this.#free(sp); this.ctx.budget.unlink(sp) }
     st.bySrc.clear()
     st.portRefs.clear()
     st.ev.length = 0

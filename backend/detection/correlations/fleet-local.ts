@@ -1,6 +1,6 @@
 import type { Actor } from '../actors.js'
 import { BudgetNode, BYTES, strBytes, type NodeOwner } from '../budget.js'
-import { cellKey, evidenceAt, type Key } from '../cells.js'
+import { cellKey, countAt, evidenceAt, type Key } from '../cells.js'
 import type { Ev } from '../incident.js'
 import type { Cols } from '../projector.js'
 import type { FleetDelta } from '../protocol.js'
@@ -166,7 +166,7 @@ export class FleetLocal extends Correlation<Sightings> implements NodeOwner {
       this.#reports.created(st, leaf)
     } else this.ctx.budget.touch(leaf, nowWall)
     leaf.lastWall = nowWall
-    leaf.count++
+    leaf.count += countAt(c, b)
     if (t > leaf.last) leaf.last = t
     if (t < leaf.first) leaf.first = t
     if (!leaf.dirty) this.#reports.touched(st, leaf, recvAt)

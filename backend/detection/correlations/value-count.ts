@@ -1,7 +1,8 @@
 import type { Actor } from '../actors.js'
 import { BYTES } from '../budget.js'
-import { cellKey, evidenceAt, type Key } from '../cells.js'
-import { EVIDENCE_FIRST, Incident, type Ev, type ValStat } from '../incident.js'
+import { cellKey, countAt, evidenceAt, type Key } from '../cells.js'
+import { EVIDENCE_FIRST, Incident, type Ev } from '../incident.js'
+import { StatSlab } from '../stat-slab.js'
 import type { Cols } from '../projector.js'
 import { Group, GroupCorrelation } from './correlation.js'
 
@@ -11,59 +12,84 @@ const VALUE_BYTES = BYTES.entry + BYTES.valStat
 // sliding window; an incident once `min` of them are live.
 
 /**
- * Distinct values of one group, with their first/last/count. Most groups
- * never hold more than one value (a client on one port), so the first lives
- * inline and a Map is made only for the second: at 10,000 hosts the empty
- * Maps were most of the detection state.
+ * Distinct values of one group, each a slot of the correlation's StatSlab
+ * (first/last/count). Most groups never hold more than one value (a client
+ * on one port), so the first lives inline and a Map is made only for the
+ * second: at 10,000 hosts the empty Maps were most of the detection state.
  */
 class ValSet {
+  readonly #slab: StatSlab
   #k0: Key | undefined
-  #s0: ValStat | undefined
-  #m: Map<Key, ValStat> | undefined
+  #s0 = -1
+  #m: Map<Key, number> | undefined
 
-  get size (): number { return this.#m !== undefined ? this.#m.size : this.#s0 !== undefined ? 1 : 0 }
+  constructor (slab: StatSlab) { this.#slab = slab }
 
-  get (k: Key): ValStat | undefined {
-    if (this.#m !== undefined) return this.#m.get(k)
-    return this.#s0 !== undefined && this.#k0 === k ? this.#s0 : undefined
+  get size (): number { return this.#m !== undefined ? this.#m.size : this.#s0 >= 0 ? 1 : 0 }
+
+  /** The value's slot, -1 if it has none. */
+  get (k: Key): number {
+    if (this.#m !== undefined) return this.#m.get(k) ?? -1
+    return this.#s0 >= 0 && this.#k0 === k ? this.#s0 : -1
   }
 
-  set (k: Key, s: ValStat): void {
-    if (this.#m !== undefined) { this.#m.set(k, s); return }
-    if (this.#s0 === undefined || this.#k0 === k) { this.#k0 = k; this.#s0 = s; return }
-    this.#m = new Map([[this.#k0 as Key, this.#s0], [k, s]])
+  /** Add a value not in the set, with its slot. */
+  add (k: Key, slot: number): void {
+    if (this.#m !== undefined) { this.#m.set(k, slot); return }
+    if (this.#s0 < 0) { this.#k0 = k; this.#s0 = slot; return }
+    this.#m = new Map([[this.#k0 as Key, this.#s0], [k, slot]])
     this.#k0 = undefined
-    this.#s0 = undefined
+    this.#s0 = -1
   }
 
   /** Drop the values last seen before `cutoff`; how many went. */
   prune (cutoff: number): number {
     const before = this.size
-    if (this.#m !== undefined) { for (const [k, s] of this.#m) if (s.last < cutoff) this.#m.delete(k) } else if (this.#s0 !== undefined && this.#s0.last < cutoff) { this.#k0 = undefined; this.#s0 = undefined }
+    const last = this.#slab.last
+    if (this.#m !== undefined) {
+      for (const [k, s] of this.#m) if (last[s] < cutoff) { this.#m.delete(k); this.#slab.release(s) }
+    } else if (this.#s0 >= 0 && last[this.#s0] < cutoff) this.#drop0()
     return before - this.size
   }
 
-  clear (): void { this.#m = undefined; this.#k0 = undefined; this.#s0 = undefined }
+  /** Drop every value, giving their slots back. */
+  clear (): void {
+    if (this.#m !== undefined) for (const s of this.#m.values()) this.#slab.release(s)
+    this.#m = undefined
+    if (this.#s0 >= 0) this.#drop0()
+  }
 
-  * [Symbol.iterator] (): IterableIterator<[Key, ValStat]> {
+  #drop0 (): void {
+    this.#slab.release(this.#s0)
+    this.#k0 = undefined
+    this.#s0 = -1
+  }
+
+  * [Symbol.iterator] (): IterableIterator<[Key, number]> {
     if (this.#m !== undefined) yield * this.#m
-    else if (this.#s0 !== undefined) yield [this.#k0 as Key, this.#s0]
+    else if (this.#s0 >= 0) yield [this.#k0 as Key, this.#s0]
   }
 }
 
 class VcGroup extends Group {
   readonly vals: Record<string, Key>
-  readonly values = new ValSet()
-  /** evidence before an incident opens: one record per new distinct value, EVIDENCE_FIRST at most */
-  ev: Ev[] | undefined
-  constructor (key: Key, actor: Actor, vals: Record<string, Key>) { super(key, actor); this.vals = vals }
+  readonly values: ValSet
+  /** evidence records before an incident opens, one per new distinct value (at its slot), EVIDENCE_FIRST at most */
+  evN = 0
+  constructor (key: Key, actor: Actor, vals: Record<string, Key>, slab: StatSlab) { super(key, actor); this.vals = vals; this.values = new ValSet(slab) }
 }
 
 export class ValueCount extends GroupCorrelation<VcGroup> {
   readonly evictKind = 'value_count'
+  /** every group's per-value statistics */
+  readonly #slab = new StatSlab()
 
   protected newGroup (actor: Actor, key: Key, c: Cols, b: number): VcGroup {
-    return new VcGroup(key, actor, this.groupVals(actor, c, b))
+    return new VcGroup(key, actor, this.groupVals(actor, c, b), this.#slab)
+  }
+
+  protected override dropped (g: VcGroup): void {
+    g.values.clear()
   }
 
   protected groupBytes (): number {
@@ -81,15 +107,13 @@ export class ValueCount extends GroupCorrelation<VcGroup> {
     if (t > g.last) g.last = t
     if (g.open !== undefined) { this.ctx.incidents.observe(g.open, v, c, b, t, nowWall); return }
     const s = g.values.get(v)
-    if (s !== undefined) {
-      s.count++
-      if (t > s.last) s.last = t
-      if (t < s.first) s.first = t
-    } else {
+    if (s >= 0) this.#slab.add(s, t, countAt(c, b))
+    else {
       if (t < g.last - this.spec.timespanMs) return
-      g.values.set(v, { first: t, last: t, count: 1 })
+      const slot = this.#slab.alloc(t, t, countAt(c, b))
+      g.values.add(v, slot)
       let grew = VALUE_BYTES
-      if (g.ev === undefined) { g.ev = [evidenceAt(actor, c, b, t)]; grew += BYTES.evidence } else if (g.ev.length < EVIDENCE_FIRST) { g.ev.push(evidenceAt(actor, c, b, t)); grew += BYTES.evidence }
+      if (g.evN < EVIDENCE_FIRST) { this.#slab.evidence.put(slot, evidenceAt(actor, c, b, t)); g.evN++; grew += BYTES.evidence }
       this.ctx.budget.resize(g, grew)
       if (g.values.size >= this.spec.min) this.#check(actor, g, key, nowWall, recvAt)
     }
@@ -108,10 +132,18 @@ export class ValueCount extends GroupCorrelation<VcGroup> {
     const inc = new Incident(spec, `${actor.hostId}\u0001${String(key)}`, g.vals, nowWall, recvAt)
     const src = g.vals['src_endpoint.ip']
     const isPort = spec.field === 'dst_endpoint.port'
-    for (const [v, s] of g.values) inc.seed(v, s, isPort && typeof v === 'number' ? v : -1, typeof src === 'string' ? src : undefined, actor.hostId, actor.hostname)
-    g.open = this.ctx.incidents.open(actor, this, key, inc, (g.ev ?? []).filter(e => e.t >= cutoff), nowWall)
+    const slab = this.#slab
+    // the evidence of the values still in the window, in the order they came
+    const evs: Ev[] = []
+    for (const [v, s] of g.values) {
+      inc.seed(v, slab.stat(s), isPort && typeof v === 'number' ? v : -1, typeof src === 'string' ? src : undefined, actor.hostId, actor.hostname)
+      if (!slab.evidence.has(s)) continue
+      const e = slab.evidence.get(s, actor.hostId)
+      if (e.t >= cutoff) evs.push(e)
+    }
+    g.open = this.ctx.incidents.open(actor, this, key, inc, evs, nowWall)
     g.values.clear()
-    g.ev = undefined
+    g.evN = 0
   }
 
   /** Does `src`, grouped with this host, stay under this rule's threshold? */
@@ -123,7 +155,8 @@ export class ValueCount extends GroupCorrelation<VcGroup> {
     if (g.values.size < spec.min) return true
     const cutoff = g.last - spec.timespanMs
     let live = 0
-    for (const [, s] of g.values) if (s.last >= cutoff) live++
+    const last = this.#slab.last
+    for (const [, s] of g.values) if (last[s] >= cutoff) live++
     return live < spec.min
   }
 }

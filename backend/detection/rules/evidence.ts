@@ -7,8 +7,12 @@ import { CLASS } from '../../../shared/ocsf/constants.js'
 
 export const HOST_FIELD = 'device.uid'
 
-/** The base event's fields: every record fills them, whatever its class. */
-export const BASE_FIELDS = ['time', 'class_uid', 'activity_id', HOST_FIELD, 'device.hostname', 'device.type_id'] as const
+/**
+ * The base event's fields: every record fills them, whatever its class.
+ * `count`: a record may stand for several events (the agent folds a flow's
+ * repeats into one record), and event counts add it.
+ */
+export const BASE_FIELDS = ['time', 'class_uid', 'activity_id', HOST_FIELD, 'device.hostname', 'device.type_id', 'count'] as const
 
 /** network_activity's evidence fields. */
 export const NETWORK_EVIDENCE = [
