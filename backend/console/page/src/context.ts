@@ -64,8 +64,8 @@ export function processTree (d: FindingDetail): ProcNode[] {
   return [...ancestors, self, ...kids]
 }
 
-function procItem (n: ProcNode): HTMLLIElement {
-  const label = n.role === 'matched' ? 'matched' : n.role === 'child' ? 'child' : 'parent'
+function procItem (n: ProcNode, nearest: boolean): HTMLLIElement {
+  const label = n.role === 'matched' ? 'matched' : n.role === 'child' ? 'child' : nearest ? 'parent' : 'ancestor'
   return h('li', { class: `proc proc-${n.role}`, 'data-role': n.role },
     h('div', { class: 'proc-line' },
       h('span', { class: 'tag' }, label),
@@ -85,9 +85,11 @@ export function processPanel (d: FindingDetail): Child[] | null {
   // nested lists: each process inside its parent's item, as a tree reads
   const kids = tree.filter(n => n.role === 'child')
   let inner: HTMLOListElement | undefined
+  let below: ProcNode['role'] | undefined
   for (const n of tree.filter(x => x.role !== 'child').reverse()) {
-    const li = procItem(n)
-    if (n.role === 'matched' && kids.length > 0) li.appendChild(h('ol', { class: 'proc-tree' }, ...kids.map(procItem)))
+    const li = procItem(n, below === 'matched')
+    below = n.role
+    if (n.role === 'matched' && kids.length > 0) li.appendChild(h('ol', { class: 'proc-tree' }, ...kids.map(k => procItem(k, true))))
     if (inner !== undefined) li.appendChild(inner)
     inner = h('ol', { class: 'proc-tree' }, li)
   }

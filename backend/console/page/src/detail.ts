@@ -9,6 +9,7 @@ import { statusBadge } from './findings.js'
 import type { Live } from './live.js'
 import { announce, banner, clearBanner, type View } from './view.js'
 import { formatHostPort } from '../../../../shared/hostport.js'
+import { CLASS } from '../../../../shared/ocsf/constants.js'
 
 // One finding: what happened (summary, ports chart, evidence records, the
 // OCSF document) and what people did about it (triage actions, history).
@@ -27,7 +28,7 @@ const ACTIONS: Action[] = [
 // the same breakpoint as styles.css: charts are drawn for the width they get
 const NARROW = window.matchMedia('(max-width: 760px)')
 
-const CLASS_LABEL: Record<number, string> = { 1001: 'File', 1007: 'Process', 4001: 'Network', 4003: 'DNS' }
+const CLASS_NAME: Record<number, string> = Object.fromEntries(Object.values(CLASS).map(c => [c.uid, c.name]))
 
 const TECHNIQUE_RE = /^T\d{4}(\.\d{3})?$/
 const TACTIC_RE = /^TA\d{4}$/
@@ -92,7 +93,7 @@ export class DetailView implements View {
     replace(main,
       h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, link(['findings'], { class: 'back' }, '← All findings')),
       this.#el.head,
-      h('div', { class: 'detail-grid' }, this.#el.summary, this.#el.triage, this.#el.history, this.#el.rule, this.#el.process, this.#el.dns, this.#el.charts, this.#el.evidence, this.#el.raw),
+      h('div', { class: 'detail-grid' }, this.#el.summary, this.#el.triage, this.#el.history, this.#el.process, this.#el.dns, this.#el.rule, this.#el.charts, this.#el.evidence, this.#el.raw),
     )
     replace(this.#el.head, h('h1', { id: 'view-title', tabindex: -1 }, 'Loading finding…'))
     this.#buildTriage()
@@ -294,7 +295,7 @@ export class DetailView implements View {
         h('td', { 'data-label': '#', class: 'num' }, i + 1),
         h('td', { 'data-label': 'Role' }, str(e.name)),
         h('td', { 'data-label': 'Time (UTC)', class: 'time' }, utcMs(Number(data.time))),
-        h('td', { 'data-label': 'Activity' }, str(data.activity_name) !== '' ? str(data.activity_name) : `${CLASS_LABEL[Number(data.class_uid)] ?? `class ${str(data.class_uid)}`}, activity ${str(data.activity_id)}`),
+        h('td', { 'data-label': 'Activity' }, str(data.activity_name) !== '' ? str(data.activity_name) : `${CLASS_NAME[Number(data.class_uid)] ?? `class ${str(data.class_uid)}`}, activity_id ${str(data.activity_id)}`),
         h('td', { 'data-label': 'Protocol' }, [str(conn.protocol_name), str(conn.direction).toLowerCase()].filter(x => x !== '').join(' · ')),
         h('td', { 'data-label': 'Source', class: 'mono wrap' }, endpoint(e.src_endpoint)),
         h('td', { 'data-label': 'Destination', class: 'mono wrap' }, endpoint(e.dst_endpoint)),

@@ -31,8 +31,8 @@ const TIME_OPTIONS: Array<[string, string]> = [
 
 const DEFAULT_FILTERS: FindingFilters = { status: OPEN_FILTER, host: '', technique: '', rule: '', since: '' }
 
-// as the API's schema admits them (backend/console/schemas.ts)
-const TECHNIQUE_PATTERN = 'T[0-9]{4}(\\.[0-9]{3})?'
+// as the API's schema admits them (backend/console/schemas.ts); a technique is upper-cased before it is sent
+const TECHNIQUE_PATTERN = '[Tt][0-9]{4}(\\.[0-9]{3})?'
 const RULE_PATTERN = '[A-Za-z0-9][A-Za-z0-9._:\\-]*'
 
 const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 }
