@@ -82,6 +82,8 @@ export function processPanel (d: FindingDetail): Child[] | null {
   const g = group(d)
   const file = str(g['file.path'])
   if (tree.length === 0 && file === '') return null
+  // a DNS correlation knows its process by name alone, and the DNS panel shows it
+  if (d.dataSource === 'dns_activity' && tree.length === 1 && tree[0].cmd === '' && tree[0].pid === '') return null
   // nested lists: each process inside its parent's item, as a tree reads
   const kids = tree.filter(n => n.role === 'child')
   let inner: HTMLOListElement | undefined

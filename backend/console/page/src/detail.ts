@@ -47,7 +47,8 @@ function timeEl (ms: number, precise = false): HTMLTimeElement {
 
 function techniqueLink (uid: string, name: string): Child {
   if (!TECHNIQUE_RE.test(uid)) return uid
-  return externalLink(new URL(`https://attack.mitre.org/techniques/${uid.replace('.', '/')}/`), `${uid} ${name}`.trim())
+  // rule tags name a technique by its id alone; the id twice says nothing more
+  return externalLink(new URL(`https://attack.mitre.org/techniques/${uid.replace('.', '/')}/`), `${uid} ${name !== uid ? name : ''}`.trim())
 }
 
 function tacticLink (uid: string, name: string): Child {
