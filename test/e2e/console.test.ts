@@ -372,6 +372,12 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
     t.equal(await page.evaluate(q => document.querySelectorAll(q).length, INJECTED), 0, 'no element was made from a file name')
     t.equal(await page.locator('main a', { hasText: /^x$/ }).count(), 0, 'no link was made from a file name')
 
+    // long command lines wrap: nothing scrolls sideways on a phone
+    await page.setViewportSize(PHONE)
+    await page.goto(`${tb.url}/#/findings/${procId}`)
+    await page.locator('section.process li.proc-matched').waitFor()
+    t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling on a process finding at 390 px')
+
     t.same(w.dialogs, [], 'no dialog opened')
     t.same(w.errors, [], 'no console error (no CSP violation, no failed injected load)')
     t.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined, 'the sentinel was never set')
