@@ -24,6 +24,8 @@ export interface FindingRow extends Omit<StoredFinding, 'finding'> {
   hostname: string | null
   /** the event class the finding was raised from (finding_info.data_sources[0]): network_activity, process_activity, file_activity, dns_activity */
   dataSource: string
+  /** a scan: a correlation over network records, which counts probed ports; only scans are shown with ports */
+  scan: boolean
 }
 
 /** The matched rule as its file states it (backend/console/rule-info.ts); lists are capped at 20. */

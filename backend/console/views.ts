@@ -13,6 +13,9 @@ export function findingRow (f: StoredFinding): FindingRow {
   const info = finding.finding_info as { attacks?: Attack[], types?: unknown[], data_sources?: unknown[] } | undefined
   const attack = info?.attacks?.find(a => a.technique?.uid === f.technique) ?? info?.attacks?.[0]
   const device = finding.device as { hostname?: string } | undefined
+  const picket = finding.unmapped?.picket as { rule?: { type?: unknown } } | undefined
+  // findings stored before the backend raised other classes name no source: they are port scans
+  const dataSource = typeof info?.data_sources?.[0] === 'string' ? info.data_sources[0] : 'network_activity'
   return {
     ...stored,
     hosts: f.hosts.slice(0, ROW_LIST_CAP),
@@ -22,8 +25,9 @@ export function findingRow (f: StoredFinding): FindingRow {
     techniqueName: attack?.technique?.name ?? '',
     tacticName: attack?.tactic?.name ?? '',
     hostname: typeof device?.hostname === 'string' ? device.hostname : null,
-    // findings stored before the backend raised other classes name no source: they are port scans
-    dataSource: typeof info?.data_sources?.[0] === 'string' ? info.data_sources[0] : 'network_activity',
+    dataSource,
+    // a Sigma network_connection rule matches single connections: a process's, not a scan
+    scan: dataSource === 'network_activity' && picket?.rule?.type !== 'standalone',
   }
 }
 

@@ -143,6 +143,8 @@ t.test('GET /api/findings?rule=&technique=: server-side filters by rule and tech
     findingEvent({ host: 'a', rule: nmap, dataSource: 'process_activity', ruleFile: { file: join(sigma, 'process_creation', 'proc_creation_lnx_susp_network_utilities_execution.yml'), line: 1 } }),
     findingEvent({ host: 'b', rule: cron, technique: 'T1053.003', dataSource: 'file_activity', ruleFile: { file: join(sigma, 'file_event', 'file_event_lnx_susp_cron_file_created.yml'), line: 1 } }),
     findingEvent({ host: 'c', rule: cron, technique: 'T1053.003', dataSource: 'file_activity', ruleFile: { file: '/nonexistent/rule.yml', line: 1 } }),
+    // a Sigma network_connection rule: network records, but one connection of a process, not a scan
+    findingEvent({ host: 'c', rule: '83dcd9f6-9ca8-4af7-a16e-a1c7a6b51871', technique: 'T1059', dataSource: 'network_activity', ruleFile: { file: '/nonexistent/net.yml', line: 1, type: 'standalone' } }),
   ]
   fx.store.applyFindingEvents(seeds)
   const ids = (url: string): Promise<string[]> => fx.app.inject({ url }).then(r => r.json<FindingList>().items.map(f => f.id).sort())
@@ -165,6 +167,7 @@ t.test('GET /api/findings?rule=&technique=: server-side filters by rule and tech
 
   const rows = (await fx.app.inject({ url: '/api/findings?limit=10' })).json<FindingList>().items
   t.same(Object.fromEntries(rows.map(r => [r.id, r.dataSource])), Object.fromEntries(seeds.map(e => [e.summary.id, (e.finding.finding_info.data_sources ?? [])[0]])), 'each row names its event class')
+  t.same(rows.filter(r => r.scan).map(r => r.id).sort(), idOf(0, 1), 'and whether it is a scan (the page shows ports for scans only)')
 
   const proc = (await fx.app.inject({ url: `/api/findings/${seeds[2].summary.id}` })).json<FindingDetail>()
   t.equal(proc.dataSource, 'process_activity')

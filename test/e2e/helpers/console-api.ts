@@ -90,7 +90,7 @@ export interface SeedOptions {
   /** the rule's ref (default picket_t1046_port_scan) */
   rule?: string
   /** the rule file and line the finding names (unmapped.picket.rule) */
-  ruleFile?: { file: string, line: number }
+  ruleFile?: { file: string, line: number, type?: string }
   /** finding_info.data_sources[0] (default network_activity) */
   dataSource?: string
 }

@@ -9,14 +9,8 @@ import { num, obj, str, utcMs } from './format.js'
 // finding's sample of names). Command lines, paths and names are attacker
 // controlled: they go in as text nodes (dom.ts), never as markup or URLs.
 
-export const NETWORK_SOURCE = 'network_activity'
-
 /** Levels of parent_process the panel looks for (the agent sends a few). */
 const MAX_DEPTH = 8
-
-export function isNetwork (d: FindingDetail): boolean {
-  return d.dataSource === NETWORK_SOURCE
-}
 
 function picket (d: FindingDetail): Record<string, unknown> {
   return obj(obj(d.finding.unmapped).picket)

@@ -2,7 +2,7 @@ import type { TriageStatus } from '../../../../shared/enums.js'
 import type { FindingDetail, StreamFinding } from '../../types.js'
 import { ApiError, getFinding, triage } from './api.js'
 import { portHistogram, portStats, portTimeline, type PortStat } from './chart.js'
-import { dnsPanel, isNetwork, processPanel, rulePanel } from './context.js'
+import { dnsPanel, processPanel, rulePanel } from './context.js'
 import { dl, externalLink, h, link, replace, type Child } from './dom.js'
 import { duration, iso, num, obj, severityClass, statusLabel, str, utc, utcMs } from './format.js'
 import { statusBadge } from './findings.js'
@@ -129,7 +129,7 @@ export class DetailView implements View {
         h('span', { class: severityClass(d.severityId) }, d.severity),
         statusBadge(d.status, d.state),
         h('span', { class: 'tag mono' }, d.technique),
-        d.state === 'closed' ? h('span', { class: 'tag' }, isNetwork(d) ? 'scan ended' : 'activity ended') : null),
+        d.state === 'closed' ? h('span', { class: 'tag' }, d.scan ? 'scan ended' : 'activity ended') : null),
       h('p', { class: 'message' }, d.message))
     if (hadFocus) title.focus()
     this.#renderSummary(d)
@@ -151,14 +151,13 @@ export class DetailView implements View {
       : [`${num(d.hostsCount)} hosts: `, h('span', { class: 'mono' }, d.hosts.slice(0, 50).join(', ')), d.hostsCount > 50 ? ` +${d.hostsCount - 50} more` : null]
     const sources = h('ul', { class: 'plain mono' }, ...d.sources.slice(0, 50).map(ip => h('li', {}, ip)))
     // a scan has a scanned host, sources and ports; a process, file or DNS finding has a host and matching events
-    const net = isNetwork(d)
     replace(this.#el.summary,
       h('h2', { id: 'h-summary' }, 'Summary'),
       dl([
-        [d.hostId !== null ? (net ? 'Scanned host' : 'Host') : 'Hosts', hosts],
-        [`Source${d.sourcesCount === 1 ? '' : 's'} (${num(d.sourcesCount)})`, net || d.sourcesCount > 0 ? [sources, d.sourcesCount > d.sources.length ? h('span', { class: 'sub' }, `+${num(d.sourcesCount - d.sources.length)} more`) : null] : null],
-        ['Ports probed', net ? num(d.portCount) : null],
-        [net ? 'Records' : 'Matching events', num(d.records)],
+        [d.hostId !== null ? (d.scan ? 'Scanned host' : 'Host') : 'Hosts', hosts],
+        [`Source${d.sourcesCount === 1 ? '' : 's'} (${num(d.sourcesCount)})`, d.scan || d.sourcesCount > 0 ? [sources, d.sourcesCount > d.sources.length ? h('span', { class: 'sub' }, `+${num(d.sourcesCount - d.sources.length)} more`) : null] : null],
+        ['Ports probed', d.scan ? num(d.portCount) : null],
+        [d.scan ? 'Records' : 'Matching events', num(d.records)],
         ['First seen', timeEl(d.firstSeen, true)],
         ['Last seen', timeEl(d.lastSeen, true)],
         ['Duration', duration(d.lastSeen - d.firstSeen)],
@@ -190,7 +189,7 @@ export class DetailView implements View {
   }
 
   #renderTriageState (d: FindingDetail): void {
-    replace(this.#current, 'Status: ', statusBadge(d.status), d.state === 'open' ? h('span', { class: 'sub' }, ` The ${isNetwork(d) ? 'scan' : 'activity'} is still going on; the finding keeps updating.`) : null)
+    replace(this.#current, 'Status: ', statusBadge(d.status), d.state === 'open' ? h('span', { class: 'sub' }, ` The ${d.scan ? 'scan' : 'activity'} is still going on; the finding keeps updating.`) : null)
     for (const [to, b] of this.#buttons) {
       const reopen = to === 'new'
       b.hidden = reopen ? d.status === 'new' : false
@@ -240,8 +239,8 @@ export class DetailView implements View {
 
   #renderCharts (d: FindingDetail): void {
     // ports are what a scan counts; other classes have none to chart
-    this.#el.charts.hidden = !isNetwork(d)
-    if (!isNetwork(d)) { replace(this.#el.charts); return }
+    this.#el.charts.hidden = !d.scan
+    if (!d.scan) { replace(this.#el.charts); return }
     const stats = portStats(d.finding)
     const parts: Child[] = [h('h2', { id: 'h-ports' }, `Ports probed (${num(d.portCount)})`)]
     if (stats.length === 0) {

@@ -1,7 +1,6 @@
 import { TRIAGE_STATUSES, type TriageStatus } from '../../../../shared/enums.js'
 import type { FindingRow, StreamFinding } from '../../types.js'
 import { ApiError, listFindings, type FindingFilters } from './api.js'
-import { NETWORK_SOURCE } from './context.js'
 import { h, replace } from './dom.js'
 import { ago, iso, listSummary, now, num, severityClass, STATUS_LABEL, statusLabel, utc } from './format.js'
 import type { Live } from './live.js'
@@ -106,7 +105,7 @@ function rowEl (r: FindingRow, open: (id: string) => void): HTMLTableRowElement 
   hostCell(r),
   h('td', { 'data-label': 'Sources', class: 'mono wrap' }, r.sourcesCount > 0 ? listSummary(r.sources, r.sourcesCount) : '—'),
   // ports count for scans only; a process, file or DNS finding counts matching events
-  h('td', { 'data-label': 'Ports', class: 'num' }, r.dataSource === NETWORK_SOURCE ? num(r.portCount) : '—'),
+  h('td', { 'data-label': 'Ports', class: 'num' }, r.scan ? num(r.portCount) : '—'),
   timeCell(r.firstSeen, 'First seen', false),
   timeCell(r.lastSeen, 'Last seen', true),
   h('td', { 'data-label': 'Status' }, statusBadge(r.status, r.state)),
