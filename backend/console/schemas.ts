@@ -39,7 +39,7 @@ export const FINDINGS_QUERY = {
     host: { type: 'string', minLength: 1, maxLength: 256 },
     source: { type: 'string', minLength: 1, maxLength: 64 },
     technique: { type: 'string', maxLength: 16, pattern: '^T[0-9]{4}(\\.[0-9]{3})?$', description: 'a MITRE ATT&CK technique id such as T1046 or T1046.001' },
-    rule: { type: 'string', minLength: 1, maxLength: 128 },
+    rule: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$', description: 'a rule id or name as a finding names it (a Sigma rule id such as 3e102cd9-a70d-4a7a-9508-403963092f31, or picket_t1046_port_scan)' },
     since: TIME,
     until: TIME,
     q: { type: 'string', maxLength: 200 },

@@ -22,6 +22,24 @@ export interface FindingRow extends Omit<StoredFinding, 'finding'> {
   techniqueName: string
   tacticName: string
   hostname: string | null
+  /** the event class the finding was raised from (finding_info.data_sources[0]): network_activity, process_activity, file_activity, dns_activity */
+  dataSource: string
+  /** a scan: a correlation over network records, which counts probed ports; only scans are shown with ports */
+  scan: boolean
+}
+
+/** The matched rule as its file states it (backend/console/rule-info.ts); lists are capped at 20. */
+export interface RuleInfo {
+  id?: string
+  name?: string
+  title?: string
+  author?: string
+  level?: string
+  status?: string
+  date?: string
+  modified?: string
+  references: string[]
+  falsepositives: string[]
 }
 
 export type HistoryItem = Omit<HistoryEntry, 'findingId'>
@@ -31,6 +49,8 @@ export interface FindingDetail extends FindingRow {
   /** the full OCSF detection_finding (class 2004), evidences included */
   finding: Record<string, unknown>
   history: HistoryItem[]
+  /** the rule's author, references and level from its file; null when the file is no longer there */
+  ruleInfo: RuleInfo | null
 }
 
 export interface FindingList {

@@ -1,6 +1,8 @@
 import { request, type IncomingMessage } from 'node:http'
+import { join } from 'node:path'
 import t from 'tap'
 import type { FindingDetail, FindingList, HostList, ValidationErrorBody } from '../../backend/console/types.js'
+import { rootPath } from '../../shared/paths.js'
 import { ALICE, apiFixture, bearer, BOB, findingEvent } from './helpers/console-api.js'
 
 // The console's JSON API through fastify's inject (and, for the event
@@ -127,6 +129,55 @@ t.test('GET /api/findings: cursor pagination returns every finding once, newest 
   t.equal(open.total, 118)
   const closed = (await fx.app.inject({ url: '/api/findings?status=resolved&status=false_positive' })).json<FindingList>()
   t.same(closed.items.map(f => f.id).sort(), [ids[5], ids[6]].sort(), 'repeated and comma-separated status both work')
+})
+
+t.test('GET /api/findings?rule=&technique=: server-side filters by rule and technique, validated; a rule finding\'s detail carries its rule\'s author and references', async t => {
+  const fx = await apiFixture()
+  t.teardown(fx.close)
+  const nmap = '3e102cd9-a70d-4a7a-9508-403963092f31'
+  const cron = '6c4e2f43-d94d-4ead-b64d-97e53fa2bd05'
+  const sigma = rootPath('backend', 'rules', 'sigmahq', 'rules', 'linux')
+  const seeds = [
+    findingEvent({ host: 'a' }),
+    findingEvent({ host: 'b' }),
+    findingEvent({ host: 'a', rule: nmap, dataSource: 'process_activity', ruleFile: { file: join(sigma, 'process_creation', 'proc_creation_lnx_susp_network_utilities_execution.yml'), line: 1 } }),
+    findingEvent({ host: 'b', rule: cron, technique: 'T1053.003', dataSource: 'file_activity', ruleFile: { file: join(sigma, 'file_event', 'file_event_lnx_susp_cron_file_created.yml'), line: 1 } }),
+    findingEvent({ host: 'c', rule: cron, technique: 'T1053.003', dataSource: 'file_activity', ruleFile: { file: '/nonexistent/rule.yml', line: 1 } }),
+    // a Sigma network_connection rule: network records, but one connection of a process, not a scan
+    findingEvent({ host: 'c', rule: '83dcd9f6-9ca8-4af7-a16e-a1c7a6b51871', technique: 'T1059', dataSource: 'network_activity', ruleFile: { file: '/nonexistent/net.yml', line: 1, type: 'standalone' } }),
+  ]
+  fx.store.applyFindingEvents(seeds)
+  const ids = (url: string): Promise<string[]> => fx.app.inject({ url }).then(r => r.json<FindingList>().items.map(f => f.id).sort())
+  const idOf = (...i: number[]): string[] => i.map(k => seeds[k].summary.id).sort()
+
+  t.same(await ids(`/api/findings?rule=${cron}`), idOf(3, 4), 'by rule: a Sigma rule id')
+  t.same(await ids('/api/findings?rule=picket_t1046_port_scan'), idOf(0, 1), 'by rule: a Picket rule name')
+  t.same(await ids('/api/findings?technique=T1046'), idOf(0, 1, 2), 'by technique')
+  t.same(await ids(`/api/findings?technique=T1046&rule=${nmap}`), idOf(2), 'both together')
+  t.same(await ids(`/api/findings?technique=T1053.003&rule=${nmap}`), [], 'both, matching nothing')
+  t.same(await ids(`/api/findings?rule=${cron}&host=b`), idOf(3), 'with the other filters')
+
+  const bad = await fx.app.inject({ url: `/api/findings?rule=${encodeURIComponent('<img src=x>')}&technique=t1046.1` })
+  t.equal(bad.statusCode, 400)
+  const fields = bad.json<ValidationErrorBody>().fields
+  t.same(fieldNames(fields), ['query:rule', 'query:technique'])
+  t.match(Object.fromEntries(fields.map(f => [f.field, f.message])).rule, /a rule id or name/)
+  t.equal((await fx.app.inject({ url: `/api/findings?rule=${'a'.repeat(129)}` })).statusCode, 400, 'a rule longer than 128 characters')
+  t.equal((await fx.app.inject({ url: '/api/findings?rule=' })).statusCode, 400, 'an empty rule')
+
+  const rows = (await fx.app.inject({ url: '/api/findings?limit=10' })).json<FindingList>().items
+  t.same(Object.fromEntries(rows.map(r => [r.id, r.dataSource])), Object.fromEntries(seeds.map(e => [e.summary.id, (e.finding.finding_info.data_sources ?? [])[0]])), 'each row names its event class')
+  t.same(rows.filter(r => r.scan).map(r => r.id).sort(), idOf(0, 1), 'and whether it is a scan (the page shows ports for scans only)')
+
+  const proc = (await fx.app.inject({ url: `/api/findings/${seeds[2].summary.id}` })).json<FindingDetail>()
+  t.equal(proc.dataSource, 'process_activity')
+  t.match(proc.ruleInfo, { id: nmap, title: 'Linux Network Service Scanning Tools Execution', level: 'low', author: /Alejandro Ortuno/ }, 'the rule as its file states it')
+  t.equal(proc.ruleInfo?.references.length, 3, 'with its references')
+  t.ok(proc.ruleInfo?.references.every(r => r.startsWith('https://')))
+  const gone = (await fx.app.inject({ url: `/api/findings/${seeds[4].summary.id}` })).json<FindingDetail>()
+  t.equal(gone.ruleInfo, null, 'a rule file that is gone: no rule info, and no error')
+  const scan = (await fx.app.inject({ url: `/api/findings/${seeds[0].summary.id}` })).json<FindingDetail>()
+  t.equal(scan.ruleInfo, null, 'a finding that names no rule file')
 })
 
 t.test('PATCH /api/findings/:id records who (the token\'s analyst), when and the note, and the OCSF status follows', async t => {

@@ -8,7 +8,7 @@ import { packRecords } from '../../shared/codec.js'
 import { makeDevice, makeMetadata, makeNetworkActivity } from '../../shared/ocsf/network.js'
 import { spawnPicket } from '../helpers/cli.js'
 import { requireReal } from '../helpers/env.js'
-import { artifactPath, buildPage, CHROMIUM, launchChromium, startTestBackend, until, watchPage, type TestBackend } from './helpers/console.js'
+import { artifactPath, buildPage, CHROMIUM, CRON_RULE, DNS_RULE, fileRecord, launchChromium, launchRecord, NMAP_RULE, startTestBackend, tunnelQueries, until, watchPage, type TestBackend } from './helpers/console.js'
 
 // The operator console in a real browser (Debian's chromium through
 // playwright-core) against a real backend (collector, detection workers,
@@ -32,6 +32,26 @@ async function findingId (tb: TestBackend, host: string): Promise<string> {
     return tb.b.store.listFindings({ host }).items[0]?.id
   }, 10_000, `a finding on ${host}`)
 }
+
+/** Records in the full OCSF form, one batch, as an agent of `host`. */
+async function sendRecords (tb: TestBackend, host: string, records: Array<Record<string, unknown>>): Promise<void> {
+  const client = connectCollector(tb.b.collector.address)
+  const stream = new AgentStream(client, host, { hostname: host })
+  const r = await stream.send(packRecords(records), records.length)
+  await stream.end()
+  client.close()
+  if (r.status !== 'OK') throw new Error(`the batch of ${host} was ${r.status}: ${JSON.stringify(r)}`)
+}
+
+async function ruleFindingId (tb: TestBackend, host: string, rule: string): Promise<string> {
+  return await until(async () => {
+    await tb.b.flush()
+    return tb.b.store.listFindings({ host, rule }).items[0]?.id
+  }, 15_000, `a ${rule} finding on ${host}`)
+}
+
+/** Elements made from finding data would be these; the page itself makes none in main (charts are svg.chart). */
+const INJECTED = 'main img, main script, main iframe, main style, main b, main object, main embed, main svg:not(.chart), main a[href^="javascript"]'
 
 if (requireReal(t, { commands: [CHROMIUM] })) {
   buildPage()
@@ -215,6 +235,153 @@ if (requireReal(t, { commands: [CHROMIUM] })) {
     })
     t.same(sinks, ['innerHTML blocked', 'inline script blocked'], 'Trusted Types and the CSP block HTML sinks and inline script')
     t.same(w.dialogs, [])
+  })
+
+  t.test('a process finding and a DNS finding: the process tree, the rule with its author and references, the sampled queries; no port-scan wording', async t => {
+    await sendRecords(tb, 'proc-host', [launchRecord('proc-host', { exe: '/usr/bin/nmap', cmd: 'nmap -sT -p 1-1000 10.0.0.0/24', user: 'mallory', pid: 3101, parent: { exe: '/usr/bin/bash', cmd: 'bash -i', pid: 3100 }, grandparentPid: 3000 })])
+    await sendRecords(tb, 'dns-host', tunnelQueries('dns-host', 'tunnel-example.com', 'iodine'))
+    const procId = await ruleFindingId(tb, 'proc-host', NMAP_RULE)
+    const dnsId = await ruleFindingId(tb, 'dns-host', DNS_RULE)
+    const { page, w, close } = await openConsole(browser, `${tb.url}/#/findings/${procId}`)
+    t.teardown(close)
+
+    await page.locator('section.process li.proc-matched').waitFor()
+    t.equal(await page.locator('section.process li.proc-matched > .proc-line .proc-path').innerText(), '/usr/bin/nmap', 'the process the rule matched')
+    t.equal(await page.locator('section.process li.proc-matched > code.cmd').innerText(), 'nmap -sT -p 1-1000 10.0.0.0/24', 'its command line, as text')
+    t.equal(await page.locator('section.process li.proc-matched .proc-user').innerText(), 'mallory', 'its user')
+    const chain = await page.locator('section.process li.proc').evaluateAll(els => els.map(e => `${e.getAttribute('data-role') ?? ''} ${e.querySelector('.proc-line .sub.mono')?.textContent ?? ''}`))
+    t.same(chain, ['ancestor pid 3000', 'ancestor pid 3100', 'matched pid 3101'], 'ancestors (tree root, parent), then the process, nested')
+    t.equal(await page.locator('section.process li.proc-ancestor > code.cmd').innerText(), 'bash -i', 'the parent\'s command line')
+    t.equal(await page.locator('section.rule .rule-id').innerText(), NMAP_RULE, 'the rule id is the analytic uid')
+    t.equal(await page.locator('section.rule .rule-title').innerText(), 'Linux Network Service Scanning Tools Execution')
+    t.match(await page.locator('section.rule .rule-author').innerText(), 'Alejandro Ortuno', 'the author from the rule file')
+    const refs = await page.locator('section.rule .rule-refs a').evaluateAll(as => as.map(a => a.getAttribute('href') ?? ''))
+    t.equal(refs.length, 3, 'the references, as links')
+    t.ok(refs.every(r => r.startsWith('https://')), 'https links only')
+    t.equal(await page.locator('section.charts').isHidden(), true, 'no ports chart')
+    const summary = await page.locator('section.summary').innerText()
+    t.notMatch(summary, /Scanned host|Ports probed/, 'no port-scan wording')
+    t.match(summary, /Matching events/)
+    await page.evaluate(() => { (document.activeElement as HTMLElement | null)?.blur() })
+    const shots = [artifactPath('console-finding-process.png'), artifactPath('console-finding-dns.png')]
+    await page.screenshot({ path: shots[0], fullPage: true })
+
+    await page.goto(`${tb.url}/#/findings/${dnsId}`)
+    await page.locator('section.dns table.dns-queries').waitFor()
+    t.equal(await page.locator('section.dns .dns-domain').innerText(), 'tunnel-example.com', 'the registered domain')
+    t.match(await page.locator('section.dns .dns-process').innerText(), 'iodine', 'the process that asked')
+    t.equal(await page.locator('section.dns table.dns-queries tbody tr').count(), 20, 'a sample of the queried names')
+    t.match(await page.locator('section.dns table.dns-queries caption').innerText(), /20 of 1[0-9]{2} distinct names/)
+    t.match(await page.locator('section.dns table.dns-queries tbody tr').first().innerText(), /\.t\.tunnel-example\.com/)
+    t.equal(await page.locator('section.charts').isHidden(), true, 'no ports chart')
+    t.notMatch(await page.locator('section.summary').innerText(), /Scanned host|Ports probed/)
+    t.equal(await page.locator('section.rule .rule-id').innerText(), '0c6f2d84-93a1-4b57-b0e2-6d8e1f4a9c35')
+    t.equal(await page.locator('section.rule .rule-author').innerText(), 'Picket')
+    await page.evaluate(() => { (document.activeElement as HTMLElement | null)?.blur() })
+    await page.screenshot({ path: shots[1], fullPage: true })
+    for (const s of shots) t.ok(statSync(s).size > 10_000, `${s} written`)
+
+    // the findings table: no port count for them
+    await page.goto(`${tb.url}/#/findings?status=`)
+    const row = page.locator(`tr.row[data-id="${procId}"]`)
+    await row.waitFor()
+    t.equal((await row.locator('td').nth(4).innerText()).trim(), '—', 'a process finding has no ports column value')
+    t.same(w.dialogs, [])
+    t.same(w.errors, [])
+  })
+
+  t.test('filters: by rule and by technique, from the controls, in the URL, and on the server', async t => {
+    await sendRecords(tb, 'filter-host', [
+      launchRecord('filter-host', { exe: '/usr/bin/nmap', cmd: 'nmap 10.0.0.1', pid: 3201, parent: { exe: '/usr/bin/bash', cmd: 'bash', pid: 3200 } }),
+      fileRecord('filter-host', '/etc/cron.d/job', '/usr/bin/tee', 'tee /etc/cron.d/job'),
+    ])
+    const nmapId = await ruleFindingId(tb, 'filter-host', NMAP_RULE)
+    const cronId = await ruleFindingId(tb, 'filter-host', CRON_RULE)
+    const { page, w, close } = await openConsole(browser, `${tb.url}/#/findings?status=&host=filter-host`)
+    t.teardown(close)
+    await page.locator(`tr.row[data-id="${cronId}"]`).waitFor()
+    t.equal(await page.locator('tr.row').count(), 2, 'both findings of the host')
+
+    await page.fill('#f-rule', CRON_RULE)
+    await page.press('#f-rule', 'Enter')
+    await page.waitForURL(new RegExp(`rule=${CRON_RULE}`))
+    await until(async () => await page.locator('tr.row').count() === 1 ? true : undefined, 5000, 'one row')
+    t.equal(await page.locator(`tr.row[data-id="${cronId}"]`).count(), 1, 'the rule filter keeps the cron finding')
+
+    await page.fill('#f-rule', '')
+    await page.fill('#f-technique', 't1046')
+    await page.press('#f-technique', 'Enter')
+    await page.waitForURL(/technique=T1046/)
+    await until(async () => {
+      const ids = await page.locator('tr.row').evaluateAll(rs => rs.map(r => (r as HTMLElement).dataset.id))
+      return ids.length === 1 && ids[0] === nmapId ? true : undefined
+    }, 5000, 'the nmap row alone')
+    t.pass('the technique filter keeps the nmap finding (T1046)')
+
+    // an invalid rule is refused by the control, and the table stays as it was
+    await page.fill('#f-rule', '<script>')
+    await page.press('#f-rule', 'Enter')
+    t.equal(await page.locator('#f-rule').evaluate(el => (el as HTMLInputElement).validity.valid), false, 'the control says the rule is not valid')
+    t.notMatch(page.url(), /rule=/, 'nothing was applied')
+
+    // a reload keeps the filters the URL carries
+    await page.goto(`${tb.url}/#/findings?status=&rule=${NMAP_RULE}&host=filter-host`)
+    await page.locator(`tr.row[data-id="${nmapId}"]`).waitFor()
+    t.equal(await page.locator('#f-rule').inputValue(), NMAP_RULE)
+    t.equal(await page.locator('tr.row').count(), 1)
+
+    const api = await (await fetch(`${tb.url}/api/findings?rule=${CRON_RULE}&technique=T1053.003&host=filter-host`)).json() as FindingList
+    t.same(api.items.map(f => f.id), [cronId], 'the API agrees')
+    t.equal((await fetch(`${tb.url}/api/findings?rule=${encodeURIComponent('<script>')}`)).status, 400)
+    t.same(w.dialogs, [])
+    t.same(w.errors, [])
+  })
+
+  t.test('hostile strings in command lines and file names: shown literally, nothing runs', async t => {
+    const exe = '/tmp/<img src=x onerror="window.__pwned=8;alert(8)">/nmap'
+    const cmd = 'nmap \'</script><script>window.__pwned=9;alert(9)</script>\' <img src=x onerror=alert(10)> javascript:alert(11) "><svg onload=alert(12)>'
+    const parentCmd = 'bash -c "<iframe src=javascript:alert(13)></iframe>" </textarea><b onmouseover=alert(14)>x</b>'
+    const user = '<style>*{display:none}</style>root'
+    const filePath = '/etc/cron.d/<img src=x onerror="window.__pwned=15">\u202e</script><a href="javascript:alert(16)">x</a>'
+    const fileCmd = 'tee "</script><script>alert(17)</script>" javascript:alert(18)'
+    await sendRecords(tb, 'xss-proc', [
+      launchRecord('xss-proc', { exe, cmd, user, pid: 6101, parent: { exe: '/usr/bin/<svg/onload=alert(19)>', cmd: parentCmd, pid: 6100 } }),
+      fileRecord('xss-proc', filePath, '/usr/bin/tee', fileCmd),
+    ])
+    const procId = await ruleFindingId(tb, 'xss-proc', NMAP_RULE)
+    const fileId = await ruleFindingId(tb, 'xss-proc', CRON_RULE)
+    const { page, w, close } = await openConsole(browser, `${tb.url}/#/findings?status=&host=xss-proc`)
+    t.teardown(close)
+    await page.locator(`tr.row[data-id="${fileId}"]`).waitFor()
+    t.equal(await page.evaluate(q => document.querySelectorAll(q).length, INJECTED), 0, 'the table made no element from the records')
+
+    await page.locator(`tr.row[data-id="${procId}"]`).click()
+    await page.locator('section.process li.proc-matched').waitFor()
+    t.equal(await page.locator('li.proc-matched > .proc-line .proc-path').innerText(), exe, 'the executable path shows verbatim')
+    t.equal(await page.locator('li.proc-matched > code.cmd').innerText(), cmd, 'the command line shows verbatim')
+    t.equal(await page.locator('li.proc-matched .proc-user').innerText(), user, 'the user shows verbatim')
+    t.equal(await page.locator('li.proc-ancestor > code.cmd').innerText(), parentCmd, 'the parent\'s command line shows verbatim')
+    t.equal(await page.evaluate(q => document.querySelectorAll(q).length, INJECTED), 0, 'no element was made from a command line or path')
+    await page.locator('details summary', { hasText: 'OCSF' }).click()
+    t.match(await page.locator('pre.json').innerText(), '</script><script>', 'the raw JSON shows the markup as text')
+
+    await page.goto(`${tb.url}/#/findings/${fileId}`)
+    await page.locator('section.process .file-path').waitFor()
+    t.equal(await page.locator('section.process .file-path').innerText(), filePath, 'the file name shows verbatim')
+    t.equal(await page.locator('li.proc-matched > code.cmd').innerText(), fileCmd, 'the writing process\'s command line shows verbatim')
+    t.equal(await page.evaluate(q => document.querySelectorAll(q).length, INJECTED), 0, 'no element was made from a file name')
+    t.equal(await page.locator('main a', { hasText: /^x$/ }).count(), 0, 'no link was made from a file name')
+
+    // long command lines wrap: nothing scrolls sideways on a phone
+    await page.setViewportSize(PHONE)
+    await page.goto(`${tb.url}/#/findings/${procId}`)
+    await page.locator('section.process li.proc-matched').waitFor()
+    t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling on a process finding at 390 px')
+
+    t.same(w.dialogs, [], 'no dialog opened')
+    t.same(w.errors, [], 'no console error (no CSP violation, no failed injected load)')
+    t.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined, 'the sentinel was never set')
+    t.notOk(w.requests.some(u => /\/x$|javascript:/.test(u)), 'no request for an injected resource')
   })
 
   t.test('keyboard: skip link, focus moves to the view, rows focusable with a visible focus', async t => {

@@ -87,6 +87,12 @@ export interface SeedOptions {
   lastSeen?: number
   activity?: 'create' | 'update' | 'close'
   id?: string
+  /** the rule's ref (default picket_t1046_port_scan) */
+  rule?: string
+  /** the rule file and line the finding names (unmapped.picket.rule) */
+  ruleFile?: { file: string, line: number, type?: string }
+  /** finding_info.data_sources[0] (default network_activity) */
+  dataSource?: string
 }
 
 /** A FindingEvent shaped as the detection plane makes them (a T1046 port scan of one host). */
@@ -122,16 +128,18 @@ export function findingEvent (o: SeedOptions = {}): FindingEvent {
       first_seen_time: first,
       last_seen_time: last,
       attacks: [{ technique: { uid: technique, name: 'Network Service Discovery' }, tactic: { uid: 'TA0007', name: 'Discovery' } }],
+      analytic: { uid: o.rule ?? 'picket_t1046_port_scan', name: o.rule ?? 'picket_t1046_port_scan', type_id: 1, type: 'Rule' },
+      data_sources: [o.dataSource ?? 'network_activity'],
     },
     evidences: [{ name: 'first', src_endpoint: { ip: source, port: 40000 }, dst_endpoint: { ip: '10.0.0.1', port: 22 }, device: { uid: host }, data: { time: first, class_uid: 4001, activity_id: 5, activity_name: 'Refuse' } }],
-    unmapped: { picket: { ports, ports_total: ports.length } },
+    unmapped: { picket: { ports, ports_total: ports.length, ...(o.ruleFile !== undefined ? { rule: { ref: o.rule, ...o.ruleFile } } : {}) } },
   } as unknown as DetectionFinding
   return {
     activity: o.activity ?? 'create',
     finding,
     summary: {
       id,
-      rule: 'picket_t1046_port_scan',
+      rule: o.rule ?? 'picket_t1046_port_scan',
       ruleName: 'Port scan (T1046)',
       title,
       technique,

@@ -97,3 +97,65 @@ export async function until<T> (f: () => T | undefined | Promise<T | undefined>,
     await new Promise(resolve => setTimeout(resolve, 50))
   }
 }
+
+// Process, file and DNS records in the OCSF shape the agent writes (the
+// paths of the Sigma field map), for the shipped rules to raise findings of
+// those classes: nmap run (SigmaHQ 3e102cd9), a cron file written (6c4e2f43),
+// and an iodine-like stream of encoded DNS names (picket_dns_tunnelling).
+
+export const NMAP_RULE = '3e102cd9-a70d-4a7a-9508-403963092f31'
+export const CRON_RULE = '6c4e2f43-d94d-4ead-b64d-97e53fa2bd05'
+export const DNS_RULE = 'picket_dns_tunnelling'
+
+function base (host: string, cls: number, activity: number, t: number): Record<string, unknown> {
+  return {
+    class_uid: cls,
+    activity_id: activity,
+    time: t,
+    severity_id: 1,
+    device: { type_id: 1, uid: host, hostname: host },
+    metadata: { version: '1.8.0', product: { name: 'Picket', vendor_name: 'Picket', version: 'test' } },
+  }
+}
+
+export interface ProcessSpec { exe: string, cmd: string, user?: string, pid?: number, parent?: { exe: string, cmd: string, pid?: number }, grandparentPid?: number }
+
+/** A process Launch (process_activity 1007). */
+export function launchRecord (host: string, p: ProcessSpec, t = Date.now()): Record<string, unknown> {
+  const parent = p.parent ?? { exe: '/usr/bin/bash', cmd: 'bash' }
+  return {
+    ...base(host, 1007, 1, t),
+    process: {
+      pid: p.pid ?? 4242,
+      file: { path: p.exe },
+      cmd_line: p.cmd,
+      working_directory: '/root',
+      user: { name: p.user ?? 'root' },
+      parent_process: { pid: parent.pid ?? 4200, file: { path: parent.exe }, cmd_line: parent.cmd, ...(p.grandparentPid !== undefined ? { parent_process: { pid: p.grandparentPid } } : {}) },
+    },
+    actor: { user: { name: p.user ?? 'root' } },
+  }
+}
+
+/** A file Create (file_activity 1001) by `exe`. */
+export function fileRecord (host: string, path: string, exe: string, cmd: string, t = Date.now()): Record<string, unknown> {
+  return {
+    ...base(host, 1001, 1, t),
+    file: { path, name: path.slice(path.lastIndexOf('/') + 1), type_id: 1 },
+    actor: { process: { pid: 5151, file: { path: exe }, cmd_line: cmd, parent_process: { pid: 5100 } }, user: { name: 'root' } },
+  }
+}
+
+/** `n` queries of distinct base32-looking names under `domain` by `comm` (dns_activity 4003 Query). */
+export function tunnelQueries (host: string, domain: string, comm: string, n = 120, t = Date.now()): Array<Record<string, unknown>> {
+  const b32 = 'abcdefghijklmnopqrstuvwxyz234567'
+  return Array.from({ length: n }, (_, i) => {
+    let label = ''
+    for (let k = 0; k < 40; k++) label += b32[(i * 7 + k * 13 + (i * k) % 5) % 32]
+    return {
+      ...base(host, 4003, 1, t + i * 50),
+      query: { hostname: `${label}${i % 10}.t.${domain}`, type: 'A', class: 'IN' },
+      actor: { process: { pid: 777, name: comm, file: { path: `/usr/sbin/${comm}` } }, user: { name: 'root' } },
+    }
+  })
+}

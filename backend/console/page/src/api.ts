@@ -47,6 +47,7 @@ export interface FindingFilters {
   status?: string
   host?: string
   technique?: string
+  rule?: string
   since?: string
 }
 

@@ -2,12 +2,14 @@ import type { TriageStatus } from '../../../../shared/enums.js'
 import type { FindingDetail, StreamFinding } from '../../types.js'
 import { ApiError, getFinding, triage } from './api.js'
 import { portHistogram, portStats, portTimeline, type PortStat } from './chart.js'
-import { externalLink, h, link, replace, type Child } from './dom.js'
-import { duration, iso, num, severityClass, statusLabel, utc, utcMs } from './format.js'
+import { dnsPanel, processPanel, rulePanel } from './context.js'
+import { dl, externalLink, h, link, replace, type Child } from './dom.js'
+import { duration, iso, num, obj, severityClass, statusLabel, str, utc, utcMs } from './format.js'
 import { statusBadge } from './findings.js'
 import type { Live } from './live.js'
 import { announce, banner, clearBanner, type View } from './view.js'
 import { formatHostPort } from '../../../../shared/hostport.js'
+import { CLASS } from '../../../../shared/ocsf/constants.js'
 
 // One finding: what happened (summary, ports chart, evidence records, the
 // OCSF document) and what people did about it (triage actions, history).
@@ -26,16 +28,10 @@ const ACTIONS: Action[] = [
 // the same breakpoint as styles.css: charts are drawn for the width they get
 const NARROW = window.matchMedia('(max-width: 760px)')
 
+const CLASS_NAME: Record<number, string> = Object.fromEntries(Object.values(CLASS).map(c => [c.uid, c.name]))
+
 const TECHNIQUE_RE = /^T\d{4}(\.\d{3})?$/
 const TACTIC_RE = /^TA\d{4}$/
-
-function str (v: unknown): string {
-  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : ''
-}
-
-function obj (v: unknown): Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : {}
-}
 
 function endpoint (e: unknown): string {
   const o = obj(e)
@@ -45,22 +41,14 @@ function endpoint (e: unknown): string {
   return port === '' ? ip : formatHostPort(ip, Number(port))
 }
 
-function dl (pairs: Array<[string, Child | Child[]]>): HTMLDListElement {
-  const el = h('dl', { class: 'facts' })
-  for (const [k, v] of pairs) {
-    el.appendChild(h('dt', {}, k))
-    el.appendChild(h('dd', {}, ...(Array.isArray(v) ? v : [v])))
-  }
-  return el
-}
-
 function timeEl (ms: number, precise = false): HTMLTimeElement {
   return h('time', { datetime: iso(ms) }, precise ? utcMs(ms) : utc(ms))
 }
 
 function techniqueLink (uid: string, name: string): Child {
   if (!TECHNIQUE_RE.test(uid)) return uid
-  return externalLink(new URL(`https://attack.mitre.org/techniques/${uid.replace('.', '/')}/`), `${uid} ${name}`.trim())
+  // rule tags name a technique by its id alone; the id twice says nothing more
+  return externalLink(new URL(`https://attack.mitre.org/techniques/${uid.replace('.', '/')}/`), `${uid} ${name !== uid ? name : ''}`.trim())
 }
 
 function tacticLink (uid: string, name: string): Child {
@@ -80,6 +68,9 @@ export class DetailView implements View {
     summary: h('section', { class: 'panel summary', 'aria-labelledby': 'h-summary' }),
     triage: h('section', { class: 'panel triage', 'aria-labelledby': 'h-triage' }),
     charts: h('section', { class: 'panel charts wide', 'aria-labelledby': 'h-ports' }),
+    process: h('section', { class: 'panel process wide', 'aria-labelledby': 'h-process' }),
+    dns: h('section', { class: 'panel dns wide', 'aria-labelledby': 'h-dns' }),
+    rule: h('section', { class: 'panel rule', 'aria-labelledby': 'h-rule' }),
     history: h('section', { class: 'panel history', 'aria-labelledby': 'h-history' }),
     evidence: h('section', { class: 'panel evidence wide', 'aria-labelledby': 'h-evidence' }),
     raw: h('section', { class: 'panel raw wide', 'aria-labelledby': 'h-raw' }),
@@ -103,7 +94,7 @@ export class DetailView implements View {
     replace(main,
       h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, link(['findings'], { class: 'back' }, '← All findings')),
       this.#el.head,
-      h('div', { class: 'detail-grid' }, this.#el.summary, this.#el.triage, this.#el.history, this.#el.charts, this.#el.evidence, this.#el.raw),
+      h('div', { class: 'detail-grid' }, this.#el.summary, this.#el.triage, this.#el.history, this.#el.process, this.#el.dns, this.#el.rule, this.#el.charts, this.#el.evidence, this.#el.raw),
     )
     replace(this.#el.head, h('h1', { id: 'view-title', tabindex: -1 }, 'Loading finding…'))
     this.#buildTriage()
@@ -119,7 +110,7 @@ export class DetailView implements View {
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
         replace(this.#el.head, h('h1', { id: 'view-title', tabindex: -1 }, 'No such finding'), h('p', { class: 'message' }, `There is no finding with id ${this.#id}.`))
-        for (const k of ['summary', 'triage', 'charts', 'history', 'evidence', 'raw'] as const) this.#el[k].hidden = true
+        for (const k of ['summary', 'triage', 'charts', 'process', 'dns', 'rule', 'history', 'evidence', 'raw'] as const) this.#el[k].hidden = true
         return
       }
       banner(err instanceof ApiError ? `The finding could not be loaded: ${err.message}` : String(err))
@@ -138,12 +129,13 @@ export class DetailView implements View {
         h('span', { class: severityClass(d.severityId) }, d.severity),
         statusBadge(d.status, d.state),
         h('span', { class: 'tag mono' }, d.technique),
-        d.state === 'closed' ? h('span', { class: 'tag' }, 'scan ended') : null),
+        d.state === 'closed' ? h('span', { class: 'tag' }, d.scan ? 'scan ended' : 'activity ended') : null),
       h('p', { class: 'message' }, d.message))
     if (hadFocus) title.focus()
     this.#renderSummary(d)
     this.#renderTriageState(d)
     this.#renderCharts(d)
+    this.#renderContext(d)
     this.#renderHistory(d)
     this.#renderEvidence(d)
     this.#renderRaw(d)
@@ -158,20 +150,21 @@ export class DetailView implements View {
       ? [h('span', { class: 'strong' }, d.hostname ?? d.hostId), d.hostname !== null && d.hostname !== d.hostId ? h('span', { class: 'sub mono' }, d.hostId) : null]
       : [`${num(d.hostsCount)} hosts: `, h('span', { class: 'mono' }, d.hosts.slice(0, 50).join(', ')), d.hostsCount > 50 ? ` +${d.hostsCount - 50} more` : null]
     const sources = h('ul', { class: 'plain mono' }, ...d.sources.slice(0, 50).map(ip => h('li', {}, ip)))
+    // a scan has a scanned host, sources and ports; a process, file or DNS finding has a host and matching events
     replace(this.#el.summary,
       h('h2', { id: 'h-summary' }, 'Summary'),
       dl([
-        [d.hostId !== null ? 'Scanned host' : 'Hosts', hosts],
-        [`Source${d.sourcesCount === 1 ? '' : 's'} (${num(d.sourcesCount)})`, [sources, d.sourcesCount > d.sources.length ? h('span', { class: 'sub' }, `+${num(d.sourcesCount - d.sources.length)} more`) : null]],
-        ['Ports probed', num(d.portCount)],
-        ['Records', num(d.records)],
+        [d.hostId !== null ? (d.scan ? 'Scanned host' : 'Host') : 'Hosts', hosts],
+        [`Source${d.sourcesCount === 1 ? '' : 's'} (${num(d.sourcesCount)})`, d.scan || d.sourcesCount > 0 ? [sources, d.sourcesCount > d.sources.length ? h('span', { class: 'sub' }, `+${num(d.sourcesCount - d.sources.length)} more`) : null] : null],
+        ['Ports probed', d.scan ? num(d.portCount) : null],
+        [d.scan ? 'Records' : 'Matching events', num(d.records)],
         ['First seen', timeEl(d.firstSeen, true)],
         ['Last seen', timeEl(d.lastSeen, true)],
         ['Duration', duration(d.lastSeen - d.firstSeen)],
         ['Technique', techniqueLink(d.technique, d.techniqueName)],
         ['Tactic', tacticLink(d.tactic, d.tacticName)],
         ['Rule', [h('span', { class: 'mono' }, d.rule), str(rule.file) !== '' ? h('span', { class: 'sub mono' }, `${str(rule.file).split('/').slice(-2).join('/')}:${str(rule.line)}`) : null]],
-        ['Condition', str(cond.field) !== '' ? `${str(cond.field)} ≥ ${str(cond.gte)} distinct within ${duration(Number(cond.timespan_ms))}` : '—'],
+        ['Condition', str(cond.field) !== '' ? `${str(cond.field)} ≥ ${str(cond.gte)} distinct within ${duration(Number(cond.timespan_ms))}` : str(rule.type) === 'standalone' ? 'each matching event' : '—'],
         ['Raised', timeEl(d.createdAt)],
         ['Finding id', h('span', { class: 'mono' }, d.id)],
       ]))
@@ -196,7 +189,7 @@ export class DetailView implements View {
   }
 
   #renderTriageState (d: FindingDetail): void {
-    replace(this.#current, 'Status: ', statusBadge(d.status), d.state === 'open' ? h('span', { class: 'sub' }, ' The scan is still going on; the finding keeps updating.') : null)
+    replace(this.#current, 'Status: ', statusBadge(d.status), d.state === 'open' ? h('span', { class: 'sub' }, ` The ${d.scan ? 'scan' : 'activity'} is still going on; the finding keeps updating.`) : null)
     for (const [to, b] of this.#buttons) {
       const reopen = to === 'new'
       b.hidden = reopen ? d.status === 'new' : false
@@ -237,7 +230,17 @@ export class DetailView implements View {
     }
   }
 
+  #renderContext (d: FindingDetail): void {
+    for (const [el, parts] of [[this.#el.process, processPanel(d)], [this.#el.dns, dnsPanel(d)], [this.#el.rule, rulePanel(d)]] as const) {
+      el.hidden = parts === null
+      replace(el, ...(parts ?? []))
+    }
+  }
+
   #renderCharts (d: FindingDetail): void {
+    // ports are what a scan counts; other classes have none to chart
+    this.#el.charts.hidden = !d.scan
+    if (!d.scan) { replace(this.#el.charts); return }
     const stats = portStats(d.finding)
     const parts: Child[] = [h('h2', { id: 'h-ports' }, `Ports probed (${num(d.portCount)})`)]
     if (stats.length === 0) {
@@ -292,7 +295,7 @@ export class DetailView implements View {
         h('td', { 'data-label': '#', class: 'num' }, i + 1),
         h('td', { 'data-label': 'Role' }, str(e.name)),
         h('td', { 'data-label': 'Time (UTC)', class: 'time' }, utcMs(Number(data.time))),
-        h('td', { 'data-label': 'Activity' }, str(data.activity_name)),
+        h('td', { 'data-label': 'Activity' }, str(data.activity_name) !== '' ? str(data.activity_name) : `${CLASS_NAME[Number(data.class_uid)] ?? `class ${str(data.class_uid)}`}, activity_id ${str(data.activity_id)}`),
         h('td', { 'data-label': 'Protocol' }, [str(conn.protocol_name), str(conn.direction).toLowerCase()].filter(x => x !== '').join(' · ')),
         h('td', { 'data-label': 'Source', class: 'mono wrap' }, endpoint(e.src_endpoint)),
         h('td', { 'data-label': 'Destination', class: 'mono wrap' }, endpoint(e.dst_endpoint)),

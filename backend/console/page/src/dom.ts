@@ -78,3 +78,14 @@ export function byId<T extends HTMLElement = HTMLElement> (id: string): T {
   if (el === null) throw new Error(`page: #${id} is missing from index.html`)
   return el as T
 }
+
+/** Facts as a definition list; a pair whose value is null is left out. */
+export function dl (pairs: Array<[string, Child | Child[]]>): HTMLDListElement {
+  const el = h('dl', { class: 'facts' })
+  for (const [k, v] of pairs) {
+    if (v === null) continue
+    el.appendChild(h('dt', {}, k))
+    el.appendChild(h('dd', {}, ...(Array.isArray(v) ? v : [v])))
+  }
+  return el
+}

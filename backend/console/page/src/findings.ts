@@ -6,8 +6,8 @@ import { ago, iso, listSummary, now, num, severityClass, STATUS_LABEL, statusLab
 import type { Live } from './live.js'
 import { announce, banner, clearBanner, type View } from './view.js'
 
-// The findings table: newest first, filtered by status, host, technique and
-// time, a page at a time; rows the stream announces are added (or updated in
+// The findings table: newest first, filtered by status, host, technique,
+// rule and time, a page at a time; rows the stream announces are added (or updated in
 // place) without a reload. A row is a keyboard stop: Enter or Space opens
 // it, the arrow keys move between rows.
 
@@ -28,7 +28,11 @@ const TIME_OPTIONS: Array<[string, string]> = [
   ['7d', 'Last 7 days'],
 ]
 
-const DEFAULT_FILTERS: FindingFilters = { status: OPEN_FILTER, host: '', technique: '', since: '' }
+const DEFAULT_FILTERS: FindingFilters = { status: OPEN_FILTER, host: '', technique: '', rule: '', since: '' }
+
+// as the API's schema admits them (backend/console/schemas.ts); a technique is upper-cased before it is sent
+const TECHNIQUE_PATTERN = '[Tt][0-9]{4}(\\.[0-9]{3})?'
+const RULE_PATTERN = '[A-Za-z0-9][A-Za-z0-9._:\\-]*'
 
 const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 }
 
@@ -37,6 +41,7 @@ export function filtersFromQuery (q: URLSearchParams): FindingFilters {
     status: q.has('status') ? q.get('status') ?? '' : DEFAULT_FILTERS.status,
     host: q.get('host') ?? '',
     technique: q.get('technique') ?? '',
+    rule: q.get('rule') ?? '',
     since: q.get('since') ?? '',
   }
 }
@@ -46,6 +51,7 @@ function filtersToQuery (f: FindingFilters): string {
   if (f.status !== DEFAULT_FILTERS.status) q.set('status', f.status ?? '')
   if (f.host !== undefined && f.host !== '') q.set('host', f.host)
   if (f.technique !== undefined && f.technique !== '') q.set('technique', f.technique)
+  if (f.rule !== undefined && f.rule !== '') q.set('rule', f.rule)
   if (f.since !== undefined && f.since !== '') q.set('since', f.since)
   const s = q.toString()
   return s === '' ? '' : `?${s}`
@@ -56,6 +62,7 @@ function matches (r: FindingRow, f: FindingFilters): boolean {
   if (f.status !== undefined && f.status !== '' && !f.status.split(',').includes(r.status)) return false
   if (f.host !== undefined && f.host !== '' && r.hostId !== f.host && !r.hosts.includes(f.host)) return false
   if (f.technique !== undefined && f.technique !== '' && r.technique !== f.technique) return false
+  if (f.rule !== undefined && f.rule !== '' && r.rule !== f.rule) return false
   if (f.since !== undefined && f.since !== '') {
     const m = /^(\d+)([mhd])$/.exec(f.since)
     if (m !== null && r.lastSeen < now() - Number(m[1]) * UNIT_MS[m[2]]) return false
@@ -80,7 +87,7 @@ function hostCell (r: FindingRow): HTMLTableCellElement {
 }
 
 export function statusBadge (status: string, state?: string): HTMLElement {
-  return h('span', { class: `status st-${status}` }, statusLabel(status), state === 'open' ? h('span', { class: 'active', title: 'the scan is still going on' }, ' · active') : null)
+  return h('span', { class: `status st-${status}` }, statusLabel(status), state === 'open' ? h('span', { class: 'active', title: 'still going on: the finding keeps updating' }, ' · active') : null)
 }
 
 function rowEl (r: FindingRow, open: (id: string) => void): HTMLTableRowElement {
@@ -96,8 +103,9 @@ function rowEl (r: FindingRow, open: (id: string) => void): HTMLTableRowElement 
     h('span', { class: 'strong' }, h('span', { class: 'mono' }, r.technique), r.findingType !== '' ? ` ${r.findingType}` : ''),
     h('span', { class: 'sub' }, r.techniqueName)),
   hostCell(r),
-  h('td', { 'data-label': 'Sources', class: 'mono wrap' }, listSummary(r.sources, r.sourcesCount)),
-  h('td', { 'data-label': 'Ports', class: 'num' }, num(r.portCount)),
+  h('td', { 'data-label': 'Sources', class: 'mono wrap' }, r.sourcesCount > 0 ? listSummary(r.sources, r.sourcesCount) : '—'),
+  // ports count for scans only; a process, file or DNS finding counts matching events
+  h('td', { 'data-label': 'Ports', class: 'num' }, r.scan ? num(r.portCount) : '—'),
   timeCell(r.firstSeen, 'First seen', false),
   timeCell(r.lastSeen, 'Last seen', true),
   h('td', { 'data-label': 'Status' }, statusBadge(r.status, r.state)),
@@ -132,22 +140,25 @@ export class FindingsView implements View {
     statusSel.value = this.#filters.status ?? ''
     const hostIn = h('input', { id: 'f-host', name: 'host', type: 'search', autocomplete: 'off', spellcheck: 'false', placeholder: 'host id', maxlength: 256 })
     hostIn.value = this.#filters.host ?? ''
-    const techIn = h('input', { id: 'f-technique', name: 'technique', type: 'search', autocomplete: 'off', spellcheck: 'false', placeholder: 'T1046', maxlength: 16, pattern: 'T[0-9]{4}(\\.[0-9]{3})?', title: 'a MITRE ATT&CK technique id, such as T1046' })
+    const techIn = h('input', { id: 'f-technique', name: 'technique', type: 'search', autocomplete: 'off', spellcheck: 'false', placeholder: 'T1046', maxlength: 16, pattern: TECHNIQUE_PATTERN, title: 'a MITRE ATT&CK technique id, such as T1046' })
     techIn.value = this.#filters.technique ?? ''
+    const ruleIn = h('input', { id: 'f-rule', name: 'rule', type: 'search', autocomplete: 'off', spellcheck: 'false', placeholder: 'rule id or name', maxlength: 128, pattern: RULE_PATTERN, title: 'a rule id (a Sigma rule\'s id, such as 3e102cd9-a70d-4a7a-9508-403963092f31) or a Picket rule name' })
+    ruleIn.value = this.#filters.rule ?? ''
     const timeSel = h('select', { id: 'f-since', name: 'since' }, ...TIME_OPTIONS.map(([v, l]) => h('option', { value: v }, l)))
     timeSel.value = this.#filters.since ?? ''
     const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter findings' },
       h('div', { class: 'field' }, h('label', { for: 'f-status' }, 'Status'), statusSel),
       h('div', { class: 'field' }, h('label', { for: 'f-host' }, 'Host'), hostIn),
       h('div', { class: 'field' }, h('label', { for: 'f-technique' }, 'Technique'), techIn),
+      h('div', { class: 'field' }, h('label', { for: 'f-rule' }, 'Rule'), ruleIn),
       h('div', { class: 'field' }, h('label', { for: 'f-since' }, 'Active'), timeSel),
       h('div', { class: 'field actions' },
         h('button', { type: 'submit', class: 'btn' }, 'Apply'),
         h('button', { type: 'button', class: 'btn ghost', id: 'f-reset' }, 'Reset')),
     )
     const apply = (): void => {
-      if (!techIn.checkValidity()) { techIn.reportValidity(); return }
-      this.#filters = { status: statusSel.value, host: hostIn.value.trim(), technique: techIn.value.trim().toUpperCase(), since: timeSel.value }
+      for (const el of [techIn, ruleIn]) if (!el.checkValidity()) { el.reportValidity(); return }
+      this.#filters = { status: statusSel.value, host: hostIn.value.trim(), technique: techIn.value.trim().toUpperCase(), rule: ruleIn.value.trim(), since: timeSel.value }
       history.replaceState(null, '', `#/findings${filtersToQuery(this.#filters)}`)
       void this.#load()
     }
@@ -158,6 +169,7 @@ export class FindingsView implements View {
       statusSel.value = DEFAULT_FILTERS.status ?? ''
       hostIn.value = ''
       techIn.value = ''
+      ruleIn.value = ''
       timeSel.value = ''
       apply()
     })

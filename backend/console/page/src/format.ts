@@ -93,3 +93,13 @@ export function listSummary (items: string[], total: number, show = 2): string {
   const more = Math.max(total, items.length) - head.length
   return head.join(', ') + (more > 0 ? ` +${more} more` : '')
 }
+
+/** A string or number from a finding's JSON as text; anything else as ''. */
+export function str (v: unknown): string {
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : ''
+}
+
+/** An object from a finding's JSON, or {} for anything else. */
+export function obj (v: unknown): Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : {}
+}
