@@ -279,7 +279,7 @@ int picket_file_exit(void *ctx)
 	e->syscall = a.syscall;
 	__builtin_memset(e->pad0, 0, sizeof(e->pad0));
 	count(PICKET_FCNT_MATCHED);
-	if (bpf_ringbuf_output(&FILE_EVENTS, e, size, picket_wakeup(&FILE_EVENTS, cfg.wakeup_bytes)))
+	if (bpf_ringbuf_output(&FILE_EVENTS, e, size, picket_wakeup(&FILE_EVENTS, cfg.wakeup_bytes, 0)))
 		count(PICKET_FCNT_RESERVE_FAIL);
 	return 0;
 }

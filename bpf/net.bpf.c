@@ -24,8 +24,9 @@
  * record to the stack once and reads fields from the copy.
  *
  * Wakeups are what cost the monitored host most: records are submitted with
- * BPF_RB_NO_WAKEUP and user space drains on a short timer; a wakeup is forced
- * only when the ring holds more than cfg.wakeup_bytes.
+ * BPF_RB_NO_WAKEUP and user space drains on a short timer while records flow;
+ * a wakeup is forced only when the ring holds more than cfg.wakeup_bytes, or
+ * for the first record into an empty ring (picket_wakeup in picket.bpf.h).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -199,7 +200,7 @@ static __always_inline void summarise(struct picket_fold_value *f)
 	r->start_ns = f->first_ns;
 	r->count = n;
 	f->first_ns = 0;
-	bpf_ringbuf_submit(r, picket_wakeup(&NET_EVENTS, cfg.wakeup_bytes));
+	bpf_ringbuf_submit(r, picket_wakeup(&NET_EVENTS, cfg.wakeup_bytes, sizeof(*r)));
 }
 
 static __always_inline void fold_key(struct picket_fold_key *k, const struct picket_net_event *e)
@@ -265,7 +266,7 @@ static __always_inline void emit(struct picket_net_event *e, __u32 matched, __u3
 		return;
 	}
 	count(matched);
-	if (bpf_ringbuf_output(&NET_EVENTS, e, sizeof(*e), picket_wakeup(&NET_EVENTS, cfg.wakeup_bytes)))
+	if (bpf_ringbuf_output(&NET_EVENTS, e, sizeof(*e), picket_wakeup(&NET_EVENTS, cfg.wakeup_bytes, 0)))
 		count(failed);
 }
 

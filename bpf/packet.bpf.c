@@ -373,7 +373,7 @@ static __always_inline void dns_fill(struct __sk_buff *skb, struct pkt *p, __u8 
 	e->captured = captured;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	e->query_ns = xact(m, e);
-	if (bpf_ringbuf_output(&DNS_EVENTS, e, size, picket_wakeup(&DNS_EVENTS, cfg.dns_wakeup_bytes)))
+	if (bpf_ringbuf_output(&DNS_EVENTS, e, size, picket_wakeup(&DNS_EVENTS, cfg.dns_wakeup_bytes, 0)))
 		count(PICKET_PKT_CNT_DNS_RESERVE_FAIL);
 }
 
@@ -448,7 +448,7 @@ static __always_inline void icmp6(struct __sk_buff *skb, struct pkt *p)
 	e->icmp_type = ih[0];
 	e->icmp_code = ih[1];
 	e->reason = PICKET_RST_REASON_UNKNOWN;
-	bpf_ringbuf_submit(e, picket_wakeup(&NET_EVENTS, cfg.net_wakeup_bytes));
+	bpf_ringbuf_submit(e, picket_wakeup(&NET_EVENTS, cfg.net_wakeup_bytes, sizeof(*e)));
 }
 
 SEC("cgroup_skb/egress")

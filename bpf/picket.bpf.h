@@ -59,10 +59,19 @@ static __always_inline void picket_fill_task(struct picket_task_info *t)
 }
 
 /* Wakeups are what cost the monitored host most: none per record, one once
- * the ring holds wakeup_bytes. */
-static __always_inline __u64 picket_wakeup(void *ring, __u32 wakeup_bytes)
+ * the ring holds wakeup_bytes, and one for the first record into an empty
+ * ring. That one lets an idle consumer sleep in epoll until there is work
+ * (instead of draining an empty ring on a timer); a busy consumer drains on
+ * its timer and is not waiting in epoll, so a storm costs a wakeup per drain,
+ * not per record. `self` is the bytes this record already holds in the ring:
+ * its size after bpf_ringbuf_reserve (the ring counts it, with its 8-byte
+ * header, rounded to 8), 0 before bpf_ringbuf_output. */
+static __always_inline __u64 picket_wakeup(void *ring, __u32 wakeup_bytes, __u32 self)
 {
-	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	__u64 own = self ? (self + 8 + 7) & ~7ULL : 0;
+
+	return avail >= wakeup_bytes || avail <= own ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 /* Is the current task in the process the loader asked to leave out? */

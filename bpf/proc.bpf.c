@@ -104,7 +104,7 @@ static __always_inline int copy_record(__u8 *buf, __u16 size, void *ctx)
 static __always_inline void emit(void *rec, __u32 size, __u32 matched, __u32 failed)
 {
 	count(matched);
-	if (bpf_ringbuf_output(&PROC_EVENTS, rec, size, picket_wakeup(&PROC_EVENTS, cfg.wakeup_bytes)))
+	if (bpf_ringbuf_output(&PROC_EVENTS, rec, size, picket_wakeup(&PROC_EVENTS, cfg.wakeup_bytes, 0)))
 		count(failed);
 }
 
@@ -119,9 +119,9 @@ static __always_inline void *reserve(__u32 size, __u32 matched, __u32 failed)
 	return e;
 }
 
-static __always_inline void submit(void *e)
+static __always_inline void submit(void *e, __u32 size)
 {
-	bpf_ringbuf_submit(e, picket_wakeup(&PROC_EVENTS, cfg.wakeup_bytes));
+	bpf_ringbuf_submit(e, picket_wakeup(&PROC_EVENTS, cfg.wakeup_bytes, size));
 }
 
 /*
@@ -298,7 +298,7 @@ int picket_fork(void *ctx)
 	e->child_tgid = thread ? e->hdr.tgid : e->child_pid;
 	e->thread = thread;
 	__builtin_memset(e->pad0, 0, sizeof(e->pad0));
-	submit(e);
+	submit(e, sizeof(*e));
 	return 0;
 }
 
@@ -375,6 +375,6 @@ int picket_exit(void *ctx)
 	e->source = st.source;
 	e->group_dead = group_dead;
 	__builtin_memset(e->pad0, 0, sizeof(e->pad0));
-	submit(e);
+	submit(e, sizeof(*e));
 	return 0;
 }

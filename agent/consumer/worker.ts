@@ -60,6 +60,11 @@ function snapshot (): ConsumerStats {
   }
 }
 
+/** longest sleep in the ring's epoll with nothing to hand off (stop, stats and tuning wait at most this long) */
+const IDLE_WAIT_MS = 200
+/** a cell nobody notifies: Atomics.wait on it is a plain sleep */
+const sleepCell = new Int32Array(new SharedArrayBuffer(4))
+
 const yieldToEvents = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))
 
 async function run (): Promise<void> {
@@ -98,8 +103,15 @@ async function run (): Promise<void> {
       records = 0
     }
     const stopping = stopRequested
-    let timeout = stopping ? 0 : tuning.drainTimeoutMs
-    if (records > 0 && !stopping) timeout = Math.max(0, Math.min(timeout, firstAt + tuning.lingerMs - performance.now()))
+    // An empty slab sleeps in the ring's epoll: the kernel wakes it for the
+    // first record into an empty ring (picket_wakeup, bpf/picket.bpf.h), so
+    // an idle host costs a wakeup per IDLE_WAIT_MS, not per drain period.
+    // But the process ring's watermark only moves when its drain returns
+    // (decoders of the other rings wait for it), so that ring keeps the
+    // drain period. A slab with records is lingering: it looks without
+    // waiting in epoll and sleeps below, so records that keep coming wake
+    // nobody.
+    const timeout = stopping || records > 0 ? 0 : procTable !== undefined ? tuning.drainTimeoutMs : IDLE_WAIT_MS
     const before = bootNs?.() ?? 0
     const r = source.drain(pool.data, pool.offsetOf(slab) + fill, pool.slabBytes - fill, timeout)
     stats.drainCalls++
@@ -121,6 +133,9 @@ async function run (): Promise<void> {
     const drainedForStop = stopping && (r.records === 0 || stopBudget <= 0 || performance.now() >= stopDeadline)
     if (records > 0 && (full || lingered || drainedForStop)) handOff()
     if (drainedForStop && (records === 0 || slab < 0)) break
+    if (r.records === 0 && slab >= 0 && records > 0 && !stopping) {
+      Atomics.wait(sleepCell, 0, 0, Math.max(0, Math.min(tuning.drainTimeoutMs, firstAt + tuning.lingerMs - performance.now())))
+    }
     await yieldToEvents()
   }
   if (slab >= 0) pool.giveBack(slab)

@@ -62,7 +62,8 @@ t.test('refused HTTP requests are logged once per reason per interval, with coun
   const url = b.http?.url ?? ''
   for (let i = 0; i < 200; i++) t.equal((await httpRequest(url, '/metrics', { headers: { host: 'evil.example' } })).status, 403)
   await b.close()
-  const lines = cap.lines().filter(l => l.reason !== undefined)
+  // the HTTP refusals' lines (the rule loader also logs a reason, for each corpus rule it leaves out)
+  const lines = cap.lines().filter(l => l.reason !== undefined && l.status !== undefined)
   t.ok(lines.length >= 1 && lines.length <= 3, `${lines.length} lines for 200 refusals`)
   t.equal(accounted(lines), 200)
   t.match(lines[0], { reason: 'rebinding', status: 403, path: '/metrics' })
