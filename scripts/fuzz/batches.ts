@@ -3,7 +3,7 @@ import { isIP } from 'node:net'
 import { compileRuleSet } from '../../backend/detection/rules/compile.js'
 import { loadRuleDir } from '../../backend/detection/rules/load.js'
 import { DEFAULT_LIMITS, type Limits } from '../../backend/limits.js'
-import { DIRECTION, NET_ACTIVITY } from '../../shared/ocsf/constants.js'
+import { CLASS, DIRECTION, NET_ACTIVITY } from '../../shared/ocsf/constants.js'
 import { makeDevice, makeMetadata, makeNetworkActivity } from '../../shared/ocsf/network.js'
 import { rootPath } from '../../shared/paths.js'
 import { collectorService } from '../../shared/proto/index.js'
@@ -337,7 +337,11 @@ const asNumber = (v: unknown): number | undefined => typeof v === 'number' ? v :
  * year back and a day ahead; a port is an integer from 0 to 65535; an IP
  * parses; device.uid is the batch's host; enum ids are non-negative
  * integers. Null counts as absent. A record written from entries (duplicate
- * keys) is not judged.
+ * keys) is not judged. The backend routes a record by its class_uid and
+ * reads (and checks) only the fields its class's rules read, dropping the
+ * rest unread (backend/detection/projector.ts): so the endpoint, direction
+ * and protocol fields are judged only on network_activity (4001) records,
+ * the one class whose rules read them here.
  */
 export function violations (rec: unknown, i: number, hostId: string, now: number): string[] {
   if (rec instanceof Entries) return []
@@ -351,19 +355,20 @@ export function violations (rec: unknown, i: number, hostId: string, now: number
     const n = asNumber(t)
     if (n === undefined || !Number.isFinite(n) || n < now - YEAR || n > now + 86_400_000) out.push(`record ${i} time ${String(t)}`)
   }
-  for (const p of ['src_endpoint.port', 'dst_endpoint.port']) {
+  const network = asNumber(present('class_uid')) === CLASS.NETWORK_ACTIVITY.uid
+  for (const p of network ? ['src_endpoint.port', 'dst_endpoint.port'] : []) {
     const v = present(p)
     if (v === undefined) continue
     const n = asNumber(v)
     if (n === undefined || !Number.isInteger(n) || n < 0 || n > 65535) out.push(`record ${i} ${p} ${typeof v === 'string' ? JSON.stringify(v.slice(0, 20)) : String(v)}`)
   }
-  for (const p of ['src_endpoint.ip', 'dst_endpoint.ip']) {
+  for (const p of network ? ['src_endpoint.ip', 'dst_endpoint.ip'] : []) {
     const v = present(p)
     if (v !== undefined && (typeof v !== 'string' || isIP(v) === 0)) out.push(`record ${i} ${p} ${typeof v === 'string' ? JSON.stringify(v.slice(0, 20)) : typeof v}`)
   }
   const uid = present('device.uid')
   if (uid !== undefined && uid !== hostId) out.push(`record ${i} device.uid is not the batch's host`)
-  for (const p of ['class_uid', 'activity_id', 'connection_info.direction_id', 'connection_info.protocol_num']) {
+  for (const p of ['class_uid', 'activity_id', ...(network ? ['connection_info.direction_id', 'connection_info.protocol_num'] : [])]) {
     const v = present(p)
     const n = asNumber(v)
     if (n !== undefined && (!Number.isInteger(n) || n < 0)) out.push(`record ${i} ${p} ${String(v)}`)
