@@ -55,6 +55,7 @@ export async function startAgent (options: AgentOptions): Promise<AgentHandle> {
       ? (className, err) => { log.warn({ class: className, err: err.message }, 'this class cannot be captured on this kernel; capturing the others') }
       : undefined)
     cleanups.push(() => { capture.close() })
+    for (const r of capture.rings) if (r.degraded !== undefined) log.warn({ class: r.className }, r.degraded)
 
     // -- decoders
     const pools = new Map(capture.rings.map(r => [r.name, SlabPool.create(cfg.slabs, cfg.slabBytes)]))

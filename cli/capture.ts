@@ -91,6 +91,7 @@ export async function run (argv: string[]): Promise<number> {
   const probes: ClassProbe[] = []
   try {
     for (const name of names) probes.push(openClassProbe(bpf, name, kernelOpts))
+    for (const p of probes) if (p.degraded !== undefined) process.stderr.write(`capture: ${p.className}: ${p.degraded}\n`)
   } catch (err) {
     for (const p of probes) p.close()
     throw err

@@ -26,6 +26,8 @@ export interface CaptureRing {
   drops: () => number
   /** records its programs matched (emitted or lost), cumulative; absent for the synthetic source */
   events?: () => number
+  /** the part of its class this kernel cannot capture, and the fix (kernel.ts ClassProbe.degraded) */
+  degraded?: string
 }
 
 /** The main thread's side of a source. */
@@ -93,7 +95,7 @@ export async function openCapture (kind: 'kernel' | 'synth', opts: { kernel: Net
   }
   const net = probes.find(p => p.className === 'network')
   return {
-    rings: probes.map(p => ({ name: p.ring, className: p.className, spec: { kind: 'ring', fd: p.ringFd }, maxRecordBytes: p.maxRecordBytes, writesProcTable: p.className === 'process', drops: p.drops, events: p.events })),
+    rings: probes.map(p => ({ name: p.ring, className: p.className, spec: { kind: 'ring', fd: p.ringFd }, maxRecordBytes: p.maxRecordBytes, writesProcTable: p.className === 'process', drops: p.drops, events: p.events, ...(p.degraded !== undefined ? { degraded: p.degraded } : {}) })),
     decodeInfo: net?.decodeInfo ?? { rstReasons: {}, noSocketReason: -1 },
     bootToWallNs: bpf.bootToWallNs,
     counters: () => net?.counters(),

@@ -3,7 +3,8 @@ import { DNS_EVENT } from '../../bpf/abi-dns.js'
 import { FILE_EVENT } from '../../bpf/abi-file.js'
 import { EXEC_EVENT } from '../../bpf/abi-proc.js'
 import type { ProbeOptions } from '../../bpf/object.js'
-import type { KernelCounters, KernelDecodeInfo, ProgStats } from '../../bpf/types.js'
+import type { PacketProbe } from '../../bpf/packet.js'
+import type { KernelCounters, KernelDecodeInfo, ProgramCounters, ProgStats } from '../../bpf/types.js'
 import { PicketError } from '../../shared/errors.js'
 import { siblingModule } from '../../shared/paths.js'
 
@@ -48,6 +49,8 @@ export interface ClassProbe {
   progStats: () => ProgStats[]
   /** emit what the kernel still holds back (the network class's fold summaries), before a last drain */
   flush?: () => void
+  /** the part of the class this kernel cannot capture, and the fix: said once when the class opens */
+  readonly degraded?: string
   close: () => void
 }
 
@@ -60,7 +63,32 @@ type Opener = (bpf: BpfModule, opts: NetProbeOptions) => ClassProbe
 const CLASS_PROBES: Record<string, Opener> = {
   network: (bpf, opts) => {
     const p = bpf.NetProbe.open({ ignoreTgid: process.pid, ...opts })
-    return { className: 'network', ring: 'net', ringFd: p.ringFd, maxRecordBytes: NET_EVENT.SIZEOF, decodeInfo: p.decodeInfo, counters: () => p.counters(), drops: () => reserveFailures(p.counters()), events: () => { const c = p.counters(); return c.state.matched + c.reset.matched + c.icmp.matched }, progStats: () => p.progStats(), flush: () => { p.flush() }, close: () => { p.close() } }
+    // ICMPv6 port-unreachable answers (UDP probes of closed ports over IPv6)
+    // have no tracepoint: the packet probe's cgroup_skb egress program sees
+    // them and writes them into the same ring, as network records. Without
+    // cgroup v2 the class still captures everything else.
+    let icmp6: PacketProbe | undefined
+    let degraded: string | undefined
+    try {
+      icmp6 = bpf.PacketProbe.open({ dns: false, icmp6: true, netRingFd: p.ringFd, netRingBytes: p.ringBytes, netWakeupBytes: p.config.wakeupBytes })
+    } catch (err) {
+      degraded = `ICMPv6 port-unreachable answers are not captured, so IPv6 UDP scans go unseen: ${(err as Error).message}`
+    }
+    const six = (): ProgramCounters => icmp6?.counters().icmp6 ?? { matched: 0, reserveFailed: 0 }
+    return {
+      className: 'network',
+      ring: 'net',
+      ringFd: p.ringFd,
+      maxRecordBytes: NET_EVENT.SIZEOF,
+      decodeInfo: p.decodeInfo,
+      ...(degraded !== undefined ? { degraded } : {}),
+      counters: () => p.counters(),
+      drops: () => reserveFailures(p.counters()) + six().reserveFailed,
+      events: () => { const c = p.counters(); return c.state.matched + c.reset.matched + c.icmp.matched + six().matched },
+      progStats: () => [...p.progStats(), ...(icmp6?.progStats() ?? [])],
+      flush: () => { p.flush() },
+      close: () => { icmp6?.close(); p.close() },
+    }
   },
   process: (bpf, opts) => {
     // not the agent's own process left out here: its forks are few and make

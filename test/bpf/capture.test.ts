@@ -106,6 +106,18 @@ t.test('UDP scan: ICMP port unreachable gives Refuse with protocol udp', async t
   validateShapes(t, refused)
 })
 
+t.test('IPv6 UDP scan: ICMPv6 port unreachable gives Refuse with protocol udp (the network class)', async t => {
+  if (!requireReal(t, { bpf: true, commands: ['nmap', 'ss'] })) return
+  const open = await listeningPorts('udp')
+  const { records } = await capture(async () => await nmap({ type: '-sU', ports: '1000-1100', target: '::1' }))
+  const refused = records.filter(from('::1')).filter(r => r.activity_id === NET_ACTIVITY.REFUSE && r.connection_info?.protocol_num === 17)
+  t.ok(refused.every(r => r.dst_endpoint?.ip === '::1' && r.connection_info?.direction_id === DIRECTION.INBOUND && r.connection_info.protocol_ver_id === 6))
+  const ports = new Set(refused.map(r => r.dst_endpoint?.port))
+  const expected = [...Array(101).keys()].map(i => i + 1000).filter(p => !open.has(p))
+  t.same([...ports].sort((a, b) => a! - b!), expected, 'every closed UDP port refused')
+  validateShapes(t, refused)
+})
+
 t.test('IPv6: a connect to a closed port on ::1 gives a Refuse record with IPv6 addresses', async t => {
   if (!requireReal(t, { bpf: true })) return
   const { records } = await capture(async () => await new Promise<void>(resolve => {

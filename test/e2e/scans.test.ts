@@ -42,6 +42,21 @@ async function checkScan (t: Tap.Test, stack: Stack, source: string, scan: () =>
   t.ok(f.ports >= minPorts, `${f.ports} ports probed (at least ${minPorts})`)
 }
 
+/**
+ * Findings not in `before` that name one of `ports`. Benign traffic that
+ * raised a finding would name its own ports; other engineers' traffic on this
+ * machine (NATS peers redialling, test servers) may raise findings of its own
+ * meanwhile, which say nothing about the traffic under test.
+ */
+async function newFindingsOn (stack: Stack, before: readonly FindingSummary[], ports: readonly number[]): Promise<FindingSummary[]> {
+  const old = new Set(before.map(f => f.id))
+  const named = (f: FindingSummary): boolean => {
+    const list = f.finding.unmapped?.picket?.ports
+    return Array.isArray(list) && list.some((p: { port?: number }) => ports.includes(Number(p.port)))
+  }
+  return (await findings(stack.db)).filter(f => !old.has(f.id) && named(f))
+}
+
 type Tap = typeof t
 declare namespace Tap { type Test = Parameters<Parameters<typeof t.test>[1]>[0] }
 
@@ -72,7 +87,7 @@ t.test('real scans against real agent and backend processes', async t => {
   })
 
   await t.test('benign: an HTTP server under load, many clients on one port', async t => {
-    const before = (await findings(stack.db)).length
+    const before = await findings(stack.db)
     const server = createServer((_req, res) => { res.end('ok') })
     await new Promise<void>(resolve => server.listen(18283, '127.0.0.1', resolve))
     t.teardown(() => { server.close() })
@@ -90,13 +105,12 @@ t.test('real scans against real agent and backend processes', async t => {
     await Promise.all(clients)
     keepAlive.destroy()
     await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
-    const after = await findings(stack.db)
     t.ok(requests > 500, `${requests} requests from 50 clients`)
-    t.equal(after.length, before, 'no new finding')
+    t.same(await newFindingsOn(stack, before, [18283]), [], 'no new finding')
   })
 
   await t.test('benign: repeated connections to a few known ports', async t => {
-    const before = (await findings(stack.db)).length
+    const before = await findings(stack.db)
     const ports = [18281, 18282, 18283]
     const server = createServer((_req, res) => { res.end('ok') })
     await new Promise<void>(resolve => server.listen(18283, '127.0.0.1', resolve))
@@ -109,6 +123,18 @@ t.test('real scans against real agent and backend processes', async t => {
     }
     await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
     t.equal(n, 300, 'connections made')
-    t.equal((await findings(stack.db)).length, before, 'no new finding')
+    t.same(await newFindingsOn(stack, before, ports), [], 'no new finding')
   })
+})
+
+// The IPv6 TCP scan above already made a finding for ::1, the only IPv6
+// loopback source; this scan gets a stack of its own so its finding is its own.
+// Closed UDP ports over IPv6 answer with ICMPv6 port unreachable, which no
+// tracepoint carries: the agent sees them from the packet probe's cgroup_skb
+// egress program, in the network class.
+t.test('nmap -6 -sU on ::1 against real agent and backend processes', async t => {
+  if (!requireReal(t, { bpf: true, commands: ['nmap'] })) return
+  const stack = await startStack()
+  t.teardown(async () => { await stack.close() })
+  await checkScan(t, stack, '::1', async () => await nmap({ type: '-sU', ports: '1000-1100', target: '::1' }), 100)
 })
