@@ -21,7 +21,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 PKGS=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make gcc libc6-dev
   bpftool libbpf-tools linux-perf
-  nmap masscan hping3 iproute2 procps util-linux python3
+  nmap masscan hping3 iproute2 procps util-linux python3 curl wget git cron
   dnsmasq-base dnsutils
   chromium nats-server
   systemd
