@@ -4,8 +4,10 @@ import { NetProbe, openRing } from '../../../bpf/index.js'
 // ring as the agent, drained on the same 5 ms timer, records discarded. Its
 // overhead is what capture costs before any decoding or shipping.
 // Prints "ready" once attached, and the record count on SIGINT.
+// `--fold-window MS` as the agent takes it (default: the agent's, 1 s; 0 = off).
 
-const probe = NetProbe.open({ ignoreTgid: process.pid })
+const i = process.argv.indexOf('--fold-window')
+const probe = NetProbe.open({ ignoreTgid: process.pid, ...(i > 0 ? { foldWindowMs: Number(process.argv[i + 1]) } : {}) })
 const ring = openRing(probe.ringFd)
 const slab = new SharedArrayBuffer(4 << 20)
 let records = 0
