@@ -184,13 +184,15 @@ t.test('bounded memory: a flood with a stalled collector keeps RSS bounded, and 
   // every event the kernel matched is accounted for, under exactly one name. The
   // scrape itself is a loopback connection the agent captures (its connect and its
   // accept: two records); an agent that keeps up may count them as captured before
-  // they are spooled and before its last read of the kernel counters.
+  // they are spooled and before its last read of the kernel counters, or the
+  // kernel may count them before the consumer (woken by the first record into
+  // the empty ring, then lingering) has captured them.
   const kernel = m.picket_agent_kernel_events_total
   const captured = m.picket_agent_records_captured_total
   const scrape = captured - m.picket_agent_records_spooled_total - drop('decode_error')
   t.ok(scrape >= 0 && scrape <= 2, `captured = spooled + decode errors (+ the scrape's own ${scrape} records, still being decoded)`)
   const ringDrops = drop('kernel_reserve') + drop('slab_starvation')
-  t.ok(Math.abs(captured + ringDrops - kernel) <= scrape, `kernel events ${kernel} = captured ${captured} + ring drops ${ringDrops} (± the scrape's own records)`)
+  t.ok(Math.abs(captured + ringDrops - kernel) <= 2, `kernel events ${kernel} = captured ${captured} + ring drops ${ringDrops} (± the scrape's own 2 records)`)
   t.equal(m.picket_agent_records_acked_total, 0, 'the stalled collector acked nothing')
   t.equal(m.picket_agent_spool_pending_records + drop('spool_eviction') + m.picket_agent_evicted_inflight_records, m.picket_agent_records_spooled_total, 'spooled = still pending + evicted (+ evicted while in flight, awaiting their ack)')
   t.equal(await p.stop('SIGTERM'), 0, 'and it still shuts down cleanly')
