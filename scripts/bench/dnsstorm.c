@@ -3,9 +3,10 @@
 // query a distinct name (q<n>.storm.example.test, type A), up to WINDOW
 // queries in flight on one connected socket (as a busy resolver client or a
 // tunnel would send them). Prints one JSON line: queries sent, answers
-// received, seconds, answers per second.
+// received, seconds, answers per second. RATE > 0 paces the sends to that
+// many queries per second (the steady load of a busy host).
 //
-//   dnsstorm SERVER_IPV4 COUNT [WINDOW]
+//   dnsstorm SERVER_IPV4 COUNT [WINDOW] [RATE]
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -44,9 +45,10 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) { fprintf(stderr, "usage: dnsstorm SERVER_IPV4 COUNT [WINDOW]\n"); return 2; }
+	if (argc < 3) { fprintf(stderr, "usage: dnsstorm SERVER_IPV4 COUNT [WINDOW] [RATE]\n"); return 2; }
 	unsigned long count = strtoul(argv[2], NULL, 10);
 	unsigned window = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 10) : 16;
+	double rate = argc > 4 ? strtod(argv[4], NULL) : 0;
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(53) };
 	if (inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1) { fprintf(stderr, "bad address %s\n", argv[1]); return 2; }
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -58,7 +60,14 @@ int main(int argc, char **argv)
 	unsigned inflight = 0;
 	double t0 = now();
 	while (sent < count || inflight > 0) {
-		while (sent < count && inflight < window) {
+		if (rate > 0 && inflight == 0 && sent < count) {
+			double due = t0 + sent / rate - now();
+			if (due > 0) {
+				struct timespec ts = { .tv_sec = (time_t)due, .tv_nsec = (long)((due - (time_t)due) * 1e9) };
+				nanosleep(&ts, NULL);
+			}
+		}
+		while (sent < count && inflight < window && (rate <= 0 || sent < rate * (now() - t0) + 1)) {
 			size_t len = query(buf, (unsigned)(sent & 0xffff), sent);
 			if (send(fd, buf, len, 0) < 0) { perror("send"); return 1; }
 			sent++;
