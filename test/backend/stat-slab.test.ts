@@ -18,7 +18,7 @@ t.test('a slab gives slots, takes them back for reuse, and grows past its first 
 
 t.test('evidence by slot: kept whole, gone with its slot', async t => {
   const s = new StatSlab()
-  const ev = { t: 1_800_000_000_123, rt: NaN, host: 'h', hostname: 'web-1', dtype: -1, sip: '198.51.100.7', sport: 40000, dip: '10.0.0.1', dport: 22, act: 5, proto: 6, dir: 1 }
+  const ev = { t: 1_800_000_000_123, rt: NaN, host: 'h', hostname: 'web-1', dtype: -1, sip: '198.51.100.7', sport: 40000, dip: '10.0.0.1', dport: 22, act: 5, proto: 6, dir: 1, cls: 4003, qname: 'a.example.com' }
   const far = Array.from({ length: 600 }, () => s.alloc(0, 0, 1))
   s.evidence.put(far[599], ev)
   t.ok(s.evidence.has(far[599]))

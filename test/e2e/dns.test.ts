@@ -100,6 +100,8 @@ t.test('DNS detections against real agent and backend processes', async t => {
     t.equal(mine[0].hostId, 'e2e-dns')
     const values = (f.unmapped?.picket?.values ?? []) as Array<{ value: string }>
     t.ok(values.length > 0 && values.every(v => /^[a-z2-7]{51}[2-7]\.t\.tunnel-example\.com$/.test(v.value)), `a sample of the client's queries (${values.length})`)
+    const evs = (f.evidences ?? []) as Rec[]
+    t.ok(evs.length > 0 && evs.every(e => /^[a-z2-7]{51}[2-7]\.t\.tunnel-example\.com$/.test(e.query?.hostname)), `each evidence shows its query name (${evs.length})`)
   })
 
   await t.test('a base64-shaped query fires SigmaHQ 4153a907', async t => {
@@ -111,6 +113,9 @@ t.test('DNS detections against real agent and backend processes', async t => {
     t.equal(mine.length, 1, 'one finding')
     t.equal(mine[0].hostId, 'e2e-dns')
     t.match(JSON.stringify(mine[0].finding), 'Suspicious DNS Query with B64 Encoded String')
+    // the rule reads no activity: the query and its response both match, one finding for both
+    const evs = (mine[0].finding.evidences ?? []) as Rec[]
+    t.ok(evs.length > 0 && evs.every(e => e.query?.hostname === name), `the evidence shows the query name (${evs.length} records)`)
   })
 
   await t.test('benign: 2,000 lookups of 100 ordinary names (CNAME chains, NXDOMAINs) → no finding', async t => {
