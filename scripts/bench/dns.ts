@@ -1,14 +1,13 @@
-import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { spawnSync } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PACKET_PROGRAMS } from '../../bpf/packet.js'
 import { rootPath } from '../../shared/paths.js'
 import { DNS_V4, startDnsmasq } from '../../test/helpers/dns.js'
 import type { BenchContext, BenchResult } from './cli.js'
 import { attachCgroupFloor } from './lib/floor.js'
-import { metric, scrape } from './lib/metrics.js'
-import { runJson, sleep, totalCpu, waitExit } from './lib/proc.js'
+import { withAgent } from './lib/agent-run.js'
+import { runJson, sleep } from './lib/proc.js'
 import { fmt, median, pct, table } from './lib/report.js'
 import { startSink } from './lib/sink.js'
 
@@ -41,58 +40,9 @@ function build (): void {
 
 const storm = async (count: number, kind: Kind): Promise<StormResult> => await runJson<StormResult>(DNSSTORM, [DNS_V4, String(count), String(WINDOW), String(kind === 'paced' ? PACED : 0)])
 
-async function until (what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    try { if (await fn()) return } catch {}
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
-
-async function withAgent (collector: string, acked: () => number, run: () => Promise<StormResult>, metricsPort: number): Promise<Run> {
-  const data = mkdtempSync(join(tmpdir(), 'picket-bench-dns-'))
-  const p = spawn(process.execPath, [rootPath('bin', 'picket.js'), 'agent', '--collector', collector, '--data', data,
-    '--metrics', String(metricsPort), '--host-id', 'bench-dns', '--log-level', 'warn', '--class', 'dns'], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  p.stderr.on('data', d => { stderr += String(d) })
-  const url = `http://127.0.0.1:${metricsPort}/metrics`
-  try {
-    await until('the agent to connect', async () => metric(await scrape(url), 'picket_agent_connected') === 1, 30_000)
-    await sleep(300)
-    const m0 = await scrape(url)
-    const acked0 = acked()
-    const cpu0 = totalCpu(p.pid!)
-    const s = await run()
-    // until the ring is drained, everything decoded and acked
-    let last = -1
-    await until('the agent to ship the storm', async () => {
-      const m = await scrape(url)
-      const cap = metric(m, 'picket_agent_records_captured_total')
-      const done = cap === last && metric(m, 'picket_agent_spool_pending_batches') === 0 && metric(m, 'picket_agent_queue_depth', { queue: 'decoder' }) === 0
-      last = cap
-      return done
-    }, 60_000)
-    const cpu1 = totalCpu(p.pid!)
-    // kernel counters reach the metrics on the agent's 1 s stats tick
-    await sleep(1300)
-    const m1 = await scrape(url)
-    const d = (name: string): number => metric(m1, name) - metric(m0, name)
-    return {
-      ...s,
-      cpu: cpu1 - cpu0,
-      captured: d('picket_agent_records_captured_total'),
-      emitted: d('picket_agent_kernel_events_total'),
-      dropped: d('picket_agent_drops_total'),
-      acked: acked() - acked0,
-    }
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; agent stderr:\n${stderr.slice(-3000)}`)
-  } finally {
-    p.kill('SIGINT')
-    await waitExit(p)
-    rmSync(data, { recursive: true, force: true })
-  }
+async function agentRun (collector: string, acked: () => number, go: () => Promise<StormResult>, metricsPort: number): Promise<Run> {
+  const { storm, ...r } = await withAgent({ collector, acked, metricsPort, hostId: 'bench-dns', classes: 'dns', storm: go })
+  return { ...storm, ...r }
 }
 
 function summarise (results: Record<Mode, Run[]>): { rate: (m: Mode) => number, lost: (m: Mode) => number, cpuPerQueryUs: number, corePct: number, captured: number, emitted: number, dropped: number, acked: number, answered: number } {
@@ -143,7 +93,7 @@ export async function bench (ctx: BenchContext): Promise<BenchResult> {
           floor.close()
         }
         ctx.progress.tick(1, `${kind}: floor`)
-        results[kind].agent.push(await withAgent(sink.address, () => sink.records, go, port++)); ctx.progress.tick(1, `${kind}: picket agent --class dns`)
+        results[kind].agent.push(await agentRun(sink.address, () => sink.records, go, port++)); ctx.progress.tick(1, `${kind}: picket agent --class dns`)
       }
     }
   } finally {
