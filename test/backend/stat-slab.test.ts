@@ -18,7 +18,7 @@ t.test('a slab gives slots, takes them back for reuse, and grows past its first 
 
 t.test('evidence by slot: kept whole, gone with its slot', async t => {
   const s = new StatSlab()
-  const ev = { t: 1_800_000_000_123, rt: NaN, host: 'h', hostname: 'web-1', dtype: -1, sip: '198.51.100.7', sport: 40000, dip: '10.0.0.1', dport: 22, act: 5, proto: 6, dir: 1, cls: 4003, qname: 'a.example.com' }
+  const ev = { t: 1_800_000_000_123, rt: NaN, host: 'h', hostname: 'web-1', dtype: -1, sip: '198.51.100.7', sport: 40000, dip: '10.0.0.1', dport: 22, act: 5, cls: 4001, proto: 6, dir: 1 }
   const far = Array.from({ length: 600 }, () => s.alloc(0, 0, 1))
   s.evidence.put(far[599], ev)
   t.ok(s.evidence.has(far[599]))
@@ -26,4 +26,14 @@ t.test('evidence by slot: kept whole, gone with its slot', async t => {
   t.same(s.evidence.get(far[599], 'h'), ev)
   s.release(far[599])
   t.notOk(s.evidence.has(far[599]), 'released with its slot')
+})
+
+t.test('a DNS record\'s evidence keeps its query name', async t => {
+  const s = new StatSlab()
+  const i = s.alloc(0, 0, 1)
+  const ev = { t: 1_800_000_000_123, rt: NaN, host: 'h', hostname: 'web-1', dtype: -1, sip: '10.0.0.2', sport: 40000, dip: '10.0.0.53', dport: 53, act: 1, cls: 4003, proto: 17, dir: 2, qname: 'a.example.com' }
+  s.evidence.put(i, ev)
+  t.same(s.evidence.get(i, 'h'), ev)
+  s.release(i)
+  t.notOk(s.evidence.has(i))
 })
