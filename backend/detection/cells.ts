@@ -45,6 +45,7 @@ const DIP = EVIDENCE_SLOT['dst_endpoint.ip']
 const DPORT = EVIDENCE_SLOT['dst_endpoint.port']
 const PROTO = EVIDENCE_SLOT['connection_info.protocol_num']
 const DIR = EVIDENCE_SLOT['connection_info.direction_id']
+const QNAME = EVIDENCE_SLOT['query.hostname']
 
 /** The evidence of the row at `b`, seen at event time `t`. */
 export function evidenceAt (actor: Actor, c: Cols, b: number, t: number): Ev {
@@ -62,6 +63,7 @@ export function evidenceAt (actor: Actor, c: Cols, b: number, t: number): Ev {
     proto: cellNum(c, b + PROTO, -1),
     dir: cellNum(c, b + DIR, -1),
     cls: cellNum(c, b + CLS, CLASS.NETWORK_ACTIVITY.uid),
+    qname: cellStr(c, b + QNAME),
   }
 }
 

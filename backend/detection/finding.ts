@@ -46,6 +46,7 @@ const LIST_CAP = 1000
 /** distinct values shown when they are not ports (a sample: names can be long) */
 const VALUE_SAMPLE = 20
 const NETWORK = CLASS.NETWORK_ACTIVITY.uid
+const DNS = CLASS.DNS_ACTIVITY.uid
 const CLASS_SOURCE: Record<number, string> = { 1001: 'file_activity', 1007: 'process_activity', 4001: 'network_activity', 4003: 'dns_activity' }
 
 const ACTIVITY_ID: Record<FindingActivity, number> = { create: FINDING_ACTIVITY.CREATE, update: FINDING_ACTIVITY.UPDATE, close: FINDING_ACTIVITY.CLOSE }
@@ -76,6 +77,7 @@ function evidence (e: Ev, role: string): Record<string, unknown> {
     name: role,
     ...(net ? { src_endpoint: { ...(e.sip !== undefined ? { ip: e.sip } : {}), ...(e.sport >= 0 ? { port: e.sport } : {}) } } : {}),
     ...(net ? { dst_endpoint: { ...(e.dip !== undefined ? { ip: e.dip } : {}), ...(e.dport >= 0 ? { port: e.dport } : {}) } } : {}),
+    ...(cls === DNS && e.qname !== undefined ? { query: { hostname: e.qname } } : {}),
     device: { type_id: dtype, ...caption('type', DEVICE_TYPE_NAME[dtype]), uid: e.host, ...(e.hostname !== undefined ? { hostname: e.hostname } : {}) },
     data: { ...(Number.isFinite(e.rt) ? { time: e.rt } : {}), class_uid: cls, activity_id: e.act, ...(net ? caption('activity_name', NET_ACTIVITY_NAME[e.act]) : {}) },
   }

@@ -28,6 +28,8 @@ export interface Ev {
   cls: number
   proto: number
   dir: number
+  /** dns_activity: query.hostname */
+  qname: string | undefined
 }
 
 export interface ValStat { first: number, last: number, count: number }
@@ -37,7 +39,7 @@ export const EVIDENCE_FIRST = 10
 export const EVIDENCE_LAST = 10
 
 export function copyEv (e: Ev): Ev {
-  return { t: e.t, rt: e.rt, host: e.host, hostname: e.hostname, dtype: e.dtype, sip: e.sip, sport: e.sport, dip: e.dip, dport: e.dport, act: e.act, cls: e.cls, proto: e.proto, dir: e.dir }
+  return { t: e.t, rt: e.rt, host: e.host, hostname: e.hostname, dtype: e.dtype, sip: e.sip, sport: e.sport, dip: e.dip, dport: e.dport, act: e.act, cls: e.cls, proto: e.proto, dir: e.dir, qname: e.qname }
 }
 
 /** Distinct keys an incident tracks per map (values, sources, hosts); past it, sightings of new keys are counted, not kept. */

@@ -65,27 +65,31 @@ export class StatSlab {
 }
 
 const NUMS = ['t', 'rt', 'dtype', 'sport', 'dport', 'act', 'proto', 'dir', 'cls'] as const
+/** strings per slot: hostname, sip, dip, qname */
+const STRS = 4
 
 /**
  * Evidence records by slot (a StatSlab's): the one evidence record a group
  * keeps for a value it has not seen before, until it crosses. As objects
  * they were the bulk of a host's detection state (a plain object, its boxed
  * times and an array per group); here the numbers are one row of a typed
- * array and the strings three references.
+ * array and the strings four references.
  */
 export class EvidenceSlab {
   #num = new Float64Array(INITIAL * NUMS.length)
   #has = new Uint8Array(INITIAL)
-  /** hostname, sip, dip by slot; kept dense (filled as it grows), never holey */
-  readonly #str: Array<string | undefined> = new Array<string | undefined>(INITIAL * 3).fill(undefined)
+  /** hostname, sip, dip, qname by slot; kept dense (filled as it grows), never holey */
+  readonly #str: Array<string | undefined> = new Array<string | undefined>(INITIAL * STRS).fill(undefined)
 
   put (i: number, e: Ev): void {
     if (i >= this.#has.length) this.#grow(i)
     const o = i * NUMS.length
     for (let k = 0; k < NUMS.length; k++) this.#num[o + k] = e[NUMS[k]]
-    this.#str[i * 3] = e.hostname
-    this.#str[i * 3 + 1] = e.sip
-    this.#str[i * 3 + 2] = e.dip
+    const s = i * STRS
+    this.#str[s] = e.hostname
+    this.#str[s + 1] = e.sip
+    this.#str[s + 2] = e.dip
+    this.#str[s + 3] = e.qname
     this.#has[i] = 1
   }
 
@@ -97,9 +101,10 @@ export class EvidenceSlab {
   get (i: number, host: string): Ev {
     const n = this.#num
     const o = i * NUMS.length
+    const s = i * STRS
     return {
-      t: n[o], rt: n[o + 1], host, hostname: this.#str[i * 3], dtype: n[o + 2], sip: this.#str[i * 3 + 1], sport: n[o + 3],
-      dip: this.#str[i * 3 + 2], dport: n[o + 4], act: n[o + 5], proto: n[o + 6], dir: n[o + 7], cls: n[o + 8],
+      t: n[o], rt: n[o + 1], host, hostname: this.#str[s], dtype: n[o + 2], sip: this.#str[s + 1], sport: n[o + 3],
+      dip: this.#str[s + 2], dport: n[o + 4], act: n[o + 5], proto: n[o + 6], dir: n[o + 7], cls: n[o + 8], qname: this.#str[s + 3],
     }
   }
 
@@ -107,7 +112,7 @@ export class EvidenceSlab {
   drop (i: number): void {
     if (!this.has(i)) return
     this.#has[i] = 0
-    this.#str[i * 3] = this.#str[i * 3 + 1] = this.#str[i * 3 + 2] = undefined
+    this.#str.fill(undefined, i * STRS, (i + 1) * STRS)
   }
 
   #grow (i: number): void {
@@ -119,6 +124,6 @@ export class EvidenceSlab {
     const num = new Float64Array(n * NUMS.length)
     num.set(this.#num)
     this.#num = num
-    for (let k = this.#str.length; k < n * 3; k++) this.#str.push(undefined)
+    for (let k = this.#str.length; k < n * STRS; k++) this.#str.push(undefined)
   }
 }

@@ -1,11 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { existsSync, readdirSync, readlinkSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { rootPath, siblingModule } from '../../shared/paths.js'
 import type { BenchContext, BenchResult } from './cli.js'
-import { metric, scrape } from './lib/metrics.js'
+import { until as waitFor, withAgent as runAgent } from './lib/agent-run.js'
 import { runJson, sleep, totalCpu, waitExit } from './lib/proc.js'
 import { fmt, median, pct, table } from './lib/report.js'
 import { NET_PROGRAMS } from '../../bpf/index.js'
@@ -47,61 +45,10 @@ async function withFloor (count: number, kind: StormKind): Promise<StormResult> 
 
 interface AgentRun { rate: number, connections: number, cpu: number, captured: number, emitted: number, dropped: number, acked: number, recursion: number }
 
-async function waitFor (what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    try { if (await fn()) return } catch {}
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
-
 async function withAgent (sink: Sink, count: number, metricsPort: number, threads = 1, kind: StormKind = 'repeated'): Promise<AgentRun> {
-  const data = mkdtempSync(join(tmpdir(), 'picket-bench-agent-'))
-  const p = spawn(process.execPath, [rootPath('bin', 'picket.js'), 'agent', '--collector', sink.address, '--data', data,
-    // the connection storm's rows: the network class alone, as before the other classes had rings
-    '--metrics', String(metricsPort), '--host-id', 'bench-capture', '--log-level', 'warn', '--class', 'network'], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  p.stderr.on('data', d => { stderr += String(d) })
-  const url = `http://127.0.0.1:${metricsPort}/metrics`
-  try {
-    await waitFor('the agent to connect', async () => metric(await scrape(url), 'picket_agent_connected') === 1, 20_000)
-    await sleep(300)
-    const m0 = await scrape(url)
-    const sink0 = sink.records
-    const cpu0 = totalCpu(p.pid!)
-    const s = await storm(count, threads, kind)
-    // wait until the ring is drained, everything decoded and acked
-    let last = -1
-    await waitFor('the agent to ship the storm', async () => {
-      const m = await scrape(url)
-      const cap = metric(m, 'picket_agent_records_captured_total')
-      const done = cap === last && metric(m, 'picket_agent_spool_pending_batches') === 0 && metric(m, 'picket_agent_queue_depth', { queue: 'decoder' }) === 0
-      last = cap
-      return done
-    }, 60_000)
-    const cpu1 = totalCpu(p.pid!)
-    // kernel counters reach the metrics on the agent's 1 s stats tick
-    await sleep(1300)
-    const m1 = await scrape(url)
-    const d = (name: string, labels?: Record<string, string>): number => metric(m1, name, labels) - metric(m0, name, labels)
-    return {
-      rate: s.rate,
-      connections: s.connections,
-      cpu: cpu1 - cpu0,
-      captured: d('picket_agent_records_captured_total'),
-      emitted: d('picket_agent_kernel_events_total'),
-      dropped: d('picket_agent_drops_total'),
-      recursion: d('picket_agent_drops_total', { cause: 'kernel_recursion' }),
-      acked: sink.records - sink0,
-    }
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; agent stderr:\n${stderr.slice(-3000)}`)
-  } finally {
-    p.kill('SIGINT')
-    await waitExit(p)
-    rmSync(data, { recursive: true, force: true })
-  }
+  // the connection storm's rows: the network class alone, as before the other classes had rings
+  const { storm: s, ...r } = await runAgent({ collector: sink.address, acked: () => sink.records, metricsPort, hostId: 'bench-capture', classes: 'network', storm: async () => await storm(count, threads, kind) })
+  return { rate: s.rate, connections: s.connections, ...r }
 }
 
 async function withDrainOnly (count: number, kind: StormKind, foldWindowMs?: number): Promise<StormResult> {

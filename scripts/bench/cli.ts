@@ -30,6 +30,7 @@ export type Bench = (ctx: BenchContext) => Promise<BenchResult>
 
 export const BENCHES: Record<string, { summary: string, load: () => Promise<{ bench: Bench }> }> = {
   capture: { summary: 'repeated- and unique-flow connection storms: nothing vs the floor vs picket agent vs libbpf-tools tcpstates (needs root)', load: async () => await import('./capture.js') },
+  dns: { summary: 'DNS query storm against a local dnsmasq: nothing vs the floor vs picket agent --class dns, query rate and agent CPU per query (needs root)', load: async () => await import('./dns.js') },
   decode: { summary: 'raw NET_EVENTS → OCSF → msgpack on one decoder thread, vs a bare msgpackr pack', load: async () => await import('./decode.js') },
   'agent-pipeline': { summary: 'synthetic records → slabs → piscina decoders → gRPC to a loopback sink', load: async () => await import('./agent-pipeline.js') },
   'agent-steady': { summary: 'agent CPU on an idle host (kernel source) and RSS over minutes at a steady 20k records/s (needs root)', load: async () => await import('./agent-steady.js') },

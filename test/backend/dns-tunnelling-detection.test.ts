@@ -84,6 +84,7 @@ t.test('an iodine-like client: 300 random base32 label queries under one domain 
   t.equal(picket.values_total, 100, 'of the distinct names that crossed the threshold')
   t.match(f.finding.message, /100 distinct query\.hostname/)
   t.ok(f.finding.evidences?.length && f.finding.evidences.every(e => (e.data as { class_uid: number }).class_uid === 4003), 'the evidence records are the DNS queries')
+  t.ok(f.finding.evidences!.every(e => /^[a-z2-7]{51}[2-7]\.t\.tunnel-example\.com$/.test(String((e as { query?: { hostname?: string } }).query?.hostname))), 'each evidence shows the query name')
   t.notOk(text.includes('ports probed'), 'not worded as a port scan')
   t.equal(f.summary.hostId, 'host-tun')
 })

@@ -27,3 +27,13 @@ t.test('evidence by slot: kept whole, gone with its slot', async t => {
   s.release(far[599])
   t.notOk(s.evidence.has(far[599]), 'released with its slot')
 })
+
+t.test('a DNS record\'s evidence keeps its query name', async t => {
+  const s = new StatSlab()
+  const i = s.alloc(0, 0, 1)
+  const ev = { t: 1_800_000_000_123, rt: NaN, host: 'h', hostname: 'web-1', dtype: -1, sip: '10.0.0.2', sport: 40000, dip: '10.0.0.53', dport: 53, act: 1, cls: 4003, proto: 17, dir: 2, qname: 'a.example.com' }
+  s.evidence.put(i, ev)
+  t.same(s.evidence.get(i, 'h'), ev)
+  s.release(i)
+  t.notOk(s.evidence.has(i))
+})

@@ -17,12 +17,15 @@ export const BIG_NAME = 'big.example.test'
 
 export interface Dnsmasq { pid: number, stop: () => Promise<void> }
 
-/** dnsmasq answering *.example.test from its command line, listening on DNS_V4:53 and [::1]:53 only. */
-export async function startDnsmasq (): Promise<Dnsmasq> {
+/**
+ * dnsmasq answering *.example.test from its command line, listening on
+ * DNS_V4:53 and [::1]:53 only; `extra` adds zone options (--cname, --host-record, ...).
+ */
+export async function startDnsmasq (extra: string[] = []): Promise<Dnsmasq> {
   const txt = ['a', 'b', 'c', 'd'].map(c => `--txt-record=${BIG_NAME},${c.repeat(250)}`)
   const p: ChildProcess = spawn('dnsmasq', ['-C', '/dev/null', '--keep-in-foreground', '--log-facility=-', '--pid-file=',
     '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${DNS_V4}`, `--listen-address=${DNS_V6}`, '--port=53',
-    `--address=/example.test/${ANSWER_V4}`, `--address=/example.test/${ANSWER_V6}`, ...txt], { stdio: ['ignore', 'ignore', 'pipe'] })
+    `--address=/example.test/${ANSWER_V4}`, `--address=/example.test/${ANSWER_V6}`, ...txt, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
   const exited = new Promise<void>(resolve => p.once('exit', () => resolve()))
   let stderr = ''
   await new Promise<void>((resolve, reject) => {

@@ -2,7 +2,8 @@ import { CLASS } from '../../../shared/ocsf/constants.js'
 
 // The fields every detection worker projects, whatever the rules say: the
 // base event's (every class has them: routing, the time window, the host
-// check) and, for network_activity, the endpoints a finding's evidence shows.
+// check) and, for network_activity, the endpoints a finding's evidence shows
+// (for dns_activity, the query name).
 // They open every RuleSet's paths, in this order, so their slots are fixed.
 
 export const HOST_FIELD = 'device.uid'
@@ -20,7 +21,10 @@ export const NETWORK_EVIDENCE = [
   'connection_info.protocol_num', 'connection_info.direction_id',
 ] as const
 
-export const EVIDENCE_FIELDS = [...BASE_FIELDS, ...NETWORK_EVIDENCE] as const
+/** dns_activity's evidence field: the name asked, the one thing a DNS finding's evidence must show. */
+export const DNS_EVIDENCE = ['query.hostname'] as const
+
+export const EVIDENCE_FIELDS = [...BASE_FIELDS, ...NETWORK_EVIDENCE, ...DNS_EVIDENCE] as const
 
 export type EvidenceField = typeof EVIDENCE_FIELDS[number]
 
@@ -30,4 +34,5 @@ export const EVIDENCE_SLOT = Object.freeze(Object.fromEntries(EVIDENCE_FIELDS.ma
 /** The evidence slots each class adds to the base ones. */
 export const CLASS_EVIDENCE: ReadonlyMap<number, readonly number[]> = new Map([
   [CLASS.NETWORK_ACTIVITY.uid, NETWORK_EVIDENCE.map(f => EVIDENCE_SLOT[f])],
+  [CLASS.DNS_ACTIVITY.uid, DNS_EVIDENCE.map(f => EVIDENCE_SLOT[f])],
 ])
