@@ -33,6 +33,9 @@ function comparable (f: StoredFinding['finding'], fleet = false): unknown {
   for (const k of ['uid', 'created_time', 'modified_time']) delete o.finding_info[k]
   if (!fleet) return o
   delete o.evidences
+  // a host's hostname reaches the fleet stage with its sightings, or not yet
+  // when the crossing seeded that host: arrival order again
+  for (const h of o.unmapped?.picket?.hosts ?? []) delete h.hostname
   return sorted(o)
 }
 
